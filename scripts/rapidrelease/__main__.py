@@ -1,0 +1,3 @@
+from rapidrelease.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The ``rapidrelease`` command: one subcommand per pipeline stage.
+
+Every stage the Snakemake workflow runs is a subcommand here, so a person can run and debug it
+alone. A user-facing failure is printed as one line (``rapidrelease: <sentence>``) on stderr with
+exit status 1; a traceback is never the user's error message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rapidrelease import __version__
+from rapidrelease.errors import RapidReleaseError
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_fcs_info(args: argparse.Namespace) -> int:
+    from rapidrelease.fcs.reader import describe_fcs, read_fcs
+
+    failed = 0
+    for path in args.files:
+        try:
+            fcs = read_fcs(Path(path))
+        except RapidReleaseError as exc:
+            print(f"rapidrelease: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(json.dumps(describe_fcs(fcs), ensure_ascii=False))
+    return 1 if failed else 0
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from rapidrelease.gating.engine import gate_files
+
+    gate_files(
+        template_path=Path(args.template),
+        fcs_paths=[Path(p) for p in args.files],
+        out_dir=Path(args.out),
+        events_out=Path(args.events_out) if args.events_out else None,
+        chunk_size=args.chunk_size,
+    )
+    return 0
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from rapidrelease.flow.measure import measure_unit
+
+    measure_unit(
+        lot_id=args.lot,
+        unit_id=args.unit,
+        assay=args.assay,
+        role=args.role,
+        fcs_path=Path(args.fcs) if args.fcs else None,
+        panel_path=Path(args.panel) if args.panel else None,
+        out_dir=Path(args.out),
+    )
+    return 0
+
+
+def _cmd_validate_config(args: argparse.Namespace) -> int:
+    from rapidrelease.release.config import describe_run_config, load_run_config
+
+    run = load_run_config(Path(args.config))
+    print(describe_run_config(run))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from rapidrelease.release.config import load_run_config
+    from rapidrelease.release.decision import evaluate_lot_files
+
+    run = load_run_config(Path(args.config))
+    evaluate_lot_files(
+        run,
+        lot_id=args.lot,
+        unit_result_paths=[Path(p) for p in args.unit_results],
+        out_path=Path(args.out),
+    )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rapidrelease.report.html import write_lot_report
+
+    write_lot_report(
+        release_path=Path(args.release),
+        unit_dirs=[Path(p) for p in args.unit_dirs],
+        out_path=Path(args.out),
+    )
+    return 0
+
+
+def _cmd_simulate_demo(args: argparse.Namespace) -> int:
+    from rapidrelease.demo.simulate import write_demo_lots
+
+    for path in write_demo_lots(Path(args.out), seed=args.seed):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``rapidrelease`` command."""
+    parser = argparse.ArgumentParser(
+        prog="rapidrelease",
+        description="Release-candidate analytics for CAR-T lots (flow cytometry and contaminant reads).",
+    )
+    parser.add_argument("--version", action="version", version=f"rapidrelease {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fcs-info", help="print one JSON object per FCS file (channels, events, hashes)")
+    p.add_argument("files", nargs="+", metavar="FCS")
+    p.set_defaults(func=_cmd_fcs_info)
+
+    p = sub.add_parser("gate", help="gate FCS files with a GatingML 2.0 or FlowJo .wsp template")
+    p.add_argument("--template", required=True, help="GatingML 2.0 XML or FlowJo 10 .wsp")
+    p.add_argument("--out", required=True, help="folder for populations.tsv")
+    p.add_argument("--events-out", help="folder for one Parquet file of per-event gate membership per sample")
+    p.add_argument(
+        "--chunk-size", type=int, default=1_000_000, help="events gated at a time (bounds memory; default 1000000)"
+    )
+    p.add_argument("files", nargs="+", metavar="FCS")
+    p.set_defaults(func=_cmd_gate)
+
+    p = sub.add_parser("measure", help="measure one unit of a lot (gate, compute metrics); errors are recorded")
+    p.add_argument("--lot", required=True)
+    p.add_argument("--unit", required=True)
+    p.add_argument("--assay", required=True)
+    p.add_argument("--role", required=True)
+    p.add_argument("--panel", help="panel YAML naming the gating template and the metrics")
+    p.add_argument("--fcs", help="the unit's FCS file")
+    p.add_argument("--out", required=True, help="folder for populations.tsv, metrics.json, gate_plots.json")
+    p.set_defaults(func=_cmd_measure)
+
+    p = sub.add_parser("validate-config", help="check config.yaml, the sheets and the specs before a run")
+    p.add_argument("--config", default="config/config.yaml")
+    p.set_defaults(func=_cmd_validate_config)
+
+    p = sub.add_parser("evaluate", help="evaluate a lot's measured metrics against its specification")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--lot", required=True)
+    p.add_argument("--out", required=True, help="release.json to write")
+    p.add_argument("unit_results", nargs="*", metavar="METRICS_JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("report", help="write a lot's self-contained HTML report")
+    p.add_argument("--release", required=True, help="the lot's release.json")
+    p.add_argument("--out", required=True, help="report.html to write")
+    p.add_argument("unit_dirs", nargs="*", metavar="UNIT_DIR")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("simulate-demo", help="write the synthetic demo lots (FCS 3.1, template, truth)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=20261125)
+    p.set_defaults(func=_cmd_simulate_demo)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RapidReleaseError as exc:
+        print(f"rapidrelease: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""The synthetic demo lot: a CAR-T phenotype panel simulated with known truth."""

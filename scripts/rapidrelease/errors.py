@@ -1,0 +1,46 @@
+"""Exceptions raised by rapidrelease.
+
+Every error a user can meet is one of these classes, and its message is one sentence that names
+the file (and, for sheets, the row and column) and the problem. The command line prints the message
+alone, never a traceback, and a lot whose evidence raised one of them can only be INCONCLUSIVE.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RapidReleaseError",
+    "ConfigError",
+    "FCSReadError",
+    "TemplateError",
+    "GatingError",
+    "MetricError",
+    "SpecError",
+]
+
+
+class RapidReleaseError(Exception):
+    """Base class: an input or configuration problem described in one sentence."""
+
+
+class ConfigError(RapidReleaseError):
+    """config.yaml, a sample sheet, a panel or specs.yaml is missing or invalid."""
+
+
+class FCSReadError(RapidReleaseError):
+    """An FCS file cannot be read (truncated, corrupt, or not FCS at all)."""
+
+
+class TemplateError(RapidReleaseError):
+    """A gating template (GatingML 2.0 or FlowJo .wsp) cannot be loaded or used."""
+
+
+class GatingError(RapidReleaseError):
+    """A gate tree cannot be applied to a sample (e.g. a channel the template needs is absent)."""
+
+
+class MetricError(RapidReleaseError):
+    """A metric cannot be computed from the gated populations."""
+
+
+class SpecError(RapidReleaseError):
+    """A specification cannot be evaluated (e.g. it names an attribute nothing measures)."""

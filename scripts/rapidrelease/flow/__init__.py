@@ -1,0 +1,1 @@
+"""Flow-cytometry assays: from gated populations to the metrics a specification names."""

@@ -1,0 +1,1 @@
+"""Configuration, sample sheets, specifications and the release decision."""

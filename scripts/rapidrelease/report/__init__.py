@@ -1,0 +1,1 @@
+"""The release-candidate report: figures (Plotly) and one self-contained HTML file per lot."""

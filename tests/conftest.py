@@ -1,0 +1,23 @@
+"""Shared fixtures: the project root and the real public data beside the project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, the real public FCS and sequencing data; tests that need it skip without it."""
+    if not (SHARED_DATA / "MANIFEST.tsv").is_file():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (CI provides ../shared/data)")
+    return SHARED_DATA
