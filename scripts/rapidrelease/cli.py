@@ -121,12 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for populations.tsv")
     p.add_argument("--events-out", help="folder for one Parquet file of per-event gate membership per sample")
     p.add_argument(
-        "--chunk-size", type=int, default=1_000_000, help="events gated at a time (bounds memory; default 1000000)"
+        "--chunk-size", type=int, default=1_000_000, help="events gated per chunk (default 1000000)"
     )
     p.add_argument("files", nargs="+", metavar="FCS")
     p.set_defaults(func=_cmd_gate)
 
-    p = sub.add_parser("measure", help="measure one unit of a lot (gate, compute metrics); errors are recorded")
+    p = sub.add_parser("measure", help="measure one unit of a lot; an error is recorded, not raised")
     p.add_argument("--lot", required=True)
     p.add_argument("--unit", required=True)
     p.add_argument("--assay", required=True)

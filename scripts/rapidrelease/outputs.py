@@ -43,7 +43,7 @@ def _atomic_text(path: Path) -> Iterator[IO[str]]:
 
 
 def dumps_json(obj: Any) -> str:
-    """Serialise ``obj`` the one way rapidrelease writes JSON: 2-space indent, UTF-8, keys in insertion order."""
+    """Serialise ``obj`` the one way rapidrelease writes JSON: indented, UTF-8, keys in insertion order."""
     return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
