@@ -1,0 +1,57 @@
+"""The committed demo can never drift from the simulator: regenerating it gives the same bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from rapidrelease.demo.simulate import write_demo_lots
+from rapidrelease.outputs import sha256_file
+
+EXPECTED = [
+    "DEMO-001/DEMO-001_phenotype.fcs",
+    "DEMO-001/truth.tsv",
+    "DEMO-001/events_truth.parquet",
+    "DEMO-002/DEMO-002_phenotype.fcs",
+    "DEMO-002/truth.tsv",
+    "DEMO-002/events_truth.parquet",
+    "car_t_phenotype.gatingml.xml",
+    "README.md",
+]
+
+
+def test_write_demo_lots_returns_every_file_it_writes(regenerated: tuple[Path, list[Path]]) -> None:
+    out, written = regenerated
+    assert [p.relative_to(out).as_posix() for p in written] == EXPECTED
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert on_disk == sorted(EXPECTED)
+
+
+def test_regenerated_demo_is_byte_identical_to_committed(
+    regenerated: tuple[Path, list[Path]], demo_dir: Path
+) -> None:
+    out, _ = regenerated
+    committed = sorted(p.relative_to(demo_dir).as_posix() for p in demo_dir.rglob("*") if p.is_file())
+    assert committed == sorted(EXPECTED), "resources/demo holds other files than the simulator writes"
+    for name in EXPECTED:
+        if name.endswith(".parquet"):
+            # Parquet's footer names the writing Polars version, so compare the table, not the bytes.
+            assert_frame_equal(pl.read_parquet(out / name), pl.read_parquet(demo_dir / name))
+        else:
+            assert sha256_file(out / name) == sha256_file(demo_dir / name), (
+                f"{name} differs from the simulator's output: run "
+                "`rapidrelease simulate-demo --out resources/demo` and commit the result"
+            )
+
+
+def test_another_seed_gives_other_events_but_the_same_template(
+    regenerated: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    out, _ = regenerated
+    write_demo_lots(tmp_path, seed=7)
+    fcs = "DEMO-001/DEMO-001_phenotype.fcs"
+    assert sha256_file(tmp_path / fcs) != sha256_file(out / fcs)
+    template = "car_t_phenotype.gatingml.xml"
+    assert sha256_file(tmp_path / template) == sha256_file(out / template)
