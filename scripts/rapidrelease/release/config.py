@@ -1,0 +1,346 @@
+"""The run configuration a site edits, validated as a whole before any job runs.
+
+``config/config.yaml`` points to the lot sheet, the unit sheet and the specifications. Loading
+checks all of them against ``workflow/schemas/`` and against each other, collects every problem
+(one line each, naming the file, row and column) and refuses the configuration if there is any:
+a malformed sheet, an unsafe or repeated identifier, a unit of an unknown lot, a lot of an unknown
+specification, a specification with an unknown comparison or assay.
+
+What concerns one lot's evidence is deliberately not checked here, so that a scheduled run is
+not blocked for every lot by one lot's gap: a data file that does not exist (yet), or a lot that
+has no unit for an attribute's assay. Those make the affected attributes INCONCLUSIVE when the
+lot is evaluated (rapidrelease.release.decision).
+
+Relative paths (sheets, results, data files, panels) are relative to the working directory, as
+everywhere in Snakemake, not to config.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rapidrelease.errors import ConfigError
+from rapidrelease.release.schemas import load_schema, problems_error, schema_problems
+from rapidrelease.release.sheets import CheckedRow, read_sheet, row_records, sheet_problems
+from rapidrelease.release.specs import Spec, specs_from_data
+from rapidrelease.release.yaml_files import load_yaml, read_config_bytes
+
+__all__ = [
+    "FLOW_ASSAYS",
+    "Lot",
+    "Unit",
+    "RunConfig",
+    "load_run_config",
+    "run_config_from_dict",
+    "describe_run_config",
+]
+
+FLOW_ASSAYS = ("phenotype", "potency", "microbial_flow")
+_LOT_COLUMNS = ("lot_id", "product", "spec", "collected_at", "site")
+_EXAMPLE_TIME = "2026-11-24T08:30:00+01:00"
+
+
+@dataclass(frozen=True)
+class Lot:
+    """One row of the lot sheet. ``collected_at`` is time-zone aware; ``extra`` holds further columns."""
+
+    lot_id: str
+    product: str
+    spec: str
+    collected_at: datetime
+    site: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One row of the unit sheet: a measured sample of a lot. ``volume_ul`` is in microlitres."""
+
+    lot_id: str
+    unit_id: str
+    assay: str
+    role: str
+    path: Path | None
+    path2: Path | None = None
+    template: Path | None = None
+    volume_ul: float | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated configuration: settings, lots, units and specifications that agree with each other.
+
+    ``settings`` is config.yaml as validated; ``deadline_hours`` is the release decision window
+    counted from each lot's ``collected_at``; ``file_sha256`` maps each configuration file read
+    (path as written) to the SHA-256 of the bytes that were parsed, for the audit trail.
+    """
+
+    config_path: Path
+    results_dir: Path
+    deadline_hours: float
+    lots: Mapping[str, Lot]
+    units: tuple[Unit, ...]
+    specs: Mapping[str, Spec]
+    settings: Mapping[str, Any]
+    file_sha256: Mapping[str, str | None] = field(default_factory=dict)
+
+    def units_of(self, lot_id: str) -> tuple[Unit, ...]:
+        """The units of ``lot_id`` in unit-sheet order (empty if it has none)."""
+        return tuple(unit for unit in self.units if unit.lot_id == lot_id)
+
+    def deadline_of(self, lot_id: str) -> datetime:
+        """When the lot's release decision window closes: collected_at + deadline_hours."""
+        return self.lots[lot_id].collected_at + timedelta(hours=self.deadline_hours)
+
+
+def load_run_config(config_path: Path) -> RunConfig:
+    """Load config.yaml and everything it names; ConfigError listing every problem found."""
+    config_path = Path(config_path)
+    data, sha256 = load_yaml(config_path)
+    return _build_run_config(data, config_path, sha256)
+
+
+def run_config_from_dict(config: Mapping[str, Any], source: Path) -> RunConfig:
+    """Same as :func:`load_run_config` for a config already loaded (Snakemake's ``config``).
+
+    ``source`` is the config file the dict came from; it names the file in messages and its
+    SHA-256 is recorded when it can be read (settings given on the command line are recorded in
+    ``settings``).
+    """
+    source = Path(source)
+    try:
+        sha256: str | None = hashlib.sha256(read_config_bytes(source)).hexdigest()
+    except ConfigError:
+        sha256 = None
+    return _build_run_config(dict(config), source, sha256)
+
+
+def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -> RunConfig:
+    located = schema_problems(data, load_schema("config.schema.yaml"))
+    if located:
+        # Without valid settings the sheets cannot even be found: stop here.
+        raise problems_error(
+            [
+                f"{config_path}, key '{'.'.join(map(str, keys))}': {message}"
+                if keys
+                else f"{config_path}: {message}"
+                for keys, message in located
+            ],
+            config_path,
+        )
+    deadline_hours = float(data["deadline_hours"])
+    if not math.isfinite(deadline_hours):
+        raise ConfigError(f"{config_path}, key 'deadline_hours': {deadline_hours} is not a finite number.")
+    settings = _plain_settings(data)
+    lots_path, units_path, specs_path = (Path(settings[key]) for key in ("lots", "units", "specs"))
+    problems: list[str] = []
+    file_sha256: dict[str, str | None] = {str(config_path): config_sha256}
+
+    specs: dict[str, Spec] = {}
+    spec_names: tuple[str, ...] | None = None
+    try:
+        spec_data, file_sha256[str(specs_path)] = load_yaml(specs_path, exact_decimals=True)
+        specs, spec_names, spec_problems = specs_from_data(spec_data, specs_path)
+        problems.extend(spec_problems)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    lots, lot_ids, lots_sha = _read_lots(lots_path, spec_names, problems)
+    file_sha256[str(lots_path)] = lots_sha
+    units, units_sha = _read_units(units_path, lot_ids, problems)
+    file_sha256[str(units_path)] = units_sha
+    if problems:
+        raise problems_error(problems, config_path)
+    return RunConfig(
+        config_path=config_path,
+        results_dir=Path(settings["results"]),
+        deadline_hours=deadline_hours,
+        lots=lots,
+        units=units,
+        specs=specs,
+        settings=settings,
+        file_sha256=file_sha256,
+    )
+
+
+def _plain_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """config.yaml as plain JSON-ready values, in file order (dates and the like become text)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if value is None or isinstance(value, bool | int | str):
+            return value
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+        return str(value)
+
+    return plain(data)
+
+
+def _parse_collected_at(text: str) -> datetime | str:
+    """The sampling time, or the phrase saying why ``text`` is not a time-zone-aware ISO 8601 time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return f"{text!r} is not an ISO 8601 date and time such as {_EXAMPLE_TIME}."
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return (
+            f"{text!r} has no time zone offset; write it like {_EXAMPLE_TIME}, "
+            "since the release window is counted from this moment."
+        )
+    return moment
+
+
+def _read_lots(
+    path: Path, spec_names: tuple[str, ...] | None, problems: list[str]
+) -> tuple[dict[str, Lot], set[str] | None, str | None]:
+    """Lots by id, every lot id the sheet names (None if unreadable), the sheet's SHA-256."""
+    schema = load_schema("lots.schema.yaml")
+    sheet = read_sheet(path, schema, problems)
+    if sheet is None:
+        return {}, None, None
+    checked = row_records(sheet, schema, _check_lot_row)
+    lot_ids = {item.row.cells["lot_id"] for item in checked if item.row.cells["lot_id"]}
+    _flag_repeats(checked, "lot_id", scope_column=None)
+    lots: dict[str, Lot] = {}
+    for item in checked:
+        cells = item.row.cells
+        if spec_names is not None and cells["spec"] not in spec_names:
+            item.add("spec", f"{cells['spec']!r} is not a specification in the specs file.")
+        if item.bad:
+            continue
+        lots[cells["lot_id"]] = Lot(
+            lot_id=cells["lot_id"],
+            product=cells["product"],
+            spec=cells["spec"],
+            collected_at=_parse_collected_at(cells["collected_at"]),
+            site=cells["site"],
+            extra={column: cells[column] for column in sheet.columns if column not in _LOT_COLUMNS},
+        )
+    problems.extend(sheet_problems(checked))
+    if not sheet.data_lines:
+        problems.append(f"{path}: lists no lots; add one row per lot below the header.")
+    return lots, lot_ids, sheet.sha256
+
+
+def _check_lot_row(record: dict[str, Any]) -> list[tuple[str, str]]:
+    if "collected_at" not in record:
+        return []
+    parsed = _parse_collected_at(record["collected_at"])
+    return [("collected_at", parsed)] if isinstance(parsed, str) else []
+
+
+def _flag_repeats(checked: list[CheckedRow], column: str, scope_column: str | None) -> None:
+    """Mark every row whose id in ``column`` (within ``scope_column``) repeats an earlier row's.
+
+    Letter case is ignored: folders named by ids that differ only in case collide on macOS and
+    Windows file systems. Rows whose id cells are already invalid are skipped.
+    """
+    first: dict[tuple[str, str], tuple[int, str]] = {}
+    for item in checked:
+        if column in item.bad or (scope_column is not None and scope_column in item.bad):
+            continue
+        value = item.row.cells[column]
+        scope = item.row.cells[scope_column] if scope_column is not None else ""
+        key = (scope.casefold(), value.casefold())
+        if key not in first:
+            first[key] = (item.row.line, value)
+            continue
+        line, written = first[key]
+        where = f" for lot {scope}" if scope_column is not None else ""
+        if value == written:
+            item.add(column, f"{value!r} is already used{where} in row {line}.")
+        else:
+            item.add(
+                column,
+                f"{value!r} is already used{where} in row {line} as {written!r} "
+                "(ids may not differ only in letter case).",
+            )
+
+
+def _read_units(
+    path: Path, lot_ids: set[str] | None, problems: list[str]
+) -> tuple[tuple[Unit, ...], str | None]:
+    """The units in sheet order and the sheet's SHA-256; units of unknown lots are problems."""
+    schema = load_schema("units.schema.yaml")
+    sheet = read_sheet(path, schema, problems)
+    if sheet is None:
+        return (), None
+    checked = row_records(sheet, schema, _check_unit_row)
+    for item in checked:
+        lot_id = item.row.cells["lot_id"]
+        if lot_ids is not None and "lot_id" not in item.bad and lot_id not in lot_ids:
+            item.add("lot_id", f"{lot_id!r} is not a lot in the lot sheet.")
+    _flag_repeats(checked, "unit_id", scope_column="lot_id")
+    units = [
+        Unit(
+            lot_id=item.record["lot_id"],
+            unit_id=item.record["unit_id"],
+            assay=item.record["assay"],
+            role=item.record["role"],
+            path=Path(item.record["path"]),
+            path2=Path(item.record["path2"]) if "path2" in item.record else None,
+            template=Path(item.record["template"]) if "template" in item.record else None,
+            volume_ul=item.record.get("volume_ul"),
+        )
+        for item in checked
+        if not item.bad
+    ]
+    problems.extend(sheet_problems(checked))
+    return tuple(units), sheet.sha256
+
+
+def _check_unit_row(record: dict[str, Any]) -> list[tuple[str, str]]:
+    if record.get("assay") in FLOW_ASSAYS and "template" not in record:
+        return [("template", f"a panel YAML is required for the flow assay {record['assay']!r}.")]
+    return []
+
+
+def describe_run_config(run: RunConfig) -> str:
+    """A short summary for people (``rapidrelease validate-config``), with per-lot warnings.
+
+    A warning names a lot that cannot become a release candidate as configured (no unit of the
+    assay and role an attribute needs); it is not an error, because scheduled runs must still
+    evaluate the other lots.
+    """
+    lines = [
+        f"{run.config_path}: valid. {_count(len(run.lots), 'lot')}, {_count(len(run.units), 'unit')}, "
+        f"{_count(len(run.specs), 'specification')}; results in {run.results_dir}/; "
+        f"decision window {run.deadline_hours:g} h from collection."
+    ]
+    for lot in run.lots.values():
+        units = ", ".join(f"{u.unit_id} ({u.assay} {u.role})" for u in run.units_of(lot.lot_id)) or "none"
+        lines.append(
+            f"  lot {lot.lot_id} at {lot.site}, spec {lot.spec}: collected {lot.collected_at.isoformat()}, "
+            f"deadline {run.deadline_of(lot.lot_id).isoformat()}; units: {units}"
+        )
+    for spec in run.specs.values():
+        criteria = "; ".join(f"{a.name} {a.criterion_text()}" for a in spec.attributes)
+        lines.append(f"  spec {spec.name}: {criteria}")
+    for lot in run.lots.values():
+        units = run.units_of(lot.lot_id)
+        for attribute in run.specs[lot.spec].attributes:
+            if attribute.unit_id is not None:
+                found = any(u.unit_id == attribute.unit_id for u in units)
+                need = f"unit {attribute.unit_id}"
+            else:
+                found = any(u.assay == attribute.assay and u.role == attribute.role for u in units)
+                need = f"{attribute.assay} unit with role {attribute.role}"
+            if not found:
+                lines.append(
+                    f"  warning: lot {lot.lot_id} has no {need}, "
+                    f"so attribute {attribute.name} will be INCONCLUSIVE."
+                )
+    return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

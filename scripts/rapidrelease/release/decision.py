@@ -1,0 +1,431 @@
+"""The release decision of one lot: every attribute of its specification judged, then the lot.
+
+Fail-safe rules (DESIGN.md §4; the report is evidence for a human decision, not the decision):
+
+- an attribute is PASS or FAIL only when exactly one unit of the right assay and role (or the
+  unit the specification pins) was measured without error and reports the metric with status
+  ``ok`` and a finite value of the right kind; in every other case it is INCONCLUSIVE, with a
+  one-sentence reason naming the unit or file;
+- the lot is RELEASE_CANDIDATE only when its specification has at least one attribute and every
+  attribute is PASS; NOT_RELEASABLE when any attribute is FAIL (a known failure outweighs missing
+  evidence, and the reason says when evidence is also missing); INCONCLUSIVE otherwise.
+
+The decision record is deterministic: the same configuration and metrics give byte-identical JSON
+(keys in a fixed order, units and attributes in sheet and specification order, numbers from
+exact decimals). Only the ``audit`` block, added by :func:`evaluate_lot_files`, holds times.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rapidrelease.errors import ConfigError, SpecError
+from rapidrelease.outputs import write_json
+from rapidrelease.release.audit import audit_block
+from rapidrelease.release.config import RunConfig, Unit
+from rapidrelease.release.specs import FAIL, INCONCLUSIVE, PASS, Attribute, judge, value_problem
+
+__all__ = [
+    "RELEASE_SCHEMA_VERSION",
+    "RELEASE_CANDIDATE",
+    "NOT_RELEASABLE",
+    "PASS",
+    "FAIL",
+    "INCONCLUSIVE",
+    "lot_status",
+    "evaluate_lot",
+    "evaluate_lot_files",
+    "read_unit_result",
+]
+
+RELEASE_SCHEMA_VERSION = "1.0"
+RELEASE_CANDIDATE = "RELEASE_CANDIDATE"
+NOT_RELEASABLE = "NOT_RELEASABLE"
+
+
+@dataclass(frozen=True)
+class _UnitEvidence:
+    """What is known of one unit of the lot: measured or not (with the reason), metrics, inputs."""
+
+    unit: Unit
+    error: str | None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    acquisition: dict[str, Any] | None = None
+
+
+def _finite(value: Any) -> int | float | None:
+    """``value`` if it is a finite JSON number (not a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _sentence(text: str) -> str:
+    return text.strip().rstrip(".")
+
+
+def _inputs(raw: Any) -> list[dict[str, Any]]:
+    """The unit's input files as recorded by the measuring step (path, sha256, size_bytes)."""
+    if not isinstance(raw, list):
+        return []
+    return [
+        {
+            "path": _text(item.get("path")),
+            "sha256": _text(item.get("sha256")),
+            "size_bytes": _finite(item.get("size_bytes")),
+        }
+        for item in raw
+        if isinstance(item, Mapping)
+    ]
+
+
+def _acquisition(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, Mapping):
+        return None
+    return {str(k): v if isinstance(v, str) else _finite(v) for k, v in raw.items()}
+
+
+def _unit_evidence(unit: Unit, records: Sequence[Mapping[str, Any]]) -> _UnitEvidence:
+    """Check the metrics.json records given for ``unit``; any doubt makes the unit an error."""
+    if not records:
+        return _UnitEvidence(unit, f"no metrics.json was given for unit {unit.unit_id}")
+    if len(records) > 1:
+        return _UnitEvidence(unit, f"{len(records)} metrics.json results were given for unit {unit.unit_id}")
+    record = records[0]
+    inputs, acquisition = _inputs(record.get("inputs")), _acquisition(record.get("acquisition"))
+    for key in ("assay", "role"):
+        if key in record and record[key] != getattr(unit, key):
+            return _UnitEvidence(
+                unit,
+                f"the metrics.json of unit {unit.unit_id} is for {key} {record[key]!r}, "
+                f"but the unit sheet says {getattr(unit, key)!r}",
+                inputs=inputs,
+                acquisition=acquisition,
+            )
+    status = record.get("status")
+    if status == "error":
+        message = _sentence(_text(record.get("error")) or "") or "the measuring step gave no message"
+        return _UnitEvidence(unit, message, inputs=inputs, acquisition=acquisition)
+    if status != "ok":
+        return _UnitEvidence(
+            unit,
+            f"the metrics.json of unit {unit.unit_id} has status {status!r}, not 'ok' or 'error'",
+            inputs=inputs,
+            acquisition=acquisition,
+        )
+    metrics = record.get("metrics")
+    if not isinstance(metrics, Mapping):
+        return _UnitEvidence(
+            unit, f"the metrics.json of unit {unit.unit_id} has no metrics mapping", inputs=inputs
+        )
+    return _UnitEvidence(unit, None, metrics=metrics, inputs=inputs, acquisition=acquisition)
+
+
+def _gather_units(
+    lot_id: str, units: Sequence[Unit], unit_results: Sequence[Mapping[str, Any]]
+) -> dict[str, _UnitEvidence]:
+    """Evidence per unit id of the lot. Results of other lots and unknown units are not evidence."""
+    by_unit: dict[str, list[Mapping[str, Any]]] = {}
+    for record in unit_results:
+        if isinstance(record, Mapping) and record.get("lot_id") == lot_id:
+            by_unit.setdefault(str(record.get("unit_id")), []).append(record)
+    return {unit.unit_id: _unit_evidence(unit, by_unit.get(unit.unit_id, [])) for unit in units}
+
+
+def _population(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, Mapping):
+        return None
+    count = raw.get("count")
+    return {
+        "population": _text(raw.get("population")),
+        "count": count if isinstance(count, int) and not isinstance(count, bool) else None,
+    }
+
+
+def _ci95(raw: Any) -> list[int | float] | None:
+    if not isinstance(raw, list | tuple) or len(raw) != 2:
+        return None
+    bounds = [_finite(v) for v in raw]
+    return None if None in bounds else bounds
+
+
+def _evidence(evidence: _UnitEvidence | None, entry: Any = None) -> dict[str, Any]:
+    """The evidence block of an attribute: the unit, its input files and the metric's derivation."""
+    entry = entry if isinstance(entry, Mapping) else {}
+    measured = entry.get("value")
+    return {
+        "unit_id": evidence.unit.unit_id if evidence is not None else None,
+        "metric_status": _text(entry.get("status")),
+        "measured_value": measured if isinstance(measured, str) else _finite(measured),
+        "numerator": _population(entry.get("numerator")),
+        "denominator": _population(entry.get("denominator")),
+        "ci95": _ci95(entry.get("ci95")),
+        "inputs": evidence.inputs if evidence is not None else [],
+    }
+
+
+def _attribute_record(
+    attribute: Attribute,
+    result: str,
+    reason: str,
+    evidence: _UnitEvidence | None = None,
+    entry: Any = None,
+    value: int | float | str | None = None,
+    value_text: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "name": attribute.name,
+        "description": attribute.description,
+        "assay": attribute.assay,
+        "metric": attribute.metric,
+        "role": attribute.role,
+        "unit_id": evidence.unit.unit_id if evidence is not None else attribute.unit_id,
+        "value": value,
+        "value_text": value_text,
+        "unit": attribute.unit,
+        "criterion": attribute.criterion_text(),
+        **attribute.criterion_record(),
+        "result": result,
+        "reason": reason,
+        "evidence": _evidence(evidence, entry),
+    }
+
+
+def _names(units: Sequence[_UnitEvidence]) -> str:
+    ids = [u.unit.unit_id for u in units]
+    return ", ".join(ids[:-1]) + " and " + ids[-1] if len(ids) > 1 else ids[0]
+
+
+def _evaluate_attribute(
+    attribute: Attribute, lot_id: str, units: Sequence[Unit], evidence: Mapping[str, _UnitEvidence]
+) -> dict[str, Any]:
+    """Judge one attribute; INCONCLUSIVE with the reason whenever the evidence is not complete."""
+    kind = f"{attribute.assay} unit with role {attribute.role}"
+
+    def inconclusive(reason: str, source: _UnitEvidence | None = None, entry: Any = None) -> dict[str, Any]:
+        return _attribute_record(attribute, INCONCLUSIVE, reason, source, entry)
+
+    if attribute.unit_id is not None:
+        pinned = [u for u in units if u.unit_id == attribute.unit_id]
+        if not pinned:
+            return inconclusive(
+                f"Unit {attribute.unit_id}, named by the specification, "
+                f"is not in the unit sheet for lot {lot_id}."
+            )
+        unit = pinned[0]
+        if (unit.assay, unit.role) != (attribute.assay, attribute.role):
+            return inconclusive(
+                f"Unit {unit.unit_id} is a {unit.assay} unit with role {unit.role} in the unit sheet, "
+                f"but the specification needs a {kind}.",
+                evidence[unit.unit_id],
+            )
+        candidates = [evidence[unit.unit_id]]
+    else:
+        candidates = [
+            evidence[u.unit_id] for u in units if (u.assay, u.role) == (attribute.assay, attribute.role)
+        ]
+    if not candidates:
+        return inconclusive(f"Lot {lot_id} has no {kind} in the unit sheet.")
+    failed = [c for c in candidates if c.error is not None]
+    if failed and len(candidates) == 1:
+        return inconclusive(
+            f"Unit {failed[0].unit.unit_id} could not be measured ({failed[0].error}).", failed[0]
+        )
+    if failed:
+        # Another unit might have reported the metric too: choosing among the rest would be a guess.
+        return inconclusive(
+            f"Unit {failed[0].unit.unit_id}, one of {len(candidates)} units that may report "
+            f"{attribute.metric}, could not be measured ({failed[0].error}); "
+            "name a unit_id in the specification to choose one.",
+            failed[0],
+        )
+    suppliers = [c for c in candidates if attribute.metric in c.metrics]
+    if not suppliers:
+        where = (
+            f"unit {candidates[0].unit.unit_id}" if len(candidates) == 1 else f"units {_names(candidates)}"
+        )
+        return inconclusive(f"No metric {attribute.metric} is reported by {where}.", candidates[0])
+    if len(suppliers) > 1:
+        return inconclusive(
+            f"Units {_names(suppliers)} each report {attribute.metric}; "
+            "name a unit_id in the specification to choose one."
+        )
+    source = suppliers[0]
+    unit_id = source.unit.unit_id
+    entry = source.metrics[attribute.metric]
+    if not isinstance(entry, Mapping):
+        return inconclusive(
+            f"The entry for {attribute.metric} in the metrics.json of unit {unit_id} is malformed.", source
+        )
+    status = entry.get("status")
+    if status != "ok":
+        why = _text(entry.get("reason"))
+        detail = f" ({_sentence(why)})" if why else ""
+        return inconclusive(
+            f"Unit {unit_id} reports {attribute.metric} as {status!r}, not ok{detail}.", source, entry
+        )
+    declared_unit = entry.get("unit")
+    if isinstance(declared_unit, str) and declared_unit != attribute.unit and not attribute.categorical:
+        return inconclusive(
+            f"Unit {unit_id} reports {attribute.metric} in {declared_unit!r}, "
+            f"but the specification's limits are in {attribute.unit!r}.",
+            source,
+            entry,
+        )
+    value = entry.get("value")
+    problem = value_problem(attribute, value)
+    if problem is not None:
+        return inconclusive(f"Unit {unit_id} reports {attribute.metric} {problem}.", source, entry)
+    judgement = judge(attribute, value)
+    return _attribute_record(
+        attribute, judgement.result, judgement.reason, source, entry, judgement.value, judgement.value_text
+    )
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+def lot_status(spec_name: str, outcomes: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """The lot's status and its one-sentence reason from (attribute name, result) pairs.
+
+    RELEASE_CANDIDATE only when there is at least one attribute and all are PASS; NOT_RELEASABLE
+    when any is FAIL (also when others are INCONCLUSIVE, which the reason then says);
+    INCONCLUSIVE otherwise, including for a specification without attributes.
+    """
+    total = len(outcomes)
+    if total == 0:
+        return INCONCLUSIVE, f"Specification {spec_name} has no attributes, so nothing supports release."
+    failed = [name for name, result in outcomes if result == FAIL]
+    unknown = [name for name, result in outcomes if result not in (PASS, FAIL)]
+    if failed:
+        verb = "fails" if len(failed) == 1 else "fail"
+        reason = f"{len(failed)} of {total} attributes {verb} ({_listed(failed)})"
+        if unknown:
+            verb = "is" if len(unknown) == 1 else "are"
+            reason += f" and {len(unknown)} {verb} inconclusive ({_listed(unknown)})"
+        return NOT_RELEASABLE, reason + "."
+    if unknown:
+        verb = "is" if len(unknown) == 1 else "are"
+        return (
+            INCONCLUSIVE,
+            f"{len(unknown)} of {total} attributes {verb} inconclusive ({_listed(unknown)}); "
+            "a release candidate needs every attribute to pass.",
+        )
+    return (
+        RELEASE_CANDIDATE,
+        f"All {total} attributes of specification {spec_name} pass; QA review and sign-off decide release.",
+    )
+
+
+def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The release decision record of ``lot_id`` (release.json without its audit block).
+
+    ``unit_results`` are the lot's parsed metrics.json records (results of other lots are
+    ignored). Raises ConfigError for a lot not in the lot sheet and SpecError for a lot whose
+    specification is not loaded; every problem with the evidence itself only makes attributes
+    INCONCLUSIVE.
+    """
+    lot = run.lots.get(lot_id)
+    if lot is None:
+        sheet = run.settings.get("lots", "the lot sheet")
+        raise ConfigError(f"{sheet}: has no lot {lot_id!r}.")
+    spec = run.specs.get(lot.spec)
+    if spec is None:
+        raise SpecError(
+            f"{run.settings.get('specs', 'the specifications')}: has no specification {lot.spec!r}."
+        )
+    units = run.units_of(lot_id)
+    evidence = _gather_units(lot_id, units, unit_results)
+    attributes = [_evaluate_attribute(a, lot_id, units, evidence) for a in spec.attributes]
+    status, reason = lot_status(spec.name, [(a["name"], a["result"]) for a in attributes])
+    return {
+        "schema_version": RELEASE_SCHEMA_VERSION,
+        "lot": {
+            "lot_id": lot.lot_id,
+            "product": lot.product,
+            "spec": spec.name,
+            "spec_description": spec.description,
+            "site": lot.site,
+            "collected_at": lot.collected_at.isoformat(),
+            "deadline_hours": run.deadline_hours,
+            "deadline": run.deadline_of(lot_id).isoformat(),
+            "extra": dict(lot.extra),
+        },
+        "status": status,
+        "status_reason": reason,
+        "counts": {
+            result: sum(a["result"] == result for a in attributes) for result in (PASS, FAIL, INCONCLUSIVE)
+        },
+        "attributes": attributes,
+        "units": [
+            {
+                "unit_id": unit.unit_id,
+                "assay": unit.assay,
+                "role": unit.role,
+                "path": str(unit.path) if unit.path is not None else None,
+                "status": "ok" if evidence[unit.unit_id].error is None else "error",
+                "error": evidence[unit.unit_id].error + "." if evidence[unit.unit_id].error else None,
+                "inputs": evidence[unit.unit_id].inputs,
+                "acquisition": evidence[unit.unit_id].acquisition,
+            }
+            for unit in units
+        ],
+    }
+
+
+def read_unit_result(path: Path, lot_id: str) -> dict[str, Any]:
+    """A metrics.json record, or an error record standing for it when it cannot be used.
+
+    Results are laid out as results/<lot>/units/<unit>/metrics.json, so a file that is missing,
+    unreadable, not JSON, or without its lot and unit ids is recorded as a measuring error of the
+    unit named by its folder; the unit's attributes then become INCONCLUSIVE.
+    """
+    path = Path(path)
+    problem: str | None = None
+    data: Any = None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problem = f"{path}: file not found."
+    except UnicodeDecodeError:
+        problem = f"{path}: is not UTF-8 text."
+    except json.JSONDecodeError as exc:
+        problem = f"{path} line {exc.lineno}: not valid JSON ({exc.msg})."
+    except OSError as exc:
+        problem = f"{path}: cannot be read ({exc.strerror or exc})."
+    if problem is None and not isinstance(data, dict):
+        problem = f"{path}: is not a JSON object."
+    if problem is None and not (isinstance(data.get("lot_id"), str) and isinstance(data.get("unit_id"), str)):
+        problem = f"{path}: has no lot_id or unit_id."
+    if problem is not None:
+        return {"lot_id": lot_id, "unit_id": path.parent.name, "status": "error", "error": problem}
+    return data
+
+
+def evaluate_lot_files(
+    run: RunConfig, lot_id: str, unit_result_paths: Sequence[Path], out_path: Path
+) -> dict[str, Any]:
+    """Read the lot's metrics.json files, evaluate the lot, add the audit block, write release.json.
+
+    The file is written atomically (rapidrelease.outputs); the returned dict is what was written.
+    """
+    started_at = datetime.now(UTC)
+    paths = [Path(p) for p in unit_result_paths]
+    decision = evaluate_lot(run, lot_id, [read_unit_result(p, lot_id) for p in paths])
+    decision["audit"] = audit_block(run, lot_id, paths, started_at, datetime.now(UTC))
+    write_json(Path(out_path), decision)
+    return decision

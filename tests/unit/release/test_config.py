@@ -1,0 +1,404 @@
+"""config.yaml, lots.tsv and units.tsv: what a valid configuration yields and every way it is refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rapidrelease.errors import ConfigError
+from rapidrelease.release.config import (
+    describe_run_config,
+    load_run_config,
+    run_config_from_dict,
+)
+
+from .helpers import CONFIG, LOTS, LOTS_HEADER, PANEL, SPECS, UNITS, UNITS_HEADER, sheet, write_project
+
+
+def problems_of(config_path: Path) -> list[str]:
+    """The problem lines of the ConfigError raised for ``config_path`` (the count header dropped)."""
+    with pytest.raises(ConfigError) as caught:
+        load_run_config(config_path)
+    lines = str(caught.value).splitlines()
+    return lines[1:] if len(lines) > 1 else lines
+
+
+# ------------------------------------------------------------------------------------------ valid
+
+
+def test_valid_configuration_yields_lots_units_and_specs(project: Path) -> None:
+    run = load_run_config(write_project(project))
+    assert list(run.lots) == ["DEMO-001", "DEMO-002"]
+    lot = run.lots["DEMO-001"]
+    assert (lot.product, lot.spec, lot.site) == ("CAR-T (test)", "SPEC-A", "SITE-A")
+    assert lot.collected_at == datetime(2026, 11, 24, 7, 30, tzinfo=UTC)
+    assert lot.collected_at.utcoffset() == timedelta(hours=1)
+    assert run.deadline_hours == 24.0
+    assert run.deadline_of("DEMO-001").isoformat() == "2026-11-25T08:30:00+01:00"
+    assert run.results_dir == Path("results")
+    unit = run.units_of("DEMO-001")[0]
+    assert (unit.unit_id, unit.assay, unit.role) == ("PHENO", "phenotype", "test")
+    assert unit.path == Path("data/DEMO-001.fcs")
+    assert unit.path2 is None and unit.volume_ul is None
+    assert unit.template == Path(PANEL)
+    assert run.units_of("DEMO-002")[0].volume_ul == 50.0
+    assert [a.name for a in run.specs["SPEC-A"].attributes] == ["viability", "car_of_cd3", "cd4_cd8_ratio"]
+
+
+def test_data_files_and_panels_need_not_exist_at_config_time(project: Path) -> None:
+    # The measuring step records a missing file for its own lot; the other lots still run.
+    run = load_run_config(write_project(project))
+    assert not Path("data/DEMO-001.fcs").exists()
+    assert len(run.units) == 2
+
+
+def test_relative_paths_are_relative_to_the_working_directory_not_the_config_file(project: Path) -> None:
+    write_project(project)
+    # Moving the config file elsewhere must not change where the sheets are looked for.
+    (project / "elsewhere").mkdir()
+    moved = project / "elsewhere" / "run.yaml"
+    moved.write_text(CONFIG, encoding="utf-8")
+    run = load_run_config(moved)
+    assert set(run.lots) == {"DEMO-001", "DEMO-002"}
+    assert run.settings["lots"] == "config/lots.tsv"
+
+
+def test_absolute_sheet_paths_work_from_any_working_directory(project: Path, monkeypatch) -> None:
+    write_project(project)
+    config = project / "abs.yaml"
+    config.write_text(
+        CONFIG.replace("config/", f"{project}/config/"),
+        encoding="utf-8",
+    )
+    monkeypatch.chdir("/")
+    assert set(load_run_config(config).lots) == {"DEMO-001", "DEMO-002"}
+
+
+def test_extra_lot_columns_are_kept_as_text(project: Path) -> None:
+    header = LOTS_HEADER + "\ttnc_viable\tpatient_weight_kg"
+    rows = [LOTS[0] + "\t2.5e9\t71.4", LOTS[1] + "\t\t"]
+    run = load_run_config(write_project(project, lots_text=sheet(header, rows)))
+    assert dict(run.lots["DEMO-001"].extra) == {"tnc_viable": "2.5e9", "patient_weight_kg": "71.4"}
+    assert dict(run.lots["DEMO-002"].extra) == {"tnc_viable": "", "patient_weight_kg": ""}
+
+
+def test_spreadsheet_habits_are_tolerated(project: Path) -> None:
+    # BOM, CRLF, quoted cells, spaces around values, blank and comment lines, dropped trailing tabs.
+    text = (
+        "\ufeff# lots of the week\r\n"
+        + LOTS_HEADER.replace("\t", "\t")
+        + "\r\n"
+        + "\r\n"
+        + '"DEMO-001"\t CAR-T (test) \tSPEC-A\t2026-11-24T08:30:00Z\tSITE-A\r\n'
+    )
+    units = sheet(UNITS_HEADER, [f"DEMO-001\tPHENO\tphenotype\ttest\tdata/a.fcs\t\t{PANEL}"])
+    run = load_run_config(write_project(project, lots_text=text, units_text=units))
+    lot = run.lots["DEMO-001"]
+    assert lot.product == "CAR-T (test)"
+    assert lot.collected_at.utcoffset() == timedelta(0)
+    assert run.units[0].volume_ul is None
+
+
+def test_run_config_from_dict_matches_load_run_config(project: Path) -> None:
+    path = write_project(project)
+    from_file = load_run_config(path)
+    from_dict = run_config_from_dict(yaml.safe_load(path.read_text()), path)
+    assert from_dict.lots == from_file.lots
+    assert from_dict.units == from_file.units
+    assert from_dict.specs == from_file.specs
+    assert from_dict.file_sha256 == from_file.file_sha256
+
+
+def test_run_config_from_dict_names_the_source_in_messages(project: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^config/config.yaml, key 'deadline_hours': 0 is not greater than 0\.$"
+    ):
+        run_config_from_dict(
+            {"lots": "l", "units": "u", "specs": "s", "results": "r", "deadline_hours": 0},
+            Path("config/config.yaml"),
+        )
+
+
+def test_shipped_demo_configuration_is_valid(project_root: Path, monkeypatch) -> None:
+    monkeypatch.chdir(project_root)
+    run = load_run_config(Path("config/config.yaml"))
+    assert list(run.lots) == ["DEMO-001", "DEMO-002"]
+    assert run.lots["DEMO-001"].collected_at.isoformat() == "2026-11-24T08:30:00+01:00"
+    assert run.lots["DEMO-002"].site == "SITE-B"
+    assert [u.path for u in run.units] == [
+        Path("resources/demo/DEMO-001/DEMO-001_phenotype.fcs"),
+        Path("resources/demo/DEMO-002/DEMO-002_phenotype.fcs"),
+    ]
+    spec = run.specs["CART-DEMO-release"]
+    assert [a.criterion_text() for a in spec.attributes] == ["≥ 70 %", "≥ 80 %", "≥ 15 %", "0.5–4.0"]
+    assert run.deadline_hours == 24
+
+
+def test_describe_run_config_summarises_and_warns_about_unmeasurable_lots(project: Path) -> None:
+    units = [UNITS[0]]  # DEMO-002 has no phenotype unit
+    text = describe_run_config(load_run_config(write_project(project, units=units)))
+    lines = text.splitlines()
+    assert lines[0] == (
+        "config/config.yaml: valid. 2 lots, 1 unit, 1 specification; results in results/; "
+        "decision window 24 h from collection."
+    )
+    assert "  spec SPEC-A: viability ≥ 70 %; car_of_cd3 ≥ 15.0 %; cd4_cd8_ratio 0.5–4.0" in lines
+    assert (
+        "  warning: lot DEMO-002 has no phenotype unit with role test, "
+        "so attribute viability will be INCONCLUSIVE." in lines
+    )
+    assert not any("DEMO-001 has no" in line for line in lines)
+
+
+# --------------------------------------------------------------------------------- config.yaml
+
+
+def test_missing_config_file(project: Path) -> None:
+    assert problems_of(Path("config/none.yaml")) == ["config/none.yaml: file not found."]
+
+
+def test_config_yaml_syntax_error_names_the_line(project: Path) -> None:
+    path = write_project(project, config="lots: config/lots.tsv\nunits: [oops\n")
+    (line,) = problems_of(path)
+    assert line.startswith("config/config.yaml line 3: not valid YAML (")
+
+
+def test_config_yaml_key_written_twice(project: Path) -> None:
+    path = write_project(project, config=CONFIG + "deadline_hours: 48\n")
+    assert problems_of(path) == [
+        "config/config.yaml line 6: not valid YAML (key 'deadline_hours' is written twice)."
+    ]
+
+
+def test_config_yaml_schema_problems_are_all_reported(project: Path) -> None:
+    text = "lots: config/lots.tsv\nunits: 5\nspecs: config/specs.yaml\ndeadline_hour: 24\n"
+    path = write_project(project, config=text)
+    assert problems_of(path) == [
+        "config/config.yaml, key 'units': 5 is not text.",
+        "config/config.yaml, key 'deadline_hour': is not a known key "
+        "(allowed: lots, units, specs, results, deadline_hours, reference).",
+        "config/config.yaml, key 'results': a value is required.",
+        "config/config.yaml, key 'deadline_hours': a value is required.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "0 is not greater than 0."),
+        ("-3", "-3 is not greater than 0."),
+        ("'24'", "'24' is not a number."),
+        ("9000", "9000 is more than 8760."),
+    ],
+)
+def test_deadline_hours_must_be_a_positive_number(project: Path, value: str, message: str) -> None:
+    path = write_project(project, config=CONFIG.replace("deadline_hours: 24", f"deadline_hours: {value}"))
+    assert problems_of(path) == [f"config/config.yaml, key 'deadline_hours': {message}"]
+
+
+def test_reference_must_be_a_mapping_when_given(project: Path) -> None:
+    path = write_project(project, config=CONFIG + "reference: kraken.db\n")
+    assert problems_of(path) == [
+        "config/config.yaml, key 'reference': 'kraken.db' is not a mapping of keys to values."
+    ]
+
+
+def test_config_yaml_not_a_mapping(project: Path) -> None:
+    path = write_project(project, config="- lots\n")
+    assert problems_of(path) == ["config/config.yaml: ['lots'] is not a mapping of keys to values."]
+
+
+# ------------------------------------------------------------------------------------ lots.tsv
+
+
+def test_every_problem_of_the_lot_sheet_is_reported_with_row_and_column(project: Path) -> None:
+    rows = [
+        "DEMO-001\tCAR-T\tSPEC-A\t2026-11-24T08:30:00+01:00\tSITE-A",
+        "DEMO 002\tCAR-T\tSPEC-A\t2026-11-24T08:30:00\tSITE-A",
+        "DEMO-003\t\tSPEC-X\t2026-13-24T08:30:00+01:00\tSITE-A",
+        "DEMO-001\tCAR-T\tSPEC-A\t24.11.2026 08:30\t",
+    ]
+    path = write_project(project, lots=rows, units=[])
+    assert problems_of(path) == [
+        "config/lots.tsv row 3, column 'lot_id': 'DEMO 002' is not allowed; use 1 to 64 letters, digits, "
+        "'.', '_' or '-', starting with a letter or digit, without '..'.",
+        "config/lots.tsv row 3, column 'collected_at': '2026-11-24T08:30:00' has no time zone offset; "
+        "write it like 2026-11-24T08:30:00+01:00, since the release window is counted from this moment.",
+        "config/lots.tsv row 4, column 'product': a value is required.",
+        "config/lots.tsv row 4, column 'spec': 'SPEC-X' is not a specification in the specs file.",
+        "config/lots.tsv row 4, column 'collected_at': '2026-13-24T08:30:00+01:00' is not an ISO 8601 date "
+        "and time such as 2026-11-24T08:30:00+01:00.",
+        "config/lots.tsv row 5, column 'lot_id': 'DEMO-001' is already used in row 2.",
+        "config/lots.tsv row 5, column 'collected_at': '24.11.2026 08:30' is not an ISO 8601 date and time "
+        "such as 2026-11-24T08:30:00+01:00.",
+        "config/lots.tsv row 5, column 'site': a value is required.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "lot_id",
+    ["../etc", "a/b", "a..b", ".hidden", "-rf", "x;rm", "$(id)", "a b", "DEMO*", "x" * 65, "naïve"],
+)
+def test_unsafe_lot_ids_are_refused(project: Path, lot_id: str) -> None:
+    path = write_project(
+        project, lots=[f"{lot_id}\tCAR-T\tSPEC-A\t2026-11-24T08:30:00+01:00\tSITE-A"], units=[]
+    )
+    (line,) = problems_of(path)
+    assert line.startswith(f"config/lots.tsv row 2, column 'lot_id': {lot_id!r} is not allowed; use 1 to 64")
+
+
+def test_lot_ids_differing_only_in_case_are_duplicates(project: Path) -> None:
+    rows = [LOTS[0], LOTS[0].replace("DEMO-001", "demo-001")]
+    path = write_project(project, lots=rows, units=[])
+    assert problems_of(path) == [
+        "config/lots.tsv row 3, column 'lot_id': 'demo-001' is already used in row 2 as 'DEMO-001' "
+        "(ids may not differ only in letter case)."
+    ]
+
+
+def test_lot_sheet_header_problems(project: Path) -> None:
+    text = "lot_id\tproduct\tspec\tsite\tsite\t\n" + LOTS[0] + "\n"
+    path = write_project(project, lots_text=text, units=[])
+    assert problems_of(path) == [
+        "config/lots.tsv row 1, column 'site': is named twice in the header.",
+        "config/lots.tsv row 1: column 6 of the header has no name.",
+        "config/lots.tsv row 1, column 'collected_at': is missing from the header "
+        "(the columns are lot_id, product, spec, collected_at, site).",
+    ]
+
+
+def test_lot_sheet_with_no_lots(project: Path) -> None:
+    path = write_project(project, lots=[], units=[])
+    assert problems_of(path) == ["config/lots.tsv: lists no lots; add one row per lot below the header."]
+
+
+def test_empty_lot_sheet(project: Path) -> None:
+    path = write_project(project, lots_text="\n# nothing\n", units=[])
+    assert problems_of(path) == ["config/lots.tsv: is empty; the first line must name the columns."]
+
+
+def test_row_with_more_cells_than_the_header(project: Path) -> None:
+    path = write_project(project, lots=[LOTS[0] + "\textra"], units=[])
+    assert problems_of(path) == ["config/lots.tsv row 2: has 6 cells but the header has 5 columns."]
+
+
+def test_lot_sheet_that_is_not_utf8(project: Path) -> None:
+    write_project(project)
+    good = sheet(LOTS_HEADER, LOTS).encode()
+    (project / "config" / "lots.tsv").write_bytes(good + b"\xff\xfe")
+    # The units of the unreadable lot sheet are not also reported as units of unknown lots.
+    assert problems_of(Path("config/config.yaml")) == [
+        f"config/lots.tsv: is not UTF-8 text (byte {len(good)} cannot be decoded)."
+    ]
+
+
+# ----------------------------------------------------------------------------------- units.tsv
+
+
+def test_every_problem_of_the_unit_sheet_is_reported_with_row_and_column(project: Path) -> None:
+    rows = [
+        f"DEMO-001\tPHENO\tphenotype\ttest\tdata/a.fcs\t\t{PANEL}\t",
+        "DEMO-001\tPOT\tphenotyp\ttest\tdata/b.fcs\t\t\t",
+        f"DEMO-001\tFMO\tphenotype\tfmo\t\t\t{PANEL}\t-5",
+        f"DEMO-009\tPHENO\tphenotype\ttest\tdata/c.fcs\t\t{PANEL}\tten",
+        "DEMO-001\tPHENO\tsterility_reads\ttest\treads_R1.fq.gz\treads_R2.fq.gz\t\t0",
+        "DEMO-002\tMYCO\tmycoplasma_reads\tcontrol\treads.bam\t\t\t",
+        "DEMO-002\tPHENO\tphenotype\ttest\tdata/d.fcs\t\t\t",
+    ]
+    path = write_project(project, units=rows)
+    assert problems_of(path) == [
+        "config/units.tsv row 3, column 'assay': 'phenotyp' is not one of phenotype, potency, "
+        "microbial_flow, sterility_reads, mycoplasma_reads.",
+        "config/units.tsv row 4, column 'path': a value is required.",
+        "config/units.tsv row 4, column 'volume_ul': -5.0 is not greater than 0.",
+        "config/units.tsv row 5, column 'lot_id': 'DEMO-009' is not a lot in the lot sheet.",
+        "config/units.tsv row 5, column 'volume_ul': 'ten' is not a number.",
+        "config/units.tsv row 6, column 'unit_id': 'PHENO' is already used for lot DEMO-001 in row 2.",
+        "config/units.tsv row 6, column 'volume_ul': 0.0 is not greater than 0.",
+        "config/units.tsv row 7, column 'role': 'control' is not one of test, negative_control, "
+        "positive_control, unstimulated, stimulated, fmo, compensation.",
+        "config/units.tsv row 8, column 'template': a panel YAML is required for the flow assay 'phenotype'.",
+    ]
+
+
+def test_same_unit_id_in_different_lots_is_fine(project: Path) -> None:
+    run = load_run_config(write_project(project))
+    assert [(u.lot_id, u.unit_id) for u in run.units] == [("DEMO-001", "PHENO"), ("DEMO-002", "PHENO")]
+
+
+def test_sequencing_units_need_no_panel_and_keep_both_read_files(project: Path) -> None:
+    rows = ["DEMO-001\tSTER\tsterility_reads\ttest\t/data/r1.fq.gz\t/data/r2.fq.gz\t\t1000"]
+    run = load_run_config(write_project(project, units=rows))
+    unit = run.units[0]
+    assert (unit.path, unit.path2, unit.template, unit.volume_ul) == (
+        Path("/data/r1.fq.gz"),
+        Path("/data/r2.fq.gz"),
+        None,
+        1000.0,
+    )
+
+
+@pytest.mark.parametrize("unit_id", ["../x", "a/b", ".", "..", "x y", "x|y", "`id`"])
+def test_unsafe_unit_ids_are_refused(project: Path, unit_id: str) -> None:
+    path = write_project(project, units=[f"DEMO-001\t{unit_id}\tphenotype\ttest\ta.fcs\t\t{PANEL}\t"])
+    (line,) = problems_of(path)
+    assert line.startswith(f"config/units.tsv row 2, column 'unit_id': {unit_id!r} is not allowed;")
+
+
+def test_unknown_unit_column_is_refused_so_a_typo_is_not_ignored(project: Path) -> None:
+    text = sheet(UNITS_HEADER.replace("volume_ul", "volume_uL"), [UNITS[0]])
+    path = write_project(project, units_text=text)
+    assert problems_of(path) == [
+        "config/units.tsv row 1, column 'volume_uL': is not a known column (the columns are lot_id, unit_id, "
+        "assay, role, path, path2, template, volume_ul).",
+        "config/units.tsv row 1, column 'volume_ul': is missing from the header (the columns are lot_id, "
+        "unit_id, assay, role, path, path2, template, volume_ul).",
+    ]
+
+
+def test_problems_of_all_files_are_reported_together(project: Path) -> None:
+    specs = SPECS.replace('comparison: ">=", limit: 70', 'comparison: "=>", limit: 70')
+    lots = [LOTS[0].replace("+01:00", "")]
+    units = [UNITS[0].replace("phenotype", "phenotyp")]
+    path = write_project(project, specs=specs, lots=lots, units=units)
+    with pytest.raises(ConfigError) as caught:
+        load_run_config(path)
+    assert str(caught.value).splitlines() == [
+        "3 problems in the configuration (config/config.yaml):",
+        "config/specs.yaml, spec 'SPEC-A', attribute 'viability', key 'comparison': '=>' is not one of "
+        ">=, >, <=, <, between, equals.",
+        "config/lots.tsv row 2, column 'collected_at': '2026-11-24T08:30:00' has no time zone offset; "
+        "write it like 2026-11-24T08:30:00+01:00, since the release window is counted from this moment.",
+        "config/units.tsv row 2, column 'assay': 'phenotyp' is not one of phenotype, potency, "
+        "microbial_flow, sterility_reads, mycoplasma_reads.",
+    ]
+
+
+def test_missing_sheets_are_reported_together(project: Path) -> None:
+    write_project(project)
+    (project / "config" / "lots.tsv").unlink()
+    (project / "config" / "units.tsv").unlink()
+    assert problems_of(Path("config/config.yaml")) == [
+        "config/lots.tsv: file not found.",
+        "config/units.tsv: file not found.",
+    ]
+
+
+def test_a_sheet_path_that_is_a_folder(project: Path) -> None:
+    path = write_project(project, config=CONFIG.replace("config/units.tsv", "config"))
+    assert problems_of(path) == ["config: is a folder, not a file."]
+
+
+def test_collected_at_offsets_are_kept(project: Path) -> None:
+    rows = [LOTS[0].replace("+01:00", "-05:30")]
+    run = load_run_config(write_project(project, lots=rows, units=[]))
+    assert run.lots["DEMO-001"].collected_at.tzinfo == timezone(timedelta(hours=-5, minutes=-30))
+    assert run.deadline_of("DEMO-001").isoformat() == "2026-11-25T08:30:00-05:30"
+
+
+def test_empty_config_file(project: Path) -> None:
+    path = write_project(project, config="# nothing yet\n")
+    assert problems_of(path) == ["config/config.yaml: is empty; it must be a mapping of keys to values."]

@@ -1,0 +1,664 @@
+"""The release decision: every fail-safe path, the status rule over all outcome combinations,
+determinism, and release.json against its published schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from rapidrelease.cli import main
+from rapidrelease.errors import ConfigError, SpecError
+from rapidrelease.outputs import dumps_json
+from rapidrelease.release.config import Lot, RunConfig, Unit, load_run_config
+from rapidrelease.release.decision import (
+    FAIL,
+    INCONCLUSIVE,
+    NOT_RELEASABLE,
+    PASS,
+    RELEASE_CANDIDATE,
+    evaluate_lot,
+    evaluate_lot_files,
+    lot_status,
+    read_unit_result,
+)
+from rapidrelease.release.schemas import SCHEMA_DIR
+from rapidrelease.release.specs import Spec, specs_from_data
+
+from .helpers import PANEL, UNITS, good_metrics, metric, unit_result, write_project
+
+RELEASE_SCHEMA = json.loads((SCHEMA_DIR / "release.schema.json").read_text(encoding="utf-8"))
+
+
+def assert_valid_release(document: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(
+        RELEASE_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+    assert errors == []
+
+
+@pytest.fixture
+def run(project: Path) -> RunConfig:
+    return load_run_config(write_project(project))
+
+
+def results_of(decision: dict[str, Any]) -> dict[str, str]:
+    return {a["name"]: a["result"] for a in decision["attributes"]}
+
+
+def reason_of(decision: dict[str, Any], name: str) -> str:
+    return next(a["reason"] for a in decision["attributes"] if a["name"] == name)
+
+
+# ------------------------------------------------------------------------------ PASS and FAIL
+
+
+def test_all_attributes_pass_gives_a_release_candidate(run: RunConfig) -> None:
+    decision = evaluate_lot(run, "DEMO-001", [unit_result()])
+    assert decision["status"] == RELEASE_CANDIDATE
+    assert decision["status_reason"] == (
+        "All 3 attributes of specification SPEC-A pass; QA review and sign-off decide release."
+    )
+    assert results_of(decision) == {"viability": PASS, "car_of_cd3": PASS, "cd4_cd8_ratio": PASS}
+    viability, car, ratio = decision["attributes"]
+    assert (viability["value"], viability["reason"], viability["criterion"]) == (88, "88 % ≥ 70 %.", "≥ 70 %")
+    assert (car["value"], car["value_text"], car["reason"]) == (31.3, "31.3", "31.3 % ≥ 15.0 %.")
+    assert (ratio["value"], ratio["reason"]) == (1.9, "1.9 is within 0.5–4.0.")
+    assert decision["counts"] == {"PASS": 3, "FAIL": 0, "INCONCLUSIVE": 0}
+
+
+def test_evidence_carries_populations_counts_ci_and_source_hash(run: RunConfig) -> None:
+    viability = evaluate_lot(run, "DEMO-001", [unit_result()])["attributes"][0]
+    assert viability["unit_id"] == "PHENO"
+    assert viability["evidence"] == {
+        "unit_id": "PHENO",
+        "metric_status": "ok",
+        "measured_value": 88.1,
+        "numerator": {"population": "Cells/Singlets/Live", "count": 22000},
+        "denominator": {"population": "Cells/Singlets", "count": 24970},
+        "ci95": [87.7, 88.5],
+        "inputs": [{"path": "data/DEMO-001.fcs", "sha256": "a" * 64, "size_bytes": 1300000}],
+    }
+    assert (viability["comparison"], viability["limit"], viability["decimals"]) == (">=", 70, 0)
+
+
+def test_lot_block_has_the_deadline_from_collection(run: RunConfig) -> None:
+    lot = evaluate_lot(run, "DEMO-001", [unit_result()])["lot"]
+    assert lot == {
+        "lot_id": "DEMO-001",
+        "product": "CAR-T (test)",
+        "spec": "SPEC-A",
+        "spec_description": "Test specification",
+        "site": "SITE-A",
+        "collected_at": "2026-11-24T08:30:00+01:00",
+        "deadline_hours": 24.0,
+        "deadline": "2026-11-25T08:30:00+01:00",
+        "extra": {},
+    }
+
+
+def test_one_failure_makes_the_lot_not_releasable(run: RunConfig) -> None:
+    metrics = good_metrics() | {"viability_pct": metric(65.2)}
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])
+    assert decision["status"] == NOT_RELEASABLE
+    assert decision["status_reason"] == "1 of 3 attributes fails (viability)."
+    assert reason_of(decision, "viability") == "65 % < 70 %, so ≥ 70 % is not met."
+
+
+def test_failure_with_missing_evidence_is_not_releasable_and_says_so(run: RunConfig) -> None:
+    metrics = good_metrics() | {"viability_pct": metric(65.2), "cd4_cd8_ratio": metric(4.6, unit="")}
+    del metrics["car_pct_cd3"]
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])
+    assert decision["status"] == NOT_RELEASABLE
+    assert decision["status_reason"] == (
+        "2 of 3 attributes fail (viability, cd4_cd8_ratio) and 1 is inconclusive (car_of_cd3)."
+    )
+
+
+def test_rounding_to_the_limit_passes_as_usp_7_20_requires(run: RunConfig) -> None:
+    # 69.5 % reported against "≥ 70" (0 decimals written) rounds to 70 and passes.
+    metrics = good_metrics() | {"viability_pct": metric(69.5)}
+    viability = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])["attributes"][0]
+    assert (viability["result"], viability["value"], viability["evidence"]["measured_value"]) == (
+        PASS,
+        70,
+        69.5,
+    )
+
+
+# ------------------------------------------------------------------------ INCONCLUSIVE, by cause
+
+
+def test_lot_without_a_unit_of_the_assay(project: Path) -> None:
+    run = load_run_config(write_project(project, units=[UNITS[1]]))
+    decision = evaluate_lot(run, "DEMO-001", [])
+    assert decision["status"] == INCONCLUSIVE
+    assert {a["reason"] for a in decision["attributes"]} == {
+        "Lot DEMO-001 has no phenotype unit with role test in the unit sheet."
+    }
+    assert decision["units"] == []
+    assert decision["status_reason"] == (
+        "3 of 3 attributes are inconclusive (viability, car_of_cd3, cd4_cd8_ratio); "
+        "a release candidate needs every attribute to pass."
+    )
+
+
+def test_a_control_unit_does_not_stand_in_for_the_test_unit(project: Path) -> None:
+    units = [f"DEMO-001\tNEG\tphenotype\tnegative_control\tneg.fcs\t\t{PANEL}\t"]
+    run = load_run_config(write_project(project, units=units))
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(unit_id="NEG", role="negative_control")])
+    assert decision["status"] == INCONCLUSIVE
+    assert (
+        reason_of(decision, "viability")
+        == "Lot DEMO-001 has no phenotype unit with role test in the unit sheet."
+    )
+
+
+def test_unit_that_could_not_be_measured(run: RunConfig) -> None:
+    record = unit_result(status="error", error="DEMO-001_phenotype.fcs: file not found.", metrics={})
+    decision = evaluate_lot(run, "DEMO-001", [record])
+    assert decision["status"] == INCONCLUSIVE
+    assert (
+        reason_of(decision, "viability")
+        == "Unit PHENO could not be measured (DEMO-001_phenotype.fcs: file not found)."
+    )
+    assert decision["units"][0]["status"] == "error"
+    assert decision["units"][0]["error"] == "DEMO-001_phenotype.fcs: file not found."
+
+
+@pytest.mark.parametrize("error", [None, "", " . ", 42])
+def test_unit_error_without_a_message_is_still_an_error(run: RunConfig, error: Any) -> None:
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(status="error", error=error)])
+    assert decision["status"] == INCONCLUSIVE
+    assert (
+        reason_of(decision, "viability")
+        == "Unit PHENO could not be measured (the measuring step gave no message)."
+    )
+    assert decision["units"][0]["error"] == "the measuring step gave no message."
+    assert_valid_release(decision | {"audit": _fake_audit()})
+
+
+def test_unit_with_no_metrics_json_given(run: RunConfig) -> None:
+    decision = evaluate_lot(run, "DEMO-001", [])
+    assert decision["status"] == INCONCLUSIVE
+    assert reason_of(decision, "viability") == (
+        "Unit PHENO could not be measured (no metrics.json was given for unit PHENO)."
+    )
+    assert decision["units"][0]["error"] == "no metrics.json was given for unit PHENO."
+
+
+def test_results_of_another_lot_are_not_evidence(run: RunConfig) -> None:
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(lot_id="DEMO-002")])
+    assert decision["status"] == INCONCLUSIVE
+    assert decision["units"][0]["status"] == "error"
+
+
+def test_two_results_for_one_unit_are_not_trusted(run: RunConfig) -> None:
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(), unit_result()])
+    assert decision["status"] == INCONCLUSIVE
+    assert reason_of(decision, "viability") == (
+        "Unit PHENO could not be measured (2 metrics.json results were given for unit PHENO)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (
+            unit_result(assay="potency"),
+            "Unit PHENO could not be measured (the metrics.json of unit PHENO is for assay 'potency', "
+            "but the unit sheet says 'phenotype').",
+        ),
+        (
+            unit_result(status="done"),
+            "Unit PHENO could not be measured (the metrics.json of unit PHENO has status 'done', "
+            "not 'ok' or 'error').",
+        ),
+        (
+            {**unit_result(), "metrics": [1, 2]},
+            "Unit PHENO could not be measured (the metrics.json of unit PHENO has no metrics mapping).",
+        ),
+    ],
+)
+def test_malformed_or_mismatched_records(run: RunConfig, record: dict[str, Any], reason: str) -> None:
+    decision = evaluate_lot(run, "DEMO-001", [record])
+    assert decision["status"] == INCONCLUSIVE
+    assert reason_of(decision, "viability") == reason
+
+
+def test_metric_absent(run: RunConfig) -> None:
+    metrics = good_metrics()
+    del metrics["viability_pct"]
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])
+    assert decision["status"] == INCONCLUSIVE
+    assert reason_of(decision, "viability") == "No metric viability_pct is reported by unit PHENO."
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        (
+            metric(None, status="insufficient_events", reason="only 12 events in Cells/Singlets."),
+            "Unit PHENO reports viability_pct as 'insufficient_events', not ok "
+            "(only 12 events in Cells/Singlets).",
+        ),
+        (
+            metric(88.1, status="not_computable"),
+            "Unit PHENO reports viability_pct as 'not_computable', not ok.",
+        ),
+        (metric(None), "Unit PHENO reports viability_pct has no value."),
+        (metric(float("nan")), "Unit PHENO reports viability_pct as nan, which is not a finite number."),
+        (metric(float("inf")), "Unit PHENO reports viability_pct as inf, which is not a finite number."),
+        (metric("88.1"), "Unit PHENO reports viability_pct as '88.1', which is not a number."),
+        (metric(True), "Unit PHENO reports viability_pct as True, which is not a number."),
+        (
+            metric(0.881, unit="fraction"),
+            "Unit PHENO reports viability_pct in 'fraction', but the specification's limits are in '%'.",
+        ),
+        ("88.1", "The entry for viability_pct in the metrics.json of unit PHENO is malformed."),
+        ({"value": 88.1}, "Unit PHENO reports viability_pct as None, not ok."),
+    ],
+)
+def test_metric_that_cannot_be_judged(run: RunConfig, entry: Any, reason: str) -> None:
+    metrics = good_metrics() | {"viability_pct": entry}
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])
+    assert decision["status"] == INCONCLUSIVE
+    viability = decision["attributes"][0]
+    assert (viability["result"], viability["reason"], viability["value"]) == (INCONCLUSIVE, reason, None)
+
+
+def two_test_units(project: Path, specs: str | None = None) -> RunConfig:
+    units = [UNITS[0], f"DEMO-001\tPHENO2\tphenotype\ttest\tdata/b.fcs\t\t{PANEL}\t"]
+    kwargs = {"specs": specs} if specs is not None else {}
+    return load_run_config(write_project(project, units=units, **kwargs))
+
+
+def test_two_test_units_reporting_the_metric_without_a_pin(project: Path) -> None:
+    run = two_test_units(project)
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2")])
+    assert decision["status"] == INCONCLUSIVE
+    assert reason_of(decision, "viability") == (
+        "Units PHENO and PHENO2 each report viability_pct; name a unit_id in the specification to choose one."
+    )
+
+
+def test_two_test_units_one_failed_is_not_resolved_by_guessing(project: Path) -> None:
+    run = two_test_units(project)
+    failed = unit_result(unit_id="PHENO2", status="error", error="b.fcs: truncated DATA segment.", metrics={})
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(), failed])
+    assert decision["status"] == INCONCLUSIVE
+    assert reason_of(decision, "viability") == (
+        "Unit PHENO2, one of 2 units that may report viability_pct, could not be measured "
+        "(b.fcs: truncated DATA segment); name a unit_id in the specification to choose one."
+    )
+
+
+def test_two_test_units_where_only_one_reports_the_metric(project: Path) -> None:
+    run = two_test_units(project)
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2", metrics={})])
+    assert decision["status"] == RELEASE_CANDIDATE
+    assert decision["attributes"][0]["unit_id"] == "PHENO"
+
+
+PINNED = """\
+specs:
+  SPEC-A:
+    attributes:
+      viability:
+        {assay: phenotype, metric: viability_pct, comparison: ">=", limit: 70, unit: "%", unit_id: PHENO2}
+"""
+
+
+def test_unit_id_pin_chooses_among_several_units(project: Path) -> None:
+    run = two_test_units(project, specs=PINNED)
+    other = good_metrics() | {"viability_pct": metric(40.0)}
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=other), unit_result(unit_id="PHENO2")])
+    assert decision["status"] == RELEASE_CANDIDATE
+    assert decision["attributes"][0]["evidence"]["unit_id"] == "PHENO2"
+
+
+def test_pinned_unit_missing_from_the_sheet(project: Path) -> None:
+    run = load_run_config(write_project(project, specs=PINNED))
+    decision = evaluate_lot(run, "DEMO-001", [unit_result()])
+    assert decision["status"] == INCONCLUSIVE
+    assert reason_of(decision, "viability") == (
+        "Unit PHENO2, named by the specification, is not in the unit sheet for lot DEMO-001."
+    )
+    assert decision["attributes"][0]["unit_id"] == "PHENO2"
+
+
+def test_pinned_unit_of_another_role(project: Path) -> None:
+    units = [UNITS[0], f"DEMO-001\tPHENO2\tphenotype\tfmo\tdata/b.fcs\t\t{PANEL}\t"]
+    run = load_run_config(write_project(project, units=units, specs=PINNED))
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2", role="fmo")])
+    assert decision["status"] == INCONCLUSIVE
+    assert reason_of(decision, "viability") == (
+        "Unit PHENO2 is a phenotype unit with role fmo in the unit sheet, "
+        "but the specification needs a phenotype unit with role test."
+    )
+
+
+def test_categorical_equals_criterion(project: Path) -> None:
+    specs = """\
+specs:
+  SPEC-A:
+    attributes:
+      sterility: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED}
+"""
+    units = ["DEMO-001\tSTER\tsterility_reads\ttest\tr1.fq.gz\tr2.fq.gz\t\t"]
+    run = load_run_config(write_project(project, specs=specs, units=units))
+
+    def call(value: Any) -> dict[str, Any]:
+        entry = {"value": value, "unit": None, "status": "ok"}
+        record = unit_result(unit_id="STER", assay="sterility_reads", metrics={"contaminant_call": entry})
+        return evaluate_lot(run, "DEMO-001", [record])
+
+    passed, failed, numeric = call("NOT_DETECTED"), call("DETECTED"), call(0)
+    assert (passed["status"], passed["attributes"][0]["value"]) == (RELEASE_CANDIDATE, "NOT_DETECTED")
+    assert (failed["status"], failed["attributes"][0]["reason"]) == (
+        NOT_RELEASABLE,
+        "Result DETECTED, but NOT_DETECTED is required.",
+    )
+    assert numeric["status"] == INCONCLUSIVE
+    for document in (passed, failed, numeric):
+        assert_valid_release(document | {"audit": _fake_audit()})
+
+
+def test_specification_without_attributes_is_never_a_release_candidate(run: RunConfig) -> None:
+    empty = dataclasses.replace(run, specs={"SPEC-A": Spec("SPEC-A", "nothing", ())})
+    decision = evaluate_lot(empty, "DEMO-001", [unit_result()])
+    assert decision["status"] == INCONCLUSIVE
+    assert decision["status_reason"] == "Specification SPEC-A has no attributes, so nothing supports release."
+
+
+def test_lot_not_in_the_lot_sheet_is_an_error(run: RunConfig) -> None:
+    with pytest.raises(ConfigError, match=r"^config/lots.tsv: has no lot 'DEMO-404'\.$"):
+        evaluate_lot(run, "DEMO-404", [])
+
+
+def test_lot_whose_specification_is_not_loaded_is_an_error(run: RunConfig) -> None:
+    broken = dataclasses.replace(run, specs={})
+    with pytest.raises(SpecError, match=r"^config/specs.yaml: has no specification 'SPEC-A'\.$"):
+        evaluate_lot(broken, "DEMO-001", [])
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "status"),
+    [
+        ([], INCONCLUSIVE),
+        ([("a", PASS)], RELEASE_CANDIDATE),
+        ([("a", PASS), ("b", INCONCLUSIVE)], INCONCLUSIVE),
+        ([("a", FAIL), ("b", INCONCLUSIVE)], NOT_RELEASABLE),
+        ([("a", "SOMETHING_ELSE")], INCONCLUSIVE),  # an unknown result is never taken as a pass
+    ],
+)
+def test_lot_status_rule(outcomes: list[tuple[str, str]], status: str) -> None:
+    assert lot_status("S", outcomes)[0] == status
+
+
+# ------------------------------------------------------------------------- files and release.json
+
+
+def write_metrics(folder: Path, record: dict[str, Any] | str) -> Path:
+    path = folder / "results" / "DEMO-001" / "units" / "PHENO" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(record if isinstance(record, str) else json.dumps(record), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "{path}: file not found"),
+        ("{not json", "{path} line 1: not valid JSON (Expecting property name enclosed in double quotes)"),
+        ("[1, 2]", "{path}: is not a JSON object"),
+        ('{"status": "ok"}', "{path}: has no lot_id or unit_id"),
+        (b"\xff\xfe{}", "{path}: is not UTF-8 text"),
+    ],
+)
+def test_unusable_metrics_file_is_an_error_of_its_unit(
+    run: RunConfig, project: Path, content, problem
+) -> None:
+    path = write_metrics(project, "")
+    if content is None:
+        path.unlink()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    decision = evaluate_lot_files(run, "DEMO-001", [path], project / "release.json")
+    assert decision["status"] == INCONCLUSIVE
+    message = problem.format(path=path)
+    assert reason_of(decision, "viability") == f"Unit PHENO could not be measured ({message})."
+    assert decision["units"][0]["error"] == f"{message}."
+    assert_valid_release(json.loads((project / "release.json").read_text(encoding="utf-8")))
+
+
+def test_release_json_is_written_and_matches_its_schema(run: RunConfig, project: Path) -> None:
+    path = write_metrics(project, unit_result())
+    out = project / "results" / "DEMO-001" / "release.json"
+    returned = evaluate_lot_files(run, "DEMO-001", [path], out)
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written == returned
+    assert written["status"] == RELEASE_CANDIDATE
+    assert_valid_release(written)
+
+
+def test_audit_block_names_software_files_and_times(run: RunConfig, project: Path) -> None:
+    path = write_metrics(project, unit_result())
+    audit = evaluate_lot_files(run, "DEMO-001", [path], project / "release.json")["audit"]
+    assert list(audit["packages"]) == [
+        "snakemake",
+        "flowkit",
+        "flowio",
+        "flowutils",
+        "numpy",
+        "polars",
+        "plotly",
+        "pysam",
+    ]
+    assert audit["packages"]["numpy"].startswith("2.")
+    roles = [(f["role"], f["path"]) for f in audit["files"]]
+    assert roles == [
+        ("config", "config/config.yaml"),
+        ("specs", "config/specs.yaml"),
+        ("lots", "config/lots.tsv"),
+        ("units", "config/units.tsv"),
+        ("panel", PANEL),
+        ("metrics", str(path)),
+    ]
+    lots_sha = next(f["sha256"] for f in audit["files"] if f["role"] == "lots")
+    assert lots_sha == hashlib.sha256(Path("config/lots.tsv").read_bytes()).hexdigest()
+    assert (
+        next(f["sha256"] for f in audit["files"] if f["role"] == "panel") is None
+    )  # not written in this test
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", audit["started_at"])
+    assert audit["started_at"] <= audit["finished_at"]
+    assert audit["settings"]["deadline_hours"] == 24
+
+
+def test_decision_is_byte_identical_across_reruns(run: RunConfig, project: Path) -> None:
+    good = write_metrics(project, unit_result())
+    other = project / "results" / "DEMO-001" / "units" / "GONE" / "metrics.json"
+    first = evaluate_lot_files(run, "DEMO-001", [good, other], project / "a.json")
+    second = evaluate_lot_files(run, "DEMO-001", [other, good], project / "b.json")
+    reloaded = evaluate_lot_files(
+        load_run_config(Path("config/config.yaml")), "DEMO-001", [good], project / "c.json"
+    )
+    texts = []
+    for document in (first, second, reloaded):
+        document.pop("audit")
+        texts.append(dumps_json(document))
+    assert texts[0] == texts[1] == texts[2]
+
+
+def test_cli_evaluate_writes_release_json(run: RunConfig, project: Path, capsys) -> None:
+    path = write_metrics(project, unit_result())
+    out = project / "release.json"
+    assert (
+        main(
+            ["evaluate", "--config", "config/config.yaml", "--lot", "DEMO-001", "--out", str(out), str(path)]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text(encoding="utf-8"))["status"] == RELEASE_CANDIDATE
+    assert main(["evaluate", "--config", "config/config.yaml", "--lot", "NOPE", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == "rapidrelease: config/lots.tsv: has no lot 'NOPE'.\n"
+
+
+def _fake_audit() -> dict[str, Any]:
+    return {
+        "rapidrelease_version": "0",
+        "python_version": "3.11",
+        "packages": {},
+        "files": [],
+        "settings": {},
+        "command_line": [],
+        "host": "h",
+        "user": "u",
+        "started_at": "2026-11-24T10:00:00.000Z",
+        "finished_at": "2026-11-24T10:00:01.000Z",
+    }
+
+
+# ---------------------------------------------------------------- every combination of outcomes
+
+# For a three-attribute specification whose attributes come from three different assays (so each
+# attribute's evidence can be broken on its own), every combination of PASS, FAIL and each cause
+# of INCONCLUSIVE. The rule under test: RELEASE_CANDIDATE exactly when all three are PASS,
+# NOT_RELEASABLE exactly when at least one is FAIL.
+
+ASSAYS = ("phenotype", "potency", "microbial_flow")
+CAUSES = (
+    "no_unit",
+    "no_result",
+    "file_missing",
+    "file_malformed",
+    "unit_error",
+    "metric_absent",
+    "metric_not_ok",
+    "value_null",
+    "value_nan",
+    "value_inf",
+    "value_text",
+    "ambiguous",
+)
+OUTCOMES = (PASS, FAIL, *CAUSES)
+COMBINATION_SPECS = {
+    "specs": {
+        "THREE": {
+            "attributes": {
+                f"attr_{assay}": {
+                    "assay": assay,
+                    "metric": f"m_{assay}",
+                    "comparison": ">=",
+                    "limit": 50,
+                    "unit": "%",
+                }
+                for assay in ASSAYS
+            }
+        }
+    }
+}
+
+
+def _entry_for(outcome: str, assay: str) -> dict[str, Any]:
+    metrics = {
+        PASS: {f"m_{assay}": metric(80.0)},
+        FAIL: {f"m_{assay}": metric(20.0)},
+        "metric_absent": {"other": metric(80.0)},
+        "metric_not_ok": {f"m_{assay}": metric(None, status="insufficient_events", reason="12 events.")},
+        "value_null": {f"m_{assay}": metric(None)},
+        "value_nan": {f"m_{assay}": metric(float("nan"))},
+        "value_inf": {f"m_{assay}": metric(float("-inf"))},
+        "value_text": {f"m_{assay}": metric("80")},
+        "ambiguous": {f"m_{assay}": metric(80.0)},
+    }
+    return metrics.get(outcome, {f"m_{assay}": metric(80.0)})
+
+
+@pytest.fixture(scope="module")
+def combination_files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], list[Path]]:
+    """metrics.json files per (assay, outcome), written once and reused by every combination."""
+    root = tmp_path_factory.mktemp("combinations")
+    files: dict[tuple[str, str], list[Path]] = {}
+    for assay, outcome in itertools.product(ASSAYS, OUTCOMES):
+        unit_ids = [f"U_{assay}", f"U2_{assay}"] if outcome == "ambiguous" else [f"U_{assay}"]
+        paths = []
+        for unit_id in unit_ids:
+            path = root / outcome / "DEMO-001" / "units" / unit_id / "metrics.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record = unit_result(unit_id=unit_id, assay=assay, metrics=_entry_for(outcome, assay))
+            if outcome == "unit_error":
+                record |= {"status": "error", "error": f"{unit_id}.fcs: not an FCS file.", "metrics": {}}
+            if outcome == "file_malformed":
+                path.write_text('{"lot_id": "DEMO-001", ', encoding="utf-8")
+            elif outcome != "file_missing":
+                # json.dumps writes NaN and -Infinity tokens, as a careless writer would.
+                path.write_text(json.dumps(record), encoding="utf-8")
+            paths.append(path)
+        files[(assay, outcome)] = [] if outcome == "no_result" else paths
+    return files
+
+
+def _combination_run(outcomes: tuple[str, ...]) -> RunConfig:
+    specs, _, problems = specs_from_data(COMBINATION_SPECS, Path("specs.yaml"))
+    assert problems == []
+    units: list[Unit] = []
+    for assay, outcome in zip(ASSAYS, outcomes, strict=True):
+        if outcome == "no_unit":
+            continue
+        for unit_id in [f"U_{assay}", f"U2_{assay}"] if outcome == "ambiguous" else [f"U_{assay}"]:
+            units.append(
+                Unit("DEMO-001", unit_id, assay, "test", Path(f"{unit_id}.fcs"), template=Path(PANEL))
+            )
+    lot = Lot("DEMO-001", "CAR-T", "THREE", datetime.fromisoformat("2026-11-24T08:30:00+01:00"), "SITE-A")
+    settings = {
+        "lots": "lots.tsv",
+        "units": "units.tsv",
+        "specs": "specs.yaml",
+        "results": "r",
+        "deadline_hours": 24,
+    }
+    return RunConfig(Path("config.yaml"), Path("r"), 24.0, {"DEMO-001": lot}, tuple(units), specs, settings)
+
+
+def test_release_candidate_exactly_when_every_attribute_passes(combination_files) -> None:
+    seen = {RELEASE_CANDIDATE: 0, NOT_RELEASABLE: 0, INCONCLUSIVE: 0}
+    for outcomes in itertools.product(OUTCOMES, repeat=len(ASSAYS)):
+        run = _combination_run(outcomes)
+        paths = [
+            p
+            for assay, outcome in zip(ASSAYS, outcomes, strict=True)
+            for p in combination_files[(assay, outcome)]
+        ]
+        decision = evaluate_lot(run, "DEMO-001", [read_unit_result(p, "DEMO-001") for p in paths])
+        expected = [o if o in (PASS, FAIL) else INCONCLUSIVE for o in outcomes]
+        assert [a["result"] for a in decision["attributes"]] == expected, outcomes
+        if all(o == PASS for o in outcomes):
+            assert decision["status"] == RELEASE_CANDIDATE, outcomes
+        elif FAIL in outcomes:
+            assert decision["status"] == NOT_RELEASABLE, outcomes
+        else:
+            assert decision["status"] == INCONCLUSIVE, outcomes
+        for attribute, outcome, assay in zip(decision["attributes"], outcomes, ASSAYS, strict=True):
+            # Every inconclusive reason points at what to fix: the unit, the file or the lot.
+            if outcome not in (PASS, FAIL):
+                assert f"U_{assay}" in attribute["reason"] or "DEMO-001" in attribute["reason"], attribute[
+                    "reason"
+                ]
+                assert attribute["value"] is None
+        seen[decision["status"]] += 1
+    total = len(OUTCOMES) ** len(ASSAYS)
+    assert seen[RELEASE_CANDIDATE] == 1
+    assert seen[NOT_RELEASABLE] == total - (len(OUTCOMES) - 1) ** len(ASSAYS)
+    assert seen[INCONCLUSIVE] == total - 1 - seen[NOT_RELEASABLE]
