@@ -1,0 +1,128 @@
+"""Measuring a unit: the demo tube against its truth, and every bad input recorded, never raised."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import flowio
+import numpy as np
+import polars as pl
+import pytest
+
+from rapidrelease.flow.measure import measure_unit
+
+PANEL = Path("config/panels/car_t_phenotype.yaml")
+DEMO_FCS = Path("resources/demo/DEMO-001/DEMO-001_phenotype.fcs")
+
+
+@pytest.fixture(autouse=True)
+def _in_project(project_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project_root)
+
+
+def _measure(tmp_path: Path, fcs: Path | None, panel: Path | None = PANEL, assay: str = "phenotype") -> dict:
+    out = tmp_path / "out"
+    record = measure_unit("LOT-1", "PHENO", assay, "test", fcs, panel, out)
+    for name in ("metrics.json", "populations.tsv", "gate_plots.json"):
+        assert (out / name).is_file(), f"{name} is always written"
+    assert json.loads((out / "metrics.json").read_text()) == record
+    return record
+
+
+def _assert_one_sentence_error(record: dict, *fragments: str) -> None:
+    assert record["status"] == "error"
+    assert record["metrics"] == {}
+    message = record["error"]
+    assert "\n" not in message and "Traceback" not in message and message.endswith(".")
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_demo_tube_metrics_agree_with_the_simulation_truth(tmp_path: Path, project_root: Path):
+    record = _measure(tmp_path, DEMO_FCS)
+    assert record["status"] == "ok", record["error"]
+    truth = pl.read_csv(project_root / "resources/demo/DEMO-001/truth.tsv", separator="\t")
+    for row in truth.iter_rows(named=True):
+        measured = record["metrics"][row["metric"]]
+        assert measured["status"] == "ok"
+        tolerance = 0.1 * row["value"] if row["metric"].endswith("ratio") else 1.0  # 1 point, 10 % of a ratio
+        assert abs(measured["value"] - row["value"]) <= tolerance, row["metric"]
+    fcs_input = record["inputs"][0]
+    assert fcs_input["sha256"] and fcs_input["size_bytes"] == DEMO_FCS.stat().st_size
+    assert record["acquisition"]["cytometer"] == "LSRFortessa"
+    populations = pl.read_csv(tmp_path / "out" / "populations.tsv", separator="\t")
+    assert (
+        populations.filter(pl.col("population") == "Cells/Singlets/Live/CD3pos/CARpos")["count"][0]
+        == (record["metrics"]["car_pct_cd3"]["numerator"]["count"])
+    )
+    plots = json.loads((tmp_path / "out" / "gate_plots.json").read_text())["plots"]
+    assert [p["gate"] for p in plots][:3] == ["Cells", "Cells/Singlets", "Cells/Singlets/Live"]
+
+
+def test_missing_fcs_file(tmp_path: Path):
+    record = _measure(tmp_path, tmp_path / "absent.fcs")
+    _assert_one_sentence_error(record, "absent.fcs: file not found")
+
+
+def test_truncated_fcs_file(tmp_path: Path):
+    truncated = tmp_path / "DEMO-001_phenotype.fcs"
+    truncated.write_bytes(DEMO_FCS.read_bytes()[: DEMO_FCS.stat().st_size // 2])
+    record = _measure(tmp_path, truncated)
+    _assert_one_sentence_error(record, "DEMO-001_phenotype.fcs")
+    assert record["inputs"][0]["sha256"], "even an unreadable input is hashed for the audit trail"
+
+
+def test_a_file_that_is_not_fcs(tmp_path: Path):
+    not_fcs = tmp_path / "notes.fcs"
+    not_fcs.write_text("sample notes, not list-mode data\n")
+    _assert_one_sentence_error(_measure(tmp_path, not_fcs), "notes.fcs")
+
+
+def test_a_tube_without_a_channel_the_template_needs(tmp_path: Path):
+    other = tmp_path / "other_panel.fcs"
+    events = np.random.default_rng(0).uniform(0, 1000, size=(500, 3))
+    with open(other, "wb") as fh:
+        flowio.create_fcs(fh, events.flatten().tolist(), ["FSC-A", "FSC-H", "SSC-A"])
+    _assert_one_sentence_error(_measure(tmp_path, other), "other_panel.fcs", "needs channel")
+
+
+def test_a_tube_with_too_few_events_makes_metrics_insufficient(tmp_path: Path, project_root: Path):
+    # keep the first 60 events of the real tube: readable, but no percentage can rest on so few
+    from rapidrelease.fcs.reader import read_fcs
+
+    fcs = read_fcs(DEMO_FCS)
+    small = tmp_path / "small.fcs"
+    with open(small, "wb") as fh:
+        flowio.create_fcs(
+            fh,
+            fcs.events(0, 60).astype(np.float32).flatten().tolist(),
+            fcs.pnn_labels,
+            opt_channel_names=fcs.pns_labels,
+            metadata_dict={"spillover": fcs.keywords["$SPILLOVER"]},
+        )
+    record = _measure(tmp_path, small)
+    assert record["status"] == "ok"
+    assert record["metrics"]["viability_pct"]["status"] == "insufficient_events"
+    assert record["metrics"]["viability_pct"]["value"] is None
+
+
+def test_missing_panel_and_wrong_assay(tmp_path: Path):
+    _assert_one_sentence_error(_measure(tmp_path, DEMO_FCS, panel=None), "gives no panel")
+    _assert_one_sentence_error(
+        _measure(tmp_path, DEMO_FCS, panel=tmp_path / "none.yaml"), "none.yaml: file not found"
+    )
+    _assert_one_sentence_error(_measure(tmp_path, DEMO_FCS, assay="potency"), "'potency' is not measured")
+    no_path = _measure(tmp_path, None)
+    _assert_one_sentence_error(no_path, "gives no FCS file")
+
+
+def test_a_unit_measured_again_replaces_its_outputs_whole(tmp_path: Path):
+    first = _measure(tmp_path, DEMO_FCS)
+    broken = tmp_path / "gone.fcs"
+    second = _measure(tmp_path, broken)
+    assert first["status"] == "ok" and second["status"] == "error"
+    assert pl.read_csv(tmp_path / "out" / "populations.tsv", separator="\t").height == 0
+    assert not list((tmp_path / "out").glob(".*.tmp")), "no temporary file is left behind"
+    shutil.rmtree(tmp_path / "out")
