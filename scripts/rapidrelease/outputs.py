@@ -21,6 +21,16 @@ import polars as pl
 __all__ = ["atomic_path", "write_json", "write_text", "write_table", "sha256_file", "dumps_json"]
 
 
+def _file_mode() -> int:
+    # mkstemp creates files readable by their owner only; give outputs the mode open() would (umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
@@ -31,6 +41,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
