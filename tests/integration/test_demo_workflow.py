@@ -1,0 +1,161 @@
+"""Real snakemake runs of the workflow on the demo lots, in a temporary working directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def _workdir(project_root: Path, tmp: Path) -> Path:
+    """A site's folder: config/ and the demo data copied, the workflow used from the project."""
+    shutil.copytree(project_root / "config", tmp / "config")
+    shutil.copytree(project_root / "resources" / "demo", tmp / "resources" / "demo")
+    return tmp
+
+
+def _snakemake(project_root: Path, workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    command = [
+        str(BIN / "snakemake"),
+        "--snakefile",
+        str(project_root / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _release(workdir: Path, lot: str) -> dict:
+    return json.loads((workdir / "results" / lot / "release.json").read_text(encoding="utf-8"))
+
+
+def _append_rows(path: Path, rows: list[str]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.writelines(row + "\n" for row in rows)
+
+
+@pytest.fixture(scope="module")
+def demo_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = _workdir(project_root, tmp_path_factory.mktemp("site"))
+    done = _snakemake(project_root, workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Path):
+    first, second = _release(demo_run, "DEMO-001"), _release(demo_run, "DEMO-002")
+    assert first["status"] == "RELEASE_CANDIDATE"
+    assert [a["result"] for a in first["attributes"]] == ["PASS"] * 4
+    assert second["status"] == "NOT_RELEASABLE"
+    results = {a["name"]: a["result"] for a in second["attributes"]}
+    assert results == {"viability": "PASS", "cd3_of_live": "PASS", "car_of_cd3": "FAIL", "cd4_cd8_ratio": "PASS"}
+    for lot, release in (("DEMO-001", first), ("DEMO-002", second)):
+        table = pl.read_csv(demo_run / "resources/demo" / lot / "truth.tsv", separator="\t")
+        truth = dict(zip(table["metric"], table["value"], strict=True))
+        metrics = json.loads((demo_run / "results" / lot / "units/PHENO/metrics.json").read_text())["metrics"]
+        for name, expected in truth.items():
+            tolerance = 0.1 * expected if name.endswith("ratio") else 1.0
+            assert abs(metrics[name]["value"] - expected) <= tolerance, (lot, name)
+        car = next(a for a in release["attributes"] if a["name"] == "car_of_cd3")
+        assert abs(car["value"] - truth["car_pct_cd3"]) <= 1.0
+        assert (demo_run / "results" / lot / "report.html").stat().st_size > 1_000_000  # plotly.js embedded
+
+
+def test_a_second_run_does_nothing_and_a_forced_one_gives_byte_identical_decisions(
+    project_root: Path, demo_run: Path
+):
+    again = _snakemake(project_root, demo_run, "--dry-run")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+    before = {lot: _release(demo_run, lot) for lot in ("DEMO-001", "DEMO-002")}
+    forced = _snakemake(project_root, demo_run, "--forceall")
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    for lot, old in before.items():
+        new = _release(demo_run, lot)
+        old.pop("audit")
+        new.pop("audit")
+        assert json.dumps(new, sort_keys=False) == json.dumps(old, sort_keys=False), lot
+
+
+def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, tmp_path: Path):
+    workdir = _workdir(project_root, tmp_path)
+    demo = workdir / "resources" / "demo"
+    fcs = (demo / "DEMO-001" / "DEMO-001_phenotype.fcs").read_bytes()
+    (workdir / "incoming").mkdir()
+    (workdir / "incoming" / "BAD-TRUNC.fcs").write_bytes(fcs[: len(fcs) // 3])
+    _append_rows(
+        workdir / "config" / "lots.tsv",
+        [
+            "BAD-TRUNC\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:00:00+01:00\tSITE-A",
+            "BAD-MISSING\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:05:00+01:00\tSITE-A",
+            "BAD-NOUNIT\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:10:00+01:00\tSITE-A",
+        ],
+    )
+    _append_rows(
+        workdir / "config" / "units.tsv",
+        [
+            "BAD-TRUNC\tPHENO\tphenotype\ttest\tincoming/BAD-TRUNC.fcs\t\tconfig/panels/car_t_phenotype.yaml\t",
+            "BAD-MISSING\tPHENO\tphenotype\ttest\tincoming/not-yet-written.fcs\t\tconfig/panels/car_t_phenotype.yaml\t",
+        ],
+    )
+    done = _snakemake(project_root, workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    truncated = _release(workdir, "BAD-TRUNC")
+    assert truncated["status"] == "INCONCLUSIVE"
+    assert {a["result"] for a in truncated["attributes"]} == {"INCONCLUSIVE"}
+    assert "BAD-TRUNC.fcs: is truncated" in truncated["attributes"][0]["reason"]
+
+    missing = _release(workdir, "BAD-MISSING")
+    assert missing["status"] == "INCONCLUSIVE"
+    assert "not-yet-written.fcs: file not found" in missing["attributes"][0]["reason"]
+
+    no_unit = _release(workdir, "BAD-NOUNIT")
+    assert no_unit["status"] == "INCONCLUSIVE"
+    assert "phenotype" in no_unit["attributes"][0]["reason"]
+
+    assert _release(workdir, "DEMO-001")["status"] == "RELEASE_CANDIDATE"
+    assert _release(workdir, "DEMO-002")["status"] == "NOT_RELEASABLE"
+    for lot in ("BAD-TRUNC", "BAD-MISSING", "BAD-NOUNIT"):
+        assert (workdir / "results" / lot / "report.html").is_file()
+
+    # the missing file arrives: the next run measures that lot again and it is decided
+    shutil.copy(demo / "DEMO-001" / "DEMO-001_phenotype.fcs", workdir / "incoming" / "not-yet-written.fcs")
+    rerun = _snakemake(project_root, workdir)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert _release(workdir, "BAD-MISSING")["status"] == "RELEASE_CANDIDATE"
+
+
+def test_an_invalid_sheet_is_refused_before_any_job_runs(project_root: Path, tmp_path: Path):
+    workdir = _workdir(project_root, tmp_path)
+    units = workdir / "config" / "units.tsv"
+    units.write_text(units.read_text().replace("\tphenotype\t", "\tphenotyp\t", 1))
+    refused = _snakemake(project_root, workdir)
+    assert refused.returncode != 0
+    assert "config/units.tsv row 2, column 'assay': 'phenotyp' is not one of" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_the_workflow_is_lint_clean_and_snakefmt_formatted(project_root: Path, demo_run: Path):
+    lint = _snakemake(project_root, demo_run, "--lint")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    fmt = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", str(project_root / "workflow")], capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

@@ -1,0 +1,20 @@
+rule evaluate_lot:
+    """Evaluate a lot's measured metrics against its specification: release.json."""
+    input:
+        units=get_lot_unit_results,
+        config=get_config_files,
+    output:
+        release=f"{RESULTS}/{{lot}}/release.json",
+    log:
+        "logs/evaluate_lot/{lot}.log",
+    conda:
+        "../../envs/release.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=workflow.configfiles[0],
+    shell:
+        "rapidrelease evaluate --config {params.config:q} --lot {wildcards.lot:q}"
+        " --out {output.release:q} {input.units:q} 2> {log:q}"
