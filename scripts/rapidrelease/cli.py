@@ -37,14 +37,14 @@ def _cmd_fcs_info(args: argparse.Namespace) -> int:
 def _cmd_gate(args: argparse.Namespace) -> int:
     from rapidrelease.gating.engine import gate_files
 
-    gate_files(
+    failures = gate_files(
         template_path=Path(args.template),
         fcs_paths=[Path(p) for p in args.files],
         out_dir=Path(args.out),
         events_out=Path(args.events_out) if args.events_out else None,
         chunk_size=args.chunk_size,
     )
-    return 0
+    return 1 if failures else 0
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
@@ -120,9 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", required=True, help="GatingML 2.0 XML or FlowJo 10 .wsp")
     p.add_argument("--out", required=True, help="folder for populations.tsv")
     p.add_argument("--events-out", help="folder for one Parquet file of per-event gate membership per sample")
-    p.add_argument(
-        "--chunk-size", type=int, default=1_000_000, help="events gated per chunk (default 1000000)"
-    )
+    p.add_argument("--chunk-size", type=int, default=131_072, help="events gated per chunk (default 131072)")
     p.add_argument("files", nargs="+", metavar="FCS")
     p.set_defaults(func=_cmd_gate)
 

@@ -17,7 +17,13 @@ from typing import Any
 import polars as pl
 
 from rapidrelease.errors import MetricError, RapidReleaseError
-from rapidrelease.gating.engine import SampleLayout, compile_tree, gate_chunks, populations_table
+from rapidrelease.gating.engine import (
+    DEFAULT_CHUNK_SIZE,
+    SampleLayout,
+    compile_tree,
+    gate_chunks,
+    populations_table,
+)
 from rapidrelease.gating.evidence import gate_plot_data
 from rapidrelease.outputs import sha256_file, write_json, write_table
 
@@ -125,7 +131,7 @@ def _measure(
     compiled = compile_tree(tree, SampleLayout.of(fcs))
     result = gate_chunks(
         fcs.sample_id,
-        fcs.iter_event_chunks(1_000_000),
+        fcs.iter_event_chunks(DEFAULT_CHUNK_SIZE),
         compiled,
         keep_sample=PLOT_EVENTS,
         n_expected=fcs.n_events,

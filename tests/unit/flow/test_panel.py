@@ -81,7 +81,8 @@ def test_schema_problems_name_the_file_and_the_key(tmp_path: Path):
 def test_a_missing_gating_template_is_named(tmp_path: Path):
     path = _write(
         tmp_path,
-        "name: x\nassay: phenotype\ngating_template: nowhere.xml\nmetrics:\n  c: {numerator: A, kind: count}\n",
+        "name: x\nassay: phenotype\ngating_template: nowhere.xml\n"
+        "metrics:\n  c: {numerator: A, kind: count}\n",
     )
     with pytest.raises(ConfigError) as err:
         load_panel(path)
@@ -92,5 +93,5 @@ def test_a_missing_gating_template_is_named(tmp_path: Path):
 
 
 def test_a_missing_panel_file_is_named(tmp_path: Path):
-    with pytest.raises(ConfigError, match="panel.yaml: file not found"):
+    with pytest.raises(ConfigError, match=r"panel\.yaml: file not found"):
         load_panel(tmp_path / "panel.yaml")
