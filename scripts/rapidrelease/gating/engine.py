@@ -67,19 +67,22 @@ class SampleLayout:
     pnn_labels: tuple[str, ...]
     pns_labels: tuple[str, ...]
     spillover: tuple[tuple[str, ...], np.ndarray] | None = None
+    spillover_error: str | None = None
+    """Why the file's spillover keyword cannot be used: an error only for gates that compensate with it."""
 
     @classmethod
     def of(cls, fcs: Any) -> SampleLayout:
         """The layout of an :class:`~rapidrelease.fcs.reader.FCSFile`."""
-        spill = fcs.spillover()
-        return cls(
-            sample_id=fcs.sample_id,
-            pnn_labels=tuple(fcs.pnn_labels),
-            pns_labels=tuple(fcs.pns_labels),
-            spillover=None
-            if spill is None
-            else (tuple(spill.detectors), np.asarray(spill.matrix, dtype=np.float64)),
+        try:
+            spill = fcs.spillover()
+        except RapidReleaseError as exc:
+            spill, error = None, str(exc)
+        else:
+            error = None
+        matrix = (
+            None if spill is None else (tuple(spill.detectors), np.asarray(spill.matrix, dtype=np.float64))
         )
+        return cls(fcs.sample_id, tuple(fcs.pnn_labels), tuple(fcs.pns_labels), matrix, error)
 
     def channel_index(self, label: str) -> int | None:
         """Index of a channel named by $PnN, then $PnS, then FlowJo's label ($PnN with ``/`` as ``_``)."""
@@ -177,6 +180,10 @@ def _compile_compensation(
     tree: GateTree, layout: SampleLayout, comp_ref: str, node: GateNode
 ) -> _Compensation | None:
     if comp_ref == "FCS":
+        if layout.spillover_error is not None:
+            raise GatingError(
+                f"{layout.spillover_error.rstrip('.')}, and gate {node.name!r} compensates with it."
+            )
         if layout.spillover is None:
             return None  # GatingML 2.0 §4: "FCS" with no spillover in the file means uncompensated
         detectors, spill = layout.spillover

@@ -201,3 +201,40 @@ def test_pulled_back_bounds_decide_exactly_like_the_transformed_comparison(trans
         assert np.all(t[in_domain & (values < r_lo)] < bound)
         assert np.all(t[in_domain & (values >= r_hi)] >= bound)
     assert banded >= 3, "most bounds should be decidable in raw units"
+
+
+GML_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<gating:Gating-ML'
+    ' xmlns:gating="http://www.isac-net.org/std/Gating-ML/v2.0/gating"'
+    ' xmlns:data-type="http://www.isac-net.org/std/Gating-ML/v2.0/datatypes">\n'
+)
+
+
+def _range_gate(gate_id: str, channel: str, comp_ref: str, low: float) -> str:
+    return (
+        f'<gating:RectangleGate gating:id="{gate_id}">'
+        f'<gating:dimension gating:compensation-ref="{comp_ref}" gating:min="{low}">'
+        f'<data-type:fcs-dimension data-type:name="{channel}"/></gating:dimension></gating:RectangleGate>\n'
+    )
+
+
+def test_a_malformed_spillover_only_stops_gates_that_compensate_with_it(tmp_path: Path):
+    import fcsparser
+
+    # Miltenyi's $SPILLOVER names 6 detectors but gives no values (the reader warns about it)
+    fcs = read_fcs(
+        Path(fcsparser.__file__).parent
+        / "tests/data/FlowCytometers/MiltenyiBiotec/FCS3.1/EY_2013-07-19_PBS_FCS_3.1_Well_A1.001.fcs"
+    )
+    scatter = tmp_path / "scatter.xml"
+    scatter.write_text(GML_HEAD + _range_gate("Big", "FSC-A", "uncompensated", 0) + "</gating:Gating-ML>\n")
+    counted = gate_fcs(fcs, load_template(scatter).tree_for(fcs.sample_id))
+    assert 0 < counted.count("Big") < fcs.n_events
+
+    compensated = tmp_path / "compensated.xml"
+    compensated.write_text(GML_HEAD + _range_gate("FL2pos", "FL2-A", "FCS", 0) + "</gating:Gating-ML>\n")
+    with pytest.raises(GatingError) as err:
+        gate_fcs(fcs, load_template(compensated).tree_for(fcs.sample_id))
+    message = str(err.value)
+    assert message.startswith("EY_2013-07-19_PBS_FCS_3.1_Well_A1.001.fcs $SPILLOVER: spillover for 6 detectors")
+    assert message.endswith("and gate 'FL2pos' compensates with it.")
