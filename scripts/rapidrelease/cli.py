@@ -43,6 +43,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         events_out=Path(args.events_out) if args.events_out else None,
         chunk_size=args.chunk_size,
+        compensation=Path(args.compensation) if args.compensation else None,
     )
     return 1 if failures else 0
 
@@ -121,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for populations.tsv")
     p.add_argument("--events-out", help="folder for one Parquet file of per-event gate membership per sample")
     p.add_argument("--chunk-size", type=int, default=131_072, help="events gated per chunk (default 131072)")
+    p.add_argument(
+        "--compensation", help="spillover matrix file (CSV/TSV) to use instead of each file's $SPILLOVER"
+    )
     p.add_argument("files", nargs="+", metavar="FCS")
     p.set_defaults(func=_cmd_gate)
 

@@ -24,7 +24,9 @@ def _workdir(project_root: Path, tmp: Path) -> Path:
     return tmp
 
 
-def _snakemake(project_root: Path, workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def _snakemake(
+    project_root: Path, workdir: Path, *args: str, timeout: int = 600
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     command = [
         str(BIN / "snakemake"),
@@ -62,7 +64,12 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
     assert [a["result"] for a in first["attributes"]] == ["PASS"] * 4
     assert second["status"] == "NOT_RELEASABLE"
     results = {a["name"]: a["result"] for a in second["attributes"]}
-    assert results == {"viability": "PASS", "cd3_of_live": "PASS", "car_of_cd3": "FAIL", "cd4_cd8_ratio": "PASS"}
+    assert results == {
+        "viability": "PASS",
+        "cd3_of_live": "PASS",
+        "car_of_cd3": "FAIL",
+        "cd4_cd8_ratio": "PASS",
+    }
     for lot, release in (("DEMO-001", first), ("DEMO-002", second)):
         table = pl.read_csv(demo_run / "resources/demo" / lot / "truth.tsv", separator="\t")
         truth = dict(zip(table["metric"], table["value"], strict=True))

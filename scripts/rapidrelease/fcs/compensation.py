@@ -7,19 +7,26 @@ detector ``j``. Well-formed text parses exactly as ``flowutils.compensate.get_sp
 malformed text is refused with one sentence instead of being guessed at.
 
 FCS 2.0 ``$DFCiTOj`` and FCS 3.0 ``$COMP`` are not parsed here (see ``rapidrelease.fcs.reader``).
+
+A matrix can also come from a file a panel names (:func:`read_spillover_file`): the CSV or TSV that
+FlowJo, FlowKit, R (``write.csv`` of a matrix) or flowCore write, with the same meaning and checks.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from rapidrelease.errors import FCSReadError
+from rapidrelease.errors import ConfigError, FCSReadError
 from rapidrelease.fcs.text_segment import shown
 
-__all__ = ["Spillover", "parse_spillover"]
+__all__ = ["Spillover", "parse_spillover", "read_spillover_file"]
+
+_CELL_SEPARATOR = re.compile(r"[,\t]")
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,3 +106,58 @@ def parse_spillover(text: str, source: str) -> Spillover:
     matrix = np.array(values, dtype=np.float64).reshape(n, n)
     matrix.setflags(write=False)
     return Spillover(detectors=detectors, matrix=matrix)
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip().strip('"').strip() for cell in _CELL_SEPARATOR.split(line.strip().lstrip("#"))]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_spillover_file(path: Path) -> Spillover:
+    """Read a spillover matrix file: detector names on one line, then one row of values per detector.
+
+    Accepted as FlowJo, FlowKit, R and flowCore write them: comma- or tab-separated; the header may
+    start with ``#``; lines before the header (a title) are skipped; each row may start with its
+    detector's name (R's row names, with an empty first header cell), in which case rows are put in
+    the header's order. Values mean what $SPILLOVER's do (row emitting, column receiving). Raises
+    ConfigError naming the file when it is missing or not such a matrix.
+    """
+    path = Path(path)
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: compensation matrix file not found.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as a compensation matrix ({exc}).") from None
+    first_row = next((i for i, line in enumerate(lines) if any(_is_number(c) for c in _cells(line))), None)
+    if not first_row:
+        raise ConfigError(
+            f"{path}: not a compensation matrix (no line of detector names followed by numbers)."
+        )
+    header = [c for c in _cells(lines[first_row - 1]) if c]
+    if len(lines) - first_row < len(header):
+        raise ConfigError(
+            f"{path}: names {len(header)} detectors but has {len(lines) - first_row} rows of values."
+        )
+    rows: dict[str, list[str]] = {}
+    for k, line in enumerate(lines[first_row : first_row + len(header)]):
+        cells = _cells(line)
+        label = header[k]
+        if len(cells) == len(header) + 1 and not _is_number(cells[0]):
+            label, cells = cells[0], cells[1:]
+        rows[label] = cells
+    if sorted(rows) != sorted(header):
+        raise ConfigError(f"{path}: the row names {list(rows)} do not match the detectors {header}.")
+    values = [value for name in header for value in rows[name]]
+    text = ",".join([str(len(header)), *header, *values])
+    try:
+        return parse_spillover(text, str(path))
+    except FCSReadError as exc:
+        raise ConfigError(str(exc)) from None

@@ -68,6 +68,7 @@ def measure_unit(
         "inputs": [],
         "acquisition": None,
         "panel": None,
+        "compensation": None,
         "metrics": {},
     }
     populations = populations_table([])
@@ -94,6 +95,7 @@ def measure_unit(
 def _measure(
     record: dict[str, Any], assay: str, fcs_path: Path | None, panel_path: Path | None
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    from rapidrelease.fcs.compensation import read_spillover_file
     from rapidrelease.fcs.reader import read_fcs
     from rapidrelease.flow.metrics import compute_metrics
     from rapidrelease.flow.panel import load_panel
@@ -128,7 +130,14 @@ def _measure(
     record["acquisition"] = _acquisition(fcs)
     tree = panel.template().tree_for(fcs.sample_id)
     panel.check_populations(tree)
-    compiled = compile_tree(tree, SampleLayout.of(fcs))
+    layout = SampleLayout.of(fcs)
+    if panel.compensation_path is None:
+        record["compensation"] = "the tube's own $SPILLOVER" if layout.spillover else None
+    else:
+        record["inputs"].append(_input_entry(panel.compensation_path, "compensation"))
+        record["compensation"] = str(panel.compensation_path)
+        layout = layout.with_spillover(read_spillover_file(panel.compensation_path))
+    compiled = compile_tree(tree, layout)
     result = gate_chunks(
         fcs.sample_id,
         fcs.iter_event_chunks(DEFAULT_CHUNK_SIZE),

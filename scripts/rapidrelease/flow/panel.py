@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rapidrelease.errors import ConfigError, RapidReleaseError, TemplateError
+from rapidrelease.fcs.compensation import read_spillover_file
 from rapidrelease.gating.template import GateTree, GatingTemplate, load_template, population_path
 from rapidrelease.release.schemas import load_schema, schema_problems
 from rapidrelease.release.yaml_files import load_yaml
@@ -57,6 +58,8 @@ class Panel:
     assay: str
     template_path: Path
     metrics: tuple[MetricDefinition, ...]
+    compensation_path: Path | None = None
+    """A spillover matrix file used instead of each tube's own $SPILLOVER (None: the tube's)."""
 
     def template(self) -> GatingTemplate:
         """The panel's gating template (loaded once per process)."""
@@ -103,6 +106,7 @@ def load_panel(path: Path) -> Panel:
         assay=str(data["assay"]),
         template_path=Path(data["gating_template"]),
         metrics=tuple(metrics),
+        compensation_path=Path(data["compensation"]) if data.get("compensation") else None,
     )
     try:
         template = panel.template()
@@ -110,6 +114,8 @@ def load_panel(path: Path) -> Panel:
         raise ConfigError(f"{path}: its gating template cannot be used: {exc}") from exc
     if template.kind == "gatingml":
         panel.check_populations(template.tree_for(""))
+    if panel.compensation_path is not None:
+        read_spillover_file(panel.compensation_path)  # refuse a bad matrix before any tube is measured
     return panel
 
 

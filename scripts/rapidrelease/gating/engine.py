@@ -84,6 +84,12 @@ class SampleLayout:
         )
         return cls(fcs.sample_id, tuple(fcs.pnn_labels), tuple(fcs.pns_labels), matrix, error)
 
+    def with_spillover(self, spillover: Any) -> SampleLayout:
+        """This layout with ``spillover`` (a :class:`~rapidrelease.fcs.compensation.Spillover`, e.g. from a
+        matrix file a panel names) in place of the file's own, for gates that compensate with "FCS"."""
+        matrix = (tuple(spillover.detectors), np.asarray(spillover.matrix, dtype=np.float64))
+        return SampleLayout(self.sample_id, self.pnn_labels, self.pns_labels, matrix, None)
+
     def channel_index(self, label: str) -> int | None:
         """Index of a channel named by $PnN, then $PnS, then FlowJo's label ($PnN with ``/`` as ``_``)."""
         for labels in (self.pnn_labels, self.pns_labels, tuple(p.replace("/", "_") for p in self.pnn_labels)):
@@ -636,25 +642,31 @@ def gate_files(
     out_dir: Path,
     events_out: Path | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    compensation: Path | None = None,
 ) -> list[str]:
     """``rapidrelease gate``: gate FCS files, write ``out_dir/populations.tsv`` (and per-event Parquet).
 
     Each file is gated with the template's gates for that file (its own sample's gates in a FlowJo
     workspace, matched by file name). A file that cannot be read or gated is reported on stderr and
     left out of the table; returns those one-line messages (empty when every file was gated).
+    ``compensation`` names a spillover matrix file used instead of each file's own $SPILLOVER.
     """
     from rapidrelease.fcs.reader import read_fcs
     from rapidrelease.outputs import atomic_path, write_table
 
     if chunk_size < 1:
         raise GatingError(f"--chunk-size must be a positive number of events, not {chunk_size}.")
+    from rapidrelease.fcs.compensation import read_spillover_file
+
     template = load_template(template_path)
+    spillover = None if compensation is None else read_spillover_file(compensation)
     results, failures = [], []
     for path in fcs_paths:
         try:
             fcs = read_fcs(path)
             tree = template.tree_for(fcs.sample_id)
-            compiled = compile_tree(tree, SampleLayout.of(fcs))
+            layout = SampleLayout.of(fcs)
+            compiled = compile_tree(tree, layout if spillover is None else layout.with_spillover(spillover))
             if events_out is None:
                 result = gate_chunks(fcs.sample_id, fcs.iter_event_chunks(chunk_size), compiled)
             else:

@@ -20,6 +20,7 @@ exactly as FlowJo itself evaluates them.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -194,8 +195,27 @@ def _load_gatingml(path: Path) -> GateTree:
             warnings.simplefilter("ignore")
             strategy = flowkit.parse_gating_xml(str(path))
     except Exception as exc:  # FlowKit raises many types for malformed XML
-        raise TemplateError(f"{path.name}: not a readable GatingML 2.0 file ({_first_line(exc)}).") from exc
+        raise TemplateError(f"{path.name}{_gatingml_problem(path, exc)}.") from exc
     return compile_strategy(strategy, source=path.name)
+
+
+_XML_NAMESPACE = re.compile(r"\{[^}]*\}")
+
+
+def _gatingml_problem(path: Path, exc: Exception) -> str:
+    """Where and why a file is not GatingML 2.0: the first XML or XSD error with its line."""
+    from flowkit._resources import gml_schema
+    from lxml import etree
+
+    try:
+        document = etree.parse(str(path))
+    except etree.XMLSyntaxError as syntax:
+        return f" line {syntax.lineno}: not well-formed XML ({_first_line(syntax)})"
+    if not gml_schema.validate(document):
+        error = gml_schema.error_log[0]
+        message = _XML_NAMESPACE.sub("", error.message).rstrip(".")
+        return f" line {error.line}: not valid GatingML 2.0 ({message})"
+    return f": not a usable GatingML 2.0 file ({_first_line(exc)})"
 
 
 def _load_flowjo(path: Path) -> dict[str, GateTree]:

@@ -141,7 +141,7 @@ def _populations_table(path: Path) -> str:
 def _plots(path: Path, prefix: str) -> str:
     if not path.is_file():
         return ""
-    plots = json.loads(path.read_text(encoding="utf-8")).get("plots", [])
+    plots = _read_json(path).get("plots", [])
     if not plots:
         return ""
     divs = []
@@ -158,6 +158,14 @@ def _plots(path: Path, prefix: str) -> str:
     return "<h3>Gates</h3><div class='plots'>" + "".join(divs) + "</div>"
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
     parts = [f"<h2>Unit {_e(unit['unit_id'])} · {_e(unit['assay'])} · {_e(unit['role'])}</h2>"]
     if unit.get("error"):
@@ -169,6 +177,9 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
             f" on {_e(acquisition.get('cytometer'))}.</p>"
         )
     parts.append(_inputs_table(unit.get("inputs") or []))
+    measured = _read_json(unit_dir / "metrics.json") if unit_dir is not None else {}
+    if measured.get("compensation"):
+        parts.append(f"<p class='note'>Compensated with {_e(measured['compensation'])}.</p>")
     if unit_dir is not None and not unit.get("error"):
         prefix = f"u{abs(hash(unit['unit_id'])) % 10**8}"
         parts.append(_plots(unit_dir / "gate_plots.json", prefix))

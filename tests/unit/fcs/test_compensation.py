@@ -123,3 +123,51 @@ def test_spillover_equality_compares_names_and_values():
     assert a == Spillover(("A", "B"), np.array([[1.0, 0.1], [0.0, 1.0]]))
     assert a != Spillover(("A", "B"), np.array([[1.0, 0.2], [0.0, 1.0]]))
     assert a != Spillover(("B", "A"), np.array([[1.0, 0.1], [0.0, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    ("relative", "n", "first", "value_0_1"),
+    [
+        ("flowkit/8_color_data_set/den_comp.csv", 8, "TNFa FITC FLR-A", 0.014139),  # '#' header
+        ("flowkit/comp_complete_example.csv", 14, "Ax488-A", 0.2986),  # plain header
+        (
+            "cytoexplorerdata_tcell_activation/Compensation-Spillover-Matrix.csv",
+            11,
+            "Alexa Fluor 488-A",
+            0.180901,
+        ),
+        ("flowcore_extdata/compdata/compmatrix", 4, "FL1-H", 0.24),  # title line, tabs, CR line ends
+    ],
+)
+def test_matrix_files_as_flowjo_flowkit_r_and_flowcore_write_them(shared_data, relative, n, first, value_0_1):
+    from rapidrelease.fcs.compensation import read_spillover_file
+
+    spill = read_spillover_file(shared_data / "fcs" / relative)
+    assert len(spill.detectors) == n and spill.detectors[0] == first
+    assert spill.matrix.shape == (n, n)
+    assert spill.matrix[0, 1] == pytest.approx(value_0_1)
+    assert np.all(np.diag(spill.matrix) == 1.0)
+
+
+def test_matrix_file_problems_name_the_file(tmp_path):
+    from rapidrelease.errors import ConfigError
+    from rapidrelease.fcs.compensation import read_spillover_file
+
+    with pytest.raises(ConfigError, match=r"absent\.csv: compensation matrix file not found\.$"):
+        read_spillover_file(tmp_path / "absent.csv")
+    short = tmp_path / "short.csv"
+    short.write_text("FL1-A,FL2-A\n1,0.1\n")
+    with pytest.raises(ConfigError, match=r"short\.csv: names 2 detectors but has 1 rows of values\.$"):
+        read_spillover_file(short)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("FL1-A,FL2-A\n1,0.1\n0.2\n")
+    with pytest.raises(ConfigError, match=r"ragged\.csv: spillover for 2 detectors needs 4 values"):
+        read_spillover_file(ragged)
+    words = tmp_path / "words.csv"
+    words.write_text("just,a,note\n")
+    with pytest.raises(ConfigError, match=r"words\.csv: not a compensation matrix"):
+        read_spillover_file(words)
+    labels = tmp_path / "labels.csv"
+    labels.write_text('"","FL1-A","FL2-A"\n"FL1-A",1,0.1\n"FL3-A",0.2,1\n')
+    with pytest.raises(ConfigError, match=r"labels\.csv: the row names \['FL1-A', 'FL3-A'\] do not match"):
+        read_spillover_file(labels)

@@ -126,3 +126,41 @@ def test_a_unit_measured_again_replaces_its_outputs_whole(tmp_path: Path):
     assert pl.read_csv(tmp_path / "out" / "populations.tsv", separator="\t").height == 0
     assert not list((tmp_path / "out").glob(".*.tmp")), "no temporary file is left behind"
     shutil.rmtree(tmp_path / "out")
+
+
+def _panel_with_matrix(tmp_path: Path, matrix_csv: Path) -> Path:
+    panel = tmp_path / "panel.yaml"
+    panel.write_text(PANEL.read_text() + f"compensation: {matrix_csv}\n", encoding="utf-8")
+    return panel
+
+
+def test_a_matrix_file_named_by_the_panel_replaces_the_tubes_spillover(tmp_path: Path):
+    from rapidrelease.fcs.reader import read_fcs
+
+    spill = read_fcs(DEMO_FCS).spillover()
+    assert spill is not None
+    same = tmp_path / "same.csv"
+    same.write_text(
+        ",".join(spill.detectors)
+        + "\n"
+        + "\n".join(",".join(format(float(v), ".17g") for v in row) for row in spill.matrix)
+        + "\n"
+    )
+    identity = tmp_path / "identity.csv"
+    identity.write_text(
+        ",".join(spill.detectors)
+        + "\n"
+        + "\n".join(",".join(row) for row in np.eye(7).astype(int).astype(str))
+    )
+    own = _measure(tmp_path / "own", DEMO_FCS)
+    from_file = _measure(tmp_path / "file", DEMO_FCS, panel=_panel_with_matrix(tmp_path, same))
+    uncorrected = _measure(tmp_path / "none", DEMO_FCS, panel=_panel_with_matrix(tmp_path, identity))
+
+    assert own["compensation"] == "the tube's own $SPILLOVER"
+    assert from_file["compensation"] == str(same)
+    assert {i["role"] for i in from_file["inputs"]} == {"fcs", "compensation"}
+    assert from_file["metrics"] == own["metrics"]  # the same matrix from a file: the same numbers
+    # without compensation FITC (CAR) spills 20 % into PE (CCR7): CAR+ cells look CCR7-brighter
+    ccr7_pos = ("cd45ra_pos_ccr7_pos_pct_car", "cd45ra_neg_ccr7_pos_pct_car")
+    shift = sum(uncorrected["metrics"][m]["value"] - own["metrics"][m]["value"] for m in ccr7_pos)
+    assert shift > 5.0

@@ -236,5 +236,7 @@ def test_a_malformed_spillover_only_stops_gates_that_compensate_with_it(tmp_path
     with pytest.raises(GatingError) as err:
         gate_fcs(fcs, load_template(compensated).tree_for(fcs.sample_id))
     message = str(err.value)
-    assert message.startswith("EY_2013-07-19_PBS_FCS_3.1_Well_A1.001.fcs $SPILLOVER: spillover for 6 detectors")
+    assert message.startswith(
+        "EY_2013-07-19_PBS_FCS_3.1_Well_A1.001.fcs $SPILLOVER: spillover for 6 detectors"
+    )
     assert message.endswith("and gate 'FL2pos' compensates with it.")
