@@ -27,7 +27,9 @@ def _workdir(project_root: Path, tmp: Path) -> Path:
 def _snakemake(
     project_root: Path, workdir: Path, *args: str, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    # as README runs it: .venv/bin/snakemake with the environment not activated (not on PATH)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
+    env = dict(os.environ, PATH=path)
     command = [
         str(BIN / "snakemake"),
         "--snakefile",

@@ -1,6 +1,6 @@
 # The only place that reads the configuration: config.yaml, the lot and unit sheets, the
 # specifications and the flow panels are validated here, before any job runs.
-import shutil
+import shlex
 import sys
 from pathlib import Path
 
@@ -29,13 +29,19 @@ except ConfigError as problem:
 
 RESULTS = str(RUN.results_dir)
 
-# Rules call the rapidrelease command; when snakemake runs from a virtual environment that is not
-# activated, the command is not on PATH, and the package is run with snakemake's own interpreter.
-RAPIDRELEASE = (
-    "rapidrelease"
-    if shutil.which("rapidrelease")
-    else f"{sys.executable} -m rapidrelease"
-)
+# Rules run the rapidrelease command. Under --sdm conda it comes from each rule's environment;
+# otherwise from the environment snakemake itself runs in, whose bin folder every job's shell puts
+# first on PATH (that environment need not be activated, e.g. `.venv/bin/snakemake`).
+if "conda" not in {
+    str(m).lower() for m in workflow.deployment_settings.deployment_method
+}:
+    _bin = Path(sys.executable).parent
+    if not (_bin / "rapidrelease").exists():
+        _refuse(
+            f"rapidrelease is not installed beside the snakemake that runs this workflow ({_bin}); "
+            "install it there (see README.md) or run with --sdm conda."
+        )
+    shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(_bin))}:"$PATH"; ')
 
 _ID = SAFE_ID_PATTERN.removeprefix("^").removesuffix("$")
 
