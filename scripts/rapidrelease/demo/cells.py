@@ -87,6 +87,15 @@ class CellDraw:
     ssc_a: np.ndarray
     af_scale: np.ndarray
 
+    @classmethod
+    def without_identity(
+        cls, dye: np.ndarray, fsc_a: np.ndarray, fsc_h: np.ndarray, ssc_a: np.ndarray, af_scale: np.ndarray
+    ) -> CellDraw:
+        """Events that are not one cell (debris, doublets): lineage -1 and no antigen."""
+        n = len(fsc_a)
+        no = np.zeros(n, dtype=bool)
+        return cls(np.full(n, -1, dtype=np.int8), no, no, no, no, no, dye, fsc_a, fsc_h, ssc_a, af_scale)
+
 
 def _lognormal(rng: np.random.Generator, median_sigma: tuple[float, float], n: int) -> np.ndarray:
     median, sigma = median_sigma
@@ -200,17 +209,4 @@ def draw_debris(rng: np.random.Generator, n: int) -> CellDraw:
     dye = 60.0 * np.exp(0.9 * rng.standard_normal((n, 7)))
     fragment = rng.random(n) < _DEBRIS_DEAD_FRAGMENT
     dye[:, _VIA] = np.where(fragment, _lognormal(rng, (6000.0, 0.9), n), _lognormal(rng, (150.0, 0.6), n))
-    no = np.zeros(n, dtype=bool)
-    return CellDraw(
-        lineage=np.full(n, -1, dtype=np.int8),
-        car=no,
-        cd4=no,
-        cd8=no,
-        cd45ra=no,
-        ccr7=no,
-        dye=dye,
-        fsc_a=fsc_a,
-        fsc_h=fsc_h,
-        ssc_a=ssc_a,
-        af_scale=_lognormal(rng, _DEBRIS_AF, n),
-    )
+    return CellDraw.without_identity(dye, fsc_a, fsc_h, ssc_a, _lognormal(rng, _DEBRIS_AF, n))

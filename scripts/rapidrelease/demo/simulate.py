@@ -102,19 +102,12 @@ def _doublets(rng: np.random.Generator, lot: DemoLot, n: int) -> CellDraw:
     first, second = (draw_cells(rng, lot, rng.random(n) >= lot.viability) for _ in range(2))
     a, b, scale = _DOUBLET_HEIGHT_GAIN
     height = np.maximum(first.fsc_h, second.fsc_h) * (1 + scale * rng.beta(a, b, size=n))
-    no = np.zeros(n, dtype=bool)
-    return CellDraw(
-        lineage=np.full(n, -1, dtype=np.int8),
-        car=no,
-        cd4=no,
-        cd8=no,
-        cd45ra=no,
-        ccr7=no,
-        dye=first.dye + second.dye,
-        fsc_a=first.fsc_a + second.fsc_a,
-        fsc_h=height,
-        ssc_a=first.ssc_a + second.ssc_a,
-        af_scale=first.af_scale + second.af_scale,
+    return CellDraw.without_identity(
+        first.dye + second.dye,
+        first.fsc_a + second.fsc_a,
+        height,
+        first.ssc_a + second.ssc_a,
+        first.af_scale + second.af_scale,
     )
 
 

@@ -250,16 +250,13 @@ def compile_strategy(strategy: Any, source: str) -> GateTree:
     from flowkit.exceptions import QuadrantReferenceError
 
     nodes: dict[tuple[str, ...], GateNode] = {}
-    for item in nx.algorithms.topological_sort(strategy._dag):
-        if item == ("root",):
-            continue
-        gate_id, flowkit_path = item[-1], item[:-1]
+    for gate_id, flowkit_path in strategy.get_gate_ids():
         try:
             gate = strategy.get_gate(gate_id, flowkit_path)
         except QuadrantReferenceError:
             continue  # a quadrant: evaluated with its quadrant gate
-        # FlowKit's DAG puts a quadrant's children under (…, quadrant gate, quadrant): same as our paths.
-        path, parent = item[1:], flowkit_path[1:]
+        # FlowKit puts a quadrant's children under (…, quadrant gate, quadrant): the same as our paths.
+        path, parent = (*flowkit_path[1:], gate_id), tuple(flowkit_path[1:])
         try:
             nodes[path] = _compile_gate(gate, path, parent, strategy.transformations)
         except TemplateError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,7 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
     if measured.get("compensation"):
         parts.append(f"<p class='note'>Compensated with {_e(measured['compensation'])}.</p>")
     if unit_dir is not None and not unit.get("error"):
-        prefix = f"u{abs(hash(unit['unit_id'])) % 10**8}"
+        prefix = "unit-" + re.sub(r"[^A-Za-z0-9_-]", "_", unit["unit_id"])
         parts.append(_plots(unit_dir / "gate_plots.json", prefix))
         parts.append(_populations_table(unit_dir / "populations.tsv"))
     return "".join(parts)
