@@ -15,6 +15,7 @@ __all__ = [
     "GatingError",
     "MetricError",
     "SpecError",
+    "ReadsError",
 ]
 
 
@@ -44,3 +45,7 @@ class MetricError(RapidReleaseError):
 
 class SpecError(RapidReleaseError):
     """A specification cannot be evaluated (e.g. it names an attribute nothing measures)."""
+
+
+class ReadsError(RapidReleaseError):
+    """Sequencing reads cannot be read (truncated, malformed, not the format claimed)."""

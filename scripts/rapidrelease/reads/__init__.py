@@ -1,0 +1,1 @@
+"""Sequencing reads: input, k-mer index, classification."""
