@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rapidrelease import __version__
-from rapidrelease.errors import RapidReleaseError
+from rapidrelease.errors import ConfigError, RapidReleaseError
 
 __all__ = ["main", "build_parser"]
 
@@ -96,6 +96,63 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_refdb_build(args: argparse.Namespace) -> int:
+    from rapidrelease.reads.index import build_index
+    from rapidrelease.reads.kmers import MinimizerSpec
+
+    index = build_index(
+        fasta_paths=[Path(p) for p in args.fasta],
+        taxonomy_path=Path(args.taxonomy),
+        out_dir=Path(args.out),
+        seqid2taxid_path=Path(args.seqid2taxid) if args.seqid2taxid else None,
+        spec=MinimizerSpec(k=args.k, l=args.l, spaced_positions=args.spaced),
+        mask_low_complexity=not args.no_masking,
+    )
+    counts = index.manifest["counts"]
+    print(
+        f"{args.out}: {counts['minimizers']:,} minimizers of {counts['sequences']:,} sequences "
+        f"({counts['bases']:,} bases), {counts['labels']:,} taxa labelled, "
+        f"table {counts['table_bytes'] / 1e6:,.1f} MB "
+        f"in {index.manifest['build_seconds']} s"
+    )
+    return 0
+
+
+def _cmd_refdb_info(args: argparse.Namespace) -> int:
+    from rapidrelease.reads.index import load_index
+
+    print(json.dumps(load_index(Path(args.db)).manifest, indent=2))
+    return 0
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from rapidrelease.reads.classify import ClassifyOptions, classify_reads
+    from rapidrelease.reads.index import load_index
+
+    reads = [Path(p) for p in args.reads]
+    if args.paired and len(reads) not in (1, 2):
+        raise ConfigError("--paired takes two read files (R1 and R2) or one interleaved BAM/CRAM.")
+    if not args.paired and len(reads) != 1:
+        raise ConfigError("give one read file, or two with --paired.")
+    totals = classify_reads(
+        load_index(Path(args.db)),
+        reads[0],
+        reads[1] if len(reads) == 2 else None,
+        ClassifyOptions(confidence=args.confidence, min_hit_groups=args.min_hit_groups),
+        report_path=Path(args.out_report),
+        reads_path=Path(args.out_reads) if args.out_reads else None,
+        taxa_path=Path(args.out_taxa) if args.out_taxa else None,
+        threads=args.threads,
+        interleaved=args.paired and len(reads) == 1,
+    )
+    print(
+        f"{totals.reads:,} reads: {totals.classified:,} classified "
+        f"({100 * totals.classified / max(totals.reads, 1):.2f} %), {totals.too_short:,} shorter than k",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_simulate_demo(args: argparse.Namespace) -> int:
     from rapidrelease.demo.simulate import write_demo_lots
 
@@ -154,6 +211,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="report.html to write")
     p.add_argument("unit_dirs", nargs="*", metavar="UNIT_DIR")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("refdb", help="build or inspect a k-mer reference index")
+    refdb = p.add_subparsers(dest="refdb_command", required=True, metavar="ACTION")
+    b = refdb.add_parser("build", help="index FASTA sequences labelled with taxa")
+    b.add_argument("--fasta", nargs="+", required=True, help="FASTA files (plain or .gz)")
+    b.add_argument(
+        "--taxonomy",
+        required=True,
+        help="taxonomy TSV (taxid, parent_taxid, rank, name, category) or nodes.dmp",
+    )
+    b.add_argument("--seqid2taxid", help="seqid<TAB>taxid map for headers without |kraken:taxid|N")
+    b.add_argument("--out", required=True, help="index folder to write")
+    b.add_argument("--k", type=int, default=35, help="k-mer length (default 35, as Kraken 2)")
+    b.add_argument("--l", type=int, default=31, help="minimizer length (default 31, as Kraken 2)")
+    b.add_argument("--spaced", type=int, default=7, help="spaced-seed positions (default 7, as Kraken 2)")
+    b.add_argument("--no-masking", action="store_true", help="do not mask low-complexity sequence")
+    b.set_defaults(func=_cmd_refdb_build)
+    i = refdb.add_parser("info", help="print an index's manifest")
+    i.add_argument("db")
+    i.set_defaults(func=_cmd_refdb_info)
+
+    p = sub.add_parser("classify", help="classify reads against an index (Kraken 2 compatible outputs)")
+    p.add_argument("--db", required=True, help="index folder (rapidrelease refdb build)")
+    p.add_argument(
+        "--paired", action="store_true", help="reads are pairs: R1 R2, or one interleaved BAM/CRAM"
+    )
+    p.add_argument("--confidence", type=float, default=0.0, help="confidence threshold 0–1 (default 0)")
+    p.add_argument(
+        "--min-hit-groups", type=int, default=2, help="minimum distinct minimizer hits (default 2)"
+    )
+    p.add_argument("--threads", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--out-report", required=True, help="kreport to write")
+    p.add_argument("--out-reads", help="Kraken per-read table to write (.gz to compress)")
+    p.add_argument("--out-taxa", help="per-taxon table (TSV, and Parquet beside it)")
+    p.add_argument("reads", nargs="+", metavar="READS")
+    p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("simulate-demo", help="write the synthetic demo lots (FCS 3.1, template, truth)")
     p.add_argument("--out", required=True)

@@ -7,16 +7,16 @@ leaves either the previous complete file or none, never a truncated one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:  # polars costs 34 MB of memory to import; only table writers need it
+    import polars as pl
 
 __all__ = ["atomic_path", "write_json", "write_text", "write_table", "sha256_file", "dumps_json"]
 
@@ -83,6 +83,8 @@ def write_table(df: pl.DataFrame, tsv_path: Path, parquet_path: Path | None = No
 
 def sha256_file(path: Path, block_size: int = 1 << 20) -> str:
     """SHA-256 of a file's bytes as 64 lower-case hex digits, read in ``block_size``-byte blocks."""
+    import hashlib  # OpenSSL costs 3.6 MB of memory; the classifier's processes never hash a file
+
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(block_size), b""):

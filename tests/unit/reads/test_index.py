@@ -1,0 +1,124 @@
+"""The reference index: every minimizer found with the LCA of its taxa, and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rapidrelease.errors import ConfigError
+from rapidrelease.reads.index import build_index, dust_mask, load_index
+from rapidrelease.reads.kmers import kmer_minimizers
+from rapidrelease.reads.taxonomy import Taxonomy
+
+from .conftest import PANEL
+
+TAXONOMY = PANEL / "taxonomy.tsv"
+S_AUREUS, E_COLI = 93061, 511145  # strains of the default panel's taxonomy
+
+
+def _random_dna(n: int, seed: int) -> str:
+    return "".join(np.random.default_rng(seed).choice(list("ACGT"), size=n))
+
+
+def _index_of(tmp_path: Path, records: list[tuple[str, int]], **options) -> object:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    fasta = tmp_path / "ref.fa"
+    fasta.write_text(
+        "".join(f">r{i}|kraken:taxid|{taxid}\n{seq}\n" for i, (seq, taxid) in enumerate(records))
+    )
+    return build_index([fasta], TAXONOMY, tmp_path / "db", **options)
+
+
+def _taxa_of(index, seq: str) -> np.ndarray:
+    minimizers, ambiguous = kmer_minimizers(np.frombuffer(seq.encode(), dtype=np.uint8), index.spec)
+    taxa, _ = index.lookup(minimizers[~ambiguous])
+    return taxa
+
+
+def test_shared_minimizers_carry_the_lca_and_the_rest_their_own_taxon(tmp_path: Path):
+    shared = _random_dna(2000, 1)
+    own_a, own_b = _random_dna(3000, 2), _random_dna(3000, 3)
+    index = _index_of(tmp_path, [(own_a + shared, S_AUREUS), (shared + own_b, E_COLI)])
+    taxonomy = index.taxonomy
+    a, b, bacteria = taxonomy.index_of([S_AUREUS, E_COLI, 2])
+    assert set(_taxa_of(index, own_a[100:2900]).tolist()) == {a}
+    assert set(_taxa_of(index, own_b[100:2900]).tolist()) == {b}
+    # every minimizer wholly inside the shared segment belongs to both: the LCA, Bacteria
+    assert set(_taxa_of(index, shared[100:1900]).tolist()) == {bacteria}
+    assert index.minimizers_per_taxon[bacteria] > 0
+
+
+def test_a_sequence_absent_from_the_index_finds_almost_nothing(small_index):
+    taxa = _taxa_of(small_index, _random_dna(200_000, 9))
+    # random sequence shares no 31-mer with the panel; hits are fingerprint coincidences only
+    assert np.count_nonzero(taxa >= 0) <= 2
+
+
+def test_every_minimizer_of_phix_is_found_as_phix(small_index):
+    from rapidrelease.reads.fasta import iter_fasta
+
+    (_, phix), *_ = list(iter_fasta(PANEL / "panel" / "phiX174_sequana_NC_001422.1.fa"))
+    taxa = _taxa_of(small_index, phix.tobytes().decode())
+    phix_taxon = small_index.taxonomy.index_of([10847])[0]
+    assert len(taxa) > 1000 and set(taxa.tolist()) == {phix_taxon}
+
+
+def test_low_complexity_sequence_is_masked_before_indexing(tmp_path: Path):
+    poly_a = "A" * 400
+    index = _index_of(tmp_path, [(_random_dna(1000, 4) + poly_a + _random_dna(1000, 5), S_AUREUS)])
+    assert index.manifest["counts"]["masked_bases"] >= 350
+    assert np.all(_taxa_of(index, poly_a) < 0)
+    unmasked = _index_of(
+        tmp_path / "u", [(poly_a + _random_dna(200, 6), S_AUREUS)], mask_low_complexity=False
+    )
+    assert np.any(_taxa_of(unmasked, poly_a) >= 0)
+
+
+def test_dust_scores_homopolymers_high_and_random_sequence_low():
+    seq = np.frombuffer((_random_dna(640, 7) + "T" * 128 + _random_dna(640, 8)).encode(), dtype=np.uint8)
+    masked = dust_mask(seq)
+    assert np.all(masked[640 + 32 : 640 + 96] == ord("N"))
+    assert not np.any(masked[:600] == ord("N"))
+
+
+def test_building_twice_gives_the_same_index(tmp_path: Path):
+    records = [(_random_dna(5000, 11), S_AUREUS), (_random_dna(5000, 12), E_COLI)]
+    first = _index_of(tmp_path / "1", records)
+    second = _index_of(tmp_path / "2", records)
+    assert np.array_equal(first.cells, second.cells) and np.array_equal(first.offsets, second.offsets)
+
+
+def test_manifest_records_inputs_and_counts(small_index, small_panel_fasta: Path):
+    manifest = small_index.manifest
+    assert manifest["minimizer"] == {
+        "k": 35,
+        "l": 31,
+        "spaced_positions": 7,
+        "toggle_mask": 0xE37E28C4271B5A2D,
+    }
+    assert manifest["counts"]["sequences"] == small_panel_fasta.read_text().count(">")
+    fasta = next(i for i in manifest["inputs"] if i["role"] == "fasta")
+    assert fasta["path"] == str(small_panel_fasta) and len(fasta["sha256"]) == 64
+    # 4 bytes a minimizer plus a quarter byte of bucket offsets: less than Kraken 2's 4 / 0.7
+    assert manifest["counts"]["table_bytes"] / manifest["counts"]["minimizers"] < 4.4
+    reloaded = load_index(small_index.folder)
+    assert reloaded.size == small_index.size
+
+
+def test_bad_inputs_are_one_sentence_naming_the_file(tmp_path: Path):
+    no_taxid = tmp_path / "no_taxid.fa"
+    no_taxid.write_text(">contig7 some organism\nACGTACGTACGTACGTACGTACGTACGTACGTACGTACGT\n")
+    with pytest.raises(ConfigError, match=r"no_taxid\.fa: sequence 'contig7' has no taxid"):
+        build_index([no_taxid], TAXONOMY, tmp_path / "db")
+    unknown = tmp_path / "unknown.fa"
+    unknown.write_text(">x|kraken:taxid|999999999\nACGTACGTACGTACGTACGTACGTACGTACGTACGTACGT\n")
+    with pytest.raises(ConfigError, match=r"taxid 999999999 is not in the taxonomy"):
+        build_index([unknown], TAXONOMY, tmp_path / "db")
+    with pytest.raises(ConfigError, match=r"not a rapidrelease index \(no manifest\.json\)"):
+        load_index(tmp_path)
+
+
+def test_taxonomy_of_the_index_is_the_one_it_was_built_with(small_index):
+    assert small_index.taxonomy == Taxonomy.from_tsv(TAXONOMY)
