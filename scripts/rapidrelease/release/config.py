@@ -4,7 +4,8 @@
 checks all of them against ``workflow/schemas/`` and against each other, collects every problem
 (one line each, naming the file, row and column) and refuses the configuration if there is any:
 a malformed sheet, an unsafe or repeated identifier, a unit of an unknown lot, a lot of an unknown
-specification, a specification with an unknown comparison or assay.
+specification, a specification with an unknown comparison or assay, and, when any lot has a
+sequencing unit, a k-mer reference that is missing or whose files do not exist.
 
 What concerns one lot's evidence is deliberately not checked here, so that a scheduled run is
 not blocked for every lot by one lot's gap: a data file that does not exist (yet), or a lot that
@@ -17,6 +18,7 @@ everywhere in Snakemake, not to config.yaml.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import math
 from collections.abc import Mapping
@@ -33,7 +35,10 @@ from rapidrelease.release.yaml_files import load_yaml, read_config_bytes
 
 __all__ = [
     "FLOW_ASSAYS",
+    "READS_ASSAYS",
+    "ClassifySettings",
     "Lot",
+    "Reference",
     "Unit",
     "RunConfig",
     "load_run_config",
@@ -42,6 +47,8 @@ __all__ = [
 ]
 
 FLOW_ASSAYS = ("phenotype", "potency", "microbial_flow")
+READS_ASSAYS = ("sterility_reads", "mycoplasma_reads")
+"""Assays measured by classifying sequencing reads against the k-mer reference."""
 _LOT_COLUMNS = ("lot_id", "product", "spec", "collected_at", "site")
 _EXAMPLE_TIME = "2026-11-24T08:30:00+01:00"
 
@@ -73,6 +80,31 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """The k-mer reference of the sequencing assays: a prebuilt ``index`` folder, or the files to build one.
+
+    ``fasta`` holds the files the configured patterns matched, sorted, each pattern's files once.
+    """
+
+    index: Path | None = None
+    fasta: tuple[Path, ...] = ()
+    taxonomy: Path | None = None
+    seqid2taxid: Path | None = None
+    mask_low_complexity: bool = True
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    """How reads are classified: Kraken 2's ``confidence`` (0–1) and ``min_hit_groups``; ``parts``
+    parallel jobs per unit, each with ``threads`` worker processes."""
+
+    confidence: float = 0.0
+    min_hit_groups: int = 2
+    parts: int = 4
+    threads: int = 1
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated configuration: settings, lots, units and specifications that agree with each other.
 
@@ -89,6 +121,8 @@ class RunConfig:
     specs: Mapping[str, Spec]
     settings: Mapping[str, Any]
     file_sha256: Mapping[str, str | None] = field(default_factory=dict)
+    reference: Reference = field(default_factory=Reference)
+    classify: ClassifySettings = field(default_factory=ClassifySettings)
 
     def units_of(self, lot_id: str) -> tuple[Unit, ...]:
         """The units of ``lot_id`` in unit-sheet order (empty if it has none)."""
@@ -154,6 +188,7 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
     file_sha256[str(lots_path)] = lots_sha
     units, units_sha = _read_units(units_path, lot_ids, problems)
     file_sha256[str(units_path)] = units_sha
+    reference = _reference(settings.get("reference") or {}, units, config_path, problems)
     if problems:
         raise problems_error(problems, config_path)
     return RunConfig(
@@ -165,7 +200,56 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         specs=specs,
         settings=settings,
         file_sha256=file_sha256,
+        reference=reference,
+        classify=ClassifySettings(**(settings.get("classify") or {})),
     )
+
+
+def _reference(
+    settings: Mapping[str, Any], units: tuple[Unit, ...], config_path: Path, problems: list[str]
+) -> Reference:
+    """The configured reference, its FASTA patterns expanded; checked only when a lot is sequenced.
+
+    A flow-only site is not made to keep reference files it never uses.
+    """
+    key = f"{config_path}, key 'reference"
+    sequenced = sorted({u.lot_id for u in units if u.assay in READS_ASSAYS})
+    fasta: list[Path] = []
+    for pattern in settings.get("fasta", []):
+        matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        matched = [m for m in matched if Path(m).is_file()]
+        if sequenced and not matched:
+            problems.append(f"{key}.fasta': {pattern!r} matches no file.")
+        fasta.extend(Path(m) for m in matched if Path(m) not in fasta)
+    reference = Reference(
+        index=Path(settings["index"]) if "index" in settings else None,
+        fasta=tuple(fasta),
+        taxonomy=Path(settings["taxonomy"]) if "taxonomy" in settings else None,
+        seqid2taxid=Path(settings["seqid2taxid"]) if "seqid2taxid" in settings else None,
+        mask_low_complexity=settings.get("mask_low_complexity", True),
+    )
+    if not sequenced:
+        return reference
+    if reference.index is not None and "fasta" in settings:
+        problems.append(f"{key}': give either 'index' or 'fasta' with 'taxonomy', not both.")
+    elif reference.index is not None:
+        if not (reference.index / "manifest.json").is_file():
+            problems.append(
+                f"{key}.index': {str(reference.index)!r} is not an index folder "
+                "(no manifest.json; build one with rapidrelease refdb build)."
+            )
+    elif "fasta" not in settings:
+        lots = ", ".join(sequenced)
+        problems.append(
+            f"{key}': lot(s) {lots} have sequencing units, so give the k-mer reference: "
+            "'index' (a rapidrelease refdb build folder) or 'fasta' with 'taxonomy'."
+        )
+    elif reference.taxonomy is None:
+        problems.append(f"{key}.taxonomy': the FASTA files need a taxonomy (TSV or NCBI nodes.dmp).")
+    for name, path in (("taxonomy", reference.taxonomy), ("seqid2taxid", reference.seqid2taxid)):
+        if reference.index is None and path is not None and not path.is_file():
+            problems.append(f"{key}.{name}': {str(path)!r} does not exist.")
+    return reference
 
 
 def _plain_settings(data: Mapping[str, Any]) -> dict[str, Any]:

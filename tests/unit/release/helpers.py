@@ -66,6 +66,13 @@ def write_project(
     return Path("config/config.yaml")
 
 
+def write_sequenced_project(root: Path, **sheets: Any) -> Path:
+    """write_project with a reference index folder (a stand-in manifest), as sequencing units need."""
+    (root / "refdb").mkdir(exist_ok=True)
+    (root / "refdb" / "manifest.json").write_text("{}", encoding="utf-8")
+    return write_project(root, config=CONFIG + "reference: {index: refdb}\n", **sheets)
+
+
 def metric(value: Any, *, status: str = "ok", unit: str = "%", reason: str | None = None) -> dict[str, Any]:
     """A metric entry shaped as the measuring step writes it."""
     return {

@@ -128,10 +128,14 @@ def test_shipped_demo_configuration_is_valid(project_root: Path, monkeypatch) ->
     assert list(run.lots) == ["DEMO-001", "DEMO-002"]
     assert run.lots["DEMO-001"].collected_at.isoformat() == "2026-11-24T08:30:00+01:00"
     assert run.lots["DEMO-002"].site == "SITE-B"
-    assert [u.path for u in run.units] == [
-        Path("resources/demo/DEMO-001/DEMO-001_phenotype.fcs"),
-        Path("resources/demo/DEMO-002/DEMO-002_phenotype.fcs"),
+    assert [(u.unit_id, u.path) for u in run.units] == [
+        ("PHENO", Path("resources/demo/DEMO-001/DEMO-001_phenotype.fcs")),
+        ("PHENO", Path("resources/demo/DEMO-002/DEMO-002_phenotype.fcs")),
     ]
+    # the default panel, indexed by the workflow
+    assert run.reference.index is None
+    assert run.reference.taxonomy == Path("resources/reference/taxonomy.tsv")
+    assert (run.classify.confidence, run.classify.min_hit_groups) == (0.0, 2)
     spec = run.specs["CART-DEMO-release"]
     assert [a.criterion_text() for a in spec.attributes] == ["≥ 70 %", "≥ 80 %", "≥ 15 %", "0.5–4.0"]
     assert run.deadline_hours == 24
@@ -179,7 +183,7 @@ def test_config_yaml_schema_problems_are_all_reported(project: Path) -> None:
     assert problems_of(path) == [
         "config/config.yaml, key 'units': 5 is not text.",
         "config/config.yaml, key 'deadline_hour': is not a known key "
-        "(allowed: lots, units, specs, results, deadline_hours, reference).",
+        "(allowed: lots, units, specs, results, deadline_hours, reference, classify).",
         "config/config.yaml, key 'results': a value is required.",
         "config/config.yaml, key 'deadline_hours': a value is required.",
     ]
@@ -204,6 +208,65 @@ def test_reference_must_be_a_mapping_when_given(project: Path) -> None:
     assert problems_of(path) == [
         "config/config.yaml, key 'reference': 'kraken.db' is not a mapping of keys to values."
     ]
+
+
+def _with_reference(project: Path) -> str:
+    """CONFIG with a reference of two FASTA files and a taxonomy that exist under ``project``."""
+    (project / "ref").mkdir(exist_ok=True)
+    for name in ("a.fa", "b.fa.gz", "taxonomy.tsv"):
+        (project / "ref" / name).write_text("", encoding="utf-8")
+    return CONFIG + "reference:\n  fasta: [ref/*.fa*]\n  taxonomy: ref/taxonomy.tsv\n"
+
+
+STER = "DEMO-001\tSTER\tsterility_reads\ttest\tdata/r1.fq.gz\t\t\t"
+
+
+def test_reference_fasta_patterns_are_expanded_and_classify_settings_read(project: Path) -> None:
+    config = _with_reference(project) + "classify: {confidence: 0.1, parts: 8}\n"
+    run = load_run_config(write_project(project, units=[*UNITS, STER], config=config))
+    assert run.reference.fasta == (Path("ref/a.fa"), Path("ref/b.fa.gz"))
+    assert (run.reference.index, run.reference.mask_low_complexity) == (None, True)
+    assert (run.classify.confidence, run.classify.min_hit_groups, run.classify.parts) == (0.1, 2, 8)
+
+
+def test_a_sequenced_lot_needs_a_reference(project: Path) -> None:
+    path = write_project(project, units=[*UNITS, STER])
+    assert problems_of(path) == [
+        "config/config.yaml, key 'reference': lot(s) DEMO-001 have sequencing units, so give the k-mer "
+        "reference: 'index' (a rapidrelease refdb build folder) or 'fasta' with 'taxonomy'."
+    ]
+
+
+def test_reference_files_that_do_not_exist_are_named(project: Path) -> None:
+    config = CONFIG + "reference:\n  fasta: [panel/*.fa, genome.fa]\n  seqid2taxid: ids.map\n"
+    path = write_project(project, units=[*UNITS, STER], config=config)
+    assert problems_of(path) == [
+        "config/config.yaml, key 'reference.fasta': 'panel/*.fa' matches no file.",
+        "config/config.yaml, key 'reference.fasta': 'genome.fa' matches no file.",
+        "config/config.yaml, key 'reference.taxonomy': the FASTA files need a taxonomy "
+        "(TSV or NCBI nodes.dmp).",
+        "config/config.yaml, key 'reference.seqid2taxid': 'ids.map' does not exist.",
+    ]
+
+
+def test_a_prebuilt_index_must_be_an_index_folder_and_not_come_with_fasta(project: Path) -> None:
+    (project / "kraken_db").mkdir()
+    path = write_project(project, units=[*UNITS, STER], config=CONFIG + "reference: {index: kraken_db}\n")
+    assert problems_of(path) == [
+        "config/config.yaml, key 'reference.index': 'kraken_db' is not an index folder "
+        "(no manifest.json; build one with rapidrelease refdb build)."
+    ]
+    both = _with_reference(project).replace("reference:\n", "reference:\n  index: kraken_db\n")
+    path = write_project(project, units=[*UNITS, STER], config=both)
+    assert problems_of(path) == [
+        "config/config.yaml, key 'reference': give either 'index' or 'fasta' with 'taxonomy', not both."
+    ]
+
+
+def test_a_flow_only_site_is_not_held_to_its_reference_files(project: Path) -> None:
+    config = CONFIG + "reference:\n  fasta: [missing/*.fa]\n  taxonomy: missing.tsv\n"
+    run = load_run_config(write_project(project, config=config))
+    assert run.reference.fasta == ()
 
 
 def test_config_yaml_not_a_mapping(project: Path) -> None:
@@ -331,7 +394,7 @@ def test_same_unit_id_in_different_lots_is_fine(project: Path) -> None:
 
 def test_sequencing_units_need_no_panel_and_keep_both_read_files(project: Path) -> None:
     rows = ["DEMO-001\tSTER\tsterility_reads\ttest\t/data/r1.fq.gz\t/data/r2.fq.gz\t\t1000"]
-    run = load_run_config(write_project(project, units=rows))
+    run = load_run_config(write_project(project, units=rows, config=_with_reference(project)))
     unit = run.units[0]
     assert (unit.path, unit.path2, unit.template, unit.volume_ul) == (
         Path("/data/r1.fq.gz"),

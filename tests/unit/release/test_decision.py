@@ -33,7 +33,15 @@ from rapidrelease.release.decision import (
 from rapidrelease.release.schemas import SCHEMA_DIR
 from rapidrelease.release.specs import Spec, specs_from_data
 
-from .helpers import PANEL, UNITS, good_metrics, metric, unit_result, write_project
+from .helpers import (
+    PANEL,
+    UNITS,
+    good_metrics,
+    metric,
+    unit_result,
+    write_project,
+    write_sequenced_project,
+)
 
 RELEASE_SCHEMA = json.loads((SCHEMA_DIR / "release.schema.json").read_text(encoding="utf-8"))
 
@@ -355,7 +363,7 @@ specs:
       sterility: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED}
 """
     units = ["DEMO-001\tSTER\tsterility_reads\ttest\tr1.fq.gz\tr2.fq.gz\t\t"]
-    run = load_run_config(write_project(project, specs=specs, units=units))
+    run = load_run_config(write_sequenced_project(project, specs=specs, units=units))
 
     def call(value: Any) -> dict[str, Any]:
         entry = {"value": value, "unit": None, "status": "ok"}
