@@ -50,7 +50,23 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
 def _cmd_measure(args: argparse.Namespace) -> int:
     from rapidrelease.flow.measure import measure_unit
+    from rapidrelease.reads.summary import gather_unit
+    from rapidrelease.release.config import READS_ASSAYS
 
+    if args.assay in READS_ASSAYS:
+        if not args.db or not args.parts:
+            raise ConfigError("measuring a sequencing unit needs --db and its classification --parts.")
+        gather_unit(
+            Path(args.db),
+            [Path(p) for p in args.parts],
+            Path(args.out),
+            lot_id=args.lot,
+            unit_id=args.unit,
+            assay=args.assay,
+            role=args.role,
+            reads=[Path(p) for p in args.reads],
+        )
+        return 0
     measure_unit(
         lot_id=args.lot,
         unit_id=args.unit,
@@ -134,23 +150,54 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         raise ConfigError("--paired takes two read files (R1 and R2) or one interleaved BAM/CRAM.")
     if not args.paired and len(reads) != 1:
         raise ConfigError("give one read file, or two with --paired.")
-    totals = classify_reads(
-        load_index(Path(args.db)),
-        reads[0],
-        reads[1] if len(reads) == 2 else None,
-        ClassifyOptions(confidence=args.confidence, min_hit_groups=args.min_hit_groups),
-        report_path=Path(args.out_report),
-        reads_path=Path(args.out_reads) if args.out_reads else None,
-        taxa_path=Path(args.out_taxa) if args.out_taxa else None,
-        threads=args.threads,
-        interleaved=args.paired and len(reads) == 1,
-    )
+    part = _part(args.part)
+    if part != (0, 1) and not args.out_partial:
+        raise ConfigError("--part needs --out-partial, where the part's totals are saved.")
+    if not (args.out_report or args.out_partial):
+        raise ConfigError("give --out-report (or --out-partial with --part).")
+    try:
+        index = load_index(Path(args.db))
+        totals = classify_reads(
+            index,
+            reads[0],
+            reads[1] if len(reads) == 2 else None,
+            ClassifyOptions(confidence=args.confidence, min_hit_groups=args.min_hit_groups),
+            report_path=Path(args.out_report) if args.out_report else None,
+            reads_path=Path(args.out_reads) if args.out_reads else None,
+            taxa_path=Path(args.out_taxa) if args.out_taxa else None,
+            threads=args.threads,
+            interleaved=args.paired and len(reads) == 1,
+            part=part,
+            count_distinct=bool(args.out_taxa or args.out_partial),
+        )
+    except RapidReleaseError as exc:
+        if not args.out_partial:
+            raise
+        # in the workflow a bad read file is the unit's evidence, not a failed run: record it
+        from rapidrelease.reads.summary import save_failed_part
+
+        save_failed_part(Path(args.out_partial), str(exc))
+        print(f"rapidrelease: {exc}", file=sys.stderr)
+        return 0
+    if args.out_partial:
+        totals.save(Path(args.out_partial), index)
     print(
         f"{totals.reads:,} reads: {totals.classified:,} classified "
         f"({100 * totals.classified / max(totals.reads, 1):.2f} %), {totals.too_short:,} shorter than k",
         file=sys.stderr,
     )
     return 0
+
+
+def _part(text: str) -> tuple[int, int]:
+    """``"2/4"`` → (1, 4): the 2nd of 4 parts."""
+    try:
+        which, parts = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--part takes I/N (e.g. 2/4), not {text!r}.") from None
+    if not 1 <= which <= parts:
+        raise ConfigError(f"--part {text}: I must be between 1 and N.")
+    return which - 1, parts
 
 
 def _cmd_simulate_demo(args: argparse.Namespace) -> int:
@@ -185,13 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FCS")
     p.set_defaults(func=_cmd_gate)
 
-    p = sub.add_parser("measure", help="measure one unit of a lot; an error is recorded, not raised")
+    p = sub.add_parser(
+        "measure", help="measure one unit of a lot (flow: gate; sequencing: gather its classification)"
+    )
     p.add_argument("--lot", required=True)
     p.add_argument("--unit", required=True)
     p.add_argument("--assay", required=True)
     p.add_argument("--role", required=True)
-    p.add_argument("--panel", help="panel YAML naming the gating template and the metrics")
-    p.add_argument("--fcs", help="the unit's FCS file")
+    p.add_argument("--panel", help="flow: panel YAML naming the gating template and the metrics")
+    p.add_argument("--fcs", help="flow: the unit's FCS file")
+    p.add_argument("--db", help="sequencing: the index the reads were classified against")
+    p.add_argument(
+        "--reads", nargs="*", default=[], help="sequencing: the unit's read files (for the record)"
+    )
+    p.add_argument("--parts", nargs="*", default=[], help="sequencing: the classification parts (.npz)")
     p.add_argument("--out", required=True, help="folder for populations.tsv, metrics.json, gate_plots.json")
     p.set_defaults(func=_cmd_measure)
 
@@ -242,9 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-hit-groups", type=int, default=2, help="minimum distinct minimizer hits (default 2)"
     )
     p.add_argument("--threads", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--out-report", required=True, help="kreport to write")
+    p.add_argument("--out-report", help="kreport to write")
     p.add_argument("--out-reads", help="Kraken per-read table to write (.gz to compress)")
     p.add_argument("--out-taxa", help="per-taxon table (TSV, and Parquet beside it)")
+    p.add_argument("--part", default="1/1", help="classify only part I of N of the batches (e.g. 2/4)")
+    p.add_argument("--out-partial", help="save this part's totals (.npz) for `measure --parts`")
     p.add_argument("reads", nargs="+", metavar="READS")
     p.set_defaults(func=_cmd_classify)
 

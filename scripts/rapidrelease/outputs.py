@@ -18,7 +18,15 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:  # polars costs 34 MB of memory to import; only table writers need it
     import polars as pl
 
-__all__ = ["atomic_path", "write_json", "write_text", "write_table", "sha256_file", "dumps_json"]
+__all__ = [
+    "atomic_path",
+    "dumps_json",
+    "input_record",
+    "sha256_file",
+    "write_json",
+    "write_table",
+    "write_text",
+]
 
 
 def _file_mode() -> int:
@@ -90,3 +98,13 @@ def sha256_file(path: Path, block_size: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(block_size), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def input_record(path: Path, role: str) -> dict[str, Any]:
+    """An input file for the audit trail: role, path, SHA-256 and size in bytes (None when it is missing)."""
+    path = Path(path)
+    entry: dict[str, Any] = {"role": role, "path": str(path), "sha256": None, "size_bytes": None}
+    if path.is_file():
+        entry["sha256"] = sha256_file(path)
+        entry["size_bytes"] = path.stat().st_size
+    return entry

@@ -25,7 +25,7 @@ from rapidrelease.gating.engine import (
     populations_table,
 )
 from rapidrelease.gating.evidence import gate_plot_data
-from rapidrelease.outputs import sha256_file, write_json, write_table
+from rapidrelease.outputs import input_record, sha256_file, write_json, write_table
 
 __all__ = ["FLOW_ASSAYS", "measure_unit"]
 
@@ -33,14 +33,6 @@ FLOW_ASSAYS = ("phenotype",)
 """Flow assays this version measures; potency and microbial_flow units are recorded as not measurable."""
 
 PLOT_EVENTS = 20_000  # raw events kept for the gate plots (counts always use every event)
-
-
-def _input_entry(path: Path, role: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {"role": role, "path": str(path), "sha256": None, "size_bytes": None}
-    if path.is_file():
-        entry["sha256"] = sha256_file(path)
-        entry["size_bytes"] = path.stat().st_size
-    return entry
 
 
 def measure_unit(
@@ -107,7 +99,7 @@ def _measure(
         raise MetricError(f"{unit}: units.tsv gives no FCS file (column 'path').")
     if panel_path is None:
         raise MetricError(f"{unit}: units.tsv gives no panel (column 'template').")
-    record["inputs"].append(_input_entry(Path(fcs_path), "fcs"))
+    record["inputs"].append(input_record(Path(fcs_path), "fcs"))
     panel_path = Path(panel_path)
     record["panel"] = {
         "path": str(panel_path),
@@ -115,7 +107,7 @@ def _measure(
     }
     panel = load_panel(panel_path)
     record["panel"].update(
-        {"name": panel.name, "gating_template": _input_entry(panel.template_path, "template")}
+        {"name": panel.name, "gating_template": input_record(panel.template_path, "template")}
     )
     if panel.assay != assay:
         raise MetricError(
@@ -134,7 +126,7 @@ def _measure(
     if panel.compensation_path is None:
         record["compensation"] = "the tube's own $SPILLOVER" if layout.spillover else None
     else:
-        record["inputs"].append(_input_entry(panel.compensation_path, "compensation"))
+        record["inputs"].append(input_record(panel.compensation_path, "compensation"))
         record["compensation"] = str(panel.compensation_path)
         layout = layout.with_spillover(read_spillover_file(panel.compensation_path))
     compiled = compile_tree(tree, layout)

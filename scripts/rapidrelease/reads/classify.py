@@ -21,7 +21,7 @@ k-mers many times.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +301,57 @@ class ClassificationTotals:
         if self.seen_cells is not None:
             self.seen_cells[result.hit_slots] = True
 
+    def save(self, path: Path, index: KmerIndex) -> None:
+        """Write these totals (a part of a unit's reads) as ``.npz``, written atomically.
+
+        The index's manifest hash is stored with them, so parts of different indexes are never merged.
+        """
+        from rapidrelease.outputs import atomic_path
+
+        seen = np.packbits(self.seen_cells) if self.seen_cells is not None else np.zeros(0, dtype=np.uint8)
+        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                counts=np.array([self.reads, self.classified, self.too_short], dtype=np.int64),
+                direct_reads=self.direct_reads,
+                kmer_hits=self.kmer_hits,
+                seen_bits=seen,
+                index_id=np.frombuffer(_index_id(index).encode(), dtype=np.uint8),
+            )
+
+    @classmethod
+    def load_parts(cls, paths: Sequence[Path], index: KmerIndex) -> ClassificationTotals:
+        """The sum of saved parts (counts added, distinct minimizers united). A part of another index,
+        or a missing or damaged one, raises ConfigError naming it."""
+        totals = cls.empty(index, count_distinct=True)
+        for path in paths:
+            try:
+                with np.load(Path(path)) as part:
+                    if part["index_id"].tobytes().decode() != _index_id(index):
+                        raise ConfigError(f"{path}: classified against another index than {index.folder}.")
+                    reads, classified, too_short = (int(v) for v in part["counts"])
+                    totals.reads += reads
+                    totals.classified += classified
+                    totals.too_short += too_short
+                    totals.direct_reads += part["direct_reads"]
+                    totals.kmer_hits += part["kmer_hits"]
+                    bits = part["seen_bits"]
+                    if not bits.size:
+                        raise ValueError("saved without its distinct minimizers")
+                    totals.seen_cells |= np.unpackbits(bits, count=index.size).astype(bool)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ConfigError(f"{path}: not a classification part of this run ({exc}).") from None
+        return totals
+
+
+def _index_id(index: KmerIndex) -> str:
+    """Identifies an index build: its inputs, parameters and counts (the manifest without timing)."""
+    import hashlib
+    import json
+
+    manifest = {k: v for k, v in index.manifest.items() if k != "build_seconds"}
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
 
 def _open_binary(path: Path, compressed: bool) -> IO[bytes]:
     if compressed:  # level 1: the per-read table is large and written while classifying
@@ -450,6 +501,22 @@ def kraken_report_lines(index: KmerIndex, totals: ClassificationTotals) -> list[
     return lines
 
 
+TAXA_COLUMNS: dict[str, type] = {
+    "taxid": np.int64,
+    "name": object,
+    "rank": object,
+    "category": object,
+    "reads_direct": np.int64,
+    "reads_clade": np.int64,
+    "kmer_hits": np.int64,
+    "distinct_minimizers": np.int64,
+    "distinct_minimizers_clade": np.int64,
+    "index_minimizers_clade": np.int64,
+    "breadth": np.float64,
+}
+"""Columns of the per-taxon table and their types (``rpm_clade`` is added when it is written)."""
+
+
 def taxon_table(index: KmerIndex, totals: ClassificationTotals) -> dict[str, np.ndarray]:
     """Per taxon with reads or hits: reads (direct and clade), k-mer hits, distinct minimizers of the
     taxon and of its clade, minimizers the index holds for the clade, and breadth = distinct / held."""
@@ -468,18 +535,22 @@ def taxon_table(index: KmerIndex, totals: ClassificationTotals) -> dict[str, np.
     keep = np.flatnonzero((clade_reads > 0) | (totals.kmer_hits > 0) | (distinct > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
         breadth = np.where(clade_held > 0, clade_distinct / np.maximum(clade_held, 1), 0.0)
+    columns = (
+        taxonomy.taxid[keep],
+        np.array([taxonomy.name[i] for i in keep], dtype=object),
+        np.array([taxonomy.rank[i] for i in keep], dtype=object),
+        np.array([taxonomy.category[i] for i in keep], dtype=object),
+        totals.direct_reads[keep],
+        clade_reads[keep],
+        totals.kmer_hits[keep],
+        distinct[keep],
+        clade_distinct[keep],
+        clade_held[keep],
+        breadth[keep],
+    )
     return {
-        "taxid": taxonomy.taxid[keep],
-        "name": np.array([taxonomy.name[i] for i in keep], dtype=object),
-        "rank": np.array([taxonomy.rank[i] for i in keep], dtype=object),
-        "category": np.array([taxonomy.category[i] for i in keep], dtype=object),
-        "reads_direct": totals.direct_reads[keep],
-        "reads_clade": clade_reads[keep],
-        "kmer_hits": totals.kmer_hits[keep],
-        "distinct_minimizers": distinct[keep],
-        "distinct_minimizers_clade": clade_distinct[keep],
-        "index_minimizers_clade": clade_held[keep],
-        "breadth": breadth[keep],
+        name: values.astype(dtype, copy=False)
+        for (name, dtype), values in zip(TAXA_COLUMNS.items(), columns, strict=True)
     }
 
 
@@ -495,13 +566,17 @@ def classify_reads(
     threads: int = 1,
     interleaved: bool = False,
     batches: Iterable[Any] | None = None,
+    part: tuple[int, int] = (0, 1),
+    count_distinct: bool | None = None,
 ) -> ClassificationTotals:
     """Classify a read file (or pair of files) in batches; write the kreport, per-read and per-taxon tables.
 
     Memory is bounded by the batch (plus the index and one byte per index cell for distinct counts).
     With ``threads`` > 1, batches are classified by that many worker processes sharing the
-    memory-mapped index, results taken in read order. Every output is written under a temporary
-    name and renamed when complete.
+    memory-mapped index, results taken in read order. ``part = (i, n)`` classifies only every n-th
+    batch starting at the i-th, so n jobs can share one file's reads without splitting it; their saved
+    totals are then merged (:meth:`ClassificationTotals.load_parts`). Every output is written under a
+    temporary name and renamed when complete.
     """
     from rapidrelease.outputs import atomic_path, write_text
 
@@ -513,7 +588,14 @@ def classify_reads(
         batches = iter_read_batches(
             Path(reads1), Path(reads2) if reads2 else None, batch_reads=batch_reads, interleaved=interleaved
         )
-    totals = ClassificationTotals.empty(index, count_distinct=taxa_path is not None)
+    which, parts = part
+    if not 0 <= which < parts:
+        raise ConfigError(f"part {which + 1} of {parts} does not exist.")
+    if parts > 1:
+        batches = (batch for number, batch in enumerate(batches) if number % parts == which)
+    if count_distinct is None:
+        count_distinct = taxa_path is not None
+    totals = ClassificationTotals.empty(index, count_distinct=count_distinct)
     with ExitStack() as stack:
         writer = None
         if reads_path is not None:
@@ -526,7 +608,7 @@ def classify_reads(
     if report_path is not None:
         write_text(Path(report_path), "".join(kraken_report_lines(index, totals)))
     if taxa_path is not None:
-        _write_taxa(Path(taxa_path), taxon_table(index, totals), totals)
+        write_taxa(Path(taxa_path), taxon_table(index, totals), totals.reads)
     return totals
 
 
@@ -580,12 +662,18 @@ def _classified(
     yield from pool.imap(_work, ((batch, options) for batch in batches), chunksize=1)
 
 
-def _write_taxa(path: Path, table: dict[str, np.ndarray], totals: ClassificationTotals) -> None:
+def write_taxa(path: Path, table: dict[str, np.ndarray], reads: int) -> None:
+    """The per-taxon table as TSV (and Parquet beside a ``.tsv``), with ``rpm_clade``: the clade's
+    reads per million of the ``reads`` in the sample."""
     import polars as pl
 
     from rapidrelease.outputs import write_table
 
-    frame = pl.DataFrame({name: values.tolist() for name, values in table.items()})
-    frame = frame.with_columns((pl.col("reads_clade") * 1_000_000 / max(totals.reads, 1)).alias("rpm_clade"))
+    schema = {
+        name: pl.String if dtype is object else pl.Float64 if dtype is np.float64 else pl.Int64
+        for name, dtype in TAXA_COLUMNS.items()
+    }
+    frame = pl.DataFrame({name: table[name].tolist() for name in TAXA_COLUMNS}, schema=schema)
+    frame = frame.with_columns((pl.col("reads_clade") * 1_000_000 / max(reads, 1)).alias("rpm_clade"))
     parquet = path.with_suffix(".parquet") if path.suffix == ".tsv" else None
-    write_table(frame.sort("reads_clade", descending=True), path, parquet)
+    write_table(frame.sort("reads_clade", descending=True, maintain_order=True), path, parquet)

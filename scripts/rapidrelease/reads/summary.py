@@ -1,0 +1,140 @@
+"""A sequencing unit's classification, gathered from its parts: kreport, per-taxon table, metrics.json.
+
+The workflow classifies a unit's reads in parallel parts (:func:`rapidrelease.reads.classify.classify_reads`
+with ``part``); this module adds their totals up and writes the unit's outputs. As for flow units, a
+part that could not read its input records the reason instead of failing the run, and the unit's
+``metrics.json`` then carries ``status: error`` with that sentence, so only this lot's attributes
+that need the unit become INCONCLUSIVE.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rapidrelease.errors import RapidReleaseError
+from rapidrelease.outputs import atomic_path, input_record, write_json, write_text
+
+__all__ = ["CONTAMINANT_CATEGORIES", "gather_unit", "save_failed_part", "unit_metrics"]
+
+CONTAMINANT_CATEGORIES = ("bacteria", "fungi", "mycoplasma", "virus")
+"""Categories of organisms that must not be in a cell product (DESIGN.md §5)."""
+
+
+def save_failed_part(path: Path, message: str) -> None:
+    """Record that a part could not be classified, with the one-sentence reason."""
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, error=np.frombuffer(message.encode(), dtype=np.uint8))
+
+
+def _part_error(paths: list[Path]) -> str | None:
+    for path in paths:
+        try:
+            with np.load(path) as part:
+                if "error" in part.files:
+                    return part["error"].tobytes().decode()
+        except (OSError, ValueError) as exc:
+            return f"{path}: a classification part cannot be read ({exc})."
+    return None
+
+
+def _percent(count: int, total: int) -> dict[str, Any]:
+    return {"value": 100.0 * count / total, "unit": "%", "kind": "percent"}
+
+
+def unit_metrics(index: Any, totals: Any) -> dict[str, dict[str, Any]]:
+    """Fragment counts and shares (%) by category of the taxon each fragment was called to.
+
+    A fragment is a single-end read or a read pair, classified as one (Kraken's "sequence"). One
+    called to a taxon above every category (the root, or "cellular organisms") counts as ``other``;
+    unclassified fragments are counted apart. ``contaminant_pct`` sums bacteria, fungi, mycoplasma
+    and virus.
+    """
+    categories = np.array(index.taxonomy.category, dtype=object)
+    reads = totals.reads
+    by_category: dict[str, int] = {}
+    for category in np.unique(categories):
+        by_category[str(category)] = int(totals.direct_reads[categories == category].sum())
+    metrics: dict[str, dict[str, Any]] = {
+        "fragments_total": {"value": reads, "unit": "fragments", "kind": "count"},
+        "fragments_shorter_than_k": {"value": totals.too_short, "unit": "fragments", "kind": "count"},
+        "classified_pct": _percent(totals.classified, reads),
+        "unclassified_pct": _percent(reads - totals.classified, reads),
+    }
+    for category in ("host", "vector", "spike_in", "adapter", *CONTAMINANT_CATEGORIES, "other"):
+        metrics[f"{category}_pct"] = _percent(by_category.get(category, 0), reads)
+    metrics["contaminant_pct"] = _percent(sum(by_category.get(c, 0) for c in CONTAMINANT_CATEGORIES), reads)
+    for record in metrics.values():
+        record.update({"status": "ok", "reason": None})
+    return metrics
+
+
+def gather_unit(
+    db: Path,
+    parts: list[Path],
+    out_dir: Path,
+    lot_id: str,
+    unit_id: str,
+    assay: str,
+    role: str,
+    reads: list[Path],
+) -> dict[str, Any]:
+    """Merge a unit's parts; write ``reads.kreport``, ``taxa.tsv`` (+ Parquet) and ``metrics.json``.
+
+    Returns the metrics.json record. Never raises for a bad input: the record's status is ``error``.
+    """
+    from rapidrelease.reads.classify import (
+        TAXA_COLUMNS,
+        ClassificationTotals,
+        kraken_report_lines,
+        taxon_table,
+        write_taxa,
+    )
+    from rapidrelease.reads.index import load_index
+
+    out_dir = Path(out_dir)
+    record: dict[str, Any] = {
+        "lot_id": lot_id,
+        "unit_id": unit_id,
+        "assay": assay,
+        "role": role,
+        "status": "ok",
+        "error": None,
+        "inputs": [input_record(p, "reads") for p in reads],
+        # the manifest holds the SHA-256 of every FASTA and taxonomy file the index was built from
+        "index": input_record(Path(db) / "manifest.json", "index"),
+        "metrics": {},
+    }
+    # an unusable unit still gets every output, empty: the workflow declares them all
+    report, reads_total = "", 0
+    taxa = {name: np.empty(0, dtype=dtype) for name, dtype in TAXA_COLUMNS.items()}
+    try:
+        index = load_index(Path(db))
+        record["index"]["minimizers"] = index.manifest["counts"]["minimizers"]
+        error = _part_error(parts)
+        if error is not None:
+            raise RapidReleaseError(error)
+        totals = ClassificationTotals.load_parts(parts, index)
+        if totals.reads == 0:
+            # an empty read file is valid FASTQ, but as a unit's evidence it is a failed transfer or run
+            files = ", ".join(str(p) for p in reads) or "the unit's read files"
+            raise RapidReleaseError(f"{files}: no reads to classify (empty read file).")
+        report = "".join(kraken_report_lines(index, totals))
+        taxa, reads_total = taxon_table(index, totals), totals.reads
+        record["metrics"] = unit_metrics(index, totals)
+    except RapidReleaseError as exc:
+        record["status"], record["error"], record["metrics"] = "error", str(exc), {}
+    except Exception as exc:  # a bug must make the lot INCONCLUSIVE, not stop the other lots
+        traceback.print_exc(file=sys.stderr)
+        record["status"], record["metrics"] = "error", {}
+        record["error"] = (
+            f"internal error while gathering unit {unit_id} of lot {lot_id} ({type(exc).__name__}: {exc})."
+        )
+    write_text(out_dir / "reads.kreport", report)
+    write_taxa(out_dir / "taxa.tsv", taxa, reads_total)
+    write_json(out_dir / "metrics.json", record)
+    return record
