@@ -299,12 +299,16 @@ def _listed(names: Sequence[str]) -> str:
     return ", ".join(names)
 
 
-def lot_status(spec_name: str, outcomes: Sequence[tuple[str, str]]) -> tuple[str, str]:
+def lot_status(
+    spec_name: str, outcomes: Sequence[tuple[str, str]], failed_units: Sequence[str] = ()
+) -> tuple[str, str]:
     """The lot's status and its one-sentence reason from (attribute name, result) pairs.
 
-    RELEASE_CANDIDATE only when there is at least one attribute and all are PASS; NOT_RELEASABLE
-    when any is FAIL (also when others are INCONCLUSIVE, which the reason then says);
-    INCONCLUSIVE otherwise, including for a specification without attributes.
+    RELEASE_CANDIDATE only when there is at least one attribute, all are PASS and no unit of the
+    lot is in ``failed_units`` (units that could not be measured: broken evidence is never ignored,
+    even where no attribute reads it); NOT_RELEASABLE when any is FAIL (also when others are
+    INCONCLUSIVE, which the reason then says); INCONCLUSIVE otherwise, including for a
+    specification without attributes.
     """
     total = len(outcomes)
     if total == 0:
@@ -324,6 +328,13 @@ def lot_status(spec_name: str, outcomes: Sequence[tuple[str, str]]) -> tuple[str
             INCONCLUSIVE,
             f"{len(unknown)} of {total} attributes {verb} inconclusive ({_listed(unknown)}); "
             "a release candidate needs every attribute to pass.",
+        )
+    if failed_units:
+        units = "unit" if len(failed_units) == 1 else "units"
+        return (
+            INCONCLUSIVE,
+            f"All {total} attributes pass, but {units} {_listed(failed_units)} could not be measured; "
+            "a release candidate needs all of the lot's evidence.",
         )
     return (
         RELEASE_CANDIDATE,
@@ -351,7 +362,8 @@ def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str
     units = run.units_of(lot_id)
     evidence = _gather_units(lot_id, units, unit_results)
     attributes = [_evaluate_attribute(a, lot_id, units, evidence) for a in spec.attributes]
-    status, reason = lot_status(spec.name, [(a["name"], a["result"]) for a in attributes])
+    failed_units = [u.unit_id for u in units if evidence[u.unit_id].error is not None]
+    status, reason = lot_status(spec.name, [(a["name"], a["result"]) for a in attributes], failed_units)
     return {
         "schema_version": RELEASE_SCHEMA_VERSION,
         "lot": {

@@ -413,6 +413,29 @@ def test_lot_status_rule(outcomes: list[tuple[str, str]], status: str) -> None:
     assert lot_status("S", outcomes)[0] == status
 
 
+def test_a_unit_no_attribute_reads_still_blocks_a_release_candidate_when_it_failed(project: Path) -> None:
+    # the lab sequenced the lot, the reads could not be read: passing flow attributes are not enough
+    units = [*UNITS, "DEMO-001\tSTER\tsterility_reads\ttest\tdata/DEMO-001_R1.fastq.gz\t\t\t"]
+    run = load_run_config(write_sequenced_project(project, units=units))
+    broken = unit_result(
+        unit_id="STER",
+        assay="sterility_reads",
+        metrics={},
+        status="error",
+        error="data/DEMO-001_R1.fastq.gz: the gzip data end early (truncated file)",
+    )
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(), broken])
+    assert results_of(decision) == {"viability": PASS, "car_of_cd3": PASS, "cd4_cd8_ratio": PASS}
+    assert decision["status"] == INCONCLUSIVE
+    assert decision["status_reason"] == (
+        "All 3 attributes pass, but unit STER could not be measured; "
+        "a release candidate needs all of the lot's evidence."
+    )
+    sterile = unit_result(unit_id="STER", assay="sterility_reads", metrics={})
+    assert evaluate_lot(run, "DEMO-001", [unit_result(), sterile])["status"] == RELEASE_CANDIDATE
+    assert lot_status("S", [("a", FAIL)], failed_units=["STER"])[0] == NOT_RELEASABLE
+
+
 # ------------------------------------------------------------------------- files and release.json
 
 
