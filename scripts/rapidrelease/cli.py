@@ -203,7 +203,7 @@ def _part(text: str) -> tuple[int, int]:
 def _cmd_simulate_demo(args: argparse.Namespace) -> int:
     from rapidrelease.demo.simulate import write_demo_lots
 
-    for path in write_demo_lots(Path(args.out), seed=args.seed):
+    for path in write_demo_lots(Path(args.out), seed=args.seed, reference_dir=Path(args.reference)):
         print(path)
     return 0
 
@@ -304,9 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reads", nargs="+", metavar="READS")
     p.set_defaults(func=_cmd_classify)
 
-    p = sub.add_parser("simulate-demo", help="write the synthetic demo lots (FCS 3.1, template, truth)")
+    p = sub.add_parser(
+        "simulate-demo", help="write the synthetic demo lots (FCS 3.1, paired reads, template, truth)"
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=20261125)
+    p.add_argument(
+        "--reference",
+        default="resources/reference",
+        help="the default reference panel the demo's reads are drawn from (default resources/reference)",
+    )
     p.set_defaults(func=_cmd_simulate_demo)
 
     return parser

@@ -8,12 +8,13 @@ import polars as pl
 from rapidrelease.demo.fcs_writer import CYTOMETER, CYTOMETER_SERIAL
 from rapidrelease.demo.lots import DEMO_LOTS, DemoLot
 from rapidrelease.demo.panel import CHANNELS, FLUORESCENCE, FSC_THRESHOLD, SPILLOVER
+from rapidrelease.demo.reads import READ_PAIRS, READ_SOURCES
 from rapidrelease.demo.template import LOGICLE, TEMPLATE_NAME, THRESHOLDS
 
 __all__ = ["demo_readme"]
 
 _README = """\
-# Demo lots: SYNTHETIC flow cytometry data
+# Demo lots: SYNTHETIC flow cytometry and sequencing data
 
 **Every file in this folder is simulated. None of it is a measurement of real cells, of a real
 patient or of a real CAR-T product; use it only to demonstrate and test rapidrelease.** There are
@@ -30,6 +31,9 @@ uncompensated, with `$SPILLOVER` |
 | `DEMO-00N/events_truth.parquet` | one row per event, in file order: `event`, `kind` (debris, \
 doublet, dead, live), `lineage` (T, NK, B, monocyte), `cd3`, `car`, `cd4`, `cd8`, `cd45ra`, `ccr7` \
 (null for debris and doublets) |
+| `DEMO-00N/DEMO-00N_sterility_R1.fastq.gz`, `_R2.fastq.gz` | one sterility sample per lot: \
+{read_pairs} simulated read pairs, 2 × 150 bp |
+| `DEMO-00N/reads_truth.tsv` | read pairs drawn from each source (the truth of the sequencing unit) |
 | `{template}` | GatingML 2.0 template that gates both files |
 
 ## Regenerating
@@ -102,6 +106,20 @@ Cells               polygon FSC-A × SSC-A (debris out)
 Boundaries sit in the valleys between the simulated populations:
 
 {thresholds}
+
+## Sequencing: the sterility sample
+
+Each lot has one sequencing unit (`STER`, assay `sterility_reads`): a DNA sample of the product
+sequenced paired-end. Its reads are simulated (Illumina HiSeq error model: calibrated qualities,
+substitutions rising from 0.1 % to 1 % along the read, rare indels and no-calls; inserts 350 ±
+50 bp) from sequences of the default reference panel, `resources/reference/panel/` (registry data,
+see its README), in these shares of read pairs:
+
+{read_sources}
+
+Read names carry the truth: `@<source>|<taxid>|<pair number>/1`. Neither lot has a contaminant;
+the host reads come from the same human sequence the panel indexes, so nearly all of them classify
+as human (real host reads mostly miss a partial human index; the classifier's tests cover that).
 
 ## The lots
 
@@ -204,7 +222,14 @@ def demo_readme(seed: int, truths: dict[str, pl.DataFrame]) -> str:
         ],
     )
     lots = "\n".join(_lot_section(lot, truths[lot.lot_id]) for lot in DEMO_LOTS)
+    read_sources = _table(
+        ["source", "category", "taxid", "panel file", "share of read pairs (%)"],
+        ["---", "---", "---:", "---", "---:"],
+        [[s.name, s.category, str(s.taxid), f"`{s.fasta}`", f"{100 * s.share:.1f}"] for s in READ_SOURCES],
+    )
     return _README.format(
+        read_pairs=f"{READ_PAIRS:,}",
+        read_sources=read_sources,
         template=TEMPLATE_NAME,
         seed=seed,
         cytometer=CYTOMETER,

@@ -37,6 +37,7 @@ from rapidrelease.demo.panel import (
     UNITS_PER_PHOTOELECTRON,
 )
 from rapidrelease.demo.readme import demo_readme
+from rapidrelease.demo.reads import write_sterility_reads
 from rapidrelease.demo.template import TEMPLATE_NAME, gating_ml_template
 from rapidrelease.demo.truth import truth_table
 from rapidrelease.outputs import atomic_path, write_table, write_text
@@ -207,14 +208,18 @@ def _acquisition_end(tube: SimulatedTube) -> timedelta:
     return timedelta(seconds=math.ceil(tube.duration_s))
 
 
-def write_demo_lots(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
+def write_demo_lots(
+    out_dir: Path, seed: int = DEFAULT_SEED, reference_dir: Path = Path("resources/reference")
+) -> list[Path]:
     """Simulate every demo lot and write the demo folder under ``out_dir``; return the paths written.
 
     Per lot ``<LOT>/<LOT>_phenotype.fcs`` (FCS 3.1, float32, uncompensated, with ``$SPILLOVER``),
-    ``<LOT>/truth.tsv`` (release metrics counted from the simulator's own event labels) and
-    ``<LOT>/events_truth.parquet`` (one row of labels per event, in file order); then the GatingML
-    2.0 template that gates the files and a README documenting the data as synthetic. The same
-    ``seed`` writes byte-identical files.
+    ``<LOT>/truth.tsv`` (release metrics counted from the simulator's own event labels),
+    ``<LOT>/events_truth.parquet`` (one row of labels per event, in file order), and the sterility
+    sample's reads ``<LOT>/<LOT>_sterility_R1/R2.fastq.gz`` with ``<LOT>/reads_truth.tsv``, drawn
+    from the panel in ``reference_dir`` (:mod:`rapidrelease.demo.reads`); then the GatingML 2.0
+    template that gates the files and a README documenting the data as synthetic. The same ``seed``
+    writes byte-identical files.
     """
     out_dir = Path(out_dir)
     written: list[Path] = []
@@ -232,6 +237,7 @@ def write_demo_lots(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
         with atomic_path(labels_path) as tmp:
             tube.labels.write_parquet(tmp)
         written += [fcs_path, truth_path, labels_path]
+        written += write_sterility_reads(lot, seed, Path(reference_dir), lot_dir)
     template_path = out_dir / TEMPLATE_NAME
     write_text(template_path, gating_ml_template())
     readme_path = out_dir / "README.md"

@@ -445,7 +445,7 @@ def write_fastq(reads: SimulatedReads, path1: Path, path2: Path | None = None, g
 
     Read names carry the truth: ``@<genome name>|<taxid>|<index>/1`` (``/2`` for mates), with
     ``index`` the 0-based read number. ``gzip`` compresses at level 1: simulated reads are cheap to
-    regenerate, so writing speed matters more than size.
+    regenerate, so writing speed matters more than size. The same reads always give the same bytes.
     """
     if reads.paired and path2 is None:
         raise ValueError("paired reads need path2 for read 2.")
@@ -457,7 +457,11 @@ def write_fastq(reads: SimulatedReads, path1: Path, path2: Path | None = None, g
         mates.append((Path(path2), reads.seq2, reads.qual2, reads.length2, 2))
     for path, seq, qual, length, mate in mates:
         if gzip:
-            with gzip_module.open(path, "wb", compresslevel=1) as handle:
+            # no time stamp or file name in the gzip header: the same reads give the same bytes
+            with (
+                open(path, "wb") as raw,
+                gzip_module.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=raw, mtime=0) as handle,
+            ):
                 _write_mate(handle, ids, seq, qual, length, mate)
         else:
             with open(path, "wb") as handle:

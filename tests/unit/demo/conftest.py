@@ -17,10 +17,12 @@ def demo_dir(project_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def regenerated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+def regenerated(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     """The demo written afresh with the default seed: (folder, paths write_demo_lots returned)."""
     out = tmp_path_factory.mktemp("demo")
-    return out, write_demo_lots(out, seed=DEFAULT_SEED)
+    return out, write_demo_lots(
+        out, seed=DEFAULT_SEED, reference_dir=project_root / "resources" / "reference"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,15 @@ EXPECTED = [
     "DEMO-001/DEMO-001_phenotype.fcs",
     "DEMO-001/truth.tsv",
     "DEMO-001/events_truth.parquet",
+    "DEMO-001/DEMO-001_sterility_R1.fastq.gz",
+    "DEMO-001/DEMO-001_sterility_R2.fastq.gz",
+    "DEMO-001/reads_truth.tsv",
     "DEMO-002/DEMO-002_phenotype.fcs",
     "DEMO-002/truth.tsv",
     "DEMO-002/events_truth.parquet",
+    "DEMO-002/DEMO-002_sterility_R1.fastq.gz",
+    "DEMO-002/DEMO-002_sterility_R2.fastq.gz",
+    "DEMO-002/reads_truth.tsv",
     "car_t_phenotype.gatingml.xml",
     "README.md",
 ]
@@ -47,11 +53,11 @@ def test_regenerated_demo_is_byte_identical_to_committed(
 
 
 def test_another_seed_gives_other_events_but_the_same_template(
-    regenerated: tuple[Path, list[Path]], tmp_path: Path
+    regenerated: tuple[Path, list[Path]], project_root: Path, tmp_path: Path
 ) -> None:
     out, _ = regenerated
-    write_demo_lots(tmp_path, seed=7)
-    fcs = "DEMO-001/DEMO-001_phenotype.fcs"
-    assert sha256_file(tmp_path / fcs) != sha256_file(out / fcs)
+    write_demo_lots(tmp_path, seed=7, reference_dir=project_root / "resources" / "reference")
+    for name in ("DEMO-001/DEMO-001_phenotype.fcs", "DEMO-001/DEMO-001_sterility_R1.fastq.gz"):
+        assert sha256_file(tmp_path / name) != sha256_file(out / name)
     template = "car_t_phenotype.gatingml.xml"
     assert sha256_file(tmp_path / template) == sha256_file(out / template)
