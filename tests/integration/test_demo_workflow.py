@@ -17,10 +17,20 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def _workdir(project_root: Path, tmp: Path) -> Path:
-    """A site's folder: config/ and the demo data copied, the workflow used from the project."""
+def _workdir(project_root: Path, tmp: Path, index: Path | None = None) -> Path:
+    """A site's folder: config/ and the demo data copied, the workflow used from the project.
+
+    The default panel is linked (only read); with ``index``, config.yaml points at that prebuilt
+    index instead, so the test does not build the same one again.
+    """
     shutil.copytree(project_root / "config", tmp / "config")
     shutil.copytree(project_root / "resources" / "demo", tmp / "resources" / "demo")
+    (tmp / "resources" / "reference").symlink_to(project_root / "resources" / "reference")
+    if index is not None:
+        config = tmp / "config" / "config.yaml"
+        text = config.read_text(encoding="utf-8")
+        start, end = text.index("reference:\n"), text.index("# Read classification")
+        config.write_text(text[:start] + f"reference:\n  index: {index}\n" + text[end:], encoding="utf-8")
     return tmp
 
 
@@ -81,6 +91,17 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
             assert abs(metrics[name]["value"] - expected) <= tolerance, (lot, name)
         car = next(a for a in release["attributes"] if a["name"] == "car_of_cd3")
         assert abs(car["value"] - truth["car_pct_cd3"]) <= 1.0
+        # the sterility sample: shares of fragments by category against the simulated composition
+        sequenced = demo_run / "results" / lot / "units/STER"
+        reads = json.loads((sequenced / "metrics.json").read_text())
+        assert reads["status"] == "ok" and reads["metrics"]["fragments_total"]["value"] == 2_500
+        composition = pl.read_csv(demo_run / "resources/demo" / lot / "reads_truth.tsv", separator="\t")
+        for category, percent in zip(composition["category"], composition["percent"], strict=True):
+            assert abs(reads["metrics"][f"{category}_pct"]["value"] - percent) <= 0.5, (lot, category)
+        assert reads["metrics"]["contaminant_pct"]["value"] == 0
+        assert (sequenced / "reads.kreport").read_text().startswith("100.00\t2500\t")
+        assert not list(sequenced.glob("parts/*.npz")), "the parts are temporary"
+        assert [u["unit_id"] for u in release["units"]] == ["PHENO", "STER"]
         assert (demo_run / "results" / lot / "report.html").stat().st_size > 1_000_000  # plotly.js embedded
 
 
@@ -100,18 +121,24 @@ def test_a_second_run_does_nothing_and_a_forced_one_gives_byte_identical_decisio
         assert json.dumps(new, sort_keys=False) == json.dumps(old, sort_keys=False), lot
 
 
-def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, tmp_path: Path):
-    workdir = _workdir(project_root, tmp_path)
+def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, demo_run: Path, tmp_path: Path):
+    workdir = _workdir(project_root, tmp_path, index=demo_run / "resources" / "refdb")
     demo = workdir / "resources" / "demo"
     fcs = (demo / "DEMO-001" / "DEMO-001_phenotype.fcs").read_bytes()
     (workdir / "incoming").mkdir()
     (workdir / "incoming" / "BAD-TRUNC.fcs").write_bytes(fcs[: len(fcs) // 3])
+    reads = (demo / "DEMO-001" / "DEMO-001_sterility_R1.fastq.gz").read_bytes()
+    (workdir / "incoming" / "BAD-READS_R1.fastq.gz").write_bytes(reads[: len(reads) // 2])
+    good_fcs = "resources/demo/DEMO-001/DEMO-001_phenotype.fcs"
+    pheno = f"PHENO\tphenotype\ttest\t{good_fcs}\t\tconfig/panels/car_t_phenotype.yaml\t"
     _append_rows(
         workdir / "config" / "lots.tsv",
         [
             "BAD-TRUNC\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:00:00+01:00\tSITE-A",
             "BAD-MISSING\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:05:00+01:00\tSITE-A",
             "BAD-NOUNIT\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:10:00+01:00\tSITE-A",
+            "BAD-READS\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:15:00+01:00\tSITE-A",
+            "BAD-NOREADS\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:20:00+01:00\tSITE-A",
         ],
     )
     _append_rows(
@@ -119,6 +146,10 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, tmp
         [
             "BAD-TRUNC\tPHENO\tphenotype\ttest\tincoming/BAD-TRUNC.fcs\t\tconfig/panels/car_t_phenotype.yaml\t",
             "BAD-MISSING\tPHENO\tphenotype\ttest\tincoming/not-yet-written.fcs\t\tconfig/panels/car_t_phenotype.yaml\t",
+            f"BAD-READS\t{pheno}",
+            "BAD-READS\tSTER\tsterility_reads\ttest\tincoming/BAD-READS_R1.fastq.gz\t\t\t",
+            f"BAD-NOREADS\t{pheno}",
+            "BAD-NOREADS\tSTER\tsterility_reads\ttest\tincoming/reads-not-yet-written.fastq.gz\t\t\t",
         ],
     )
     done = _snakemake(project_root, workdir)
@@ -137,9 +168,21 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, tmp
     assert no_unit["status"] == "INCONCLUSIVE"
     assert "phenotype" in no_unit["attributes"][0]["reason"]
 
+    # every attribute passes on the good FCS file, but the lot's sequencing evidence is broken
+    for lot, problem in (
+        ("BAD-READS", "incoming/BAD-READS_R1.fastq.gz: "),
+        ("BAD-NOREADS", "incoming/reads-not-yet-written.fastq.gz: "),
+    ):
+        release = _release(workdir, lot)
+        assert {a["result"] for a in release["attributes"]} == {"PASS"}
+        assert release["status"] == "INCONCLUSIVE", lot
+        assert "unit STER could not be measured" in release["status_reason"]
+        sterility = next(u for u in release["units"] if u["unit_id"] == "STER")
+        assert sterility["status"] == "error" and sterility["error"].startswith(problem), sterility["error"]
+
     assert _release(workdir, "DEMO-001")["status"] == "RELEASE_CANDIDATE"
     assert _release(workdir, "DEMO-002")["status"] == "NOT_RELEASABLE"
-    for lot in ("BAD-TRUNC", "BAD-MISSING", "BAD-NOUNIT"):
+    for lot in ("BAD-TRUNC", "BAD-MISSING", "BAD-NOUNIT", "BAD-READS", "BAD-NOREADS"):
         assert (workdir / "results" / lot / "report.html").is_file()
 
     # the missing file arrives: the next run measures that lot again and it is decided
@@ -147,6 +190,14 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, tmp
     rerun = _snakemake(project_root, workdir)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert _release(workdir, "BAD-MISSING")["status"] == "RELEASE_CANDIDATE"
+    assert _release(workdir, "BAD-NOREADS")["status"] == "INCONCLUSIVE"
+    shutil.copy(
+        demo / "DEMO-001" / "DEMO-001_sterility_R1.fastq.gz",
+        workdir / "incoming" / "reads-not-yet-written.fastq.gz",
+    )
+    rerun = _snakemake(project_root, workdir)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert _release(workdir, "BAD-NOREADS")["status"] == "RELEASE_CANDIDATE"
 
 
 def test_an_invalid_sheet_is_refused_before_any_job_runs(project_root: Path, tmp_path: Path):

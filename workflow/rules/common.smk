@@ -1,12 +1,13 @@
 # The only place that reads the configuration: config.yaml, the lot and unit sheets, the
 # specifications and the flow panels are validated here, before any job runs.
+import re
 import shlex
 import sys
 from pathlib import Path
 
 from rapidrelease.errors import ConfigError
 from rapidrelease.flow.panel import load_panel
-from rapidrelease.release.config import run_config_from_dict
+from rapidrelease.release.config import READS_ASSAYS, run_config_from_dict
 from rapidrelease.release.schemas import SAFE_ID_PATTERN
 
 
@@ -28,6 +29,11 @@ except ConfigError as problem:
     _refuse(problem)
 
 RESULTS = str(RUN.results_dir)
+REFERENCE = RUN.reference
+CLASSIFY = RUN.classify
+# The k-mer index: the configured prebuilt folder, or built once from the FASTA files (rule
+# build_reference_index) under resources/, as the model workflows keep their genome indices.
+REFDB = str(REFERENCE.index) if REFERENCE.index is not None else "resources/refdb"
 
 # Rules run the rapidrelease command. Under --sdm conda it comes from each rule's environment;
 # otherwise from the environment snakemake itself runs in, whose bin folder every job's shell puts
@@ -49,6 +55,15 @@ _ID = SAFE_ID_PATTERN.removeprefix("^").removesuffix("$")
 wildcard_constraints:
     lot=_ID,
     unit=_ID,
+    part=r"[1-9][0-9]*",
+    # a sequencing unit's folder, "<lot>/units/<unit>": only the units the sheet lists as sequenced,
+    # so that gather_reads_unit, not measure_unit, writes their metrics.json
+    sequenced="|".join(
+        f"{re.escape(u.lot_id)}/units/{re.escape(u.unit_id)}"
+        for u in RUN.units
+        if u.assay in READS_ASSAYS
+    )
+    or "(?!)",
 
 
 def get_unit(wildcards):
@@ -71,6 +86,61 @@ def get_unit_inputs(wildcards):
         if panel is not None and panel.template_path.is_file():
             files["gating_template"] = str(panel.template_path)
     return files
+
+
+def get_sequenced_unit(wildcards):
+    lot, unit = wildcards.sequenced.split("/units/")
+    return next(u for u in RUN.units_of(lot) if u.unit_id == unit)
+
+
+def get_read_files(unit):
+    """The unit's read files as the sheet gives them (R1, and R2 when paired)."""
+    return [str(p) for p in (unit.path, unit.path2) if p is not None]
+
+
+def existing_read_files(unit):
+    return [p for p in get_read_files(unit) if Path(p).is_file()]
+
+
+def get_classify_inputs(wildcards):
+    """The index and those of the unit's read files that exist.
+
+    As for FCS files, a missing read file does not stop the run: classification records it as the
+    unit's error and only this lot becomes INCONCLUSIVE.
+    """
+    return {"db": REFDB, "reads": existing_read_files(get_unit(wildcards))}
+
+
+def get_gather_inputs(wildcards):
+    """The unit's classification parts, the index, and its read files that exist.
+
+    The read files are listed here too, although only the parts are read, so that a read file that
+    arrives or changes after the unit was gathered (its parts are temporary) classifies it again.
+    """
+    return {
+        "parts": expand(
+            f"{RESULTS}/{wildcards.sequenced}/parts/{{part}}.npz",
+            part=range(1, CLASSIFY.parts + 1),
+        ),
+        "db": REFDB,
+        "reads": existing_read_files(get_sequenced_unit(wildcards)),
+    }
+
+
+def reference_megabases():
+    """Megabases of the reference FASTA, estimated from file sizes (gzip about 1:4)."""
+    total = sum(
+        p.stat().st_size * (4 if p.suffix == ".gz" else 1) for p in REFERENCE.fasta
+    )
+    return total / 1e6
+
+
+def index_megabytes():
+    """Size of the k-mer index (mapped into memory by every classification job)."""
+    if REFERENCE.index is None:
+        # measured: 25.4 MB for the 29.2-Mb default panel
+        return 0.9 * reference_megabases()
+    return sum(p.stat().st_size for p in REFERENCE.index.glob("*.npy")) / 1e6
 
 
 def get_lot_unit_results(wildcards):

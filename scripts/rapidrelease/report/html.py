@@ -1,10 +1,12 @@
 """The release-candidate report of one lot: one self-contained HTML file.
 
 Decision first: the status banner, then every attribute with its value, criterion, result and the
-reason — failures and inconclusives before passes. Then the evidence of each unit: the gating
-plots with the gates drawn and the event counts on them, the population hierarchy with counts, the
-inputs with their SHA-256. Last, the audit block. Plotly's JavaScript is embedded once, so the
-file makes no network request and opens from a USB stick; it prints on paper too.
+reason — failures and inconclusives before passes. Then the evidence of each unit: for flow, the
+gating plots with the gates drawn and the event counts on them and the population hierarchy with
+counts; for sequencing, the fragments by category and the taxa found with their distinct
+minimizers and genome breadth; for every unit, the inputs with their SHA-256. Last, the audit
+block. Plotly's JavaScript is embedded once, so the file makes no network request and opens from
+a USB stick; it prints on paper too.
 """
 
 from __future__ import annotations
@@ -139,6 +141,63 @@ def _populations_table(path: Path) -> str:
     )
 
 
+_CATEGORY_TEXT = {
+    "host": "host",
+    "vector": "vector",
+    "spike_in": "spike-in",
+    "adapter": "adapter",
+    "bacteria": "bacteria",
+    "fungi": "fungi",
+    "mycoplasma": "mycoplasma",
+    "virus": "virus",
+    "other": "above every category (root)",
+    "unclassified": "unclassified",
+}
+_TOP_TAXA = 15
+
+
+def _classification_tables(unit_dir: Path, metrics: dict[str, Any]) -> str:
+    """Fragments by category, then the taxa that most fragments were called to."""
+    if "fragments_total" not in metrics:
+        return ""
+    total = metrics["fragments_total"].get("value") or 0
+    rows = []
+    for category, text in _CATEGORY_TEXT.items():
+        pct = (metrics.get(f"{category}_pct") or {}).get("value")
+        if pct is None:
+            continue
+        rows.append(
+            f"<tr><td>{_e(text)}</td><td class='num'>{round(pct * total / 100):,}</td>"
+            f"<td class='num'>{pct:.3f}</td></tr>"
+        )
+    parts = [
+        f"<h3>Read classification</h3><p class='note'>{total:,} fragments (a read pair counts once), "
+        "each called to the lowest taxon its k-mers support (Kraken 2's rules).</p>"
+        "<table><thead><tr><th>Called to</th><th>Fragments</th><th>% of fragments</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    ]
+    taxa_path = unit_dir / "taxa.tsv"
+    if taxa_path.is_file():
+        taxa = pl.read_csv(taxa_path, separator="\t")
+        if taxa.height:
+            called = taxa.filter(pl.col("reads_direct") > 0)
+            top = called.sort("reads_direct", descending=True).head(_TOP_TAXA)
+            rows = [
+                f"<tr><td>{_e(t['name'])}</td><td>{_e(t['rank'])}</td><td>{_e(t['category'])}</td>"
+                f"<td class='num'>{t['reads_direct']:,}</td>"
+                f"<td class='num'>{t['distinct_minimizers_clade']:,}</td>"
+                f"<td class='num'>{100 * t['breadth']:.3f}</td></tr>"
+                for t in top.iter_rows(named=True)
+            ]
+            parts.append(
+                f"<table><thead><tr><th>Taxon (top {_TOP_TAXA} by fragments called to it)</th><th>Rank</th>"
+                "<th>Category</th><th>Fragments</th><th>Distinct minimizers (clade)</th>"
+                "<th>Breadth (% of the clade's indexed minimizers)</th></tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table>"
+            )
+    return "".join(parts)
+
+
 def _plots(path: Path, prefix: str) -> str:
     if not path.is_file():
         return ""
@@ -185,6 +244,7 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
         prefix = "unit-" + re.sub(r"[^A-Za-z0-9_-]", "_", unit["unit_id"])
         parts.append(_plots(unit_dir / "gate_plots.json", prefix))
         parts.append(_populations_table(unit_dir / "populations.tsv"))
+        parts.append(_classification_tables(unit_dir, measured.get("metrics") or {}))
     return "".join(parts)
 
 

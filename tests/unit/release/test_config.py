@@ -131,9 +131,12 @@ def test_shipped_demo_configuration_is_valid(project_root: Path, monkeypatch) ->
     assert [(u.unit_id, u.path) for u in run.units] == [
         ("PHENO", Path("resources/demo/DEMO-001/DEMO-001_phenotype.fcs")),
         ("PHENO", Path("resources/demo/DEMO-002/DEMO-002_phenotype.fcs")),
+        ("STER", Path("resources/demo/DEMO-001/DEMO-001_sterility_R1.fastq.gz")),
+        ("STER", Path("resources/demo/DEMO-002/DEMO-002_sterility_R1.fastq.gz")),
     ]
-    # the default panel, indexed by the workflow
+    # the default panel: every file of resources/reference/panel, indexed by the workflow
     assert run.reference.index is None
+    assert len(run.reference.fasta) == 18
     assert run.reference.taxonomy == Path("resources/reference/taxonomy.tsv")
     assert (run.classify.confidence, run.classify.min_hit_groups) == (0.0, 2)
     spec = run.specs["CART-DEMO-release"]

@@ -7,10 +7,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
 
 from rapidrelease.flow.measure import measure_unit
+from rapidrelease.outputs import write_json
+from rapidrelease.reads.classify import write_taxa
 from rapidrelease.release.config import load_run_config
 from rapidrelease.release.decision import evaluate_lot_files
 from rapidrelease.report.html import write_lot_report
@@ -36,10 +39,49 @@ def reports(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
             measure_unit(
                 lot, "PHENO", "phenotype", "test", fcs, Path("config/panels/car_t_phenotype.yaml"), unit_dir
             )
-            evaluate_lot_files(run, lot, [unit_dir / "metrics.json"], out / lot / "release.json")
-            write_lot_report(out / lot / "release.json", [unit_dir], out / lot / "report.html")
+            sequenced = _sterility_unit(out / lot / "units" / "STER", lot)
+            units = [unit_dir, sequenced]
+            evaluate_lot_files(run, lot, [u / "metrics.json" for u in units], out / lot / "release.json")
+            write_lot_report(out / lot / "release.json", units, out / lot / "report.html")
             made[lot] = out / lot / "report.html"
     return made
+
+
+def _sterility_unit(folder: Path, lot: str) -> Path:
+    """A gathered sequencing unit as gather_unit writes it: 2,500 pairs of host, vector and phiX."""
+    fragments = {"host": 2413, "vector": 57, "spike_in": 25, "other": 5}
+    metrics = {"fragments_total": {"value": 2500, "unit": "fragments", "kind": "count", "status": "ok"}}
+    for category in (
+        "host",
+        "vector",
+        "spike_in",
+        "adapter",
+        "bacteria",
+        "fungi",
+        "mycoplasma",
+        "virus",
+        "other",
+    ):
+        share = 100 * fragments.get(category, 0) / 2500
+        metrics[f"{category}_pct"] = {"value": share, "unit": "%", "kind": "percent", "status": "ok"}
+    record = {"lot_id": lot, "unit_id": "STER", "assay": "sterility_reads", "role": "test", "status": "ok",
+              "error": None, "inputs": [], "metrics": metrics}  # fmt: skip
+    write_json(folder / "metrics.json", record)
+    taxa = {
+        "taxid": np.array([9606, 29278, 10847, 1]),
+        "name": np.array(["Homo sapiens", "vectors", "Enterobacteria phage phiX174", "root"], dtype=object),
+        "rank": np.array(["species", "no rank", "species", "no rank"], dtype=object),
+        "category": np.array(["host", "vector", "spike_in", "other"], dtype=object),
+        "reads_direct": np.array([2413, 57, 25, 5]),
+        "reads_clade": np.array([2413, 57, 25, 2500]),
+        "kmer_hits": np.array([260_000, 6_100, 2_700, 2_836]),
+        "distinct_minimizers": np.array([136_633, 1_973, 1_142, 517]),
+        "distinct_minimizers_clade": np.array([136_633, 1_973, 1_142, 140_273]),
+        "index_minimizers_clade": np.array([335_814, 3_227, 1_771, 5_964_884]),
+        "breadth": np.array([0.40687, 0.6114, 0.64483, 0.02352]),
+    }
+    write_taxa(folder / "taxa.tsv", taxa, 2500)
+    return folder
 
 
 def test_decision_comes_first_and_failures_lead_the_attribute_table(reports: dict[str, Path]):
@@ -59,6 +101,18 @@ def test_a_unit_that_could_not_be_measured_is_shown_with_its_sentence(reports: d
     assert "<div class='status'>Inconclusive</div>" in page
     assert "<b>Not measured.</b>" in page and "lost.fcs: file not found." in page
     assert "<div class='plot'>" not in page
+
+
+def test_a_sequencing_unit_shows_fragments_by_category_and_the_taxa_found(reports: dict[str, Path]):
+    page = reports["DEMO-002"].read_text(encoding="utf-8")
+    section = page[page.index("Unit STER") :]
+    assert "2,500 fragments (a read pair counts once)" in section
+    assert "<tr><td>host</td><td class='num'>2,413</td><td class='num'>96.520</td></tr>" in section
+    assert "<tr><td>bacteria</td><td class='num'>0</td><td class='num'>0.000</td></tr>" in section
+    taxa = section[section.index("Taxon (top 15") :]
+    # ordered by fragments called to the taxon itself; breadth as a percentage of the clade's minimizers
+    assert taxa.index("Homo sapiens") < taxa.index("vectors") < taxa.index("phiX174") < taxa.index("root")
+    assert "<td class='num'>136,633</td><td class='num'>40.687</td>" in taxa
 
 
 def test_the_report_is_one_self_contained_file(reports: dict[str, Path]):
