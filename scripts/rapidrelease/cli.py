@@ -123,6 +123,7 @@ def _cmd_refdb_build(args: argparse.Namespace) -> int:
         seqid2taxid_path=Path(args.seqid2taxid) if args.seqid2taxid else None,
         spec=MinimizerSpec(k=args.k, l=args.l, spaced_positions=args.spaced),
         mask_low_complexity=not args.no_masking,
+        host_sample=args.host_sample,
     )
     counts = index.manifest["counts"]
     print(
@@ -281,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--l", type=int, default=31, help="minimizer length (default 31, as Kraken 2)")
     b.add_argument("--spaced", type=int, default=7, help="spaced-seed positions (default 7, as Kraken 2)")
     b.add_argument("--no-masking", action="store_true", help="do not mask low-complexity sequence")
+    b.add_argument(
+        "--host-sample",
+        type=int,
+        default=1,
+        metavar="N",
+        help="keep one in N of the host's own minimizers (for a whole host genome; default 1: all)",
+    )
     b.set_defaults(func=_cmd_refdb_build)
     i = refdb.add_parser("info", help="print an index's manifest")
     i.add_argument("db")

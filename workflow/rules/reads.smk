@@ -2,7 +2,7 @@ if REFERENCE.index is None:
 
     rule build_reference_index:
         """Index the reference FASTA once (minimizers labelled with the LCA of their taxa); reused until
-        a FASTA file, the taxonomy or the masking setting changes."""
+        a FASTA file, the taxonomy, the masking or the host sampling changes."""
         input:
             fasta=[str(p) for p in REFERENCE.fasta],
             taxonomy=str(REFERENCE.taxonomy),
@@ -17,9 +17,11 @@ if REFERENCE.index is None:
             "../../envs/reads.yaml"
         threads: 1
         resources:
-            # measured: 820 MB peak and 24 s for the 29.2-Mb default panel
-            mem_mb=lambda wc: 1000 + int(32 * reference_megabases()),
-            runtime=lambda wc: 10 + int(reference_megabases() / 10),
+            # measured (tests/benchmarks/bench_host_sampling.py): about 1 minimizer per 3 bases and 48
+            # bytes per minimizer at the build's peak, 0.25 s per Mb; 390 MB and 5 s for the default
+            # panel. A sampled whole host genome needs less: set it with --set-resources.
+            mem_mb=lambda wc: 500 + int(20 * reference_megabases()),
+            runtime=lambda wc: 10 + int(reference_megabases() / 200),
         params:
             seqid2taxid=lambda wc, input: (
                 f"--seqid2taxid {shlex.quote(input.seqid2taxid)}"
@@ -27,9 +29,11 @@ if REFERENCE.index is None:
                 else ""
             ),
             masking="" if REFERENCE.mask_low_complexity else "--no-masking",
+            host_sample=REFERENCE.host_sample,
         shell:
             "rapidrelease refdb build --fasta {input.fasta:q} --taxonomy {input.taxonomy:q}"
-            " {params.seqid2taxid} {params.masking} --out {output:q} > {log:q} 2>&1"
+            " {params.seqid2taxid} {params.masking} --host-sample {params.host_sample}"
+            " --out {output:q} > {log:q} 2>&1"
 
 
 rule classify_reads_part:

@@ -91,6 +91,7 @@ class Reference:
     taxonomy: Path | None = None
     seqid2taxid: Path | None = None
     mask_low_complexity: bool = True
+    host_sample: int = 1
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ def _reference(
         taxonomy=Path(settings["taxonomy"]) if "taxonomy" in settings else None,
         seqid2taxid=Path(settings["seqid2taxid"]) if "seqid2taxid" in settings else None,
         mask_low_complexity=settings.get("mask_low_complexity", True),
+        host_sample=settings.get("host_sample", 1),
     )
     if not sequenced:
         return reference

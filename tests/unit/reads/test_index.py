@@ -15,7 +15,7 @@ from rapidrelease.reads.taxonomy import Taxonomy
 from .conftest import PANEL
 
 TAXONOMY = PANEL / "taxonomy.tsv"
-S_AUREUS, E_COLI = 93061, 511145  # strains of the default panel's taxonomy
+S_AUREUS, E_COLI, HUMAN = 93061, 511145, 9606  # taxa of the default panel's taxonomy
 
 
 def _random_dna(n: int, seed: int) -> str:
@@ -48,6 +48,26 @@ def test_shared_minimizers_carry_the_lca_and_the_rest_their_own_taxon(tmp_path: 
     # every minimizer wholly inside the shared segment belongs to both: the LCA, Bacteria
     assert set(_taxa_of(index, shared[100:1900]).tolist()) == {bacteria}
     assert index.minimizers_per_taxon[bacteria] > 0
+
+
+def test_a_host_sampled_index_keeps_one_in_n_host_minimizers_and_every_shared_one(tmp_path: Path):
+    # a host chromosome that carries 3 kb also found in S. aureus (as host DNA may share a k-mer with
+    # a contaminant): sampling may drop host-only minimizers, never the shared ones or their LCA
+    host_only, shared, bug = _random_dna(120_000, 4), _random_dna(3000, 5), _random_dna(20_000, 6)
+    records = [(host_only[:60_000] + shared + host_only[60_000:], HUMAN), (bug + shared, S_AUREUS)]
+    full = _index_of(tmp_path / "full", records)
+    sampled = _index_of(tmp_path / "sampled", records, host_sample=4)
+    human, aureus, cellular = full.taxonomy.index_of([HUMAN, S_AUREUS, 131567])
+    assert set(_taxa_of(sampled, shared[100:2900]).tolist()) == {cellular}  # human and S. aureus share it
+    assert np.array_equal(_taxa_of(sampled, bug[100:19_900]), _taxa_of(full, bug[100:19_900]))
+    found = _taxa_of(sampled, host_only)
+    assert set(found[found >= 0].tolist()) == {human}
+    kept = sampled.minimizers_per_taxon[human] / full.minimizers_per_taxon[human]
+    assert 0.22 < kept < 0.28
+    assert sampled.manifest["host_sample"] == 4 and full.manifest["host_sample"] == 1
+    assert sampled.manifest["counts"]["bases"] == full.manifest["counts"]["bases"]
+    with pytest.raises(ConfigError, match="host_sample must be 1"):
+        _index_of(tmp_path / "zero", records, host_sample=0)
 
 
 def test_a_sequence_absent_from_the_index_finds_almost_nothing(small_index):

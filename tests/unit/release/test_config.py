@@ -225,10 +225,11 @@ STER = "DEMO-001\tSTER\tsterility_reads\ttest\tdata/r1.fq.gz\t\t\t"
 
 
 def test_reference_fasta_patterns_are_expanded_and_classify_settings_read(project: Path) -> None:
-    config = _with_reference(project) + "classify: {confidence: 0.1, parts: 8}\n"
+    config = _with_reference(project) + "  host_sample: 4\nclassify: {confidence: 0.1, parts: 8}\n"
     run = load_run_config(write_project(project, units=[*UNITS, STER], config=config))
     assert run.reference.fasta == (Path("ref/a.fa"), Path("ref/b.fa.gz"))
     assert (run.reference.index, run.reference.mask_low_complexity) == (None, True)
+    assert run.reference.host_sample == 4
     assert (run.classify.confidence, run.classify.min_hit_groups, run.classify.parts) == (0.1, 2, 8)
 
 
