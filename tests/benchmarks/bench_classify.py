@@ -24,17 +24,20 @@ Not a test (no timed assertions): it prints figures. It
    assignments / all species-level assignments; and counts host reads assigned to a contaminant;
 5. does the same for ``rapidrelease refdb build`` and ``rapidrelease classify --threads 1`` when
    that CLI exists (else prints "rapidrelease classify not available yet"), and prints a
-   side-by-side table with ratios.
+   side-by-side table with ratios;
+6. with ``--compare-kmers``, builds a second rapidrelease index of every canonical 31-mer
+   (``--k 31 --l 31 --spaced 0``) and compares the two designs: entries, size, build, speed,
+   memory, accuracy and host reads called a contaminant.
 
 Usage (needs ``apt-get install kraken2 art-nextgen-simulation-tools`` and ../shared/data):
     python tests/benchmarks/bench_classify.py [--reads 1000000] [--paired] [--workdir DIR]
-        [--repeats 2] [--simulator art|rapidrelease] [--force]
+        [--repeats 2] [--simulator art|rapidrelease] [--force] [--compare-kmers]
 Intermediate files (panel, reads, databases: ~0.6 GB for 1,000,000 reads) are kept in ``--workdir``
 (default ``/tmp/rapidrelease_bench_classify``) and reused by later runs unless ``--force`` (reads for
 the same count, mode and seed; Kraken 2's database); rapidrelease's index is rebuilt every run.
 On the 2-core, 24-GB development machine a first run with 1,000,000 single-end reads takes about
 2.5 minutes: panel 1 s, ART 12 s (two at a time), Kraken 2 build 40 s (2 threads), Kraken 2
-classification 12 s per repeat, rapidrelease build 30 s and classification 15 s per repeat,
+classification 12 s per repeat, rapidrelease build 6 s and classification 11 s per repeat,
 scoring a few seconds each. Read categories: 40 % in-index strains, 20 % held-out strains, 25 %
 held-out host, 5 % in-index host, 5 % vectors, 5 % absent species, split equally among sources.
 """
@@ -57,6 +60,7 @@ import numpy as np
 import polars as pl
 import pysam
 
+from rapidrelease.reads.index import load_index
 from rapidrelease.reads.taxonomy import DEFAULT_CATEGORIES, Taxonomy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -643,18 +647,21 @@ def rapidrelease_cli() -> list[str] | None:
     return command
 
 
-def run_rapidrelease(workdir: Path, reads: list[Path], repeats: int) -> tuple[Run, Run, Path] | None:
+def run_rapidrelease(
+    workdir: Path, reads: list[Path], repeats: int, design: tuple[str, ...] = (), name: str = "rapidrelease"
+) -> tuple[Run, Run, Path] | None:
     """Build rapidrelease's index of the panel and classify the reads with one thread.
 
-    The index is rebuilt on every run (about 30 s), unlike Kraken 2's, because it is the code under
-    test. Returns (build run, best classify run, database folder), or None with a message when the
-    CLI is not there yet.
+    The index is rebuilt on every run (a few seconds), unlike Kraken 2's, because it is the code
+    under test. ``design`` are extra ``refdb build`` options (k, l, spaced positions); ``name``
+    prefixes the output files (``<name>.out``). Returns (build run, best classify run, database
+    folder), or None with a message when the CLI is not there yet.
     """
     command = rapidrelease_cli()
     if command is None:
         print("rapidrelease classify not available yet")
         return None
-    db = workdir / "rapidrelease_db"
+    db = workdir / f"{name}_db"
     build_help = subprocess.run([*command, "refdb", "build", "--help"], capture_output=True, text=True).stdout
     shutil.rmtree(db, ignore_errors=True)
     build = timed(
@@ -663,8 +670,9 @@ def run_rapidrelease(workdir: Path, reads: list[Path], repeats: int) -> tuple[Ru
             *("refdb", "build", "--fasta", str(workdir / "panel.fa")),
             *("--taxonomy", str(workdir / "taxonomy.tsv"), "--out", str(db)),
             *(["--no-masking"] if "--no-masking" in build_help else []),  # as Kraken 2's build here
+            *design,
         ],
-        workdir / "rapidrelease_build.log",
+        workdir / f"{name}_build.log",
     )
     classify_help = subprocess.run([*command, "classify", "--help"], capture_output=True, text=True).stdout
     cmd = [*command, "classify", "--db", str(db)]
@@ -672,12 +680,12 @@ def run_rapidrelease(workdir: Path, reads: list[Path], repeats: int) -> tuple[Ru
     cmd += ["--paired"] if len(reads) == 2 else []
     cmd += [
         "--out-report",
-        str(workdir / "rapidrelease.kreport"),
+        str(workdir / f"{name}.kreport"),
         "--out-reads",
-        str(workdir / "rapidrelease.out"),
+        str(workdir / f"{name}.out"),
     ]
     cmd += [str(p) for p in reads]
-    run = best(timed(cmd, workdir / "rapidrelease_classify.log") for _ in range(repeats))
+    run = best(timed(cmd, workdir / f"{name}_classify.log") for _ in range(repeats))
     return build, run, db
 
 
@@ -786,6 +794,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulator", choices=("art", "rapidrelease"), default="art")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--force", action="store_true", help="start afresh: delete --workdir first")
+    parser.add_argument(
+        "--compare-kmers",
+        action="store_true",
+        help="also index every canonical 31-mer (k = l = 31, no spaced seed) and compare with minimizers",
+    )
     args = parser.parse_args(argv)
     for tool in ("kraken2", "kraken2-build", "/usr/bin/time") + (
         ("art_illumina",) if args.simulator == "art" else ()
@@ -865,7 +878,54 @@ def main(argv: list[str] | None = None) -> int:
     for name, ours_value, theirs, fmt in table:
         ratio = f"{ours_value / theirs:.2f}" if theirs else "-"
         print(f"  {name:<28}{ours_value:>14{fmt}}{theirs:>14{fmt}}{ratio:>9}")
+    if args.compare_kmers:
+        compare_designs(workdir, reads, args.repeats, n_reads, unit, (our_build, our_run, our_db), our_scores)
     return 0
+
+
+def compare_designs(
+    workdir: Path,
+    reads: list[Path],
+    repeats: int,
+    n_reads: int,
+    unit: str,
+    minimizer_runs: tuple[Run, Run, Path],
+    minimizer_scores: dict[str, Score],
+) -> None:
+    """The same panel and reads with every canonical 31-mer indexed instead of Kraken 2's minimizers."""
+    kmers = run_rapidrelease(
+        workdir, reads, repeats, ("--k", "31", "--l", "31", "--spaced", "0"), "canonical31"
+    )
+    if kmers is None:
+        return
+    kmer_scores = score(workdir / "canonical31.out", workdir)
+    designs = {
+        "minimizers k35 l31 s7": (minimizer_runs, minimizer_scores),
+        "canonical 31-mers": (kmers, kmer_scores),
+    }
+    print("\nindex designs (rapidrelease, one thread)")
+    print(f"  {'':<28}" + "".join(f"{name:>24}" for name in designs))
+    rows: list[tuple[str, list[str]]] = []
+    for label, get in (
+        ("entries", lambda runs, _: f"{load_index(runs[2]).manifest['counts']['minimizers']:,}"),
+        (
+            "index size (MiB)",
+            lambda runs, _: f"{sum(f.stat().st_size for f in runs[2].rglob('*')) / 2**20:,.1f}",
+        ),
+        ("build s / peak MiB", lambda runs, _: f"{runs[0].wall_s:.0f} / {runs[0].peak_rss / 2**20:,.0f}"),
+        (f"{unit}/s", lambda runs, _: f"{n_reads / runs[1].wall_s:,.0f}"),
+        ("classify peak RSS (MiB)", lambda runs, _: f"{runs[1].peak_rss / 2**20:,.0f}"),
+    ):
+        rows.append((label, [get(runs, scores) for runs, scores in designs.values()]))
+    for name in CATEGORIES:
+        if name != ABSENT:
+            rows.append((f"recall: {name}", [f"{s[name].recall:.4f}" for _, s in designs.values()]))
+        rows.append((f"precision: {name}", [f"{s[name].precision:.4f}" for _, s in designs.values()]))
+    rows.append(
+        ("host → contaminant reads", [f"{s['overall'].host_to_contaminant:,}" for _, s in designs.values()])
+    )
+    for label, values in rows:
+        print(f"  {label:<28}" + "".join(f"{v:>24}" for v in values))
 
 
 if __name__ == "__main__":
