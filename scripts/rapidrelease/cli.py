@@ -170,6 +170,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             interleaved=args.paired and len(reads) == 1,
             part=part,
             count_distinct=bool(args.out_taxa or args.out_partial),
+            cram_reference=Path(args.cram_reference) if args.cram_reference else None,
         )
     except RapidReleaseError as exc:
         if not args.out_partial:
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-reads", help="Kraken per-read table to write (.gz to compress)")
     p.add_argument("--out-taxa", help="per-taxon table (TSV, and Parquet beside it)")
     p.add_argument("--part", default="1/1", help="classify only part I of N of the batches (e.g. 2/4)")
+    p.add_argument("--cram-reference", help="FASTA a CRAM was compressed against, when not embedded")
     p.add_argument("--out-partial", help="save this part's totals (.npz) for `measure --parts`")
     p.add_argument("reads", nargs="+", metavar="READS")
     p.set_defaults(func=_cmd_classify)

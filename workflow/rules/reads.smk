@@ -56,8 +56,13 @@ rule classify_reads_part:
         reads=lambda wc: get_read_files(get_unit(wc)),
         confidence=CLASSIFY.confidence,
         min_hit_groups=CLASSIFY.min_hit_groups,
+        cram_reference=(
+            ""
+            if CLASSIFY.cram_reference is None
+            else f"--cram-reference {shlex.quote(str(CLASSIFY.cram_reference))}"
+        ),
     shell:
-        "rapidrelease classify --db {input.db:q} --part {params.part} {params.paired}"
+        "rapidrelease classify --db {input.db:q} --part {params.part} {params.paired} {params.cram_reference}"
         " --confidence {params.confidence} --min-hit-groups {params.min_hit_groups}"
         " --threads {threads} --out-partial {output:q} {params.reads:q} 2> {log:q}"
 

@@ -568,6 +568,7 @@ def classify_reads(
     batches: Iterable[Any] | None = None,
     part: tuple[int, int] = (0, 1),
     count_distinct: bool | None = None,
+    cram_reference: Path | None = None,
 ) -> ClassificationTotals:
     """Classify a read file (or pair of files) in batches; write the kreport, per-read and per-taxon tables.
 
@@ -575,8 +576,9 @@ def classify_reads(
     With ``threads`` > 1, batches are classified by that many worker processes sharing the
     memory-mapped index, results taken in read order. ``part = (i, n)`` classifies only every n-th
     batch starting at the i-th, so n jobs can share one file's reads without splitting it; their saved
-    totals are then merged (:meth:`ClassificationTotals.load_parts`). Every output is written under a
-    temporary name and renamed when complete.
+    totals are then merged (:meth:`ClassificationTotals.load_parts`). ``cram_reference`` is the FASTA
+    a CRAM input was compressed against, when the file does not embed it. Every output is written
+    under a temporary name and renamed when complete.
     """
     from rapidrelease.outputs import atomic_path, write_text
 
@@ -586,7 +588,11 @@ def classify_reads(
         from rapidrelease.reads.input import iter_read_batches
 
         batches = iter_read_batches(
-            Path(reads1), Path(reads2) if reads2 else None, batch_reads=batch_reads, interleaved=interleaved
+            Path(reads1),
+            Path(reads2) if reads2 else None,
+            batch_reads=batch_reads,
+            interleaved=interleaved,
+            reference=Path(cram_reference) if cram_reference else None,
         )
     which, parts = part
     if not 0 <= which < parts:

@@ -97,12 +97,14 @@ class Reference:
 @dataclass(frozen=True)
 class ClassifySettings:
     """How reads are classified: Kraken 2's ``confidence`` (0–1) and ``min_hit_groups``; ``parts``
-    parallel jobs per unit, each with ``threads`` worker processes."""
+    parallel jobs per unit, each with ``threads`` worker processes; ``cram_reference``, the FASTA
+    CRAM read files were compressed against (when they do not embed it)."""
 
     confidence: float = 0.0
     min_hit_groups: int = 2
     parts: int = 4
     threads: int = 1
+    cram_reference: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,12 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
     units, units_sha = _read_units(units_path, lot_ids, problems)
     file_sha256[str(units_path)] = units_sha
     reference = _reference(settings.get("reference") or {}, units, config_path, problems)
+    classify = _classify_settings(settings.get("classify") or {})
+    sequenced = any(u.assay in READS_ASSAYS for u in units)
+    if sequenced and classify.cram_reference is not None and not classify.cram_reference.is_file():
+        problems.append(
+            f"{config_path}, key 'classify.cram_reference': {str(classify.cram_reference)!r} does not exist."
+        )
     if problems:
         raise problems_error(problems, config_path)
     return RunConfig(
@@ -202,8 +210,15 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         settings=settings,
         file_sha256=file_sha256,
         reference=reference,
-        classify=ClassifySettings(**(settings.get("classify") or {})),
+        classify=classify,
     )
+
+
+def _classify_settings(settings: Mapping[str, Any]) -> ClassifySettings:
+    values = dict(settings)
+    if "cram_reference" in values:
+        values["cram_reference"] = Path(values["cram_reference"])
+    return ClassifySettings(**values)
 
 
 def _reference(

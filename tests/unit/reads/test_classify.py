@@ -269,3 +269,32 @@ def test_the_command_line_reports_a_bad_read_file_in_one_line(small_index, tmp_p
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("rapidrelease: ")
     assert "cut.fastq.gz" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "r.kreport").exists(), "no report from a run that failed"
+
+
+def test_cram_reads_classify_against_the_fasta_they_were_compressed_with(small_index, tmp_path, monkeypatch):
+    import pysam
+
+    monkeypatch.setenv("REF_PATH", str(tmp_path / "no_ref_path"))  # htslib may not fetch it elsewhere
+    monkeypatch.setenv("REF_CACHE", str(tmp_path / "no_ref_cache"))
+    phix = next(iter_fasta(PANEL / "panel" / "phiX174_sequana_NC_001422.1.fa"))[1].tobytes().decode()
+    fasta = tmp_path / "phix.fa"
+    fasta.write_text(">phix\n" + phix + "\n")
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "phix", "LN": len(phix)}]}
+    cram = tmp_path / "phix.cram"
+    with pysam.AlignmentFile(str(cram), "wc", header=header, reference_filename=str(fasta)) as out:
+        for i, start in enumerate(range(0, 5000, 250)):
+            record = pysam.AlignedSegment(out.header)
+            record.query_name, record.reference_id, record.reference_start = f"r{i}", 0, start
+            record.query_sequence, record.cigarstring = phix[start : start + 150], "150M"
+            record.query_qualities, record.mapping_quality = pysam.qualitystring_to_array("I" * 150), 60
+            out.write(record)
+    totals = classify_reads(small_index, cram, cram_reference=fasta, report_path=tmp_path / "r.kreport")
+    phix_node = small_index.taxonomy.index_of([10847])[0]
+    assert totals.reads == 20 and totals.direct_reads[phix_node] == 20
+    done = subprocess.run(
+        [sys.executable, "-m", "rapidrelease", "classify", "--db", str(small_index.folder),
+         "--out-report", str(tmp_path / "cli.kreport"), "--cram-reference", str(fasta), str(cram)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cli.kreport").read_text() == (tmp_path / "r.kreport").read_text()

@@ -59,6 +59,7 @@ def test_a_host_sampled_index_keeps_one_in_n_host_minimizers_and_every_shared_on
     sampled = _index_of(tmp_path / "sampled", records, host_sample=4)
     human, aureus, cellular = full.taxonomy.index_of([HUMAN, S_AUREUS, 131567])
     assert set(_taxa_of(sampled, shared[100:2900]).tolist()) == {cellular}  # human and S. aureus share it
+    assert set(_taxa_of(sampled, bug[100:19_900]).tolist()) == {aureus}
     assert np.array_equal(_taxa_of(sampled, bug[100:19_900]), _taxa_of(full, bug[100:19_900]))
     found = _taxa_of(sampled, host_only)
     assert set(found[found >= 0].tolist()) == {human}

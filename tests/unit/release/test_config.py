@@ -233,6 +233,17 @@ def test_reference_fasta_patterns_are_expanded_and_classify_settings_read(projec
     assert (run.classify.confidence, run.classify.min_hit_groups, run.classify.parts) == (0.1, 2, 8)
 
 
+def test_a_cram_reference_that_does_not_exist_is_named(project: Path) -> None:
+    config = _with_reference(project) + "classify: {cram_reference: refs/GRCh38.fa}\n"
+    path = write_project(project, units=[*UNITS, STER], config=config)
+    assert problems_of(path) == [
+        "config/config.yaml, key 'classify.cram_reference': 'refs/GRCh38.fa' does not exist."
+    ]
+    (project / "refs").mkdir()
+    (project / "refs" / "GRCh38.fa").write_text(">chr1\nACGT\n", encoding="utf-8")
+    assert load_run_config(path).classify.cram_reference == Path("refs/GRCh38.fa")
+
+
 def test_a_sequenced_lot_needs_a_reference(project: Path) -> None:
     path = write_project(project, units=[*UNITS, STER])
     assert problems_of(path) == [
