@@ -9,14 +9,12 @@ atomically; ``metrics.json`` last.
 
 from __future__ import annotations
 
-import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from rapidrelease.errors import MetricError, RapidReleaseError
+from rapidrelease.errors import MetricError
 from rapidrelease.gating.engine import (
     DEFAULT_CHUNK_SIZE,
     SampleLayout,
@@ -26,6 +24,7 @@ from rapidrelease.gating.engine import (
 )
 from rapidrelease.gating.evidence import gate_plot_data
 from rapidrelease.outputs import input_record, sha256_file, write_json, write_table
+from rapidrelease.release.unit_record import new_unit_record, record_failure
 
 __all__ = ["FLOW_ASSAYS", "measure_unit"]
 
@@ -50,33 +49,13 @@ def measure_unit(
     sentence); it also lists every input with its SHA-256 and size, the acquisition times and the
     panel's metrics with their counts.
     """
-    record: dict[str, Any] = {
-        "lot_id": lot_id,
-        "unit_id": unit_id,
-        "assay": assay,
-        "role": role,
-        "status": "ok",
-        "error": None,
-        "inputs": [],
-        "acquisition": None,
-        "panel": None,
-        "compensation": None,
-        "metrics": {},
-    }
+    record = new_unit_record(lot_id, unit_id, assay, role, acquisition=None, panel=None, compensation=None)
     populations = populations_table([])
     plots: list[dict[str, Any]] = []
     try:
         populations, plots = _measure(record, assay, fcs_path, panel_path)
-    except RapidReleaseError as exc:
-        record["status"], record["error"] = "error", str(exc)
-        record["metrics"] = {}
-    except Exception as exc:  # a bug must make the lot INCONCLUSIVE, never crash the other lots' run
-        traceback.print_exc(file=sys.stderr)
-        record["status"] = "error"
-        record["error"] = (
-            f"internal error while measuring unit {unit_id} of lot {lot_id} ({type(exc).__name__}: {exc})."
-        )
-        record["metrics"] = {}
+    except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
+        record_failure(record, exc, "measuring")
     out_dir = Path(out_dir)
     write_table(populations, out_dir / "populations.tsv")
     write_json(out_dir / "gate_plots.json", {"lot_id": lot_id, "unit_id": unit_id, "plots": plots})

@@ -9,8 +9,6 @@ that need the unit become INCONCLUSIVE.
 
 from __future__ import annotations
 
-import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import numpy as np
 
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import atomic_path, input_record, write_json, write_text
+from rapidrelease.release.unit_record import new_unit_record, record_failure
 
 __all__ = ["CONTAMINANT_CATEGORIES", "gather_unit", "save_failed_part", "unit_metrics"]
 
@@ -97,18 +96,10 @@ def gather_unit(
     from rapidrelease.reads.index import load_index
 
     out_dir = Path(out_dir)
-    record: dict[str, Any] = {
-        "lot_id": lot_id,
-        "unit_id": unit_id,
-        "assay": assay,
-        "role": role,
-        "status": "ok",
-        "error": None,
-        "inputs": [input_record(p, "reads") for p in reads],
-        # the manifest holds the SHA-256 of every FASTA and taxonomy file the index was built from
-        "index": input_record(Path(db) / "manifest.json", "index"),
-        "metrics": {},
-    }
+    # the manifest holds the SHA-256 of every FASTA and taxonomy file the index was built from
+    index_record = input_record(Path(db) / "manifest.json", "index")
+    record = new_unit_record(lot_id, unit_id, assay, role, index=index_record)
+    record["inputs"] = [input_record(p, "reads") for p in reads]
     # an unusable unit still gets every output, empty: the workflow declares them all
     report, reads_total = "", 0
     taxa = {name: np.empty(0, dtype=dtype) for name, dtype in TAXA_COLUMNS.items()}
@@ -126,14 +117,8 @@ def gather_unit(
         report = "".join(kraken_report_lines(index, totals))
         taxa, reads_total = taxon_table(index, totals), totals.reads
         record["metrics"] = unit_metrics(index, totals)
-    except RapidReleaseError as exc:
-        record["status"], record["error"], record["metrics"] = "error", str(exc), {}
-    except Exception as exc:  # a bug must make the lot INCONCLUSIVE, not stop the other lots
-        traceback.print_exc(file=sys.stderr)
-        record["status"], record["metrics"] = "error", {}
-        record["error"] = (
-            f"internal error while gathering unit {unit_id} of lot {lot_id} ({type(exc).__name__}: {exc})."
-        )
+    except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
+        record_failure(record, exc, "gathering")
     write_text(out_dir / "reads.kreport", report)
     write_taxa(out_dir / "taxa.tsv", taxa, reads_total)
     write_json(out_dir / "metrics.json", record)
