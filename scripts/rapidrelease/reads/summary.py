@@ -54,19 +54,20 @@ def unit_metrics(index: Any, totals: Any) -> dict[str, dict[str, Any]]:
     and virus.
     """
     categories = np.array(index.taxonomy.category, dtype=object)
-    reads = totals.reads
+    fragments = totals.reads
     by_category: dict[str, int] = {}
     for category in np.unique(categories):
         by_category[str(category)] = int(totals.direct_reads[categories == category].sum())
     metrics: dict[str, dict[str, Any]] = {
-        "fragments_total": {"value": reads, "unit": "fragments", "kind": "count"},
+        "fragments_total": {"value": fragments, "unit": "fragments", "kind": "count"},
         "fragments_shorter_than_k": {"value": totals.too_short, "unit": "fragments", "kind": "count"},
-        "classified_pct": _percent(totals.classified, reads),
-        "unclassified_pct": _percent(reads - totals.classified, reads),
+        "classified_pct": _percent(totals.classified, fragments),
+        "unclassified_pct": _percent(fragments - totals.classified, fragments),
     }
     for category in ("host", "vector", "spike_in", "adapter", *CONTAMINANT_CATEGORIES, "other"):
-        metrics[f"{category}_pct"] = _percent(by_category.get(category, 0), reads)
-    metrics["contaminant_pct"] = _percent(sum(by_category.get(c, 0) for c in CONTAMINANT_CATEGORIES), reads)
+        metrics[f"{category}_pct"] = _percent(by_category.get(category, 0), fragments)
+    contaminants = sum(by_category.get(c, 0) for c in CONTAMINANT_CATEGORIES)
+    metrics["contaminant_pct"] = _percent(contaminants, fragments)
     for record in metrics.values():
         record.update({"status": "ok", "reason": None})
     return metrics
