@@ -150,3 +150,16 @@ def test_a_part_that_does_not_exist_is_refused_in_one_line(small_index, sample, 
     )  # fmt: skip
     assert done.returncode != 0 and done.stderr == f"rapidrelease: {message}\n"
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_measuring_a_sequencing_unit_without_its_parts_is_refused_in_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "rapidrelease", "measure", "--lot", "L", "--unit", "STER",
+         "--assay", "sterility_reads", "--role", "test", "--out", str(tmp_path / "unit")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr == (
+        "rapidrelease: measuring a sequencing unit needs --db and its classification --parts.\n"
+    )
+    assert not (tmp_path / "unit").exists()
