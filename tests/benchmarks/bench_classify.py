@@ -61,14 +61,13 @@ import polars as pl
 import pysam
 
 from rapidrelease.reads.index import load_index
-from rapidrelease.reads.taxonomy import DEFAULT_CATEGORIES, Taxonomy
+from rapidrelease.reads.taxonomy import CONTAMINANT_CATEGORIES, DEFAULT_CATEGORIES, Taxonomy
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT.parent / "shared" / "data" / "seq" / "reference"
 PROJECT_TAXONOMY = ROOT / "resources" / "reference" / "taxonomy.tsv"
 DEFAULT_WORKDIR = Path("/tmp/rapidrelease_bench_classify")
 VECTORS_TAXID = 29278  # NCBI "vectors": the truth node of vector reads, which have no species
-CONTAMINANTS = ("bacteria", "fungi", "mycoplasma", "virus")  # release categories that are contaminants
 OVERSAMPLE = 1.3  # ART coverage over the reads wanted from a source; the surplus is dropped at random
 
 # Read categories, in print order. "absent species": a species not in the index whose genus is.
@@ -422,17 +421,7 @@ def taxonomy_rows() -> list[tuple[int, int, str, str, str]]:
     if not PROJECT_TAXONOMY.is_file():
         return list(ours.values())
     base = Taxonomy.from_tsv(PROJECT_TAXONOMY)
-    rows = {
-        int(t): (int(t), int(base.taxid[p]), r, n, c)
-        for t, p, r, n, c in zip(
-            base.taxid.tolist(),
-            base.parent.tolist(),
-            base.rank,
-            base.name,
-            base.assigned_category,
-            strict=True,
-        )
-    }
+    rows = {row[0]: row for row in base.rows()}
     for taxid, parent, rank, name, category in ours.values():
         if taxid in rows:
             continue
@@ -745,7 +734,8 @@ def score(per_read: Path, workdir: Path) -> dict[str, Score]:
     called[known] = call_node[taxonomy.index_of(assigned[known])]
     expected = call_node[taxonomy.index_of(joined["taxid"].to_numpy())]
     category_of_node = np.array(taxonomy.category)
-    contaminant_call = (called >= 0) & np.isin(category_of_node[np.maximum(called, 0)], CONTAMINANTS)
+    called_category = category_of_node[np.maximum(called, 0)]
+    contaminant_call = (called >= 0) & np.isin(called_category, CONTAMINANT_CATEGORIES)
     category = joined["category"].to_numpy()
     out: dict[str, Score] = {}
     for name in (*CATEGORIES, "overall"):

@@ -48,6 +48,7 @@ from rapidrelease.reads.classify import ClassifyOptions, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import load_index
 from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
+from rapidrelease.reads.taxonomy import CONTAMINANT_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[2]
 PANEL = ROOT / "resources" / "reference"
@@ -57,7 +58,6 @@ HUMAN_TPA = PANEL / "panel" / "Homo_sapiens_TPA_scaffolds_1Mb.fa.gz"
 S_AUREUS = PANEL / "panel" / "Staphylococcus_aureus_NCTC8325_NC_007795.1.fasta.gz"
 REAL_HOST = SHARED / "reads" / "host"
 GRCH38_MB = 3_100
-CONTAMINANTS = ("bacteria", "fungi", "mycoplasma", "virus")
 
 
 def _records(path: Path) -> list[np.ndarray]:
@@ -135,7 +135,7 @@ def _calls(db: Path, files: list[Path]) -> dict[str, float]:
     in_aureus = taxonomy.is_ancestor(aureus, np.arange(len(taxonomy)))
     return {
         "host": 100 * totals.direct_reads[category == "host"].sum() / reads,
-        "contaminant": int(totals.direct_reads[np.isin(category, CONTAMINANTS)].sum()),
+        "contaminant": int(totals.direct_reads[np.isin(category, CONTAMINANT_CATEGORIES)].sum()),
         "aureus": 100 * totals.direct_reads[in_aureus].sum() / reads,
         "unclassified": 100 * (totals.reads - totals.classified) / reads,
         "fragments": totals.reads,

@@ -16,12 +16,10 @@ import numpy as np
 
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import atomic_path, input_record, write_json, write_text
+from rapidrelease.reads.taxonomy import CATEGORIES, CONTAMINANT_CATEGORIES
 from rapidrelease.release.unit_record import new_unit_record, record_failure
 
-__all__ = ["CONTAMINANT_CATEGORIES", "gather_unit", "save_failed_part", "unit_metrics"]
-
-CONTAMINANT_CATEGORIES = ("bacteria", "fungi", "mycoplasma", "virus")
-"""Categories of organisms that must not be in a cell product (DESIGN.md §5)."""
+__all__ = ["gather_unit", "save_failed_part", "unit_metrics"]
 
 
 def save_failed_part(path: Path, message: str) -> None:
@@ -64,7 +62,7 @@ def unit_metrics(index: Any, totals: Any) -> dict[str, dict[str, Any]]:
         "classified_pct": _percent(totals.classified, fragments),
         "unclassified_pct": _percent(fragments - totals.classified, fragments),
     }
-    for category in ("host", "vector", "spike_in", "adapter", *CONTAMINANT_CATEGORIES, "other"):
+    for category in CATEGORIES:
         metrics[f"{category}_pct"] = _percent(by_category.get(category, 0), fragments)
     contaminants = sum(by_category.get(c, 0) for c in CONTAMINANT_CATEGORIES)
     metrics["contaminant_pct"] = _percent(contaminants, fragments)

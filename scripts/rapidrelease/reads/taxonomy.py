@@ -36,6 +36,7 @@ from rapidrelease.errors import ConfigError
 
 __all__ = [
     "CATEGORIES",
+    "CONTAMINANT_CATEGORIES",
     "DEFAULT_CATEGORIES",
     "NO_TAXON",
     "RANK_CODES",
@@ -55,6 +56,9 @@ CATEGORIES: tuple[str, ...] = (
     "virus",
     "other",
 )
+
+CONTAMINANT_CATEGORIES: tuple[str, ...] = ("bacteria", "fungi", "mycoplasma", "virus")
+"""The categories of organisms that must not be in a cell product (DESIGN.md §5)."""
 
 TSV_COLUMNS: tuple[str, ...] = ("taxid", "parent_taxid", "rank", "name", "category")
 
@@ -420,20 +424,17 @@ class Taxonomy:
             raise ConfigError(f"{path}: the file is empty (expected a header and one taxon per line).")
         return cls._build(rows, str(path), "line")
 
+    def rows(self) -> list[tuple[int, int, str, str, str]]:
+        """(taxid, parent taxid, rank, name, assigned category) per node, in node order: the TSV's rows."""
+        parent_taxids = self.taxid[self.parent].tolist()
+        return list(
+            zip(self.taxid.tolist(), parent_taxids, self.rank, self.name, self.assigned_category, strict=True)
+        )
+
     def to_tsv(self, path: Path) -> None:
         """Write the TSV :meth:`from_tsv` reads, in node order; only assigned categories are written."""
         lines = ["\t".join(TSV_COLUMNS)]
-        lines += [
-            f"{t}\t{self.taxid[p]}\t{r}\t{n}\t{c}"
-            for t, p, r, n, c in zip(
-                self.taxid.tolist(),
-                self.parent.tolist(),
-                self.rank,
-                self.name,
-                self.assigned_category,
-                strict=True,
-            )
-        ]
+        lines += ["\t".join(map(str, row)) for row in self.rows()]
         _write_text_atomic(Path(path), "\n".join(lines) + "\n")
 
     @classmethod

@@ -163,3 +163,13 @@ def test_measuring_a_sequencing_unit_without_its_parts_is_refused_in_one_line(tm
         "rapidrelease: measuring a sequencing unit needs --db and its classification --parts.\n"
     )
     assert not (tmp_path / "unit").exists()
+
+
+def test_a_damaged_part_is_an_error_naming_it(small_index, sample, tmp_path):
+    r1, _, _ = sample
+    damaged = tmp_path / "1.npz"
+    damaged.write_bytes(b"not a saved part\n")  # e.g. a file system that lost the job's output
+    record = _gather(small_index, [damaged], tmp_path / "unit", [r1])
+    assert record["status"] == "error" and record["metrics"] == {}
+    assert record["error"].startswith(f"{damaged}: a classification part cannot be read (")
+    assert record["error"].count("\n") == 0
