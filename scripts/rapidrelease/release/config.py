@@ -37,6 +37,7 @@ __all__ = [
     "FLOW_ASSAYS",
     "READS_ASSAYS",
     "ClassifySettings",
+    "DetectionSettings",
     "Lot",
     "Reference",
     "Unit",
@@ -67,7 +68,12 @@ class Lot:
 
 @dataclass(frozen=True)
 class Unit:
-    """One row of the unit sheet: a measured sample of a lot. ``volume_ul`` is in microlitres."""
+    """One row of the unit sheet: a measured sample of a lot. ``volume_ul`` is in microlitres.
+
+    A sequencing positive control names the organism spiked in (``spike_organism``, a scientific
+    name or NCBI taxid) and its concentration (``spike_concentration`` in ``spike_unit``, e.g.
+    CFU/mL); ``library`` is ``shotgun`` or ``amplicon`` for sequencing units.
+    """
 
     lot_id: str
     unit_id: str
@@ -77,6 +83,10 @@ class Unit:
     path2: Path | None = None
     template: Path | None = None
     volume_ul: float | None = None
+    library: str = "shotgun"
+    spike_organism: str | None = None
+    spike_concentration: float | None = None
+    spike_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,29 @@ class ClassifySettings:
 
 
 @dataclass(frozen=True)
+class DetectionSettings:
+    """How a sequencing assay calls contaminants against its negative controls and when it is valid.
+
+    Reads per million (RPM) are per million fragments of the unit. ``min_reads`` reads a call needs;
+    ``z_threshold`` (two or more negative controls, SD floored at ``min_sd_rpm``) or ``min_fold`` and
+    the Poisson ``alpha`` (one control) measure the test against the background;
+    ``min_kmer_ratio`` is the distinct/expected minimizer ratio a shotgun organism needs;
+    ``negative_control_max_rpm`` invalidates a contaminated control; ``min_fragments`` is the depth a
+    test or positive control needs; ``detection_probability`` defines the LOD (0.95: LOD95).
+    """
+
+    min_reads: int = 3
+    z_threshold: float = 3.0
+    min_fold: float = 10.0
+    alpha: float = 0.01
+    min_sd_rpm: float = 1.0
+    min_kmer_ratio: float = 0.5
+    negative_control_max_rpm: float = 1000.0
+    min_fragments: int = 10_000
+    detection_probability: float = 0.95
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated configuration: settings, lots, units and specifications that agree with each other.
 
@@ -126,6 +159,7 @@ class RunConfig:
     file_sha256: Mapping[str, str | None] = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)
     classify: ClassifySettings = field(default_factory=ClassifySettings)
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
 
     def units_of(self, lot_id: str) -> tuple[Unit, ...]:
         """The units of ``lot_id`` in unit-sheet order (empty if it has none)."""
@@ -211,6 +245,7 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         file_sha256=file_sha256,
         reference=reference,
         classify=classify,
+        detection=DetectionSettings(**(settings.get("detection") or {})),
     )
 
 
@@ -391,6 +426,10 @@ def _read_units(
             path2=Path(item.record["path2"]) if "path2" in item.record else None,
             template=Path(item.record["template"]) if "template" in item.record else None,
             volume_ul=item.record.get("volume_ul"),
+            library=item.record.get("library", "shotgun"),
+            spike_organism=item.record.get("spike_organism"),
+            spike_concentration=item.record.get("spike_concentration"),
+            spike_unit=item.record.get("spike_unit"),
         )
         for item in checked
         if not item.bad
@@ -399,10 +438,29 @@ def _read_units(
     return tuple(units), sheet.sha256
 
 
+_SPIKE_COLUMNS = ("spike_organism", "spike_concentration", "spike_unit")
+
+
 def _check_unit_row(record: dict[str, Any]) -> list[tuple[str, str]]:
-    if record.get("assay") in FLOW_ASSAYS and "template" not in record:
-        return [("template", f"a panel YAML is required for the flow assay {record['assay']!r}.")]
-    return []
+    assay = record.get("assay")
+    if assay in FLOW_ASSAYS and "template" not in record:
+        return [("template", f"a panel YAML is required for the flow assay {assay!r}.")]
+    problems = []
+    if "library" in record and assay not in READS_ASSAYS:
+        problems.append(("library", "is only used for the sequencing assays."))
+    spiked = assay in READS_ASSAYS and record.get("role") == "positive_control"
+    for column in _SPIKE_COLUMNS:
+        if spiked and column not in record:
+            problems.append(
+                (
+                    column,
+                    "is required for a sequencing positive control: the limit of detection is "
+                    "computed from the organism spiked in and its concentration.",
+                )
+            )
+        elif not spiked and column in record:
+            problems.append((column, "is only used for a sequencing unit with role positive_control."))
+    return problems
 
 
 def describe_run_config(run: RunConfig) -> str:

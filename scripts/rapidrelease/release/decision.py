@@ -198,6 +198,7 @@ def _attribute_record(
         "unit": attribute.unit,
         "criterion": attribute.criterion_text(),
         **attribute.criterion_record(),
+        "validity": attribute.validity,
         "result": result,
         "reason": reason,
         "evidence": _evidence(evidence, entry),
@@ -290,9 +291,41 @@ def _evaluate_attribute(
     if problem is not None:
         return inconclusive(f"Unit {unit_id} reports {attribute.metric} {problem}.", source, entry)
     judgement = judge(attribute, value)
+    reason = judgement.reason
+    detail = _text(entry.get("detail"))
+    if detail:
+        # what lies behind a categorical result, e.g. the organism detected and its reads
+        reason = f"{_sentence(reason)} ({_sentence(detail)})."
     return _attribute_record(
-        attribute, judgement.result, judgement.reason, source, entry, judgement.value, judgement.value_text
+        attribute, judgement.result, reason, source, entry, judgement.value, judgement.value_text
     )
+
+
+def _apply_validity(attributes: Sequence[Attribute], records: list[dict[str, Any]]) -> None:
+    """Make an invalid assay's attributes INCONCLUSIVE, the validity criterion that is not met included.
+
+    A validity criterion judges the run (e.g. its limit of detection), so not meeting it is no
+    finding about the product: neither a PASS nor a FAIL of that assay can be relied on.
+    """
+    invalid: dict[str, str] = {}
+    for attribute, record in zip(attributes, records, strict=True):
+        if attribute.validity and record["result"] != PASS and attribute.assay not in invalid:
+            invalid[attribute.assay] = f"{attribute.name} is {record['result']}: {_sentence(record['reason'])}"
+    for attribute, record in zip(attributes, records, strict=True):
+        why = invalid.get(attribute.assay)
+        if why is None or record["result"] == INCONCLUSIVE:
+            continue
+        if attribute.validity:
+            record["reason"] = (
+                f"{_sentence(record['reason'])}; this criterion judges the run, "
+                f"so the {attribute.assay} assay is not valid and must be repeated."
+            )
+        else:
+            record["reason"] = (
+                f"The {attribute.assay} assay is not valid ({why}), "
+                f"so its result {record['value_text']} cannot be relied on."
+            )
+        record["result"], record["value"], record["value_text"] = INCONCLUSIVE, None, None
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -362,6 +395,7 @@ def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str
     units = run.units_of(lot_id)
     evidence = _gather_units(lot_id, units, unit_results)
     attributes = [_evaluate_attribute(a, lot_id, units, evidence) for a in spec.attributes]
+    _apply_validity(spec.attributes, attributes)
     failed_units = [u.unit_id for u in units if evidence[u.unit_id].error is not None]
     status, reason = lot_status(spec.name, [(a["name"], a["result"]) for a in attributes], failed_units)
     return {

@@ -65,8 +65,9 @@ def _split_line(line: str) -> list[str]:
 def read_sheet(path: Path, schema: Mapping[str, Any], problems: list[str]) -> Sheet | None:
     """Read a TSV sheet whose rows ``schema`` describes; append problems, return None if unusable.
 
-    The header must name every property of the schema; further columns are refused when the
-    schema sets ``additionalProperties: false`` and kept otherwise. Rows with fewer cells than the
+    The header must name every required property of the schema and may leave out optional ones (a
+    flow-only site need not carry the columns of sequencing controls); further columns are refused
+    when the schema sets ``additionalProperties: false`` and kept otherwise. Rows with fewer cells than the
     header are padded with empty cells (editors drop trailing tabs); a row with more is refused.
     """
     try:
@@ -101,7 +102,9 @@ def read_sheet(path: Path, schema: Mapping[str, Any], problems: list[str]) -> Sh
             )
             continue
         cells += [""] * (len(header) - len(cells))
-        rows.append(SheetRow(line=number, cells=dict(zip(header, cells, strict=True))))
+        row = dict(zip(header, cells, strict=True))
+        # an optional column left out of the header reads as empty in every row
+        rows.append(SheetRow(line=number, cells={**dict.fromkeys(schema.get("properties", {}), ""), **row}))
     if header is None:
         problems.append(f"{path}: is empty; the first line must name the columns.")
         return None
@@ -134,11 +137,15 @@ def _header_problems(path: Path, line: int, header: Sequence[str], schema: Mappi
                 cell_problem(path, line, name, f"is not a known column (the columns are {', '.join(known)}).")
             )
         seen.add(name)
-    for name in known:
+    required = list(schema.get("required", []))
+    for name in required:
         if name not in seen:
             problems.append(
                 cell_problem(
-                    path, line, name, f"is missing from the header (the columns are {', '.join(known)})."
+                    path,
+                    line,
+                    name,
+                    f"is missing from the header (the required columns are {', '.join(required)}).",
                 )
             )
     return problems

@@ -66,6 +66,7 @@ class Attribute:
     decimals of the reportable value (None for a categorical criterion). ``unit`` is the value's
     unit as printed (``"%"``, or ``""`` for a ratio). The metric is read from the lot's unit of
     ``assay`` with ``role`` (``test`` by default), or from the unit ``unit_id`` when it is given.
+    ``validity`` marks an assay-validity criterion (it judges the run, not the product).
     """
 
     name: str
@@ -80,6 +81,7 @@ class Attribute:
     description: str = ""
     role: str = "test"
     unit_id: str | None = None
+    validity: bool = False
 
     @property
     def categorical(self) -> bool:
@@ -316,6 +318,7 @@ def _build_attribute(name: str, raw: Mapping[str, Any]) -> Attribute:
         description=raw.get("description", ""),
         role=raw.get("role", "test"),
         unit_id=raw.get("unit_id"),
+        validity=bool(raw.get("validity", False)),
     )
 
 

@@ -15,7 +15,18 @@ from rapidrelease.release.config import (
     run_config_from_dict,
 )
 
-from .helpers import CONFIG, LOTS, LOTS_HEADER, PANEL, SPECS, UNITS, UNITS_HEADER, sheet, write_project
+from .helpers import (
+    CONFIG,
+    LOTS,
+    LOTS_HEADER,
+    PANEL,
+    SPECS,
+    UNITS,
+    UNITS_HEADER,
+    sheet,
+    write_project,
+    write_sequenced_project,
+)
 
 
 def problems_of(config_path: Path) -> list[str]:
@@ -186,7 +197,7 @@ def test_config_yaml_schema_problems_are_all_reported(project: Path) -> None:
     assert problems_of(path) == [
         "config/config.yaml, key 'units': 5 is not text.",
         "config/config.yaml, key 'deadline_hour': is not a known key "
-        "(allowed: lots, units, specs, results, deadline_hours, reference, classify).",
+        "(allowed: lots, units, specs, results, deadline_hours, reference, classify, detection).",
         "config/config.yaml, key 'results': a value is required.",
         "config/config.yaml, key 'deadline_hours': a value is required.",
     ]
@@ -344,7 +355,7 @@ def test_lot_sheet_header_problems(project: Path) -> None:
         "config/lots.tsv row 1, column 'site': is named twice in the header.",
         "config/lots.tsv row 1: column 6 of the header has no name.",
         "config/lots.tsv row 1, column 'collected_at': is missing from the header "
-        "(the columns are lot_id, product, spec, collected_at, site).",
+        "(the required columns are lot_id, product, spec, collected_at, site).",
     ]
 
 
@@ -431,10 +442,48 @@ def test_unknown_unit_column_is_refused_so_a_typo_is_not_ignored(project: Path) 
     path = write_project(project, units_text=text)
     assert problems_of(path) == [
         "config/units.tsv row 1, column 'volume_uL': is not a known column (the columns are lot_id, unit_id, "
-        "assay, role, path, path2, template, volume_ul).",
-        "config/units.tsv row 1, column 'volume_ul': is missing from the header (the columns are lot_id, "
-        "unit_id, assay, role, path, path2, template, volume_ul).",
+        "assay, role, path, path2, template, volume_ul, library, spike_organism, spike_concentration, "
+        "spike_unit).",
     ]
+
+
+def test_optional_unit_columns_may_be_left_out_of_the_header(project: Path) -> None:
+    header = "lot_id\tunit_id\tassay\trole\tpath\ttemplate"
+    path = write_project(project, units_text=sheet(header, [f"DEMO-001\tPHENO\tphenotype\ttest\ta.fcs\t{PANEL}"]))
+    (unit,) = load_run_config(path).units
+    assert (unit.path2, unit.volume_ul, unit.library, unit.spike_organism) == (None, None, "shotgun", None)
+
+
+def test_sequencing_positive_control_needs_its_spike(project: Path) -> None:
+    rows = [
+        "DEMO-001\tPC\tsterility_reads\tpositive_control\tpc_R1.fq\tpc_R2.fq\t\t\t\tStaphylococcus aureus\t\t",
+        "DEMO-001\tNC\tsterility_reads\tnegative_control\tnc_R1.fq\t\t\t\t\t\t50\tCFU/mL",
+    ]
+    header = UNITS_HEADER + "\tlibrary\tspike_organism\tspike_concentration\tspike_unit"
+    path = write_sequenced_project(project, units_text=sheet(header, rows))
+    assert problems_of(path) == [
+        "config/units.tsv row 2, column 'spike_concentration': is required for a sequencing positive "
+        "control: the limit of detection is computed from the organism spiked in and its concentration.",
+        "config/units.tsv row 2, column 'spike_unit': is required for a sequencing positive control: the "
+        "limit of detection is computed from the organism spiked in and its concentration.",
+        "config/units.tsv row 3, column 'spike_concentration': is only used for a sequencing unit with "
+        "role positive_control.",
+        "config/units.tsv row 3, column 'spike_unit': is only used for a sequencing unit with role "
+        "positive_control.",
+    ]
+
+
+def test_sequencing_positive_control_is_read_with_its_spike(project: Path) -> None:
+    rows = ["DEMO-001\tPC\tmycoplasma_reads\tpositive_control\tpc.fq\t\t\t\tamplicon\t2121\t10\tCFU/mL"]
+    header = UNITS_HEADER + "\tlibrary\tspike_organism\tspike_concentration\tspike_unit"
+    path = write_sequenced_project(project, units_text=sheet(header, rows))
+    (unit,) = load_run_config(path).units
+    assert (unit.library, unit.spike_organism, unit.spike_concentration, unit.spike_unit) == (
+        "amplicon",
+        "2121",
+        10.0,
+        "CFU/mL",
+    )
 
 
 def test_problems_of_all_files_are_reported_together(project: Path) -> None:

@@ -381,6 +381,61 @@ specs:
         assert_valid_release(document | {"audit": _fake_audit()})
 
 
+VALIDITY_SPECS = """\
+specs:
+  SPEC-A:
+    attributes:
+      viability: {assay: phenotype, metric: viability_pct, comparison: ">=", limit: 70, unit: "%"}
+      sterility: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED}
+      sterility_lod:
+        {assay: sterility_reads, metric: lod, comparison: "<=", limit: 10, unit: CFU/mL, validity: true}
+"""
+
+
+@pytest.mark.parametrize("call", ["NOT_DETECTED", "DETECTED", "invalid_run"])
+@pytest.mark.parametrize("lod", [4.2, 10.4, 25.0, None])
+def test_an_assay_whose_validity_criterion_is_not_met_is_never_pass_or_fail(
+    project: Path, call: str, lod: float | None
+) -> None:
+    units = [UNITS[0], "DEMO-001\tSTER\tsterility_reads\ttest\tr1.fq.gz\tr2.fq.gz\t\t"]
+    run = load_run_config(write_sequenced_project(project, specs=VALIDITY_SPECS, units=units))
+    entry = {"value": call, "unit": None, "status": "ok", "detail": "Klebsiella pneumoniae: 6 reads, 30 RPM"}
+    if call == "invalid_run":
+        entry |= {"value": None, "status": "inconclusive", "reason": "negative control NC1 is contaminated"}
+    metrics: dict[str, Any] = {"contaminant_call": entry}
+    if lod is not None:
+        metrics["lod"] = metric(lod, unit="CFU/mL")
+    records = [unit_result(), unit_result(unit_id="STER", assay="sterility_reads", metrics=metrics)]
+    decision = evaluate_lot(run, "DEMO-001", records)
+    viability, sterility, lod_attribute = decision["attributes"]
+    valid_run = lod is not None and lod <= 10.4
+    assert viability["result"] == PASS
+    assert lod_attribute["validity"] is True and sterility["validity"] is False
+    assert lod_attribute["result"] == (PASS if valid_run else INCONCLUSIVE)
+    if not valid_run or call == "invalid_run":
+        assert sterility["result"] == INCONCLUSIVE
+        assert decision["status"] == INCONCLUSIVE
+    elif call == "DETECTED":
+        assert sterility["result"] == FAIL
+        assert sterility["reason"] == (
+            "Result DETECTED, but NOT_DETECTED is required (Klebsiella pneumoniae: 6 reads, 30 RPM)."
+        )
+        assert decision["status"] == NOT_RELEASABLE
+    else:
+        assert decision["status"] == RELEASE_CANDIDATE
+    if lod == 25.0 and call != "invalid_run":
+        assert sterility["reason"] == (
+            "The sterility_reads assay is not valid (sterility_lod is FAIL: 25 CFU/mL > 10 CFU/mL, "
+            f"so ≤ 10 CFU/mL is not met), so its result {call} cannot be relied on."
+        )
+        assert lod_attribute["reason"] == (
+            "25 CFU/mL > 10 CFU/mL, so ≤ 10 CFU/mL is not met; this criterion judges the run, "
+            "so the sterility_reads assay is not valid and must be repeated."
+        )
+        assert lod_attribute["evidence"]["measured_value"] == 25.0
+    assert_valid_release(decision | {"audit": _fake_audit()})
+
+
 def test_specification_without_attributes_is_never_a_release_candidate(run: RunConfig) -> None:
     empty = dataclasses.replace(run, specs={"SPEC-A": Spec("SPEC-A", "nothing", ())})
     decision = evaluate_lot(empty, "DEMO-001", [unit_result()])
