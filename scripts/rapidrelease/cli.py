@@ -79,6 +79,18 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_call(args: argparse.Namespace) -> int:
+    from rapidrelease.release.config import READS_ASSAYS, load_run_config
+    from rapidrelease.sterility.calls import call_unit
+
+    run = load_run_config(Path(args.config))
+    unit = next((u for u in run.units_of(args.lot) if u.unit_id == args.unit), None)
+    if unit is None or unit.assay not in READS_ASSAYS:
+        raise ConfigError(f"{run.settings['units']}: lot {args.lot} has no sequencing unit {args.unit!r}.")
+    call_unit(unit, Path(args.units_dir), run.units_of(args.lot), Path(args.db), run.detection)
+    return 0
+
+
 def _cmd_validate_config(args: argparse.Namespace) -> int:
     from rapidrelease.release.config import describe_run_config, load_run_config
 
@@ -250,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", nargs="*", default=[], help="sequencing: the classification parts (.npz)")
     p.add_argument("--out", required=True, help="folder for populations.tsv, metrics.json, gate_plots.json")
     p.set_defaults(func=_cmd_measure)
+
+    p = sub.add_parser(
+        "call", help="call a sequencing unit's contaminants against its lot's controls (metrics.json)"
+    )
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--lot", required=True)
+    p.add_argument("--unit", required=True)
+    p.add_argument("--db", required=True, help="the index the reads were classified against")
+    p.add_argument(
+        "--units-dir", required=True, help="the lot's units folder (each unit's reads.json and taxa)"
+    )
+    p.set_defaults(func=_cmd_call)
 
     p = sub.add_parser("validate-config", help="check config.yaml, the sheets and the specs before a run")
     p.add_argument("--config", default="config/config.yaml")

@@ -73,7 +73,7 @@ def demo_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Path):
     first, second = _release(demo_run, "DEMO-001"), _release(demo_run, "DEMO-002")
     assert first["status"] == "RELEASE_CANDIDATE"
-    assert [a["result"] for a in first["attributes"]] == ["PASS"] * 4
+    assert [a["result"] for a in first["attributes"]] == ["PASS"] * 6
     assert second["status"] == "NOT_RELEASABLE"
     results = {a["name"]: a["result"] for a in second["attributes"]}
     assert results == {
@@ -81,6 +81,8 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
         "cd3_of_live": "PASS",
         "car_of_cd3": "FAIL",
         "cd4_cd8_ratio": "PASS",
+        "sterility": "PASS",
+        "sterility_lod": "PASS",
     }
     for lot, release in (("DEMO-001", first), ("DEMO-002", second)):
         table = pl.read_csv(demo_run / "resources/demo" / lot / "truth.tsv", separator="\t")
@@ -95,13 +97,34 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
         sequenced = demo_run / "results" / lot / "units/STER"
         reads = json.loads((sequenced / "metrics.json").read_text())
         assert reads["status"] == "ok" and reads["metrics"]["fragments_total"]["value"] == 2_500
-        composition = pl.read_csv(demo_run / "resources/demo" / lot / "reads_truth.tsv", separator="\t")
+        truth = demo_run / "resources/demo" / lot / f"{lot}_sterility_reads_truth.tsv"
+        composition = pl.read_csv(truth, separator="\t")
         for category, percent in zip(composition["category"], composition["percent"], strict=True):
             assert abs(reads["metrics"][f"{category}_pct"]["value"] - percent) <= 0.5, (lot, category)
         assert reads["metrics"]["contaminant_pct"]["value"] == 0
         assert (sequenced / "reads.kreport").read_text().startswith("100.00\t2500\t")
         assert not list(sequenced.glob("parts/*.npz")), "the parts are temporary"
-        assert [u["unit_id"] for u in release["units"]] == ["PHENO", "STER"]
+        # the calls: nothing detected; NC1's trace of reagent E. coli is background, not a finding;
+        # LOD = λ95(3 reads) / 2,500 fragments / (112 S. aureus pairs of 2,500 per 100 CFU/mL)
+        assert reads["metrics"]["contaminant_call"] == {
+            "value": "NOT_DETECTED", "unit": None, "kind": "category", "detail": None, "status": "ok",
+            "reason": None,
+        }  # fmt: skip
+        assert reads["validity"] == {"valid": True, "problems": []}
+        assert reads["metrics"]["detection_threshold_reads"]["value"] == 3
+        assert reads["metrics"]["lod"]["value"] == pytest.approx(
+            6.2958 / 2_500e-6 / (112 / 2_500e-6 / 100), rel=1e-3
+        )
+        assert [e["status"] for e in reads["checklist"]] == ["NOT_DETECTED"] * 6
+        blank = json.loads((demo_run / "results" / lot / "units/STER-NC1/metrics.json").read_text())
+        assert blank["metrics"]["max_contaminant_rpm"]["value"] == pytest.approx(800.0)
+        assert [u["unit_id"] for u in release["units"]] == [
+            "PHENO",
+            "STER",
+            "STER-NC1",
+            "STER-NC2",
+            "STER-PC",
+        ]
         assert (demo_run / "results" / lot / "report.html").stat().st_size > 1_000_000  # plotly.js embedded
 
 
@@ -131,6 +154,10 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, dem
     (workdir / "incoming" / "BAD-READS_R1.fastq.gz").write_bytes(reads[: len(reads) // 2])
     good_fcs = "resources/demo/DEMO-001/DEMO-001_phenotype.fcs"
     pheno = f"PHENO\tphenotype\ttest\t{good_fcs}\t\tconfig/panels/car_t_phenotype.yaml\t"
+    # the sequencing run's controls, as the demo lots list them
+    sterility = [row.split("\t", 1)[1] for row in (workdir / "config" / "units.tsv").read_text().splitlines()
+                 if row.startswith("DEMO-001\tSTER")]  # fmt: skip
+    controls = [row for row in sterility if row.startswith("STER-")]
     _append_rows(
         workdir / "config" / "lots.tsv",
         [
@@ -146,10 +173,13 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, dem
         [
             "BAD-TRUNC\tPHENO\tphenotype\ttest\tincoming/BAD-TRUNC.fcs\t\tconfig/panels/car_t_phenotype.yaml\t",
             "BAD-MISSING\tPHENO\tphenotype\ttest\tincoming/not-yet-written.fcs\t\tconfig/panels/car_t_phenotype.yaml\t",
+            *(f"BAD-MISSING\t{row}" for row in sterility),
             f"BAD-READS\t{pheno}",
             "BAD-READS\tSTER\tsterility_reads\ttest\tincoming/BAD-READS_R1.fastq.gz\t\t\t",
+            *(f"BAD-READS\t{row}" for row in controls),
             f"BAD-NOREADS\t{pheno}",
             "BAD-NOREADS\tSTER\tsterility_reads\ttest\tincoming/reads-not-yet-written.fastq.gz\t\t\t",
+            *(f"BAD-NOREADS\t{row}" for row in controls),
         ],
     )
     done = _snakemake(project_root, workdir)
@@ -168,15 +198,17 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, dem
     assert no_unit["status"] == "INCONCLUSIVE"
     assert "phenotype" in no_unit["attributes"][0]["reason"]
 
-    # every attribute passes on the good FCS file, but the lot's sequencing evidence is broken
+    # the flow attributes pass on the good FCS file, but the lot's sequencing evidence is broken
     for lot, problem in (
         ("BAD-READS", "incoming/BAD-READS_R1.fastq.gz: "),
         ("BAD-NOREADS", "incoming/reads-not-yet-written.fastq.gz: "),
     ):
         release = _release(workdir, lot)
-        assert {a["result"] for a in release["attributes"]} == {"PASS"}
+        results = {a["name"]: a["result"] for a in release["attributes"]}
+        assert results.pop("sterility") == results.pop("sterility_lod") == "INCONCLUSIVE"
+        assert set(results.values()) == {"PASS"}
         assert release["status"] == "INCONCLUSIVE", lot
-        assert "unit STER could not be measured" in release["status_reason"]
+        assert problem in release["attributes"][4]["reason"]
         sterility = next(u for u in release["units"] if u["unit_id"] == "STER")
         assert sterility["status"] == "error" and sterility["error"].startswith(problem), sterility["error"]
 

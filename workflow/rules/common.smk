@@ -57,7 +57,7 @@ wildcard_constraints:
     unit=_ID,
     part=r"[1-9][0-9]*",
     # a sequencing unit's folder, "<lot>/units/<unit>": only the units the sheet lists as sequenced,
-    # so that gather_reads_unit, not measure_unit, writes their metrics.json
+    # so that call_reads_unit, not measure_unit, writes their metrics.json
     sequenced="|".join(
         f"{re.escape(u.lot_id)}/units/{re.escape(u.unit_id)}"
         for u in RUN.units
@@ -124,6 +124,26 @@ def get_gather_inputs(wildcards):
         ),
         "db": REFDB,
         "reads": existing_read_files(get_sequenced_unit(wildcards)),
+    }
+
+
+def get_call_inputs(wildcards):
+    """The unit's gathered reads, those of its lot's controls of the same assay and library, the
+    index (for the taxonomy and the minimizers each taxon holds) and the configuration.
+    """
+    unit = get_sequenced_unit(wildcards)
+    controls = [
+        u
+        for u in RUN.units_of(unit.lot_id)
+        if (u.assay, u.library) == (unit.assay, unit.library)
+        and u.role in ("negative_control", "positive_control")
+    ]
+    folders = [f"{RESULTS}/{u.lot_id}/units/{u.unit_id}" for u in [unit, *controls]]
+    return {
+        "reads": [f"{folder}/reads.json" for folder in folders],
+        "taxa": [f"{folder}/taxa.parquet" for folder in folders],
+        "db": REFDB,
+        "config": get_config_files(wildcards),
     }
 
 

@@ -68,11 +68,11 @@ rule classify_reads_part:
 
 
 rule gather_reads_unit:
-    """Add up a sequencing unit's parts: kreport, per-taxon table and metrics.json."""
+    """Add up a sequencing unit's parts: kreport, per-taxon table and reads.json."""
     input:
         unpack(get_gather_inputs),
     output:
-        metrics=f"{RESULTS}/{{sequenced}}/metrics.json",
+        reads=f"{RESULTS}/{{sequenced}}/reads.json",
         kreport=f"{RESULTS}/{{sequenced}}/reads.kreport",
         taxa=f"{RESULTS}/{{sequenced}}/taxa.tsv",
         taxa_parquet=f"{RESULTS}/{{sequenced}}/taxa.parquet",
@@ -90,8 +90,35 @@ rule gather_reads_unit:
         assay=lambda wc: get_sequenced_unit(wc).assay,
         role=lambda wc: get_sequenced_unit(wc).role,
         reads=lambda wc: get_read_files(get_sequenced_unit(wc)),
-        out=lambda wc, output: str(Path(output.metrics).parent),
+        out=lambda wc, output: str(Path(output.reads).parent),
     shell:
         "rapidrelease measure --lot {params.lot:q} --unit {params.unit:q}"
         " --assay {params.assay:q} --role {params.role:q} --db {input.db:q}"
         " --reads {params.reads:q} --parts {input.parts:q} --out {params.out:q} 2> {log:q}"
+
+
+rule call_reads_unit:
+    """Call a sequencing unit's contaminants against its lot's negative and positive controls: the
+    organisms detected, the checklist, the run's limit of detection and validity (metrics.json).
+    """
+    input:
+        unpack(get_call_inputs),
+    output:
+        metrics=f"{RESULTS}/{{sequenced}}/metrics.json",
+        calls=f"{RESULTS}/{{sequenced}}/calls.tsv",
+    log:
+        "logs/call_reads_unit/{sequenced}.log",
+    conda:
+        "../../envs/reads.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        lot=lambda wc: get_sequenced_unit(wc).lot_id,
+        unit=lambda wc: get_sequenced_unit(wc).unit_id,
+        config=workflow.configfiles[0],
+        units_dir=lambda wc: f"{RESULTS}/{get_sequenced_unit(wc).lot_id}/units",
+    shell:
+        "rapidrelease call --config {params.config:q} --lot {params.lot:q} --unit {params.unit:q}"
+        " --db {input.db:q} --units-dir {params.units_dir:q} 2> {log:q}"

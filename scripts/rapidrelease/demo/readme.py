@@ -8,7 +8,7 @@ import polars as pl
 from rapidrelease.demo.fcs_writer import CYTOMETER, CYTOMETER_SERIAL
 from rapidrelease.demo.lots import DEMO_LOTS, DemoLot
 from rapidrelease.demo.panel import CHANNELS, FLUORESCENCE, FSC_THRESHOLD, SPILLOVER
-from rapidrelease.demo.reads import READ_PAIRS, READ_SOURCES
+from rapidrelease.demo.reads import READ_PAIRS, READ_SOURCES, RUN_CONTROLS
 from rapidrelease.demo.template import LOGICLE, TEMPLATE_NAME, THRESHOLDS
 
 __all__ = ["demo_readme"]
@@ -33,7 +33,10 @@ doublet, dead, live), `lineage` (T, NK, B, monocyte), `cd3`, `car`, `cd4`, `cd8`
 (null for debris and doublets) |
 | `DEMO-00N/DEMO-00N_sterility_R1.fastq.gz`, `_R2.fastq.gz` | one sterility sample per lot: \
 {read_pairs} simulated read pairs, 2 × 150 bp |
-| `DEMO-00N/reads_truth.tsv` | read pairs drawn from each source (the truth of the sequencing unit) |
+| `DEMO-00N/DEMO-00N_sterility_reads_truth.tsv` | read pairs drawn from each source (the truth of \
+the sequencing unit) |
+| `SEQ-RUN-01/SEQ-RUN-01_{{NC1,NC2,PC}}_R1.fastq.gz`, `_R2.fastq.gz`, `_reads_truth.tsv` | the \
+sequencing run's negative and positive controls, {read_pairs} read pairs each, with their truth |
 | `{template}` | GatingML 2.0 template that gates both files |
 
 ## Regenerating
@@ -120,6 +123,12 @@ see its README), in these shares of read pairs:
 Read names carry the truth: `@<source>|<taxid>|<pair number>/1`. Neither lot has a contaminant;
 the host reads come from the same human sequence the panel indexes, so nearly all of them classify
 as human (real host reads mostly miss a partial human index; the classifier's tests cover that).
+
+Both samples were sequenced in run `SEQ-RUN-01` with its controls, which both lots' unit sheets
+list (`STER-NC1`, `STER-NC2`, `STER-PC`): the contaminant calls compare each lot's sample with the
+negative controls, and the positive control's spike gives the run's limit of detection.
+
+{controls}
 
 ## The lots
 
@@ -227,7 +236,21 @@ def demo_readme(seed: int, truths: dict[str, pl.DataFrame]) -> str:
         ["---", "---", "---:", "---", "---:"],
         [[s.name, s.category, str(s.taxid), f"`{s.fasta}`", f"{100 * s.share:.1f}"] for s in READ_SOURCES],
     )
+    controls = _table(
+        ["unit", "role", "composition (share of read pairs, %)", "spike"],
+        ["---", "---", "---", "---"],
+        [
+            [
+                f"`STER-{c.unit_id}`",
+                c.role,
+                ", ".join(f"{s.name} {100 * s.share:g}" for s in c.sources),
+                f"{c.spike_organism} at {c.spike_concentration:g} {c.spike_unit}" if c.spike_organism else "",
+            ]
+            for c in RUN_CONTROLS
+        ],
+    )
     return _README.format(
+        controls=controls,
         read_pairs=f"{READ_PAIRS:,}",
         read_sources=read_sources,
         template=TEMPLATE_NAME,

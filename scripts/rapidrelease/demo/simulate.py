@@ -37,7 +37,7 @@ from rapidrelease.demo.panel import (
     UNITS_PER_PHOTOELECTRON,
 )
 from rapidrelease.demo.readme import demo_readme
-from rapidrelease.demo.reads import write_sterility_reads
+from rapidrelease.demo.reads import RUN_ID, write_run_controls, write_sterility_reads
 from rapidrelease.demo.template import TEMPLATE_NAME, gating_ml_template
 from rapidrelease.demo.truth import truth_table
 from rapidrelease.outputs import atomic_path, write_table, write_text
@@ -216,8 +216,9 @@ def write_demo_lots(
     Per lot ``<LOT>/<LOT>_phenotype.fcs`` (FCS 3.1, float32, uncompensated, with ``$SPILLOVER``),
     ``<LOT>/truth.tsv`` (release metrics counted from the simulator's own event labels),
     ``<LOT>/events_truth.parquet`` (one row of labels per event, in file order), and the sterility
-    sample's reads ``<LOT>/<LOT>_sterility_R1/R2.fastq.gz`` with ``<LOT>/reads_truth.tsv``, drawn
-    from the panel in ``reference_dir`` (:mod:`rapidrelease.demo.reads`); then the GatingML 2.0
+    sample's reads ``<LOT>/<LOT>_sterility_R1/R2.fastq.gz`` with their truth table, and the
+    sequencing run's controls under ``SEQ-RUN-01/``, drawn from the panel in ``reference_dir``
+    (:mod:`rapidrelease.demo.reads`); then the GatingML 2.0
     template that gates the files and a README documenting the data as synthetic. The same ``seed``
     writes byte-identical files.
     """
@@ -238,6 +239,7 @@ def write_demo_lots(
             tube.labels.write_parquet(tmp)
         written += [fcs_path, truth_path, labels_path]
         written += write_sterility_reads(lot, seed, Path(reference_dir), lot_dir)
+    written += write_run_controls(seed, Path(reference_dir), out_dir / RUN_ID)
     template_path = out_dir / TEMPLATE_NAME
     write_text(template_path, gating_ml_template())
     readme_path = out_dir / "README.md"

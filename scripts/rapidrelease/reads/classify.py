@@ -509,6 +509,7 @@ TAXA_COLUMNS: dict[str, type] = {
     "reads_direct": np.int64,
     "reads_clade": np.int64,
     "kmer_hits": np.int64,
+    "kmer_hits_clade": np.int64,
     "distinct_minimizers": np.int64,
     "distinct_minimizers_clade": np.int64,
     "index_minimizers_clade": np.int64,
@@ -518,20 +519,15 @@ TAXA_COLUMNS: dict[str, type] = {
 
 
 def taxon_table(index: KmerIndex, totals: ClassificationTotals) -> dict[str, np.ndarray]:
-    """Per taxon with reads or hits: reads (direct and clade), k-mer hits, distinct minimizers of the
+    """Per taxon with reads or hits: reads and k-mer hits (direct and clade), distinct minimizers of the
     taxon and of its clade, minimizers the index holds for the clade, and breadth = distinct / held."""
     taxonomy = index.taxonomy
     n = len(taxonomy)
     assert totals.seen_cells is not None, "distinct minimizers were not counted"
     distinct = np.bincount(index.taxa_of_cells(np.flatnonzero(totals.seen_cells)), minlength=n)
-    clade_reads = totals.direct_reads.copy()
-    clade_distinct = distinct.copy()
-    clade_held = index.minimizers_per_taxon.copy()
-    for node in range(n - 1, 0, -1):
-        parent = taxonomy.parent[node]
-        clade_reads[parent] += clade_reads[node]
-        clade_distinct[parent] += clade_distinct[node]
-        clade_held[parent] += clade_held[node]
+    clade_reads, clade_hits, clade_distinct, clade_held = taxonomy.clade_sums(
+        np.column_stack([totals.direct_reads, totals.kmer_hits, distinct, index.minimizers_per_taxon])
+    ).T
     keep = np.flatnonzero((clade_reads > 0) | (totals.kmer_hits > 0) | (distinct > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
         breadth = np.where(clade_held > 0, clade_distinct / np.maximum(clade_held, 1), 0.0)
@@ -543,6 +539,7 @@ def taxon_table(index: KmerIndex, totals: ClassificationTotals) -> dict[str, np.
         totals.direct_reads[keep],
         clade_reads[keep],
         totals.kmer_hits[keep],
+        clade_hits[keep],
         distinct[keep],
         clade_distinct[keep],
         clade_held[keep],

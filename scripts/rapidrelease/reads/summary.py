@@ -1,10 +1,12 @@
-"""A sequencing unit's classification, gathered from its parts: kreport, per-taxon table, metrics.json.
+"""A sequencing unit's classification, gathered from its parts: kreport, per-taxon table, reads.json.
 
 The workflow classifies a unit's reads in parallel parts (:func:`rapidrelease.reads.classify.classify_reads`
 with ``part``); this module adds their totals up and writes the unit's outputs. As for flow units, a
 part that could not read its input records the reason instead of failing the run, and the unit's
-``metrics.json`` then carries ``status: error`` with that sentence, so only this lot's attributes
-that need the unit become INCONCLUSIVE.
+``reads.json`` then carries ``status: error`` with that sentence. ``reads.json`` is a unit record
+(:mod:`rapidrelease.release.unit_record`) of the reads alone; the contaminant calls against the
+lot's controls (:mod:`rapidrelease.sterility.calls`) build the unit's ``metrics.json`` from it, so
+only this lot's attributes that need the unit become INCONCLUSIVE.
 """
 
 from __future__ import annotations
@@ -81,9 +83,9 @@ def gather_unit(
     role: str,
     reads: list[Path],
 ) -> dict[str, Any]:
-    """Merge a unit's parts; write ``reads.kreport``, ``taxa.tsv`` (+ Parquet) and ``metrics.json``.
+    """Merge a unit's parts; write ``reads.kreport``, ``taxa.tsv`` (+ Parquet) and ``reads.json``.
 
-    Returns the metrics.json record. Never raises for a bad input: the record's status is ``error``.
+    Returns the reads.json record. Never raises for a bad input: the record's status is ``error``.
     """
     from rapidrelease.reads.classify import (
         TAXA_COLUMNS,
@@ -120,5 +122,5 @@ def gather_unit(
         record_failure(record, exc, "gathering")
     write_text(out_dir / "reads.kreport", report)
     write_taxa(out_dir / "taxa.tsv", taxa, reads_total)
-    write_json(out_dir / "metrics.json", record)
+    write_json(out_dir / "reads.json", record)
     return record

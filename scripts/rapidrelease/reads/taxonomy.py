@@ -257,6 +257,19 @@ class Taxonomy:
 
     # ------------------------------------------------------------------ vectorised kernels
 
+    def clade_sums(self, values: ArrayLike) -> np.ndarray:
+        """Per node, the sum of ``values`` (one per node, shape ``(n,)`` or ``(n, m)``) over its clade.
+
+        Level by level from the deepest, so the cost is a few NumPy passes, not a loop over nodes.
+        """
+        sums = np.array(values, copy=True)
+        if sums.shape[:1] != (len(self),):
+            raise ValueError(f"clade_sums needs one value per node ({len(self)}), got {sums.shape}")
+        for d in range(int(self.depth.max()), 0, -1):
+            level = np.flatnonzero(self.depth == d)
+            np.add.at(sums, self.parent[level], sums[level])
+        return sums
+
     def lca(self, a: ArrayLike, b: ArrayLike) -> np.ndarray:
         """Lowest common ancestor of node indices ``a`` and ``b`` (shapes broadcast), int32.
 

@@ -136,7 +136,7 @@ class DetectionSettings:
     min_sd_rpm: float = 1.0
     min_kmer_ratio: float = 0.5
     negative_control_max_rpm: float = 1000.0
-    min_fragments: int = 10_000
+    min_fragments: int = 2_000
     detection_probability: float = 0.95
 
 

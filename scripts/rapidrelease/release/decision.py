@@ -310,7 +310,8 @@ def _apply_validity(attributes: Sequence[Attribute], records: list[dict[str, Any
     invalid: dict[str, str] = {}
     for attribute, record in zip(attributes, records, strict=True):
         if attribute.validity and record["result"] != PASS and attribute.assay not in invalid:
-            invalid[attribute.assay] = f"{attribute.name} is {record['result']}: {_sentence(record['reason'])}"
+            reason = _sentence(record["reason"])
+            invalid[attribute.assay] = f"{attribute.name} is {record['result']}: {reason}"
     for attribute, record in zip(attributes, records, strict=True):
         why = invalid.get(attribute.assay)
         if why is None or record["result"] == INCONCLUSIVE:

@@ -16,13 +16,18 @@ EXPECTED = [
     "DEMO-001/events_truth.parquet",
     "DEMO-001/DEMO-001_sterility_R1.fastq.gz",
     "DEMO-001/DEMO-001_sterility_R2.fastq.gz",
-    "DEMO-001/reads_truth.tsv",
+    "DEMO-001/DEMO-001_sterility_reads_truth.tsv",
     "DEMO-002/DEMO-002_phenotype.fcs",
     "DEMO-002/truth.tsv",
     "DEMO-002/events_truth.parquet",
     "DEMO-002/DEMO-002_sterility_R1.fastq.gz",
     "DEMO-002/DEMO-002_sterility_R2.fastq.gz",
-    "DEMO-002/reads_truth.tsv",
+    "DEMO-002/DEMO-002_sterility_reads_truth.tsv",
+    *(
+        f"SEQ-RUN-01/SEQ-RUN-01_{control}_{suffix}"
+        for control in ("NC1", "NC2", "PC")
+        for suffix in ("R1.fastq.gz", "R2.fastq.gz", "reads_truth.tsv")
+    ),
     "car_t_phenotype.gatingml.xml",
     "README.md",
 ]

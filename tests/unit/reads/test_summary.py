@@ -76,7 +76,7 @@ def test_parts_gather_to_exactly_the_whole_run(small_index, sample, tmp_path):
     taxa = pl.read_parquet(tmp_path / "unit" / "taxa.parquet")
     aureus = taxa.filter(pl.col("taxid") == 1280).row(0, named=True)  # S. aureus, the species
     assert aureus["category"] == "bacteria" and aureus["reads_clade"] >= 0.98 * pairs["sa"]
-    saved = json.loads((tmp_path / "unit" / "metrics.json").read_text())
+    saved = json.loads((tmp_path / "unit" / "reads.json").read_text())
     assert saved == json.loads(json.dumps(record))
 
 

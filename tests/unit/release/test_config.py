@@ -139,19 +139,40 @@ def test_shipped_demo_configuration_is_valid(project_root: Path, monkeypatch) ->
     assert list(run.lots) == ["DEMO-001", "DEMO-002"]
     assert run.lots["DEMO-001"].collected_at.isoformat() == "2026-11-24T08:30:00+01:00"
     assert run.lots["DEMO-002"].site == "SITE-B"
-    assert [(u.unit_id, u.path) for u in run.units] == [
-        ("PHENO", Path("resources/demo/DEMO-001/DEMO-001_phenotype.fcs")),
-        ("PHENO", Path("resources/demo/DEMO-002/DEMO-002_phenotype.fcs")),
-        ("STER", Path("resources/demo/DEMO-001/DEMO-001_sterility_R1.fastq.gz")),
-        ("STER", Path("resources/demo/DEMO-002/DEMO-002_sterility_R1.fastq.gz")),
+    assert [(u.lot_id, u.unit_id, u.role) for u in run.units if u.assay == "phenotype"] == [
+        ("DEMO-001", "PHENO", "test"),
+        ("DEMO-002", "PHENO", "test"),
     ]
+    # each lot's sterility sample with the sequencing run's two negative and one positive control
+    for lot in ("DEMO-001", "DEMO-002"):
+        sequenced = [(u.unit_id, u.role) for u in run.units_of(lot) if u.assay == "sterility_reads"]
+        assert sequenced == [
+            ("STER", "test"),
+            ("STER-NC1", "negative_control"),
+            ("STER-NC2", "negative_control"),
+            ("STER-PC", "positive_control"),
+        ]
+    (control,) = [u for u in run.units_of("DEMO-001") if u.role == "positive_control"]
+    assert (control.spike_organism, control.spike_concentration, control.spike_unit) == (
+        "Staphylococcus aureus",
+        100.0,
+        "CFU/mL",
+    )
     # the default panel: every file of resources/reference/panel, indexed by the workflow
     assert run.reference.index is None
     assert len(run.reference.fasta) == 18
     assert run.reference.taxonomy == Path("resources/reference/taxonomy.tsv")
     assert (run.classify.confidence, run.classify.min_hit_groups) == (0.0, 2)
     spec = run.specs["CART-DEMO-release"]
-    assert [a.criterion_text() for a in spec.attributes] == ["≥ 70 %", "≥ 80 %", "≥ 15 %", "0.5–4.0"]
+    assert [a.criterion_text() for a in spec.attributes] == [
+        "≥ 70 %",
+        "≥ 80 %",
+        "≥ 15 %",
+        "0.5–4.0",
+        "NOT_DETECTED",
+        "≤ 10 CFU/mL",
+    ]
+    assert [a.name for a in spec.attributes if a.validity] == ["sterility_lod"]
     assert run.deadline_hours == 24
 
 
@@ -449,14 +470,16 @@ def test_unknown_unit_column_is_refused_so_a_typo_is_not_ignored(project: Path) 
 
 def test_optional_unit_columns_may_be_left_out_of_the_header(project: Path) -> None:
     header = "lot_id\tunit_id\tassay\trole\tpath\ttemplate"
-    path = write_project(project, units_text=sheet(header, [f"DEMO-001\tPHENO\tphenotype\ttest\ta.fcs\t{PANEL}"]))
+    path = write_project(
+        project, units_text=sheet(header, [f"DEMO-001\tPHENO\tphenotype\ttest\ta.fcs\t{PANEL}"])
+    )
     (unit,) = load_run_config(path).units
     assert (unit.path2, unit.volume_ul, unit.library, unit.spike_organism) == (None, None, "shotgun", None)
 
 
 def test_sequencing_positive_control_needs_its_spike(project: Path) -> None:
     rows = [
-        "DEMO-001\tPC\tsterility_reads\tpositive_control\tpc_R1.fq\tpc_R2.fq\t\t\t\tStaphylococcus aureus\t\t",
+        "DEMO-001\tPC\tsterility_reads\tpositive_control\tpc_R1.fq\tpc_R2.fq\t\t\t\tS. aureus\t\t",
         "DEMO-001\tNC\tsterility_reads\tnegative_control\tnc_R1.fq\t\t\t\t\t\t50\tCFU/mL",
     ]
     header = UNITS_HEADER + "\tlibrary\tspike_organism\tspike_concentration\tspike_unit"

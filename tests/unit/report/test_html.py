@@ -75,6 +75,7 @@ def _sterility_unit(folder: Path, lot: str) -> Path:
         "reads_direct": np.array([2413, 57, 25, 5]),
         "reads_clade": np.array([2413, 57, 25, 2500]),
         "kmer_hits": np.array([260_000, 6_100, 2_700, 2_836]),
+        "kmer_hits_clade": np.array([260_000, 6_100, 2_700, 271_636]),
         "distinct_minimizers": np.array([136_633, 1_973, 1_142, 517]),
         "distinct_minimizers_clade": np.array([136_633, 1_973, 1_142, 140_273]),
         "index_minimizers_clade": np.array([335_814, 3_227, 1_771, 5_964_884]),

@@ -1,0 +1,712 @@
+"""Contaminant calls of a sequencing unit against its lot's controls, the run's LOD and its validity.
+
+For every bacterium, fungus or mycoplasma (:data:`~rapidrelease.sterility.checklist.TARGETS`) with
+reads in a test unit, at species level (clade reads) and at genus level for reads the classifier
+could not resolve further (direct reads), the call is DETECTED only when all of these hold:
+
+- at least ``min_reads`` reads;
+- above the negative controls' background, in reads per million fragments (RPM): with two or more
+  controls a z-score of at least ``z_threshold`` against their mean and standard deviation (floored
+  at ``min_sd_rpm``); with one control at least ``min_fold`` times its RPM and a count improbable
+  (``alpha``) under the upper 95 % Poisson bound of the control's rate scaled to the test's depth;
+- for shotgun libraries, reads spread like a real organism's: the distinct minimizers seen are at
+  least ``min_kmer_ratio`` of those expected if its k-mer hits fell at random on its reference
+  (M·(1 − e^(−G/M)) for G minimizer occurrences on M held), or cover a tenth of the reference.
+  Reads piling up on a few shared or low-complexity regions are not an organism.
+
+Host, vector, spike-in and adapter reads are never candidates; their shares are reported.
+
+The limit of detection comes from each positive control: its spike's RPM per unit of concentration
+(e.g. RPM per CFU/mL) is the assay's sensitivity; the test's detection threshold T (reads a taxon
+absent from every control needs to be called) becomes the Poisson mean detected with probability
+``detection_probability``, and that mean, as RPM of the test, divided by the sensitivity is the
+LOD. The assay's LOD is the worst over its positive controls.
+
+The run is valid only when the test has ``min_fragments`` fragments, every negative control was
+measured and holds no target taxon above ``negative_control_max_rpm``, every positive control was
+measured, has ``min_fragments`` fragments and detects its spike, and the reference holds k-mers of
+every checklist organism. Otherwise ``contaminant_call`` and ``lod`` are INCONCLUSIVE with the
+reasons; the calls are still shown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rapidrelease.errors import ReadsError
+from rapidrelease.outputs import write_json, write_table
+from rapidrelease.release.config import DetectionSettings, Unit
+from rapidrelease.release.unit_record import new_unit_record, record_failure
+from rapidrelease.sterility.checklist import ALL_CHECKLISTS, TARGETS, checklist_of
+from rapidrelease.sterility.poisson import mean_detected, tail_at_least, upper_bound
+
+__all__ = [
+    "DETECTED",
+    "NOT_DETECTED",
+    "NOT_COVERED",
+    "UnitReads",
+    "OrganismCall",
+    "ReferenceFacts",
+    "load_unit_reads",
+    "call_organisms",
+    "detection_threshold",
+    "call_unit",
+]
+
+DETECTED = "DETECTED"
+NOT_DETECTED = "NOT_DETECTED"
+NOT_COVERED = "NOT_COVERED"
+_PLAUSIBLE_BREADTH = 0.1  # a tenth of a reference's minimizers seen is no pile-up, whatever the ratio
+
+
+@dataclass(frozen=True)
+class UnitReads:
+    """A gathered sequencing unit: its fragments and its per-taxon table (taxa.tsv rows by taxid).
+
+    ``error`` is the sentence saying why the unit could not be classified (then ``taxa`` is empty).
+    """
+
+    unit: Unit
+    fragments: int
+    taxa: Mapping[int, Mapping[str, Any]]
+    error: str | None = None
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+    def rpm(self, reads: int) -> float:
+        """``reads`` as reads per million of this unit's fragments."""
+        return 1e6 * reads / self.fragments if self.fragments else math.inf
+
+    def reads_of(self, taxid: int, level: str) -> int:
+        """Reads of ``taxid``: its clade at species level, its own (unresolved) reads at genus level."""
+        row = self.taxa.get(taxid)
+        if row is None:
+            return 0
+        return int(row["reads_clade"] if level == "species" else row["reads_direct"])
+
+
+def load_unit_reads(unit: Unit, folder: Path) -> UnitReads:
+    """Read a unit's gathered ``reads.json`` and ``taxa.parquet`` from its results folder.
+
+    Never raises for a bad or missing file: the returned unit carries the error sentence.
+    """
+    import polars as pl
+
+    folder = Path(folder)
+    path = folder / "reads.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return UnitReads(unit, 0, {}, f"{path}: file not found")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return UnitReads(unit, 0, {}, f"{path}: cannot be read ({exc})")
+    if not isinstance(record, dict):
+        return UnitReads(unit, 0, {}, f"{path}: is not a JSON object")
+    if record.get("status") != "ok":
+        return UnitReads(unit, 0, {}, str(record.get("error") or f"{path}: status is not ok"), record)
+    try:
+        fragments = int(record["metrics"]["fragments_total"]["value"])
+        table = pl.read_parquet(folder / "taxa.parquet")
+    except (KeyError, TypeError, ValueError) as exc:
+        return UnitReads(unit, 0, {}, f"{path}: has no fragments_total ({exc})", record)
+    except OSError as exc:
+        return UnitReads(unit, 0, {}, f"{folder / 'taxa.parquet'}: cannot be read ({exc})", record)
+    taxa = {int(row["taxid"]): row for row in table.iter_rows(named=True)}
+    return UnitReads(unit, fragments, taxa, None, record)
+
+
+@dataclass(frozen=True)
+class ReferenceFacts:
+    """What the calls need of the k-mer index: taxonomy, minimizers held per clade, minimizer spacing.
+
+    ``kmers_per_minimizer`` is the mean number of consecutive k-mers sharing one minimizer,
+    (w + 1) / 2 for windows of w = k − l + 1 ℓ-mers, which turns k-mer hits into minimizer
+    occurrences.
+    """
+
+    taxonomy: Any
+    held_clade: np.ndarray
+    kmers_per_minimizer: float
+
+    @classmethod
+    def from_index(cls, index: Any) -> ReferenceFacts:
+        window = index.spec.k - index.spec.l + 1
+        held = index.taxonomy.clade_sums(np.asarray(index.minimizers_per_taxon, dtype=np.int64))
+        return cls(index.taxonomy, held, (window + 1) / 2)
+
+    def held(self, taxid: int | None) -> int:
+        """Minimizers the index holds for ``taxid``'s clade (0 when the taxonomy lacks it)."""
+        node = self.node_of(taxid) if taxid is not None else None
+        return int(self.held_clade[node]) if node is not None else 0
+
+    def represented(self, taxid: int | None) -> float:
+        """Minimizers of one genome of ``taxid`` the index holds: its clade's, capped for a checklist
+        organism at what one genome has (several strains in a reference hold more than one genome)."""
+        held = float(self.held(taxid))
+        organism = next((o for o in ALL_CHECKLISTS if taxid in (o.taxid, *o.former_taxids)), None)
+        if organism is None:
+            return held
+        return min(held, organism.genome_mb * 1e6 / self.kmers_per_minimizer)
+
+    def node_of(self, taxid: int) -> int | None:
+        """The node index of ``taxid``, or None when the taxonomy does not have it."""
+        return int(self.taxonomy.index_of([taxid])[0]) if taxid in self.taxonomy else None
+
+    def resolve(self, organism: str) -> int:
+        """A taxid from an NCBI taxid or a scientific name (letter case ignored); ReadsError otherwise."""
+        text = organism.strip()
+        if text.isdigit():
+            if int(text) not in self.taxonomy:
+                raise ReadsError(f"spike organism {text}: no such taxid in the reference taxonomy.")
+            return int(text)
+        wanted = text.casefold()
+        nodes = [i for i, name in enumerate(self.taxonomy.name) if name.casefold() == wanted]
+        if not nodes:
+            raise ReadsError(f"spike organism {text!r}: no taxon of that name in the reference taxonomy.")
+        if len(nodes) > 1:
+            taxids = ", ".join(str(int(self.taxonomy.taxid[i])) for i in nodes)
+            raise ReadsError(
+                f"spike organism {text!r}: several taxa have that name ({taxids}); give the taxid."
+            )
+        return int(self.taxonomy.taxid[nodes[0]])
+
+
+@dataclass(frozen=True)
+class Background:
+    """A test count measured against the negative controls: passed or not, with the statistics."""
+
+    above: bool
+    control_rpm: tuple[float, ...]
+    z: float | None
+    fold: float | None
+    p_value: float | None
+    phrase: str
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def compare_with_controls(
+    reads: int, fragments: int, controls: Sequence[tuple[int, int]], settings: DetectionSettings
+) -> Background:
+    """Is ``reads`` of ``fragments`` above the controls' (reads, fragments) background? (module docstring)"""
+    rpm = 1e6 * reads / fragments
+    control_rpm = tuple(1e6 * r / f for r, f in controls)
+    if not controls:
+        return Background(True, (), None, None, None, "no negative control to compare with")
+    if len(controls) == 1:
+        (control_reads, control_fragments), (reference,) = controls[0], control_rpm
+        fold = rpm / reference if reference > 0 else math.inf
+        bound = upper_bound(control_reads, 0.95) * fragments / control_fragments
+        p_value = tail_at_least(reads, bound)
+        above = fold >= settings.min_fold and p_value < settings.alpha
+        fold_text = "∞" if math.isinf(fold) else f"{fold:.1f}"
+        phrase = (
+            f"{fold_text}× the negative control's RPM (needs {settings.min_fold:g}×), Poisson p {p_value:.2g}"
+        )
+        return Background(above, control_rpm, None, _finite_or_none(fold), p_value, phrase)
+    mean = statistics.fmean(control_rpm)
+    sd = max(statistics.stdev(control_rpm), settings.min_sd_rpm)
+    z = (rpm - mean) / sd
+    phrase = (
+        f"z {z:.1f} against {len(controls)} negative controls "
+        f"(mean {mean:.1f} RPM, SD {sd:.1f}; needs {settings.z_threshold:g})"
+    )
+    return Background(z >= settings.z_threshold, control_rpm, z, None, None, phrase)
+
+
+@dataclass(frozen=True)
+class OrganismCall:
+    """One organism's call in a unit, with the evidence a reviewer checks."""
+
+    taxid: int
+    name: str
+    rank: str
+    category: str
+    level: str
+    reads: int
+    rpm: float
+    distinct_minimizers: int
+    breadth: float
+    kmer_ratio: float | None
+    control_rpm: tuple[float, ...]
+    z: float | None
+    fold: float | None
+    p_value: float | None
+    call: str
+    reason: str
+
+
+def _kmer_ratio(row: Mapping[str, Any], facts: ReferenceFacts) -> float | None:
+    held = int(row["index_minimizers_clade"])
+    occurrences = int(row["kmer_hits_clade"]) / facts.kmers_per_minimizer
+    if held <= 0 or occurrences <= 0:
+        return None
+    expected = -held * math.expm1(-occurrences / held)
+    return int(row["distinct_minimizers_clade"]) / expected
+
+
+def call_organism(
+    test: UnitReads,
+    taxid: int,
+    level: str,
+    negatives: Sequence[UnitReads],
+    library: str,
+    settings: DetectionSettings,
+    facts: ReferenceFacts,
+) -> OrganismCall:
+    """Call one taxon of ``test`` at ``level`` ("species": clade reads; "genus": unresolved reads)."""
+    row = test.taxa[taxid]
+    reads = test.reads_of(taxid, level)
+    controls = [(c.reads_of(taxid, level), c.fragments) for c in negatives]
+    background = compare_with_controls(reads, test.fragments, controls, settings)
+    ratio = _kmer_ratio(row, facts) if library == "shotgun" else None
+    breadth = float(row["breadth"])
+    spread = library != "shotgun" or (ratio is not None and ratio >= settings.min_kmer_ratio)
+    spread = spread or breadth >= _PLAUSIBLE_BREADTH
+    if reads < settings.min_reads:
+        call, reason = NOT_DETECTED, f"{reads} reads, fewer than the {settings.min_reads} a call needs"
+    elif not background.above:
+        call, reason = NOT_DETECTED, f"not above background: {background.phrase}"
+    elif not spread:
+        shown = "no" if ratio is None else f"{100 * ratio:.1f} % of the"
+        call, reason = (
+            NOT_DETECTED,
+            f"reads pile up on {shown} distinct minimizers expected of an organism "
+            f"(needs {100 * settings.min_kmer_ratio:g} %): shared or low-complexity sequence",
+        )
+    else:
+        call, reason = DETECTED, background.phrase
+    return OrganismCall(
+        taxid=taxid,
+        name=str(row["name"]),
+        rank=str(row["rank"]),
+        category=str(row["category"]),
+        level=level if level == "species" else "genus (unresolved reads)",
+        reads=reads,
+        rpm=test.rpm(reads),
+        distinct_minimizers=int(row["distinct_minimizers_clade"]),
+        breadth=breadth,
+        kmer_ratio=ratio,
+        control_rpm=background.control_rpm,
+        z=background.z,
+        fold=background.fold,
+        p_value=background.p_value,
+        call=call,
+        reason=reason,
+    )
+
+
+def call_organisms(
+    test: UnitReads,
+    negatives: Sequence[UnitReads],
+    assay: str,
+    library: str,
+    settings: DetectionSettings,
+    facts: ReferenceFacts,
+) -> list[OrganismCall]:
+    """Call every target organism of ``assay`` with reads in ``test``, highest RPM first."""
+    calls = []
+    for taxid, row in test.taxa.items():
+        if row["category"] not in TARGETS[assay] or row["rank"] not in ("species", "genus"):
+            continue
+        level = "species" if row["rank"] == "species" else "genus"
+        if test.reads_of(taxid, level) > 0:
+            calls.append(call_organism(test, taxid, level, negatives, library, settings, facts))
+    return sorted(calls, key=lambda c: (-c.rpm, c.name))
+
+
+def detection_threshold(fragments: int, control_fragments: Sequence[int], settings: DetectionSettings) -> int:
+    """Reads a taxon absent from every negative control needs in ``fragments`` to be called."""
+
+    def called(reads: int) -> bool:
+        controls = [(0, f) for f in control_fragments]
+        return compare_with_controls(reads, fragments, controls, settings).above
+
+    low = settings.min_reads
+    if called(low):
+        return low
+    high = low * 2
+    while not called(high):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if called(middle) else (middle, high)
+    return high
+
+
+# ----------------------------------------------------------------------------- one unit's record
+
+
+def _metric(value: Any, unit: str | None, kind: str, reason: str | None = None, **extra: Any) -> dict:
+    status = "ok" if reason is None else "inconclusive"
+    return {"value": value, "unit": unit, "kind": kind, **extra, "status": status, "reason": reason}
+
+
+def _sentence_list(items: Sequence[str]) -> str:
+    return "; ".join(item.rstrip(".") for item in items)
+
+
+def _negative_control_problems(
+    negatives: Sequence[UnitReads], assay: str, settings: DetectionSettings
+) -> list[str]:
+    problems = []
+    for control in negatives:
+        if control.error is not None:
+            problems.append(
+                f"negative control {control.unit.unit_id} could not be measured ({control.error})"
+            )
+            continue
+        worst = max(
+            (
+                (control.rpm(int(row["reads_clade"])), str(row["name"]))
+                for row in control.taxa.values()
+                if row["category"] in TARGETS[assay] and row["rank"] in ("species", "genus")
+            ),
+            default=(0.0, ""),
+        )
+        if worst[0] > settings.negative_control_max_rpm:
+            problems.append(
+                f"negative control {control.unit.unit_id} holds {worst[1]} at {worst[0]:,.0f} RPM, above the "
+                f"{settings.negative_control_max_rpm:,g} RPM a valid control allows"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class SpikeResult:
+    """A positive control's spike: detected or not, and the sensitivity it gives (RPM per unit)."""
+
+    unit_id: str
+    organism: str
+    taxid: int | None
+    concentration: float
+    unit: str
+    reads: int
+    rpm: float
+    call: str
+    rpm_per_unit: float | None
+    problem: str | None
+    reference_minimizers: float = 0.0
+
+
+def assess_positive_control(
+    control: UnitReads,
+    negatives: Sequence[UnitReads],
+    library: str,
+    settings: DetectionSettings,
+    facts: ReferenceFacts,
+) -> SpikeResult:
+    """Was the positive control's spike detected, by the test's own rules, and at what sensitivity?"""
+    unit = control.unit
+    organism, concentration = unit.spike_organism or "", float(unit.spike_concentration or 0)
+    result = {"unit_id": unit.unit_id, "organism": organism, "concentration": concentration}
+    result |= {"unit": unit.spike_unit or "", "taxid": None, "reads": 0, "rpm": 0.0, "call": NOT_DETECTED}
+    if control.error is not None:
+        problem = f"positive control {unit.unit_id} could not be measured ({control.error})"
+        return SpikeResult(**result, rpm_per_unit=None, problem=problem)
+    try:
+        taxid = facts.resolve(organism)
+    except ReadsError as exc:
+        return SpikeResult(**result, rpm_per_unit=None, problem=f"positive control {unit.unit_id}: {exc}")
+    reads = control.reads_of(taxid, "species")
+    rpm = control.rpm(reads)
+    result |= {"taxid": taxid, "reads": reads, "rpm": rpm}
+    if control.fragments < settings.min_fragments:
+        problem = (
+            f"positive control {unit.unit_id} has {control.fragments:,} fragments, "
+            f"fewer than the {settings.min_fragments:,} a valid control needs"
+        )
+        return SpikeResult(**result, rpm_per_unit=None, problem=problem)
+    # the spike is judged as a contaminant of the test would be, against the same negative controls
+    spike = (
+        None
+        if taxid not in control.taxa
+        else call_organism(control, taxid, "species", negatives, library, settings, facts)
+    )
+    if spike is None or spike.call != DETECTED:
+        why = spike.reason if spike is not None else "no reads"
+        problem = (
+            f"positive control {unit.unit_id} did not detect its spike {organism} ({reads} reads; {why})"
+        )
+        return SpikeResult(**result, rpm_per_unit=None, problem=problem)
+    return SpikeResult(
+        **result | {"call": DETECTED},
+        rpm_per_unit=rpm / concentration,
+        problem=None,
+        reference_minimizers=facts.represented(taxid),
+    )
+
+
+def _organism_lod(
+    taxid: int | None,
+    lod_reads_rpm: float,
+    spikes: Sequence[SpikeResult],
+    library: str,
+    facts: ReferenceFacts,
+) -> float | None:
+    """The concentration of ``taxid`` detected with the run's probability, from every positive control.
+
+    In a shotgun library an organism's classifiable reads per CFU scale with the share of its
+    genome the reference holds, so the spike's sensitivity is rescaled by the minimizers held for
+    the organism over those held for the spike; an amplicon library reads one locus of every
+    organism, so no rescaling applies. The worst positive control gives the limit.
+    """
+    if not spikes or any(s.rpm_per_unit is None for s in spikes):
+        return None
+    held = facts.represented(taxid)
+    if held <= 0:
+        return None
+    limits = []
+    for spike in spikes:
+        scale = 1.0 if library != "shotgun" else held / max(spike.reference_minimizers, 1.0)
+        limits.append(lod_reads_rpm / (spike.rpm_per_unit * scale))
+    return max(limits)
+
+
+def _checklist(
+    assay: str,
+    calls: Sequence[OrganismCall],
+    test: UnitReads,
+    facts: ReferenceFacts,
+    lod_rpm: float,
+    spikes: Sequence[SpikeResult],
+    library: str,
+    lod_unit: str,
+) -> list[dict[str, Any]]:
+    detected = [c for c in calls if c.call == DETECTED]
+    entries = []
+    for organism in checklist_of(assay):
+        taxid = next(
+            (t for t in (organism.taxid, *organism.former_taxids) if facts.node_of(t) is not None), None
+        )
+        node = facts.node_of(taxid) if taxid is not None else None
+        held = facts.held(taxid)
+        lod = _organism_lod(taxid, lod_rpm, spikes, library, facts) if held else None
+        entry = {
+            "organism": organism.name,
+            "strain": organism.strain,
+            "group": organism.group,
+            "taxid": taxid,
+            "reference_minimizers": held,
+            "reference_genome_share": min(
+                1.0, facts.represented(taxid) * facts.kmers_per_minimizer / (organism.genome_mb * 1e6)
+            ),
+            "reads": test.reads_of(taxid, "species") if taxid is not None else 0,
+            "lod": lod,
+            "lod_unit": lod_unit,
+        }
+        if held == 0:
+            status = NOT_COVERED
+            reason = "the reference holds no k-mers of it, so its absence cannot be shown"
+        elif any(
+            facts.node_of(c.taxid) is not None
+            and facts.taxonomy.is_ancestor([node], [facts.node_of(c.taxid)])[0]
+            for c in detected
+        ):
+            status, reason = DETECTED, "detected (see the calls)"
+        else:
+            status = NOT_DETECTED
+            reason = (
+                f"not detected; LOD {lod:.3g} {lod_unit}"
+                if lod is not None
+                else ("not detected; the run's LOD is unknown")
+            )
+        if organism.note:
+            reason += f" ({organism.note})"
+        entries.append(entry | {"status": status, "reason": reason})
+    return entries
+
+
+def _call_detail(calls: Sequence[OrganismCall]) -> str | None:
+    detected = [c for c in calls if c.call == DETECTED]
+    if not detected:
+        return None
+    return "; ".join(f"{c.name}: {c.reads:,} reads, {c.rpm:,.1f} RPM, {c.reason}" for c in detected)
+
+
+def call_unit(
+    unit: Unit,
+    units_dir: Path,
+    lot_units: Sequence[Unit],
+    db: Path,
+    settings: DetectionSettings,
+) -> dict[str, Any]:
+    """Write a sequencing unit's ``metrics.json`` (and ``calls.tsv``) from its gathered reads and controls.
+
+    ``units_dir`` holds every unit's results folder (``<units_dir>/<unit_id>/reads.json``);
+    ``lot_units`` are the lot's units, of which the same assay's and library's negative and
+    positive controls are used. A test unit gets the calls, checklist, LOD and validity; a control
+    gets its own reads' metrics and, for a positive control, its spike's detection. Returns the
+    record; never raises for a bad input (the record's status is ``error``).
+    """
+    from rapidrelease.reads.index import load_index
+
+    folder = Path(units_dir) / unit.unit_id
+    record = new_unit_record(unit.lot_id, unit.unit_id, unit.assay, unit.role, library=unit.library)
+    related = [
+        u
+        for u in lot_units
+        if u.assay == unit.assay
+        and u.library == unit.library
+        and u.role in ("negative_control", "positive_control")
+    ]
+    calls: list[OrganismCall] = []
+    try:
+        this = load_unit_reads(unit, folder)
+        # the read files, with their SHA-256 as the classification recorded them
+        record["inputs"] = list(this.record.get("inputs", []))
+        if this.error is not None:
+            raise ReadsError(this.error.rstrip(".") + ".")
+        record["index"] = this.record.get("index")
+        metrics = dict(this.record.get("metrics", {}))
+        facts = ReferenceFacts.from_index(load_index(Path(db)))
+        others = {u.unit_id: load_unit_reads(u, Path(units_dir) / u.unit_id) for u in related if u != unit}
+        negatives = [others[u.unit_id] for u in related if u.role == "negative_control" and u != unit]
+        positives = [others[u.unit_id] for u in related if u.role == "positive_control" and u != unit]
+        record["settings"] = asdict(settings)
+        if unit.role == "negative_control":
+            metrics |= _negative_control_metrics(this, unit.assay, settings)
+        elif unit.role == "positive_control":
+            spike = assess_positive_control(this, negatives, unit.library, settings, facts)
+            record["spike"] = asdict(spike)
+            metrics["spike_call"] = _metric(spike.call, None, "category", spike.problem)
+            metrics["spike_rpm_per_unit"] = _metric(
+                spike.rpm_per_unit, f"RPM per {spike.unit}", "sensitivity", spike.problem
+            )
+        else:
+            calls = call_organisms(this, negatives, unit.assay, unit.library, settings, facts)
+            metrics |= _test_metrics(this, calls, negatives, positives, unit, settings, facts, record)
+        record["metrics"] = metrics
+    except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
+        record_failure(record, exc, "calling contaminants of")
+    _write_calls(folder / "calls.tsv", calls)
+    write_json(folder / "metrics.json", record)
+    return record
+
+
+def _negative_control_metrics(this: UnitReads, assay: str, settings: DetectionSettings) -> dict[str, Any]:
+    problems = _negative_control_problems([this], assay, settings)
+    worst = max(
+        (
+            this.rpm(int(row["reads_clade"]))
+            for row in this.taxa.values()
+            if row["category"] in TARGETS[assay] and row["rank"] in ("species", "genus")
+        ),
+        default=0.0,
+    )
+    return {"max_contaminant_rpm": _metric(worst, "RPM", "rate", _sentence_list(problems) or None)}
+
+
+def _test_metrics(
+    this: UnitReads,
+    calls: Sequence[OrganismCall],
+    negatives: Sequence[UnitReads],
+    positives: Sequence[UnitReads],
+    unit: Unit,
+    settings: DetectionSettings,
+    facts: ReferenceFacts,
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    problems: list[str] = []
+    if this.fragments < settings.min_fragments:
+        problems.append(
+            f"unit {unit.unit_id} has {this.fragments:,} fragments, fewer than the "
+            f"{settings.min_fragments:,} a valid test needs"
+        )
+    kind = f"{unit.assay} ({unit.library})"
+    if not negatives:
+        problems.append(f"lot {unit.lot_id} has no negative control for {kind}")
+    problems += _negative_control_problems(negatives, unit.assay, settings)
+    threshold = detection_threshold(
+        this.fragments, [c.fragments for c in negatives if c.error is None], settings
+    )
+    spikes = [assess_positive_control(p, negatives, unit.library, settings, facts) for p in positives]
+    problems += [s.problem for s in spikes if s.problem is not None]
+    units = sorted({s.unit for s in spikes if s.rpm_per_unit is not None})
+    lod_problem: str | None = None
+    if not positives:
+        lod_problem = (
+            f"lot {unit.lot_id} has no positive control for {kind}, so the limit of detection is unknown"
+        )
+        problems.append(lod_problem)
+    elif len(units) > 1:
+        lod_problem = f"the positive controls give concentrations in different units ({', '.join(units)})"
+        problems.append(lod_problem)
+    elif any(s.rpm_per_unit is None for s in spikes):
+        lod_problem = "a positive control failed, so the limit of detection is unknown"
+    # the RPM a taxon absent from the controls reaches with the run's detection probability
+    lod_rpm = this.rpm(1) * mean_detected(threshold, settings.detection_probability)
+    usable = [] if lod_problem else spikes
+    lod = max((lod_rpm / s.rpm_per_unit for s in usable), default=None)
+    lod_unit = units[0] if len(units) == 1 else (spikes[0].unit if spikes else "")
+    checklist = _checklist(unit.assay, calls, this, facts, lod_rpm, usable, unit.library, lod_unit)
+    uncovered = [e["organism"] for e in checklist if e["status"] == NOT_COVERED]
+    if uncovered:
+        problems.append(
+            f"the reference holds no k-mers of {', '.join(uncovered)}, which the {unit.assay} checklist "
+            "requires, so their absence cannot be shown"
+        )
+    by_group: dict[str, float | None] = {}
+    for entry in checklist:
+        known = by_group.get(entry["group"], 0.0)
+        by_group[entry["group"]] = None if known is None or entry["lod"] is None else max(known, entry["lod"])
+    record["lod_by_group"] = {"unit": lod_unit, **by_group}
+    worst = None if not by_group or None in by_group.values() else max(by_group.values())
+    detected = [c for c in calls if c.call == DETECTED]
+    invalid = _sentence_list(problems) or None
+    record["validity"] = {"valid": invalid is None, "problems": problems}
+    record["controls"] = {
+        "negative": [
+            {"unit_id": c.unit.unit_id, "fragments": c.fragments, "error": c.error} for c in negatives
+        ],
+        "positive": [asdict(s) for s in spikes],
+    }
+    record["detection_threshold"] = {"reads": threshold, "rpm": this.rpm(threshold)}
+    record["calls"] = [asdict(c) for c in calls]
+    record["checklist"] = checklist
+    return {
+        "contaminant_call": _metric(
+            DETECTED if detected else NOT_DETECTED, None, "category", invalid, detail=_call_detail(calls)
+        ),
+        "contaminants_detected": _metric(len(detected), "organisms", "count", invalid),
+        "detection_threshold_reads": _metric(threshold, "reads", "count"),
+        "lod": _metric(
+            lod, lod_unit, "concentration", invalid if lod is not None else lod_problem or invalid
+        ),
+        # the least sensitive checklist organism: a stricter LOD criterion a specification may choose
+        "lod_checklist_max": _metric(
+            worst, lod_unit, "concentration", invalid if worst is not None else lod_problem or invalid
+        ),
+    }
+
+
+_CALL_TYPES = {
+    "taxid": "int",
+    "reads": "int",
+    "distinct_minimizers": "int",
+    "rpm": "float",
+    "breadth": "float",
+}
+
+
+def _write_calls(path: Path, calls: Sequence[OrganismCall]) -> None:
+    """The calls as a table (one row per organism; control RPMs comma-separated)."""
+    import polars as pl
+
+    types = {"int": pl.Int64, "float": pl.Float64}
+    floats = ("kmer_ratio", "z", "fold", "p_value")
+    schema = {
+        name: types.get(_CALL_TYPES.get(name, "float" if name in floats else ""), pl.String)
+        for name in OrganismCall.__dataclass_fields__
+    }
+    rows = [asdict(c) | {"control_rpm": ",".join(f"{r:.3f}" for r in c.control_rpm)} for c in calls]
+    write_table(pl.DataFrame(rows, schema=schema), path)
