@@ -576,14 +576,17 @@ def call_unit(
         if unit.role == "negative_control":
             metrics |= _negative_control_metrics(this, unit.assay, settings)
         elif unit.role == "positive_control":
-            spike = assess_positive_control(this, negatives, unit.library, settings, facts)
+            measured = [n for n in negatives if n.error is None]
+            spike = assess_positive_control(this, measured, unit.library, settings, facts)
             record["spike"] = asdict(spike)
             metrics["spike_call"] = _metric(spike.call, None, "category", spike.problem)
             metrics["spike_rpm_per_unit"] = _metric(
                 spike.rpm_per_unit, f"RPM per {spike.unit}", "sensitivity", spike.problem
             )
         else:
-            calls = call_organisms(this, negatives, unit.assay, unit.library, settings, facts)
+            # a control that could not be measured invalidates the run but is no background
+            measured = [n for n in negatives if n.error is None]
+            calls = call_organisms(this, measured, unit.assay, unit.library, settings, facts)
             metrics |= _test_metrics(this, calls, negatives, positives, unit, settings, facts, record)
         record["metrics"] = metrics
     except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
@@ -626,10 +629,9 @@ def _test_metrics(
     if not negatives:
         problems.append(f"lot {unit.lot_id} has no negative control for {kind}")
     problems += _negative_control_problems(negatives, unit.assay, settings)
-    threshold = detection_threshold(
-        this.fragments, [c.fragments for c in negatives if c.error is None], settings
-    )
-    spikes = [assess_positive_control(p, negatives, unit.library, settings, facts) for p in positives]
+    measured = [n for n in negatives if n.error is None]
+    threshold = detection_threshold(this.fragments, [c.fragments for c in measured], settings)
+    spikes = [assess_positive_control(p, measured, unit.library, settings, facts) for p in positives]
     problems += [s.problem for s in spikes if s.problem is not None]
     units = sorted({s.unit for s in spikes if s.rpm_per_unit is not None})
     lod_problem: str | None = None

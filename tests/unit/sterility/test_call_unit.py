@@ -1,0 +1,177 @@
+"""call_unit on gathered units against the default panel's index: every path to an invalid run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rapidrelease.outputs import write_json
+from rapidrelease.reads.classify import TAXA_COLUMNS, write_taxa
+from rapidrelease.reads.index import KmerIndex, build_index, load_index
+from rapidrelease.release.config import DetectionSettings, Unit
+from rapidrelease.sterility.calls import ReferenceFacts, call_unit
+
+PANEL = Path(__file__).resolve().parents[3] / "resources" / "reference"
+
+
+@pytest.fixture(scope="session")
+def panel_index(tmp_path_factory: pytest.TempPathFactory) -> KmerIndex:
+    """The default panel's index, as the workflow builds it (about 5 s)."""
+    return build_index(
+        sorted((PANEL / "panel").iterdir()),
+        PANEL / "taxonomy.tsv",
+        tmp_path_factory.mktemp("db") / "panel",
+        seqid2taxid_path=PANEL / "seqid2taxid.map",
+    )
+
+
+def _write_unit(
+    folder: Path, unit: Unit, fragments: int, reads: dict[int, int], facts: ReferenceFacts
+) -> None:
+    """A gathered unit (reads.json and taxa) holding ``reads`` pairs per species taxid, spread over
+    the genome, and the rest human."""
+    reads = {9606: fragments - sum(reads.values()), **reads}
+    nodes = [facts.node_of(taxid) for taxid in reads]
+    table: dict[str, Any] = {name: [] for name in TAXA_COLUMNS}
+    for node, count in zip(nodes, reads.values(), strict=True):
+        held = int(facts.held_clade[node])
+        distinct = min(40 * count, held)
+        values = {
+            "taxid": int(facts.taxonomy.taxid[node]),
+            "name": facts.taxonomy.name[node],
+            "rank": facts.taxonomy.rank[node],
+            "category": facts.taxonomy.category[node],
+            "reads_direct": count,
+            "reads_clade": count,
+            "kmer_hits": 120 * count,
+            "kmer_hits_clade": 120 * count,
+            "distinct_minimizers": distinct,
+            "distinct_minimizers_clade": distinct,
+            "index_minimizers_clade": held,
+            "breadth": distinct / held,
+        }
+        for name, value in values.items():
+            table[name].append(value)
+    write_taxa(
+        folder / "taxa.tsv", {k: np.array(v, dtype=TAXA_COLUMNS[k]) for k, v in table.items()}, fragments
+    )
+    record = {"lot_id": unit.lot_id, "unit_id": unit.unit_id, "assay": unit.assay, "role": unit.role,
+              "status": "ok", "error": None, "inputs": [{"path": f"{unit.unit_id}_R1.fq.gz"}],
+              "metrics": {"fragments_total": {"value": fragments, "status": "ok"}}}  # fmt: skip
+    write_json(folder / "reads.json", record)
+
+
+SPIKE = {"spike_organism": "Staphylococcus aureus", "spike_concentration": 100.0, "spike_unit": "CFU/mL"}
+
+
+def _lot(tmp_path: Path, index: KmerIndex, case: str) -> dict[str, Any]:
+    """A lot's test unit (with K. pneumoniae when ``case`` says so) and controls; call the test unit."""
+    facts = ReferenceFacts.from_index(index)
+    units = {
+        "T": Unit("L", "T", "sterility_reads", "test", Path("t.fq")),
+        "NC1": Unit("L", "NC1", "sterility_reads", "negative_control", Path("nc1.fq")),
+        "NC2": Unit("L", "NC2", "sterility_reads", "negative_control", Path("nc2.fq")),
+        "PC": Unit("L", "PC", "sterility_reads", "positive_control", Path("pc.fq"), **SPIKE),
+    }
+    contents = {
+        "T": (100 if case == "shallow" else 200_000, {573: 12} if case == "contaminated" else {}),
+        "NC1": (50_000, {562: 100} if case == "dirty_control" else {562: 5}),
+        "NC2": (50_000, {}),
+        "PC": (50_000, {1280: 2} if case == "failed_positive" else {1280: 500}),
+    }
+    if case == "no_negative":
+        del units["NC1"], units["NC2"]
+    for unit_id, unit in units.items():
+        folder = tmp_path / unit_id
+        folder.mkdir()
+        if case == "broken_negative" and unit_id == "NC2":
+            continue  # its classification never wrote reads.json
+        _write_unit(folder, unit, *contents[unit_id], facts)
+    return call_unit(units["T"], tmp_path, list(units.values()), index.folder, DetectionSettings())
+
+
+def test_a_valid_clean_run(tmp_path: Path, panel_index: KmerIndex) -> None:
+    record = _lot(tmp_path, panel_index, "clean")
+    metrics = record["metrics"]
+    assert record["validity"] == {"valid": True, "problems": []}
+    assert metrics["contaminant_call"]["value"] == "NOT_DETECTED"
+    # PC: 500 pairs of 50,000 = 10,000 RPM per 100 CFU/mL; threshold 3 reads -> 6.2958 / 0.2 M / 100
+    assert metrics["lod"]["value"] == pytest.approx(6.2958 / 200_000 * 1e6 / 100, rel=1e-4)
+    assert metrics["lod"]["unit"] == "CFU/mL" and metrics["lod"]["status"] == "ok"
+    # NC1's E. coli (100 RPM) is not in the test: no call at all
+    assert record["calls"] == []
+    saved = json.loads((tmp_path / "T" / "metrics.json").read_text())
+    assert saved["metrics"]["contaminant_call"]["value"] == "NOT_DETECTED"
+    assert (tmp_path / "T" / "calls.tsv").read_text().startswith("taxid\tname\t")
+
+
+def test_a_contaminated_sample_names_the_organism(tmp_path: Path, panel_index: KmerIndex) -> None:
+    record = _lot(tmp_path, panel_index, "contaminated")
+    call = record["metrics"]["contaminant_call"]
+    assert (call["value"], call["status"]) == ("DETECTED", "ok")
+    assert call["detail"].startswith("Klebsiella pneumoniae: 12 reads, 60.0 RPM, z 60.0 against 2 negative")
+    (klebsiella,) = [c for c in record["calls"] if c["call"] == "DETECTED"]
+    assert klebsiella["taxid"] == 573
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [
+        ("no_negative", "lot L has no negative control for sterility_reads (shotgun)"),
+        ("dirty_control", "negative control NC1 holds Escherichia coli at 2,000 RPM, above the 1,000 RPM "
+                          "a valid control allows"),
+        ("failed_positive", "positive control PC did not detect its spike Staphylococcus aureus (2 reads; "
+                            "2 reads, fewer than the 3 a call needs)"),
+        ("shallow", "unit T has 100 fragments, fewer than the 2,000 a valid test needs"),
+        ("broken_negative", "negative control NC2 could not be measured ("),
+    ],
+)  # fmt: skip
+def test_an_invalid_run_is_never_a_clean_call(
+    tmp_path: Path, panel_index: KmerIndex, case: str, problem: str
+):
+    record = _lot(tmp_path, panel_index, case)
+    call = record["metrics"]["contaminant_call"]
+    assert call["status"] == "inconclusive" and problem in call["reason"], call["reason"]
+    assert record["validity"]["valid"] is False
+    assert any(p.startswith(problem) for p in record["validity"]["problems"])
+
+
+def test_a_test_unit_that_was_not_classified_is_an_error(tmp_path: Path, panel_index: KmerIndex) -> None:
+    unit = Unit("L", "T", "sterility_reads", "test", Path("t.fq"))
+    (tmp_path / "T").mkdir()
+    write_json(tmp_path / "T" / "reads.json", {"status": "error", "error": "t.fq: truncated gzip stream."})
+    record = call_unit(unit, tmp_path, [unit], panel_index.folder, DetectionSettings())
+    assert (record["status"], record["error"], record["metrics"]) == (
+        "error",
+        "t.fq: truncated gzip stream.",
+        {},
+    )
+
+
+def test_checklist_lists_every_compendial_organism_with_its_own_lod(tmp_path: Path, panel_index) -> None:
+    record = _lot(tmp_path, panel_index, "clean")
+    checklist = {e["organism"]: e for e in record["checklist"]}
+    assert list(checklist) == [
+        "Staphylococcus aureus", "Pseudomonas aeruginosa", "Bacillus subtilis", "Clostridium sporogenes",
+        "Candida albicans", "Aspergillus brasiliensis",
+    ]  # fmt: skip
+    assert {e["status"] for e in checklist.values()} == {"NOT_DETECTED"}
+    # the spiked organism's LOD is the run's; an organism the panel holds only as rRNA is far less visible
+    assert checklist["Staphylococcus aureus"]["lod"] == pytest.approx(
+        record["metrics"]["lod"]["value"], rel=0.05
+    )
+    assert checklist["Pseudomonas aeruginosa"]["lod"] > 100 * record["metrics"]["lod"]["value"]
+    assert checklist["Aspergillus brasiliensis"]["taxid"] == 5061  # known as A. niger in this taxonomy
+    assert record["metrics"]["lod_checklist_max"]["value"] == max(e["lod"] for e in checklist.values())
+
+
+def test_loaded_index_facts_match_the_index(panel_index: KmerIndex) -> None:
+    facts = ReferenceFacts.from_index(load_index(panel_index.folder))
+    assert facts.kmers_per_minimizer == 3.0  # k 35, l 31: windows of 5 l-mers
+    # S. aureus NCTC 8325 (2.82 Mb) in the panel: about one minimizer per 3 bases
+    assert 800_000 < facts.held(1280) < 1_000_000
+    assert facts.represented(1280) == facts.held(1280)

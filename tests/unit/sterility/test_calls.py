@@ -1,0 +1,188 @@
+"""Contaminant calls, background, LOD and validity on small hand-built units with known answers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rapidrelease.errors import ReadsError
+from rapidrelease.reads.taxonomy import Taxonomy
+from rapidrelease.release.config import DetectionSettings, Unit
+from rapidrelease.sterility.calls import (
+    DETECTED,
+    NOT_DETECTED,
+    ReferenceFacts,
+    UnitReads,
+    assess_positive_control,
+    call_organisms,
+    compare_with_controls,
+    detection_threshold,
+)
+
+SETTINGS = DetectionSettings()
+
+# a small reference: human, two bacteria of one genus, a mycoplasma, a vector
+ROWS = [
+    (1, 1, "no rank", "root", ""),
+    (9606, 1, "species", "Homo sapiens", "host"),
+    (2, 1, "superkingdom", "Bacteria", "bacteria"),
+    (570, 2, "genus", "Klebsiella", ""),
+    (573, 570, "species", "Klebsiella pneumoniae", ""),
+    (1279, 2, "genus", "Staphylococcus", ""),
+    (1280, 1279, "species", "Staphylococcus aureus", ""),
+    (2093, 2, "genus", "Mycoplasma", "mycoplasma"),
+    (2104, 2093, "species", "Mycoplasma pneumoniae", ""),
+    (29278, 1, "no rank", "vectors", "vector"),
+]
+HELD = {9606: 300_000, 573: 1_700_000, 1280: 900_000, 2104: 270_000, 29278: 4_000, 570: 20_000}
+
+
+@pytest.fixture(scope="module")
+def facts() -> ReferenceFacts:
+    taxonomy = Taxonomy.from_rows(ROWS)
+    per_taxon = np.zeros(len(taxonomy), dtype=np.int64)
+    for taxid, held in HELD.items():
+        per_taxon[taxonomy.index_of([taxid])[0]] = held
+    return ReferenceFacts(taxonomy, taxonomy.clade_sums(per_taxon), 3.0)
+
+
+def _row(facts: ReferenceFacts, taxid: int, reads: int, *, spread: bool = True, direct: int = 0) -> dict:
+    """A taxa.tsv row for ``reads`` read pairs: 40 minimizer occurrences each, as 2 × 150 bp reads
+    give; spread over the genome (one distinct minimizer per occurrence) or piled on one region."""
+    node = facts.node_of(taxid)
+    held = int(facts.held_clade[node])
+    occurrences = 40 * reads
+    distinct = min(occurrences, held) if spread else min(120, held)
+    return {
+        "taxid": taxid,
+        "name": facts.taxonomy.name[node],
+        "rank": facts.taxonomy.rank[node],
+        "category": facts.taxonomy.category[node],
+        "reads_direct": direct,
+        "reads_clade": reads,
+        "kmer_hits": 0,
+        "kmer_hits_clade": occurrences * 3,
+        "distinct_minimizers": 0,
+        "distinct_minimizers_clade": distinct,
+        "index_minimizers_clade": held,
+        "breadth": distinct / held,
+    }
+
+
+def _unit(unit_id: str, role: str, fragments: int, rows: list[dict], **spike: Any) -> UnitReads:
+    unit = Unit("LOT-1", unit_id, "sterility_reads", role, Path(f"{unit_id}.fq"), **spike)
+    return UnitReads(unit, fragments, {r["taxid"]: r for r in rows})
+
+
+def test_a_contaminant_above_clean_controls_is_detected_with_its_evidence(facts: ReferenceFacts) -> None:
+    test = _unit("T", "test", 200_000, [_row(facts, 9606, 180_000), _row(facts, 573, 6)])
+    negatives = [_unit(f"NC{i}", "negative_control", 150_000, [_row(facts, 9606, 140_000)]) for i in (1, 2)]
+    (call,) = call_organisms(test, negatives, "sterility_reads", "shotgun", SETTINGS, facts)
+    assert (call.name, call.call, call.reads) == ("Klebsiella pneumoniae", DETECTED, 6)
+    assert call.rpm == pytest.approx(30.0)
+    assert call.control_rpm == (0.0, 0.0)
+    # controls at zero: the SD floor of 1 RPM makes z = 30
+    assert call.z == pytest.approx(30.0)
+    assert call.kmer_ratio == pytest.approx(1.0, abs=0.01)
+
+
+def test_host_and_vector_reads_are_never_candidates(facts: ReferenceFacts) -> None:
+    test = _unit("T", "test", 100_000, [_row(facts, 9606, 99_000), _row(facts, 29278, 900)])
+    assert call_organisms(test, [], "sterility_reads", "shotgun", SETTINGS, facts) == []
+
+
+def test_a_reagent_contaminant_in_one_control_is_discounted_by_the_z_score(facts: ReferenceFacts) -> None:
+    # E. coli-like background: 60 RPM in the test, 150 RPM in NC1, none in NC2 -> z below 0
+    test = _unit("T", "test", 100_000, [_row(facts, 573, 6)])
+    negatives = [
+        _unit("NC1", "negative_control", 100_000, [_row(facts, 573, 15)]),
+        _unit("NC2", "negative_control", 100_000, []),
+    ]
+    (call,) = call_organisms(test, negatives, "sterility_reads", "shotgun", SETTINGS, facts)
+    assert call.call == NOT_DETECTED
+    assert call.z == pytest.approx((60 - 75) / math.sqrt(2 * 75**2))
+    assert call.reason.startswith("not above background: z -0.1 against 2 negative controls")
+
+
+def test_one_control_uses_fold_change_and_the_poisson_bound(facts: ReferenceFacts) -> None:
+    negative = [_unit("NC1", "negative_control", 100_000, [_row(facts, 573, 2)])]
+    # 20 RPM in the control; 100 RPM (5x) is not enough, 400 RPM (20x, p tiny) is
+    weak = _unit("T", "test", 100_000, [_row(facts, 573, 10)])
+    strong = _unit("T", "test", 100_000, [_row(facts, 573, 40)])
+    (weak_call,) = call_organisms(weak, negative, "sterility_reads", "shotgun", SETTINGS, facts)
+    (strong_call,) = call_organisms(strong, negative, "sterility_reads", "shotgun", SETTINGS, facts)
+    assert (weak_call.call, weak_call.fold) == (NOT_DETECTED, pytest.approx(5.0))
+    assert (strong_call.call, strong_call.fold) == (DETECTED, pytest.approx(20.0))
+    assert strong_call.p_value < 1e-9
+
+
+def test_reads_piled_on_one_region_are_not_an_organism(facts: ReferenceFacts) -> None:
+    # 200 pairs hitting the same 120 minimizers: a shared region, not a genome
+    test = _unit("T", "test", 100_000, [_row(facts, 1280, 200, spread=False)])
+    (call,) = call_organisms(test, [], "sterility_reads", "shotgun", SETTINGS, facts)
+    assert call.call == NOT_DETECTED and "pile up" in call.reason
+    assert call.kmer_ratio == pytest.approx(120 / 8000, rel=0.01)
+    # an amplicon library reads one locus by design: the same reads are a call there
+    (amplicon,) = call_organisms(test, [], "sterility_reads", "amplicon", SETTINGS, facts)
+    assert amplicon.call == DETECTED and amplicon.kmer_ratio is None
+
+
+def test_fewer_reads_than_the_minimum_are_not_a_call(facts: ReferenceFacts) -> None:
+    test = _unit("T", "test", 100_000, [_row(facts, 573, 2)])
+    (call,) = call_organisms(test, [], "sterility_reads", "shotgun", SETTINGS, facts)
+    assert (call.call, call.reason) == (NOT_DETECTED, "2 reads, fewer than the 3 a call needs")
+
+
+def test_unresolved_genus_reads_are_called_at_genus_level(facts: ReferenceFacts) -> None:
+    genus = _row(facts, 570, 8, direct=8)
+    test = _unit("T", "test", 100_000, [genus])
+    (call,) = call_organisms(test, [], "sterility_reads", "shotgun", SETTINGS, facts)
+    assert (call.name, call.level, call.reads, call.call) == (
+        "Klebsiella",
+        "genus (unresolved reads)",
+        8,
+        DETECTED,
+    )
+
+
+def test_the_mycoplasma_assay_calls_only_mycoplasmas(facts: ReferenceFacts) -> None:
+    test = _unit("T", "test", 100_000, [_row(facts, 573, 50), _row(facts, 2104, 20)])
+    calls = call_organisms(test, [], "mycoplasma_reads", "shotgun", SETTINGS, facts)
+    assert [(c.name, c.call) for c in calls] == [("Mycoplasma pneumoniae", DETECTED)]
+
+
+def test_detection_threshold_follows_the_controls() -> None:
+    # two clean controls: z = rpm / 1 RPM -> 3 RPM, below the 3-read minimum at 200,000 fragments
+    assert detection_threshold(200_000, [100_000, 100_000], SETTINGS) == 3
+    # at 10 million fragments, 3 RPM is 30 reads
+    assert detection_threshold(10_000_000, [100_000, 100_000], SETTINGS) == 30
+    # one clean control of equal depth: the 95 % bound of 0 reads is 3.0; P(X >= r | 3.0) < 0.01 from r = 9
+    assert detection_threshold(100_000, [100_000], SETTINGS) == 9
+    assert compare_with_controls(8, 100_000, [(0, 100_000)], SETTINGS).above is False
+
+
+def test_positive_control_sensitivity_and_failure(facts: ReferenceFacts) -> None:
+    spike = {"spike_organism": "Staphylococcus aureus", "spike_concentration": 100.0, "spike_unit": "CFU/mL"}
+    good = _unit("PC", "positive_control", 100_000, [_row(facts, 1280, 500)], **spike)
+    result = assess_positive_control(good, [], "shotgun", SETTINGS, facts)
+    assert (result.call, result.taxid, result.problem) == (DETECTED, 1280, None)
+    assert result.rpm_per_unit == pytest.approx(50.0)  # 5,000 RPM at 100 CFU/mL
+    empty = _unit("PC", "positive_control", 100_000, [_row(facts, 9606, 99_000)], **spike)
+    failed = assess_positive_control(empty, [], "shotgun", SETTINGS, facts)
+    assert failed.rpm_per_unit is None
+    assert (
+        failed.problem
+        == "positive control PC did not detect its spike Staphylococcus aureus (0 reads; no reads)"
+    )
+
+
+def test_spike_organism_by_name_or_taxid(facts: ReferenceFacts) -> None:
+    assert facts.resolve("staphylococcus AUREUS") == facts.resolve("1280") == 1280
+    with pytest.raises(ReadsError, match="no taxon of that name"):
+        facts.resolve("Staphylococcus auerus")
+    with pytest.raises(ReadsError, match="no such taxid"):
+        facts.resolve("99999999")

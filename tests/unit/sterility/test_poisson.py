@@ -1,0 +1,39 @@
+"""Poisson statistics against values a statistician checks by hand or in a table."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from rapidrelease.sterility.poisson import mean_detected, tail_at_least, upper_bound
+
+
+def test_upper_bound_of_zero_is_the_rule_of_three() -> None:
+    # observing nothing, the 95 % upper bound of a Poisson mean is -ln(0.05) = 2.996 (the "rule of three")
+    assert upper_bound(0, 0.95) == pytest.approx(-math.log(0.05), rel=1e-9)
+
+
+@pytest.mark.parametrize("count", [1, 5, 20, 100])
+def test_upper_bound_equals_the_chi_square_form(count: int) -> None:
+    # Garwood's exact interval: upper = chi2(0.95, 2k + 2) / 2
+    assert upper_bound(count, 0.95) == pytest.approx(stats.chi2.ppf(0.95, 2 * count + 2) / 2, rel=1e-9)
+
+
+@pytest.mark.parametrize(("count", "mean"), [(1, 0.5), (3, 2.0), (10, 4.0), (50, 40.0)])
+def test_tail_equals_the_survival_function(count: int, mean: float) -> None:
+    assert tail_at_least(count, mean) == pytest.approx(stats.poisson.sf(count - 1, mean), rel=1e-9)
+
+
+def test_tail_edges() -> None:
+    assert tail_at_least(0, 3.0) == 1.0
+    assert tail_at_least(2, 0.0) == 0.0
+
+
+def test_three_copies_are_the_single_read_detection_limit() -> None:
+    # a detector that needs one read sees it with 95 % probability at a mean of 3.0 reads
+    assert mean_detected(1, 0.95) == pytest.approx(2.9957, abs=1e-4)
+    # needing three reads, the mean must be 6.30 (P(X >= 3 | 6.30) = 0.95)
+    assert mean_detected(3, 0.95) == pytest.approx(6.2958, abs=1e-4)
+    assert stats.poisson.sf(2, mean_detected(3, 0.95)) == pytest.approx(0.95, abs=1e-9)
