@@ -3,7 +3,10 @@
 Decision first: the status banner, then every attribute with its value, criterion, result and the
 reason — failures and inconclusives before passes. Then the evidence of each unit: for flow, the
 gating plots with the gates drawn and the event counts on them and the population hierarchy with
-counts; for sequencing, the fragments by category and the taxa found with their distinct
+counts; for sequencing, the contaminant calls' evidence (:mod:`rapidrelease.sterility.calls`): for
+a test its call, the reasons the assay is not valid, its limit of detection, the calls, the
+checklist organisms and the controls; for a negative control its highest contaminant; for a
+positive control its spike; then the fragments by category and the taxa found with their distinct
 minimizers and genome breadth; for every unit, the inputs with their SHA-256. Last, the audit
 block. Plotly's JavaScript is embedded once, so the file makes no network request and opens from
 a USB stick; it prints on paper too.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -198,6 +202,244 @@ def _classification_tables(unit_dir: Path, metrics: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _num(value: Any, none: str = "—") -> str:
+    """A measured number to 3 significant digits (no exponent from 1,000 up); ``none`` for null."""
+    if value is None:
+        return none
+    if not _is_number(value):
+        return _e(value)
+    if not math.isfinite(value):
+        return "∞" if value > 0 else "−∞" if value < 0 else none
+    text = f"{value:.3g}"
+    if "e" in text and abs(value) >= 1:
+        text = f"{float(text):.0f}"
+    return text
+
+
+def _count(value: Any, none: str = "—") -> str:
+    """A count with thousands separators; ``none`` for null."""
+    if value is None:
+        return none
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return _num(value, none)
+
+
+def _amount(value: Any, unit: Any) -> str:
+    """A number with its unit, or "unknown" for null."""
+    if value is None:
+        return "unknown"
+    return f"{_num(value)} {_e(unit)}".rstrip()
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _table(headers: list[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _verdict(metrics: dict[str, Any], validity: Any) -> str:
+    """The contaminant call, and the reasons the assay is not valid when it is not."""
+    parts = []
+    call = metrics.get("contaminant_call")
+    if isinstance(call, dict) and "value" in call:
+        text = f"<p><b>Contaminant call: {_e(call.get('value') or 'unknown')}</b>"
+        if call.get("status") not in (None, "ok"):
+            text += f" <span class='result INCONCLUSIVE'>{_e(str(call['status']).upper())}</span>"
+        parts.append(text + "</p>")
+    if isinstance(validity, dict) and validity.get("valid") is False:
+        problems = validity.get("problems")
+        problems = [p for p in problems if p] if isinstance(problems, list) else []
+        items = "".join(f"<li>{_e(p)}</li>" for p in problems)
+        parts.append(
+            "<div class='error invalid'><span class='result INCONCLUSIVE'>INCONCLUSIVE</span> "
+            f"<b>The assay is not valid:</b>{f'<ul>{items}</ul>' if items else ''}</div>"
+        )
+    return "".join(parts)
+
+
+def _lod_line(metrics: dict[str, Any], threshold: Any) -> str:
+    clauses = []
+    lod, worst = metrics.get("lod"), metrics.get("lod_checklist_max")
+    if isinstance(lod, dict):
+        clauses.append(
+            f"Limit of detection (95 %): {_amount(lod.get('value'), lod.get('unit'))} for the spiked organism"
+        )
+    if isinstance(worst, dict):
+        clauses.append(
+            f"least sensitive checklist organism: {_amount(worst.get('value'), worst.get('unit'))}"
+        )
+    if isinstance(threshold, dict):
+        clauses.append(
+            f"detection threshold {_count(threshold.get('reads'), 'unknown')} reads "
+            f"({_num(threshold.get('rpm'), 'unknown')} RPM)"
+        )
+    return f"<p>{'; '.join(clauses)}</p>" if clauses else ""
+
+
+def _background_text(call: dict[str, Any]) -> str:
+    """z against two or more negative controls, or fold and Poisson p against one (fold null: ∞)."""
+    if call.get("z") is not None:
+        return f"z {_num(call['z'])}"
+    if call.get("p_value") is not None:
+        return f"{_num(call.get('fold'), '∞')}× · p {_num(call['p_value'])}"
+    return "—"
+
+
+def _calls_table(calls: list[dict[str, Any]]) -> str:
+    heading = "<h3>Contaminant calls</h3>"
+    if not calls:
+        return heading + "<p>No bacterium, fungus or mycoplasma read in this sample.</p>"
+    ordered = sorted(calls, key=lambda c: c.get("call") != "DETECTED")  # stable: RPM order kept
+    rows = []
+    for c in ordered:
+        control = c.get("control_rpm")
+        control_text = ", ".join(_num(r) for r in control) if isinstance(control, list) and control else "—"
+        call = _e(c.get("call"))
+        rows.append(
+            f"<tr><td><b>{_e(c.get('name'))}</b><br><span class='note'>taxid {_e(c.get('taxid'))}"
+            f" · {_e(c.get('rank'))} · {_e(c.get('category'))}</span></td>"
+            f"<td>{_e(c.get('level'))}</td>"
+            f"<td class='num'>{_count(c.get('reads'))}</td>"
+            f"<td class='num'>{_num(c.get('rpm'))}</td>"
+            f"<td class='num'>{_count(c.get('distinct_minimizers'))}</td>"
+            f"<td class='num'>{_num(100 * c['breadth'] if _is_number(c.get('breadth')) else None)}</td>"
+            f"<td class='num'>{_num(c.get('kmer_ratio'))}</td>"
+            f"<td class='num'>{control_text}</td>"
+            f"<td class='num'>{_background_text(c)}</td>"
+            f"<td>{f'<b>{call}</b>' if c.get('call') == 'DETECTED' else call}</td>"
+            f"<td>{_e(c.get('reason'))}</td></tr>"
+        )
+    headers = [
+        "Organism",
+        "Level",
+        "Reads",
+        "RPM",
+        "Distinct k-mers (minimizers)",
+        "Breadth (% of the clade's indexed minimizers)",
+        "k-mer ratio (distinct seen / expected)",
+        "Negative controls' RPM",
+        "z / fold",
+        "Call",
+        "Reason",
+    ]
+    return heading + _table(headers, rows)
+
+
+def _checklist_table(checklist: list[dict[str, Any]]) -> str:
+    rows = []
+    for entry in checklist:
+        strain = f" <span class='note'>{_e(entry['strain'])}</span>" if entry.get("strain") else ""
+        share = entry.get("reference_genome_share")
+        rows.append(
+            f"<tr><td>{_e(entry.get('organism'))}{strain}</td><td>{_e(entry.get('group'))}</td>"
+            f"<td><b>{_e(entry.get('status'))}</b></td>"
+            f"<td class='num'>{_count(entry.get('reads'))}</td>"
+            f"<td class='num'>{_amount(entry.get('lod'), entry.get('lod_unit'))}</td>"
+            f"<td class='num'>{_num(100 * share if _is_number(share) else None)}</td>"
+            f"<td>{_e(entry.get('reason'))}</td></tr>"
+        )
+    headers = ["Organism", "Group", "Status", "Reads", "LOD (95 %)", "Genome in reference (%)", "Reason"]
+    return "<h3>Checklist organisms</h3>" + _table(headers, rows)
+
+
+def _spike_rows(spikes: list[dict[str, Any]], with_unit: bool) -> list[str]:
+    rows = []
+    for s in spikes:
+        unit_cell = f"<td>{_e(s.get('unit_id'))}</td>" if with_unit else ""
+        per = f"RPM per {s.get('unit') or 'unit'}"
+        rows.append(
+            f"<tr>{unit_cell}<td>{_e(s.get('organism'))}</td>"
+            f"<td class='num'>{_amount(s.get('concentration'), s.get('unit'))}</td>"
+            f"<td class='num'>{_count(s.get('reads'))}</td><td class='num'>{_num(s.get('rpm'))}</td>"
+            f"<td>{_e(s.get('call'))}</td>"
+            f"<td class='num'>{_amount(s.get('rpm_per_unit'), per)}</td>"
+            f"<td>{_e(s.get('problem')) or '—'}</td></tr>"
+        )
+    return rows
+
+
+_SPIKE_HEADERS = ["Spike organism", "Concentration", "Reads", "RPM", "Call", "Sensitivity", "Problem"]
+
+
+def _controls_tables(controls: dict[str, Any]) -> str:
+    parts = ["<h3>Controls</h3>"]
+    negatives = _dicts(controls.get("negative"))
+    if "negative" in controls:
+        rows = [
+            f"<tr><td>{_e(c.get('unit_id'))}</td><td class='num'>{_count(c.get('fragments'))}</td>"
+            f"<td>{_e(c.get('error')) or '—'}</td></tr>"
+            for c in negatives
+        ]
+        parts.append(
+            _table(["Negative control", "Fragments", "Error"], rows)
+            if rows
+            else "<p class='note'>No negative control.</p>"
+        )
+    if "positive" in controls:
+        rows = _spike_rows(_dicts(controls.get("positive")), with_unit=True)
+        parts.append(
+            _table(["Positive control", *_SPIKE_HEADERS], rows)
+            if rows
+            else "<p class='note'>No positive control.</p>"
+        )
+    return "".join(parts) if len(parts) > 1 else ""
+
+
+def _negative_control_block(metrics: dict[str, Any]) -> str:
+    worst = metrics.get("max_contaminant_rpm")
+    if not isinstance(worst, dict):
+        return ""
+    text = (
+        "<p>Highest bacterium, fungus or mycoplasma in this negative control: "
+        f"<b>{_amount(worst.get('value'), worst.get('unit'))}</b></p>"
+    )
+    if worst.get("status") not in (None, "ok"):
+        text += (
+            f"<div class='error'><span class='result INCONCLUSIVE'>{_e(str(worst['status']).upper())}</span>"
+            f" {_e(worst.get('reason'))}</div>"
+        )
+    return text
+
+
+def _positive_control_block(spike: Any) -> str:
+    if not isinstance(spike, dict):
+        return ""
+    return "<h3>Spike</h3>" + _table(_SPIKE_HEADERS, _spike_rows([spike], with_unit=False))
+
+
+def _contaminant_evidence(role: Any, measured: dict[str, Any]) -> str:
+    """A sequencing unit's calls against its controls (see rapidrelease.sterility.calls); each block is
+    shown only when its keys are in metrics.json, so older files and failed units show none."""
+    if measured.get("status") == "error":
+        return ""
+    metrics = measured.get("metrics") if isinstance(measured.get("metrics"), dict) else {}
+    if role == "negative_control":
+        return _negative_control_block(metrics)
+    if role == "positive_control":
+        return _positive_control_block(measured.get("spike"))
+    if role != "test":
+        return ""
+    parts = [
+        _verdict(metrics, measured.get("validity")),
+        _lod_line(metrics, measured.get("detection_threshold")),
+    ]
+    if isinstance(measured.get("calls"), list):
+        parts.append(_calls_table(_dicts(measured["calls"])))
+    if isinstance(measured.get("checklist"), list):
+        parts.append(_checklist_table(_dicts(measured["checklist"])))
+    if isinstance(measured.get("controls"), dict):
+        parts.append(_controls_tables(measured["controls"]))
+    return "".join(parts)
+
+
 def _plots(path: Path, prefix: str) -> str:
     if not path.is_file():
         return ""
@@ -244,6 +486,7 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
         prefix = "unit-" + re.sub(r"[^A-Za-z0-9_-]", "_", unit["unit_id"])
         parts.append(_plots(unit_dir / "gate_plots.json", prefix))
         parts.append(_populations_table(unit_dir / "populations.tsv"))
+        parts.append(_contaminant_evidence(measured.get("role", unit.get("role")), measured))
         parts.append(_classification_tables(unit_dir, measured.get("metrics") or {}))
     return "".join(parts)
 

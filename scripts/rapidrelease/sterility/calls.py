@@ -118,6 +118,9 @@ def load_unit_reads(unit: Unit, folder: Path) -> UnitReads:
         return UnitReads(unit, 0, {}, f"{path}: has no fragments_total ({exc})", record)
     except OSError as exc:
         return UnitReads(unit, 0, {}, f"{folder / 'taxa.parquet'}: cannot be read ({exc})", record)
+    if fragments <= 0:
+        # reads per million of nothing is no measurement (and no finite number to record)
+        return UnitReads(unit, 0, {}, f"{path}: reports {fragments} fragments, so nothing was read", record)
     taxa = {int(row["taxid"]): row for row in table.iter_rows(named=True)}
     return UnitReads(unit, fragments, taxa, None, record)
 

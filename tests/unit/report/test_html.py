@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,10 +49,19 @@ def reports(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return made
 
 
-def _sterility_unit(folder: Path, lot: str) -> Path:
-    """A gathered sequencing unit as gather_unit writes it: 2,500 pairs of host, vector and phiX."""
+def _sterility_unit(
+    folder: Path,
+    lot: str,
+    role: str = "test",
+    metrics: dict[str, Any] | None = None,
+    **evidence: Any,
+) -> Path:
+    """A sequencing unit as gather_unit writes it: 2,500 pairs of host, vector and phiX.
+
+    ``evidence`` and ``metrics`` are what call_unit adds to it (rapidrelease.sterility.calls).
+    """
     fragments = {"host": 2413, "vector": 57, "spike_in": 25, "other": 5}
-    metrics = {"fragments_total": {"value": 2500, "unit": "fragments", "kind": "count", "status": "ok"}}
+    counts = {"fragments_total": {"value": 2500, "unit": "fragments", "kind": "count", "status": "ok"}}
     for category in (
         "host",
         "vector",
@@ -63,9 +74,18 @@ def _sterility_unit(folder: Path, lot: str) -> Path:
         "other",
     ):
         share = 100 * fragments.get(category, 0) / 2500
-        metrics[f"{category}_pct"] = {"value": share, "unit": "%", "kind": "percent", "status": "ok"}
-    record = {"lot_id": lot, "unit_id": "STER", "assay": "sterility_reads", "role": "test", "status": "ok",
-              "error": None, "inputs": [], "metrics": metrics}  # fmt: skip
+        counts[f"{category}_pct"] = {"value": share, "unit": "%", "kind": "percent", "status": "ok"}
+    record = {
+        "lot_id": lot,
+        "unit_id": folder.name,
+        "assay": "sterility_reads",
+        "role": role,
+        "status": "ok",
+        "error": None,
+        "inputs": [],
+        **evidence,
+        "metrics": counts | (metrics or {}),
+    }
     write_json(folder / "metrics.json", record)
     taxa = {
         "taxid": np.array([9606, 29278, 10847, 1]),
@@ -83,6 +103,215 @@ def _sterility_unit(folder: Path, lot: str) -> Path:
     }
     write_taxa(folder / "taxa.tsv", taxa, 2500)
     return folder
+
+
+def _metric(value: Any, unit: str | None, kind: str, reason: str | None = None) -> dict[str, Any]:
+    status = "ok" if reason is None else "inconclusive"
+    return {"value": value, "unit": unit, "kind": kind, "status": status, "reason": reason}
+
+
+_UNCOVERED = (
+    "the reference holds no k-mers of Aspergillus brasiliensis, which the sterility_reads checklist "
+    "requires, so their absence cannot be shown"
+)
+_SPIKE = {
+    "unit_id": "STER-PC",
+    "organism": "Staphylococcus aureus",
+    "taxid": 1280,
+    "concentration": 100.0,
+    "unit": "CFU/mL",
+    "reads": 350,
+    "rpm": 116666.66666666667,
+    "call": "DETECTED",
+    "rpm_per_unit": 1166.6666666666667,
+    "problem": None,
+    "reference_minimizers": 1253333.3,
+}
+
+
+def _call(name: str, taxid: int, reads: int, **fields: Any) -> dict[str, Any]:
+    """One entry of metrics.json's calls (asdict of an OrganismCall) of the 2,500-fragment test."""
+    return {
+        "taxid": taxid,
+        "name": name,
+        "rank": "species",
+        "category": "bacteria",
+        "level": "species",
+        "reads": reads,
+        "rpm": 1e6 * reads / 2500,
+        "control_rpm": [0.0],
+        "z": None,
+    } | fields
+
+
+def _test_evidence(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """What call_unit adds to a shotgun sterility test checked against one negative and one positive control:
+    the calls, an invalid run (an uncovered checklist organism), the LOD and the controls."""
+    lod = 4.507924732262439  # 3,200 RPM threshold (8 reads) over the spike's 1,166.7 RPM per CFU/mL
+    invalid = _UNCOVERED
+    detected = [c for c in calls if c["call"] == "DETECTED"]
+    evidence = {
+        "library": "shotgun",
+        "index": None,
+        "settings": {"min_reads": 3, "z_threshold": 3.0, "min_fold": 10.0, "min_kmer_ratio": 0.5},
+        "lod_by_group": {"unit": "CFU/mL", "bacteria": lod, "fungi": None},
+        "validity": {"valid": False, "problems": [_UNCOVERED]},
+        "controls": {
+            "negative": [{"unit_id": "STER-NC1", "fragments": 2700, "error": None}],
+            "positive": [_SPIKE],
+        },
+        "detection_threshold": {"reads": 8, "rpm": 3200.0},
+        "calls": calls,
+        "checklist": [
+            {
+                "organism": "Staphylococcus aureus",
+                "strain": "ATCC 6538",
+                "group": "bacteria",
+                "taxid": 1280,
+                "reference_minimizers": 1253333,
+                "reference_genome_share": 1.0,
+                "reads": 0,
+                "lod": lod,
+                "lod_unit": "CFU/mL",
+                "status": "NOT_DETECTED",
+                "reason": "not detected; LOD 4.51 CFU/mL",
+            },
+            {
+                "organism": "Aspergillus brasiliensis",
+                "strain": "ATCC 16404",
+                "group": "fungi",
+                "taxid": 319651,
+                "reference_minimizers": 0,
+                "reference_genome_share": 0.0,
+                "reads": 0,
+                "lod": None,
+                "lod_unit": "CFU/mL",
+                "status": "NOT_COVERED",
+                "reason": "the reference holds no k-mers of it, so its absence cannot be shown "
+                "(ATCC 16404 was Aspergillus niger until 2007)",
+            },
+        ],
+    }
+    metrics = {
+        "contaminant_call": _metric("DETECTED" if detected else "NOT_DETECTED", None, "category", invalid),
+        "contaminants_detected": _metric(len(detected), "organisms", "count", invalid),
+        "detection_threshold_reads": _metric(8, "reads", "count"),
+        "lod": _metric(lod, "CFU/mL", "concentration", invalid),
+        "lod_checklist_max": _metric(None, "CFU/mL", "concentration", invalid),
+    }
+    return {"metrics": metrics, **evidence}
+
+
+_KLEBSIELLA = _call(
+    "Klebsiella pneumoniae",
+    573,
+    40,
+    distinct_minimizers=5321,
+    breadth=0.00412,
+    kmer_ratio=0.968,
+    fold=None,
+    p_value=4.337467117088868e-32,
+    call="DETECTED",
+    reason="∞× the negative control's RPM (needs 10×), Poisson p 4.3e-32",
+)
+_PILE_UP = _call(
+    "Cutibacterium acnes",
+    1747,
+    60,
+    distinct_minimizers=41,
+    breadth=0.00002,
+    kmer_ratio=0.0321,
+    fold=None,
+    p_value=1.1e-47,
+    call="NOT_DETECTED",
+    reason="reads pile up on 3.2 % of the distinct minimizers expected of an organism (needs 50 %): "
+    "shared or low-complexity sequence",
+)
+
+
+def _lot_with_controls(out: Path, project_root: Path, calls: list[dict[str, Any]]) -> str:
+    """DEMO-001's sequencing units with call_unit's evidence, evaluated and rendered; the page."""
+    units = out / "units"
+    folders = [
+        _sterility_unit(units / "STER", "DEMO-001", **_test_evidence(calls)),
+        _sterility_unit(
+            units / "STER-NC1",
+            "DEMO-001",
+            "negative_control",
+            {"max_contaminant_rpm": _metric(370.37037037037035, "RPM", "rate")},
+            library="shotgun",
+        ),
+        _sterility_unit(
+            units / "STER-PC",
+            "DEMO-001",
+            "positive_control",
+            {
+                "spike_call": _metric("DETECTED", None, "category"),
+                "spike_rpm_per_unit": _metric(_SPIKE["rpm_per_unit"], "RPM per CFU/mL", "sensitivity"),
+            },
+            library="shotgun",
+            spike=_SPIKE,
+        ),
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project_root)
+        run = load_run_config(Path("config/config.yaml"))
+        evaluate_lot_files(run, "DEMO-001", [f / "metrics.json" for f in folders], out / "release.json")
+    write_lot_report(out / "release.json", folders, out / "report.html")
+    return (out / "report.html").read_text(encoding="utf-8")
+
+
+def _section(page: str, unit_id: str) -> str:
+    start = page.index(f"<h2>Unit {unit_id} ·")
+    end = page.find("<h2>", start + 1)
+    return page[start : end if end >= 0 else None]
+
+
+def test_a_sterility_test_shows_its_call_validity_lod_calls_checklist_and_controls(
+    project_root: Path, tmp_path: Path
+):
+    page = _lot_with_controls(tmp_path, project_root, [_PILE_UP, _KLEBSIELLA])
+    section = _section(page, "STER")
+    assert "<b>Contaminant call: DETECTED</b>" in section
+    assert "The assay is not valid:" in section
+    assert f"<li>{html.escape(_UNCOVERED)}</li>" in section
+    assert (
+        "Limit of detection (95 %): 4.51 CFU/mL for the spiked organism; least sensitive checklist "
+        "organism: unknown; detection threshold 8 reads (3200 RPM)"
+    ) in section
+    calls = section[section.index("<h3>Contaminant calls</h3>") : section.index("<h3>Checklist")]
+    # the detected organism leads, though the pile-up has more RPM
+    assert calls.index("Klebsiella pneumoniae") < calls.index("Cutibacterium acnes")
+    assert "<td class='num'>16000</td>" in calls and "<td class='num'>∞× · p 4.34e-32</td>" in calls
+    assert "<b>DETECTED</b>" in calls and "NOT_DETECTED" in calls
+    assert html.escape("∞× the negative control's RPM (needs 10×), Poisson p 4.3e-32") in calls
+    checklist = section[section.index("<h3>Checklist") : section.index("<h3>Controls</h3>")]
+    assert checklist.index("Staphylococcus aureus") < checklist.index("Aspergillus brasiliensis")
+    assert "<b>NOT_DETECTED</b>" in checklist and "<b>NOT_COVERED</b>" in checklist
+    assert "<td class='num'>4.51 CFU/mL</td><td class='num'>100</td>" in checklist
+    controls = section[section.index("<h3>Controls</h3>") :]
+    assert "<td>STER-NC1</td><td class='num'>2,700</td><td>—</td>" in controls
+    assert "<td class='num'>100 CFU/mL</td><td class='num'>350</td>" in controls
+    assert "1170 RPM per CFU/mL" in controls
+    # every block sits before the read classification the unit already showed
+    assert section.index("Contaminant call") < section.index("Read classification")
+    negative = _section(page, "STER-NC1")
+    assert "in this negative control: <b>370 RPM</b>" in negative
+    positive = _section(page, "STER-PC")
+    assert "<h3>Spike</h3>" in positive and "<td>Staphylococcus aureus</td>" in positive
+
+
+def test_an_organism_name_is_text_never_markup(project_root: Path, tmp_path: Path):
+    hostile = _KLEBSIELLA | {"name": "<script>alert('x')</script> pneumoniae"}
+    page = _lot_with_controls(tmp_path, project_root, [hostile])
+    assert "<script>alert(" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; pneumoniae" in page
+
+
+def test_a_sequencing_unit_without_call_evidence_shows_none(reports: dict[str, Path]):
+    section = _section(reports["DEMO-002"].read_text(encoding="utf-8"), "STER")
+    assert "Read classification" in section
+    assert "Contaminant call" not in section and "Checklist organisms" not in section
 
 
 def test_decision_comes_first_and_failures_lead_the_attribute_table(reports: dict[str, Path]):

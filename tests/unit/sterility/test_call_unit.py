@@ -152,6 +152,17 @@ def test_a_test_unit_that_was_not_classified_is_an_error(tmp_path: Path, panel_i
     )
 
 
+def test_a_unit_that_reports_no_fragments_is_an_error_not_an_infinite_rate(
+    tmp_path: Path, panel_index
+) -> None:
+    unit = Unit("L", "T", "sterility_reads", "test", Path("t.fq"))
+    (tmp_path / "T").mkdir()
+    _write_unit(tmp_path / "T", unit, 0, {}, ReferenceFacts.from_index(panel_index))
+    record = call_unit(unit, tmp_path, [unit], panel_index.folder, DetectionSettings())
+    assert record["status"] == "error"
+    assert record["error"].endswith("reads.json: reports 0 fragments, so nothing was read.")
+
+
 def test_checklist_lists_every_compendial_organism_with_its_own_lod(tmp_path: Path, panel_index) -> None:
     record = _lot(tmp_path, panel_index, "clean")
     checklist = {e["organism"]: e for e in record["checklist"]}
