@@ -11,22 +11,9 @@ import pytest
 
 from rapidrelease.outputs import write_json
 from rapidrelease.reads.classify import TAXA_COLUMNS, write_taxa
-from rapidrelease.reads.index import KmerIndex, build_index, load_index
+from rapidrelease.reads.index import KmerIndex, load_index
 from rapidrelease.release.config import DetectionSettings, Unit
 from rapidrelease.sterility.calls import ReferenceFacts, call_unit
-
-PANEL = Path(__file__).resolve().parents[3] / "resources" / "reference"
-
-
-@pytest.fixture(scope="session")
-def panel_index(tmp_path_factory: pytest.TempPathFactory) -> KmerIndex:
-    """The default panel's index, as the workflow builds it (about 5 s)."""
-    return build_index(
-        sorted((PANEL / "panel").iterdir()),
-        PANEL / "taxonomy.tsv",
-        tmp_path_factory.mktemp("db") / "panel",
-        seqid2taxid_path=PANEL / "seqid2taxid.map",
-    )
 
 
 def _write_unit(
