@@ -498,6 +498,13 @@ def describe_run_config(run: RunConfig) -> str:
                     f"  warning: lot {lot.lot_id} has no {need}, "
                     f"so attribute {attribute.name} will be INCONCLUSIVE."
                 )
+        for test in [u for u in units if u.assay in READS_ASSAYS and u.role == "test"]:
+            for role in ("negative_control", "positive_control"):
+                if not any((u.assay, u.library, u.role) == (test.assay, test.library, role) for u in units):
+                    lines.append(
+                        f"  warning: lot {lot.lot_id} has no {test.assay} ({test.library}) {role} "
+                        f"for unit {test.unit_id}, so its contaminant calls will be INCONCLUSIVE."
+                    )
     return "\n".join(lines)
 
 

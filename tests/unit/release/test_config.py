@@ -192,6 +192,17 @@ def test_describe_run_config_summarises_and_warns_about_unmeasurable_lots(projec
     assert not any("DEMO-001 has no" in line for line in lines)
 
 
+def test_describe_run_config_warns_about_a_sequenced_test_without_its_controls(project: Path) -> None:
+    units = [*UNITS, "DEMO-001\tSTER\tsterility_reads\ttest\tr1.fq.gz\tr2.fq.gz\t\t"]
+    units.append("DEMO-001\tNC\tsterility_reads\tnegative_control\tnc1.fq.gz\tnc2.fq.gz\t\t")
+    lines = describe_run_config(load_run_config(write_sequenced_project(project, units=units))).splitlines()
+    warnings = [line for line in lines if "contaminant calls" in line]
+    assert warnings == [
+        "  warning: lot DEMO-001 has no sterility_reads (shotgun) positive_control for unit STER, "
+        "so its contaminant calls will be INCONCLUSIVE."
+    ]
+
+
 # --------------------------------------------------------------------------------- config.yaml
 
 
