@@ -173,3 +173,34 @@ def test_loaded_index_facts_match_the_index(panel_index: KmerIndex) -> None:
     # S. aureus NCTC 8325 (2.82 Mb) in the panel: about one minimizer per 3 bases
     assert 800_000 < facts.held(1280) < 1_000_000
     assert facts.represented(1280) == facts.held(1280)
+
+
+def test_mycoplasma_assay_reports_the_ph_eur_list_and_calls_only_mycoplasmas(
+    tmp_path: Path, panel_index
+) -> None:
+    facts = ReferenceFacts.from_index(panel_index)
+    spike = {"spike_organism": "Mycoplasma orale", "spike_concentration": 10.0, "spike_unit": "CFU/mL"}
+    units = [
+        Unit("L", "MYCO", "mycoplasma_reads", "test", Path("t.fq")),
+        Unit("L", "MYCO-NC", "mycoplasma_reads", "negative_control", Path("nc.fq")),
+        Unit("L", "MYCO-PC", "mycoplasma_reads", "positive_control", Path("pc.fq"), **spike),
+    ]
+    # the test holds M. hyorhinis (a classic cell-culture contaminant) and K. pneumoniae, a bacterium
+    # the mycoplasma assay does not judge; one shallow clean control: 0 reads in 50,000 fragments
+    # bounds its rate at 6 reads in the test's 100,000, so 13 reads are needed (Poisson p < 0.01)
+    contents = [(100_000, {2100: 30, 573: 40}), (50_000, {}), (50_000, {2121: 100})]
+    for unit, (fragments, reads) in zip(units, contents, strict=True):
+        (tmp_path / unit.unit_id).mkdir()
+        _write_unit(tmp_path / unit.unit_id, unit, fragments, reads, facts)
+    record = call_unit(units[0], tmp_path, units, panel_index.folder, DetectionSettings())
+    assert record["validity"] == {"valid": True, "problems": []}
+    assert [(c["name"], c["call"]) for c in record["calls"]] == [("Mycoplasma hyorhinis", "DETECTED")]
+    checklist = {e["organism"]: e["status"] for e in record["checklist"]}
+    assert len(checklist) == 9 and checklist.pop("Mycoplasma hyorhinis") == "DETECTED"
+    assert set(checklist.values()) == {"NOT_DETECTED"}
+    assert record["metrics"]["contaminant_call"]["value"] == "DETECTED"
+    assert record["detection_threshold"]["reads"] == 13  # P(X >= 13 | 6.0) = 0.0087 < 0.01; 12: 0.020
+    assert record["lod_by_group"]["unit"] == "CFU/mL" and set(record["lod_by_group"]) == {
+        "unit",
+        "mycoplasma",
+    }
