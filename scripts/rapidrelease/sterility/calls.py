@@ -694,23 +694,14 @@ def _test_metrics(
     }
 
 
-_CALL_TYPES = {
-    "taxid": "int",
-    "reads": "int",
-    "distinct_minimizers": "int",
-    "rpm": "float",
-    "breadth": "float",
-}
-
-
 def _write_calls(path: Path, calls: Sequence[OrganismCall]) -> None:
     """The calls as a table (one row per organism; control RPMs comma-separated)."""
     import polars as pl
 
-    types = {"int": pl.Int64, "float": pl.Float64}
-    floats = ("kmer_ratio", "z", "fold", "p_value")
+    integers = {"taxid", "reads", "distinct_minimizers"}
+    numbers = {"rpm", "breadth", "kmer_ratio", "z", "fold", "p_value"}
     schema = {
-        name: types.get(_CALL_TYPES.get(name, "float" if name in floats else ""), pl.String)
+        name: pl.Int64 if name in integers else pl.Float64 if name in numbers else pl.String
         for name in OrganismCall.__dataclass_fields__
     }
     rows = [asdict(c) | {"control_rpm": ",".join(f"{r:.3f}" for r in c.control_rpm)} for c in calls]

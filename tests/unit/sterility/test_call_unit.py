@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 
 from rapidrelease.outputs import write_json
@@ -103,6 +104,9 @@ def test_a_contaminated_sample_names_the_organism(tmp_path: Path, panel_index: K
     assert call["detail"].startswith("Klebsiella pneumoniae: 12 reads, 60.0 RPM, z 60.0 against 2 negative")
     (klebsiella,) = [c for c in record["calls"] if c["call"] == "DETECTED"]
     assert klebsiella["taxid"] == 573
+    table = pl.read_csv(tmp_path / "T" / "calls.tsv", separator="\t")
+    detected = table.filter(pl.col("call") == "DETECTED").row(0, named=True)
+    assert (detected["taxid"], detected["reads"], detected["control_rpm"]) == (573, 12, "0.000,0.000")
 
 
 @pytest.mark.parametrize(
