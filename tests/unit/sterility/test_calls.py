@@ -21,6 +21,7 @@ from rapidrelease.sterility.calls import (
     call_organisms,
     compare_with_controls,
     detection_threshold,
+    load_unit_reads,
 )
 
 SETTINGS = DetectionSettings()
@@ -186,3 +187,47 @@ def test_spike_organism_by_name_or_taxid(facts: ReferenceFacts) -> None:
         facts.resolve("Staphylococcus auerus")
     with pytest.raises(ReadsError, match="no such taxid"):
         facts.resolve("99999999")
+
+
+@pytest.mark.parametrize(
+    ("spike", "fragments", "problem"),
+    [
+        (
+            "Staphylococcus auerus",
+            100_000,
+            "positive control PC: spike organism 'Staphylococcus auerus': no taxon",
+        ),
+        ("Staphylococcus aureus", 500, "positive control PC has 500 fragments, fewer than the 2,000 a valid"),
+    ],
+)
+def test_a_positive_control_that_cannot_give_an_lod_says_why(facts, spike, fragments, problem) -> None:
+    organism = {"spike_organism": spike, "spike_concentration": 100.0, "spike_unit": "CFU/mL"}
+    control = _unit("PC", "positive_control", fragments, [_row(facts, 1280, 100)], **organism)
+    result = assess_positive_control(control, [], "shotgun", SETTINGS, facts)
+    assert result.rpm_per_unit is None and result.problem.startswith(problem), result.problem
+
+
+def test_a_name_two_taxa_share_must_be_given_as_a_taxid() -> None:
+    taxonomy = Taxonomy.from_rows([*ROWS, (999_999, 1279, "species", "Staphylococcus aureus", "")])
+    facts = ReferenceFacts(taxonomy, np.zeros(len(taxonomy), dtype=np.int64), 3.0)
+    with pytest.raises(ReadsError, match=r"several taxa have that name \(1280, 999999\); give the taxid"):
+        facts.resolve("Staphylococcus aureus")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "reads.json: file not found"),
+        ('{"status": "ok", ', "reads.json: cannot be read"),
+        ("[1, 2]", "reads.json: is not a JSON object"),
+        ('{"status": "ok", "metrics": {}}', "reads.json: has no fragments_total"),
+        ('{"status": "ok", "metrics": {"fragments_total": {"value": 10}}}', "taxa.parquet: cannot be read"),
+    ],
+)
+def test_a_unreadable_gathered_unit_is_an_error_naming_the_file(tmp_path: Path, content, problem) -> None:
+    if content is not None:
+        (tmp_path / "reads.json").write_text(content)
+    unit = Unit("LOT-1", "NC1", "sterility_reads", "negative_control", Path("nc.fq"))
+    loaded = load_unit_reads(unit, tmp_path)
+    assert loaded.fragments == 0 and loaded.taxa == {}
+    assert loaded.error.startswith(str(tmp_path / problem.split(":")[0])) and problem in loaded.error
