@@ -20,10 +20,13 @@ def _refuse(problem):
 try:
     RUN = run_config_from_dict(config, source=Path(workflow.configfiles[0]))
     PANELS = {
-        unit.template: load_panel(unit.template)
-        for unit in RUN.units
-        if unit.assay in ("phenotype", "potency", "microbial_flow")
-        and unit.template is not None
+        template: load_panel(template)
+        for template in {
+            unit.template
+            for unit in RUN.units
+            if unit.assay in ("phenotype", "potency", "microbial_flow")
+            and unit.template is not None
+        }
     }
 except ConfigError as problem:
     _refuse(problem)
@@ -52,18 +55,36 @@ if "conda" not in {
 _ID = SAFE_ID_PATTERN.removeprefix("^").removesuffix("$")
 
 
+def sequenced_folder_pattern():
+    """The regex of "<lot>/units/<unit>" for exactly the sheet's sequencing units.
+
+    Snakemake copies a wildcard's constraint into every file pattern that uses it and scans that
+    text for each job, so the regex is kept short: by unit id alone when no unit id names a
+    sequencing unit in one lot and another assay in another (sites name a lot's units alike in
+    every lot), which keeps building the DAG linear in the number of lots; by lot and unit otherwise.
+    """
+    sequenced = {u.unit_id for u in RUN.units if u.assay in READS_ASSAYS}
+    if not sequenced:
+        return "(?!)"
+    if sequenced.isdisjoint(
+        u.unit_id for u in RUN.units if u.assay not in READS_ASSAYS
+    ):
+        ids = "|".join(re.escape(unit_id) for unit_id in sorted(sequenced))
+        return f"{_ID}/units/(?:{ids})"
+    return "|".join(
+        f"{re.escape(u.lot_id)}/units/{re.escape(u.unit_id)}"
+        for u in RUN.units
+        if u.assay in READS_ASSAYS
+    )
+
+
 wildcard_constraints:
     lot=_ID,
     unit=_ID,
     part=r"[1-9][0-9]*",
     # a sequencing unit's folder, "<lot>/units/<unit>": only the units the sheet lists as sequenced,
     # so that call_reads_unit, not measure_unit, writes their metrics.json
-    sequenced="|".join(
-        f"{re.escape(u.lot_id)}/units/{re.escape(u.unit_id)}"
-        for u in RUN.units
-        if u.assay in READS_ASSAYS
-    )
-    or "(?!)",
+    sequenced=sequenced_folder_pattern(),
 
 
 def get_unit(wildcards):

@@ -18,6 +18,7 @@ everywhere in Snakemake, not to config.yaml.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import math
@@ -163,7 +164,16 @@ class RunConfig:
 
     def units_of(self, lot_id: str) -> tuple[Unit, ...]:
         """The units of ``lot_id`` in unit-sheet order (empty if it has none)."""
-        return tuple(unit for unit in self.units if unit.lot_id == lot_id)
+        return self._units_by_lot.get(lot_id, ())
+
+    @functools.cached_property
+    def _units_by_lot(self) -> dict[str, tuple[Unit, ...]]:
+        # the workflow asks for a lot's units once per job: a scan of every unit made DAG building
+        # quadratic in the number of lots
+        by_lot: dict[str, list[Unit]] = {}
+        for unit in self.units:
+            by_lot.setdefault(unit.lot_id, []).append(unit)
+        return {lot_id: tuple(units) for lot_id, units in by_lot.items()}
 
     def deadline_of(self, lot_id: str) -> datetime:
         """When the lot's release decision window closes: collected_at + deadline_hours."""
