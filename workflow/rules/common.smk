@@ -19,8 +19,10 @@ def _refuse(problem):
 
 try:
     RUN = run_config_from_dict(config, source=Path(workflow.configfiles[0]))
+    # Each cluster job parses the workflow again (twice under SLURM): it checks the panels' files
+    # only in the main process, which checked them before submitting anything.
     PANELS = {
-        template: load_panel(template)
+        template: load_panel(template, check_template=workflow.is_main_process)
         for template in {
             unit.template
             for unit in RUN.units

@@ -84,11 +84,13 @@ def _load_template_cached(path: Path) -> GatingTemplate:
     return load_template(path)
 
 
-def load_panel(path: Path) -> Panel:
+def load_panel(path: Path, check_template: bool = True) -> Panel:
     """Load and validate a panel file; raises ConfigError naming the file (and metric) on any problem.
 
     For a GatingML template every metric's populations are checked against the template here, before
-    any tube is measured; a FlowJo workspace is checked per sample when its tube is gated.
+    any tube is measured; a FlowJo workspace is checked per sample when its tube is gated. With
+    ``check_template`` False the template and compensation files are not read (a cluster job,
+    whose workflow was checked when it was submitted, need not load FlowKit again).
     """
     path = Path(path)
     data, _ = load_yaml(path)
@@ -108,6 +110,8 @@ def load_panel(path: Path) -> Panel:
         metrics=tuple(metrics),
         compensation_path=Path(data["compensation"]) if data.get("compensation") else None,
     )
+    if not check_template:
+        return panel
     try:
         template = panel.template()
     except RapidReleaseError as exc:

@@ -57,6 +57,22 @@ def test_a_metric_naming_a_population_the_template_lacks_is_refused(tmp_path: Pa
     )
 
 
+def test_a_cluster_job_skips_the_template_check_but_not_the_panels_own(tmp_path: Path):
+    # what a SLURM job step's parse of the workflow does: the submitting process checked the template
+    path = _write(
+        tmp_path,
+        f"name: x\nassay: phenotype\ngating_template: {TEMPLATE}\n"
+        "metrics:\n  car_pct: {numerator: Cells/Singlets/Live/CD3pos/CAR+, denominator: Cells}\n",
+    )
+    panel = load_panel(path, check_template=False)
+    assert [m.name for m in panel.metrics] == ["car_pct"]
+    with pytest.raises(ConfigError, match="names population 'Cells/Singlets/Live/CD3pos/CAR\\+'"):
+        load_panel(path)
+    schema_error = _write(tmp_path, f"name: x\nassay: phenotyp\ngating_template: {TEMPLATE}\nmetrics: {{}}\n")
+    with pytest.raises(ConfigError, match="'phenotyp' is not one of"):
+        load_panel(schema_error, check_template=False)
+
+
 def test_a_percent_without_denominator_is_refused(tmp_path: Path):
     path = _write(
         tmp_path,
