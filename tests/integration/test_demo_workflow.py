@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -241,6 +242,39 @@ def test_an_invalid_sheet_is_refused_before_any_job_runs(project_root: Path, tmp
     assert "config/units.tsv row 2, column 'assay': 'phenotyp' is not one of" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert not (workdir / "results").exists()
+
+
+def _planned_producers(dry_run: str) -> dict[str, str]:
+    """Each output file of a dry run's plan and the rule planned to write it."""
+    producers: dict[str, str] = {}
+    for block in re.split(r"\n(?=rule \w+:)", dry_run):
+        rule = re.match(r"rule (\w+):", block)
+        output = re.search(r"^\s+output: (.+)$", block, flags=re.M)
+        if rule and output:
+            producers.update(dict.fromkeys((p.strip() for p in output.group(1).split(",")), rule.group(1)))
+    return producers
+
+
+@pytest.mark.parametrize("shared_id", [False, True], ids=["ids-by-assay", "one-id-two-assays"])
+def test_each_units_metrics_come_from_its_own_assays_rule(
+    project_root: Path, tmp_path: Path, shared_id: bool
+):
+    # The sequencing units are told apart by unit id alone when no id is used for another assay in
+    # another lot (the short regex that keeps DAG building linear), by lot and unit otherwise.
+    workdir = _workdir(project_root, tmp_path)
+    if shared_id:
+        units = workdir / "config" / "units.tsv"
+        text = units.read_text().replace("DEMO-001\tSTER\t", "DEMO-001\tS1\t")
+        units.write_text(text.replace("DEMO-002\tPHENO\t", "DEMO-002\tS1\t"))
+    plan = _snakemake(project_root, workdir, "--dry-run", "--printshellcmds")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    producers = _planned_producers(plan.stdout)
+    sequenced_id, flow_id = ("S1", "S1") if shared_id else ("STER", "PHENO")
+    assert producers[f"results/DEMO-001/units/{sequenced_id}/metrics.json"] == "call_reads_unit"
+    assert producers[f"results/DEMO-002/units/{flow_id}/metrics.json"] == "measure_unit"
+    assert producers["results/DEMO-001/units/PHENO/metrics.json"] == "measure_unit"
+    assert producers["results/DEMO-002/units/STER/metrics.json"] == "call_reads_unit"
+    assert producers["results/DEMO-001/units/STER-NC1/metrics.json"] == "call_reads_unit"
 
 
 def test_the_workflow_is_lint_clean_and_snakefmt_formatted(project_root: Path, demo_run: Path):
