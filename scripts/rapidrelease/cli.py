@@ -91,6 +91,22 @@ def _cmd_call(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from rapidrelease.watch import watch
+
+    watch(
+        Path(args.inbox),
+        config_path=Path(args.config),
+        once=args.once,
+        interval=args.interval,
+        stable_seconds=args.stable_seconds,
+        cores=args.cores,
+        snakemake_args=args.snakemake_arg,
+        snakefile=Path(args.snakefile) if args.snakefile else None,
+    )
+    return 0
+
+
 def _cmd_validate_config(args: argparse.Namespace) -> int:
     from rapidrelease.release.config import describe_run_config, load_run_config
 
@@ -274,6 +290,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--units-dir", required=True, help="the lot's units folder (each unit's reads.json and taxa)"
     )
     p.set_defaults(func=_cmd_call)
+
+    p = sub.add_parser(
+        "watch", help="register complete lot deliveries from an inbox and run snakemake for them"
+    )
+    p.add_argument("--inbox", required=True, help="folder of lot deliveries (lot.tsv, units.tsv, data)")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--once", action="store_true", help="scan once and exit (for cron or a systemd timer)")
+    p.add_argument("--interval", type=float, default=300.0, help="seconds between scans (default 300)")
+    p.add_argument(
+        "--stable-seconds",
+        type=float,
+        default=60.0,
+        help="a delivery's files must be unchanged this long before it is read (default 60)",
+    )
+    p.add_argument("--cores", type=int, default=1, help="snakemake --cores (default 1)")
+    p.add_argument("--snakefile", help="the workflow (default: this installation's workflow/Snakefile)")
+    p.add_argument(
+        "--snakemake-arg",
+        action="append",
+        default=[],
+        help="one more snakemake argument, e.g. --snakemake-arg=--profile=workflow/profiles/slurm",
+    )
+    p.set_defaults(func=_cmd_watch)
 
     p = sub.add_parser("validate-config", help="check config.yaml, the sheets and the specs before a run")
     p.add_argument("--config", default="config/config.yaml")

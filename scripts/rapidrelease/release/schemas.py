@@ -22,6 +22,7 @@ from rapidrelease.errors import ConfigError
 
 __all__ = [
     "SCHEMA_DIR",
+    "WORKFLOW_DIR",
     "SAFE_ID_PATTERN",
     "NAME_PATTERN",
     "ISO_TIME_PATTERN",
@@ -32,8 +33,9 @@ __all__ = [
     "in_document_order",
 ]
 
-# scripts/rapidrelease/release/schemas.py -> the project root holds workflow/schemas/.
-SCHEMA_DIR = Path(__file__).resolve().parents[3] / "workflow" / "schemas"
+# scripts/rapidrelease/release/schemas.py -> the project root holds workflow/ (Snakefile, schemas/).
+WORKFLOW_DIR = Path(__file__).resolve().parents[3] / "workflow"
+SCHEMA_DIR = WORKFLOW_DIR / "schemas"
 
 # Lot, unit and spec identifiers name folders and appear in shell commands: no '/', no '..',
 # no spaces or shell metacharacters, and not starting with '.' or '-'. The only lookahead looks

@@ -23,7 +23,16 @@ from rapidrelease.errors import ConfigError
 from rapidrelease.release.schemas import schema_problems
 from rapidrelease.release.yaml_files import decode_text, read_config_bytes
 
-__all__ = ["Sheet", "SheetRow", "CheckedRow", "read_sheet", "cell_problem", "row_records", "sheet_problems"]
+__all__ = [
+    "Sheet",
+    "SheetRow",
+    "CheckedRow",
+    "read_sheet",
+    "split_sheet_line",
+    "cell_problem",
+    "row_records",
+    "sheet_problems",
+]
 
 # A plain decimal number as a spreadsheet writes it; inf, nan and hex are not volumes.
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
@@ -57,7 +66,8 @@ def cell_problem(path: Path, line: int, column: str | None, message: str) -> str
     return f"{where}: {message}"
 
 
-def _split_line(line: str) -> list[str]:
+def split_sheet_line(line: str) -> list[str]:
+    """One line of a sheet as its cells, stripped; raises csv.Error for a line that cannot be split."""
     # csv handles the quotes a spreadsheet puts around a cell; a cell never spans lines in our sheets.
     return [cell.strip() for cell in next(csv.reader([line], delimiter="\t", strict=True))]
 
@@ -86,7 +96,7 @@ def read_sheet(path: Path, schema: Mapping[str, Any], problems: list[str]) -> Sh
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
-            cells = _split_line(line)
+            cells = split_sheet_line(line)
         except csv.Error as exc:
             row_errors.append(cell_problem(path, number, None, f"cannot be split into cells ({exc})."))
             continue

@@ -1,0 +1,154 @@
+"""`rapidrelease watch --once` on an inbox filled in stages, with real Snakemake runs.
+
+The inbox holds what a lab's instruments and LIMS write: an Illumina run folder per sequencing run
+(the demo's reads, the run's controls) and one delivery folder per lot (the LIMS manifest and the
+lot's FCS file). The site starts with no lot. Each lot must be processed exactly once, after its
+delivery became complete, and a lot delivered later alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+STABLE_SECONDS = 1.0
+LOT_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\n"
+UNIT_HEADER = (
+    "lot_id\tunit_id\tassay\trole\tpath\tpath2\ttemplate\tlibrary\tspike_organism\tspike_concentration\t"
+    "spike_unit\n"
+)
+
+
+def _site(project_root: Path, root: Path) -> Path:
+    site = root / "site"
+    shutil.copytree(project_root / "config", site / "config")
+    (site / "resources").mkdir()
+    (site / "resources" / "reference").symlink_to(project_root / "resources" / "reference")
+    # the panel's gating template; the demo's data come through the inbox
+    (site / "resources" / "demo").mkdir()
+    shutil.copy(project_root / "resources/demo/car_t_phenotype.gatingml.xml", site / "resources/demo")
+    (site / "config" / "lots.tsv").write_text(LOT_HEADER)
+    (site / "config" / "units.tsv").write_text(UNIT_HEADER)
+    return site
+
+
+def _run_folder(demo: Path, inbox: Path, name: str, files: list[Path]) -> Path:
+    """An Illumina run folder still being copied: RunInfo.xml and FASTQs, no CopyComplete.txt."""
+    run = inbox / name
+    (run / "Fastq").mkdir(parents=True)
+    (run / "RunInfo.xml").write_text(f'<?xml version="1.0"?>\n<RunInfo><Run Id="{name}"/></RunInfo>\n')
+    for path in files:
+        shutil.copy(demo / path, run / "Fastq" / Path(path).name)
+    return run
+
+
+def _delivery(demo: Path, inbox: Path, lot: str, run: str) -> Path:
+    folder = inbox / lot
+    folder.mkdir()
+    shutil.copy(demo / lot / f"{lot}_phenotype.fcs", folder)
+    fastq, controls = f"../{run}/Fastq", "../SEQ-RUN-01/Fastq/SEQ-RUN-01"
+    units = [
+        f"{lot}\tPHENO\tphenotype\ttest\t{lot}_phenotype.fcs\t\tconfig/panels/car_t_phenotype.yaml\t\t\t\t",
+        f"{lot}\tSTER\tsterility_reads\ttest\t{fastq}/{lot}_sterility_R1.fastq.gz\t"
+        f"{fastq}/{lot}_sterility_R2.fastq.gz\t\tshotgun\t\t\t",
+        f"{lot}\tSTER-NC1\tsterility_reads\tnegative_control\t{controls}_NC1_R1.fastq.gz\t"
+        f"{controls}_NC1_R2.fastq.gz\t\tshotgun\t\t\t",
+        f"{lot}\tSTER-NC2\tsterility_reads\tnegative_control\t{controls}_NC2_R1.fastq.gz\t"
+        f"{controls}_NC2_R2.fastq.gz\t\tshotgun\t\t\t",
+        f"{lot}\tSTER-PC\tsterility_reads\tpositive_control\t{controls}_PC_R1.fastq.gz\t"
+        f"{controls}_PC_R2.fastq.gz\t\tshotgun\tStaphylococcus aureus\t100\tCFU/mL",
+    ]
+    (folder / "units.tsv").write_text(UNIT_HEADER + "\n".join(units) + "\n")
+    # the LIMS writes the lot's row last: the delivery's manifest
+    (folder / "lot.tsv").write_text(
+        LOT_HEADER + f"{lot}\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T08:30:00+01:00\tSITE-A\n"
+    )
+    return folder
+
+
+def _watch_once(site: Path, inbox: Path) -> subprocess.CompletedProcess:
+    # what a timer runs: the command, in the site's folder, after the files have settled
+    time.sleep(STABLE_SECONDS + 0.2)
+    command = [
+        str(BIN / "rapidrelease"), "watch", "--inbox", str(inbox), "--once",
+        "--stable-seconds", str(STABLE_SECONDS), "--cores", "2",
+    ]  # fmt: skip
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
+    done = subprocess.run(
+        command, cwd=site, env=dict(os.environ, PATH=path), capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _runs(inbox: Path) -> list[Path]:
+    return sorted((inbox / ".rapidrelease-watch" / "runs").glob("*.log"))
+
+
+def test_each_lot_is_processed_once_after_its_delivery_is_complete(project_root: Path, tmp_path: Path):
+    demo = project_root / "resources" / "demo"
+    site, inbox = _site(project_root, tmp_path), tmp_path / "inbox"
+    inbox.mkdir()
+    reads = [f"SEQ-RUN-01/SEQ-RUN-01_{c}_{r}.fastq.gz" for c in ("NC1", "NC2", "PC") for r in ("R1", "R2")]
+    reads += [f"DEMO-001/DEMO-001_sterility_{r}.fastq.gz" for r in ("R1", "R2")]
+    controls = _run_folder(demo, inbox, "SEQ-RUN-01", [Path(p) for p in reads])
+    _delivery(demo, inbox, "DEMO-001", run="SEQ-RUN-01")
+    release = site / "results" / "DEMO-001" / "release.json"
+
+    # 1. the lot's manifest is there, its sequencing run is still being copied: nothing runs
+    first = _watch_once(site, inbox)
+    assert "waiting: Illumina run" in first.stderr and "has no CopyComplete.txt" in first.stderr
+    assert not release.exists() and _runs(inbox) == []
+    assert (site / "config" / "lots.tsv").read_text() == LOT_HEADER
+
+    # 2. the sequencer marks the run copied: the lot is registered and run, once
+    (controls / "CopyComplete.txt").write_text("")
+    second = _watch_once(site, inbox)
+    assert (
+        "lot DEMO-001 registered (5 units, written to config/lots.tsv and config/units.tsv)" in second.stderr
+    )
+    assert "snakemake finished DEMO-001." in second.stderr
+    decision = json.loads(release.read_text())
+    assert decision["status"] == "RELEASE_CANDIDATE"
+    assert [a["result"] for a in decision["attributes"]] == ["PASS"] * 6
+    assert (site / "results" / "DEMO-001" / "report.html").is_file()
+    assert len(_runs(inbox)) == 1
+    decided_at = release.stat().st_mtime_ns
+
+    # 3. nothing new: nothing is run, written or logged
+    third = _watch_once(site, inbox)
+    assert third.stderr == ""
+    assert len(_runs(inbox)) == 1 and release.stat().st_mtime_ns == decided_at
+
+    # 4. a second lot, sequenced in a later run with the same controls, is run alone
+    later = _run_folder(
+        demo,
+        inbox,
+        "SEQ-RUN-02",
+        [Path("DEMO-002") / f"DEMO-002_sterility_{r}.fastq.gz" for r in ("R1", "R2")],
+    )
+    (later / "CopyComplete.txt").write_text("")
+    _delivery(demo, inbox, "DEMO-002", run="SEQ-RUN-02")
+    fourth = _watch_once(site, inbox)
+    assert "lot DEMO-002 registered" in fourth.stderr and "DEMO-001" not in fourth.stderr
+    runs = _runs(inbox)
+    assert len(runs) == 2
+    second_run = runs[1].read_text()
+    assert "results/DEMO-002/release.json" in second_run and "results/DEMO-001" not in second_run
+    assert release.stat().st_mtime_ns == decided_at
+    assert (
+        json.loads((site / "results" / "DEMO-002" / "release.json").read_text())["status"] == "NOT_RELEASABLE"
+    )
+    state = json.loads((inbox / ".rapidrelease-watch" / "state.json").read_text())
+    assert {k: v["status"] for k, v in state.items()} == {"DEMO-001": "processed", "DEMO-002": "processed"}
+    assert _watch_once(site, inbox).stderr == ""

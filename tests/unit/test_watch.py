@@ -1,0 +1,320 @@
+"""The inbox watcher: when a delivery is complete, how it enters the site's sheets, what is refused.
+
+These tests never reach a Snakemake run (no delivery in them becomes runnable, or the registering
+step is called alone); tests/integration/test_watch_workflow.py runs the watcher end to end.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rapidrelease.errors import ConfigError
+from rapidrelease.watch import (
+    READY,
+    REFUSED,
+    STATE_DIR_NAME,
+    WAITING,
+    WatchLockedError,
+    examine_delivery,
+    register_delivery,
+    scan_inbox,
+    watch,
+)
+
+PROJECT = Path(__file__).resolve().parents[2]
+DEMO = PROJECT / "resources" / "demo"
+LOT_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\n"
+UNIT_HEADER = "lot_id\tunit_id\tassay\trole\tpath\tpath2\ttemplate\n"
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A site folder with the project's config and sheets that list no lot yet; the cwd of the test."""
+    root = tmp_path / "site"
+    shutil.copytree(PROJECT / "config", root / "config")
+    (root / "resources").mkdir()
+    (root / "resources" / "demo").symlink_to(DEMO)
+    (root / "resources" / "reference").symlink_to(PROJECT / "resources" / "reference")
+    (root / "config" / "lots.tsv").write_text(LOT_HEADER)
+    (root / "config" / "units.tsv").write_text(UNIT_HEADER)
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    return folder
+
+
+def _deliver(inbox: Path, lot: str = "DEMO-001", units: str | None = None, fcs: bool = True) -> Path:
+    """A LIMS delivery of a flow-only lot: manifest and (unless ``fcs`` is False) its FCS file."""
+    folder = inbox / lot
+    folder.mkdir()
+    (folder / "lot.tsv").write_text(
+        LOT_HEADER + f"{lot}\tCAR-T\tCART-DEMO-release\t2026-11-24T08:30:00+01:00\tSITE-A\n"
+    )
+    if units is None:
+        units = f"{lot}\tPHENO\tphenotype\ttest\t{lot}_phenotype.fcs\t\tconfig/panels/car_t_phenotype.yaml\n"
+    (folder / "units.tsv").write_text(UNIT_HEADER + units)
+    if fcs:
+        shutil.copyfile(DEMO / "DEMO-001" / "DEMO-001_phenotype.fcs", folder / f"{lot}_phenotype.fcs")
+    return folder
+
+
+def test_a_delivery_is_waiting_until_its_manifest_and_every_named_file_are_there(inbox: Path):
+    folder = inbox / "DEMO-001"
+    folder.mkdir()
+    (folder / "DEMO-001_phenotype.fcs").write_bytes(b"FCS3.1")
+    # a folder with data and no manifest is not a delivery yet
+    assert scan_inbox(inbox, stable_seconds=0) == []
+    shutil.rmtree(folder)
+    folder = _deliver(inbox, fcs=False)
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert (delivery.state, delivery.lot_id) == (WAITING, "DEMO-001")
+    assert delivery.reason == f"{folder.resolve() / 'DEMO-001_phenotype.fcs'} (unit PHENO) has not arrived"
+    shutil.copyfile(DEMO / "DEMO-001" / "DEMO-001_phenotype.fcs", folder / "DEMO-001_phenotype.fcs")
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.state == READY and delivery.reason == ""
+    assert [row.cells["unit_id"] for row in delivery.units.rows] == ["PHENO"]
+
+
+def test_a_file_still_being_written_is_not_read(inbox: Path):
+    folder = _deliver(inbox)
+    fcs = folder / "DEMO-001_phenotype.fcs"
+    now = time.time()
+    delivery = examine_delivery(folder, inbox, stable_seconds=60, now=now)
+    assert delivery.state == WAITING
+    manifest = folder.resolve() / "lot.tsv"
+    assert delivery.reason == f"{manifest} changed less than 60 s ago (it may still be being written)"
+    # a copy that keeps the source's old modification time still changed the file's ctime just now
+    os.utime(fcs, (now - 86_400, now - 86_400))
+    for name in ("lot.tsv", "units.tsv"):
+        os.utime(folder / name, (now - 86_400, now - 86_400))
+    assert examine_delivery(folder, inbox, stable_seconds=60, now=now).reason == delivery.reason
+    # the same files a minute later are complete, and their fingerprint has not moved
+    later = examine_delivery(folder, inbox, stable_seconds=60, now=now + 61)
+    assert later.state == READY
+    assert later.fingerprint == examine_delivery(folder, inbox, stable_seconds=60, now=now + 120).fingerprint
+    # data still arriving after the manifest has settled keep the delivery waiting
+    time.sleep(1.2)
+    with open(fcs, "ab") as fh:
+        fh.write(b"\0")
+    waiting = examine_delivery(folder, inbox, stable_seconds=1)
+    assert waiting.reason == f"{fcs.resolve()} changed less than 1 s ago (it may still be being written)"
+    assert examine_delivery(folder, inbox, stable_seconds=0).fingerprint != later.fingerprint
+
+
+def test_a_sequencing_run_folder_is_read_only_after_its_completion_marker(inbox: Path):
+    run = inbox / "241124_M00123_0412_000000000-ABCDE"
+    (run / "Data" / "Fastq").mkdir(parents=True)
+    (run / "RunInfo.xml").write_text("<RunInfo/>")
+    for read in ("R1", "R2"):
+        (run / "Data" / "Fastq" / f"S1_{read}.fastq.gz").write_bytes(b"\x1f\x8b")
+    fastq = "../241124_M00123_0412_000000000-ABCDE/Data/Fastq"
+    _deliver(
+        inbox,
+        units=f"DEMO-001\tSTER\tsterility_reads\ttest\t{fastq}/S1_R1.fastq.gz\t{fastq}/S1_R2.fastq.gz\t\n",
+        fcs=False,
+    )
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.state == WAITING
+    assert delivery.reason == f"Illumina run {run.resolve()} has no CopyComplete.txt or RTAComplete.txt yet"
+    (run / "CopyComplete.txt").write_text("")
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.state == READY
+
+
+def test_a_nanopore_run_is_read_only_after_its_final_summary(inbox: Path):
+    run = inbox / "20261124_1030_MN12345_FAX00000_abcdef12"
+    (run / "fastq_pass" / "barcode01").mkdir(parents=True)
+    (run / "fastq_pass" / "barcode01" / "reads.fastq.gz").write_bytes(b"\x1f\x8b")
+    path = f"../{run.name}/fastq_pass/barcode01/reads.fastq.gz"
+    _deliver(inbox, units=f"DEMO-001\tSTER\tsterility_reads\ttest\t{path}\t\t\n", fcs=False)
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.reason == f"Oxford Nanopore run {run.resolve()} has no final_summary_*.txt yet"
+    (run / "final_summary_FAX00000_abcdef12.txt").write_text("instrument=MN12345\n")
+    assert scan_inbox(inbox, stable_seconds=0)[0].state == READY
+
+
+@pytest.mark.parametrize(
+    ("units", "reason"),
+    [
+        (
+            "DEMO-001\tPHENO\tphenotype\ttest\t../../../etc/passwd\t\tconfig/panels/car_t_phenotype.yaml\n",
+            "row 2, column 'path': '../../../etc/passwd' is not inside the inbox",
+        ),
+        (
+            "DEMO-001\tPHENO\tphenotype\ttest\t/etc/passwd\t\tconfig/panels/car_t_phenotype.yaml\n",
+            "row 2, column 'path': '/etc/passwd' is not inside the inbox",
+        ),
+        (
+            "DEMO-009\tPHENO\tphenotype\ttest\tDEMO-001_phenotype.fcs\t\tconfig/panels/car_t_phenotype.yaml\n",
+            "row 2 names lot 'DEMO-009', not 'DEMO-001'.",
+        ),
+        ("", "lists no units."),
+    ],
+)
+def test_a_delivery_that_names_files_outside_the_inbox_or_another_lot_is_refused(
+    inbox: Path, units: str, reason: str
+):
+    folder = _deliver(inbox, units=units)
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.state == REFUSED
+    assert delivery.reason.startswith(str(folder.resolve() / "units.tsv"))
+    assert reason in delivery.reason
+
+
+def test_a_lot_manifest_must_hold_one_lot(inbox: Path):
+    folder = _deliver(inbox)
+    with open(folder / "lot.tsv", "a") as fh:
+        fh.write("DEMO-002\tCAR-T\tCART-DEMO-release\t2026-11-24T08:30:00+01:00\tSITE-A\n")
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.state == REFUSED
+    assert delivery.reason == f"{folder.resolve() / 'lot.tsv'} must hold exactly one lot row with a lot_id."
+
+
+def test_registering_replaces_only_the_lots_rows_and_keeps_every_other_line(site: Path, inbox: Path):
+    units_sheet = site / "config" / "units.tsv"
+    (site / "config" / "lots.tsv").write_text(
+        "# lots of the site\n" + LOT_HEADER
+        + "OLD-7\tCAR-T\tCART-DEMO-release\t2026-11-20T08:30:00+01:00\tSITE-A\n"
+        + "DEMO-001\tCAR-T\tCART-DEMO-release\t2026-11-01T08:30:00+01:00\tSITE-B\n"
+    )  # fmt: skip
+    units_sheet.write_text(
+        "lot_id\tunit_id\tassay\trole\tpath\ttemplate\n"
+        + "OLD-7\tPHENO\tphenotype\ttest\tresources/demo/DEMO-002/DEMO-002_phenotype.fcs\t"
+        + "config/panels/car_t_phenotype.yaml\n"
+        + "# DEMO-001 was entered by hand first\n"
+        + "DEMO-001\tOLD\tphenotype\ttest\tgone.fcs\tconfig/panels/car_t_phenotype.yaml\n"
+    )  # fmt: skip
+    folder = _deliver(inbox)
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    registered, message = register_delivery(delivery, Path("config/config.yaml"))
+    assert registered, message
+    assert message == ("lot DEMO-001 registered (1 units, written to config/lots.tsv and config/units.tsv)")
+    fcs = folder.resolve() / "DEMO-001_phenotype.fcs"
+    assert units_sheet.read_text() == (
+        # path2 is added to the header only if the delivery fills it; it does not
+        "lot_id\tunit_id\tassay\trole\tpath\ttemplate\n"
+        "OLD-7\tPHENO\tphenotype\ttest\tresources/demo/DEMO-002/DEMO-002_phenotype.fcs\t"
+        "config/panels/car_t_phenotype.yaml\n"
+        "# DEMO-001 was entered by hand first\n"
+        f"DEMO-001\tPHENO\tphenotype\ttest\t{fcs}\tconfig/panels/car_t_phenotype.yaml\n"
+    )
+    assert (site / "config" / "lots.tsv").read_text().splitlines() == [
+        "# lots of the site",
+        LOT_HEADER.strip(),
+        "OLD-7\tCAR-T\tCART-DEMO-release\t2026-11-20T08:30:00+01:00\tSITE-A",
+        "DEMO-001\tCAR-T\tCART-DEMO-release\t2026-11-24T08:30:00+01:00\tSITE-A",
+    ]
+    before = units_sheet.stat().st_mtime_ns
+    assert register_delivery(delivery, Path("config/config.yaml")) == (
+        True,
+        "lot DEMO-001 registered (1 units, already in the site's sheets)",
+    )
+    # an unchanged sheet is not rewritten, so Snakemake sees no other lot's inputs change
+    assert units_sheet.stat().st_mtime_ns == before
+
+
+def test_a_delivery_the_configuration_refuses_is_logged_once_and_the_sheets_are_untouched(
+    site: Path, inbox: Path
+):
+    folder = _deliver(
+        inbox,
+        units="DEMO-001\tPHENO\tphenotyp\ttest\tDEMO-001_phenotype.fcs\t\tconfig/panels/car_t_phenotype.yaml\n",
+    )
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    log = echo.getvalue()
+    assert f"{folder.resolve()}: refused: the configuration would be refused with it:" in log
+    # the problem names the delivery's own file and row, not the site's sheet or a scratch copy
+    assert (
+        f"{folder.resolve() / 'units.tsv'} row 2, column 'assay': 'phenotyp' is not one of phenotype," in log
+    )
+    assert (site / "config" / "units.tsv").read_text() == UNIT_HEADER
+    assert (site / "config" / "lots.tsv").read_text() == LOT_HEADER
+    state = json.loads((inbox / STATE_DIR_NAME / "state.json").read_text())
+    assert state["DEMO-001"]["status"] == REFUSED
+    # nothing changed: the second scan does nothing and says nothing
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    assert echo.getvalue() == ""
+    assert (inbox / STATE_DIR_NAME / "watch.log").read_text().count(": refused: ") == 1
+    # a change to the site's specifications is a reason to try the delivery again
+    with open(site / "config" / "specs.yaml", "a") as fh:
+        fh.write("# reviewed\n")
+    echo = io.StringIO()
+    watch(inbox, once=True, stable_seconds=0, echo=echo)
+    assert "refused" in echo.getvalue()
+
+
+def test_a_second_delivery_of_the_same_lot_is_refused_while_the_first_is_in_the_inbox(
+    site: Path, inbox: Path
+):
+    first = _deliver(inbox, lot="DEMO-001")
+    # as the watcher leaves it once the first delivery has been processed
+    [processed] = scan_inbox(inbox, stable_seconds=0)
+    state_dir = inbox / STATE_DIR_NAME
+    state_dir.mkdir()
+    entry = {"lot_id": "DEMO-001", "fingerprint": processed.fingerprint, "status": "processed"}
+    (state_dir / "state.json").write_text(json.dumps({"DEMO-001": entry}))
+    again = inbox / "DEMO-001-resent"
+    shutil.copytree(first, again)
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    assert (
+        f"{again.resolve()}: refused: lot DEMO-001 was already delivered in {inbox / 'DEMO-001'}; "
+        "remove one of the two folders"
+    ) in echo.getvalue()
+
+
+def test_a_second_watcher_on_the_same_inbox_exits_with_one_sentence(site: Path, inbox: Path):
+    state_dir = inbox / STATE_DIR_NAME
+    state_dir.mkdir()
+    with open(state_dir / "lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242 since 2026-12-02T10:00:00+00:00\n")
+        held.flush()
+        with pytest.raises(WatchLockedError, match="another rapidrelease watch is running on this inbox"):
+            watch(inbox, once=True, stable_seconds=0, echo=io.StringIO())
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "rapidrelease"), "watch", "--inbox", str(inbox), "--once"],
+            capture_output=True,
+            text=True,
+        )
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"rapidrelease: {state_dir / 'lock'}: another rapidrelease watch is running on this inbox "
+        "(pid 4242 since 2026-12-02T10:00:00+00:00); this one exits.\n"
+    )
+    # once the first has gone, the inbox is free again
+    assert watch(inbox, once=True, stable_seconds=0, echo=io.StringIO()) == []
+
+
+def test_an_inbox_that_is_not_a_folder_is_refused(site: Path, tmp_path: Path):
+    with pytest.raises(ConfigError, match="the inbox is not a folder"):
+        watch(tmp_path / "nowhere", once=True)
+
+
+def test_what_a_delivery_waits_for_is_logged_once(site: Path, inbox: Path):
+    folder = _deliver(inbox, fcs=False)
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    fcs = folder.resolve() / "DEMO-001_phenotype.fcs"
+    assert echo.getvalue().endswith(f"{folder.resolve()}: waiting: {fcs} (unit PHENO) has not arrived.\n")
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    assert echo.getvalue() == ""
+    assert (site / "config" / "units.tsv").read_text() == UNIT_HEADER
