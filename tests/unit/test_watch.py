@@ -318,3 +318,13 @@ def test_what_a_delivery_waits_for_is_logged_once(site: Path, inbox: Path):
     assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
     assert echo.getvalue() == ""
     assert (site / "config" / "units.tsv").read_text() == UNIT_HEADER
+
+
+def test_a_data_file_that_links_out_of_the_inbox_is_refused(inbox: Path, tmp_path: Path):
+    outside = tmp_path / "elsewhere.fcs"
+    shutil.copyfile(DEMO / "DEMO-001" / "DEMO-001_phenotype.fcs", outside)
+    folder = _deliver(inbox, fcs=False)
+    (folder / "DEMO-001_phenotype.fcs").symlink_to(outside)
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.state == REFUSED
+    assert "column 'path': 'DEMO-001_phenotype.fcs' is not inside the inbox" in delivery.reason
