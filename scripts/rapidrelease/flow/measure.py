@@ -9,12 +9,14 @@ atomically; ``metrics.json`` last.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from rapidrelease.errors import MetricError
+from rapidrelease.errors import MetricError, RapidReleaseError
 from rapidrelease.gating.engine import (
     DEFAULT_CHUNK_SIZE,
     SampleLayout,
@@ -26,12 +28,30 @@ from rapidrelease.gating.evidence import gate_plot_data
 from rapidrelease.outputs import input_record, sha256_file, write_json, write_table
 from rapidrelease.release.unit_record import new_unit_record, record_failure
 
-__all__ = ["FLOW_ASSAYS", "measure_unit"]
+if TYPE_CHECKING:
+    from rapidrelease.flow.panel import ThresholdDefinition
 
-FLOW_ASSAYS = ("phenotype",)
-"""Flow assays this version measures; potency and microbial_flow units are recorded as not measurable."""
+__all__ = ["FLOW_ASSAYS", "ControlTube", "measure_unit"]
+
+FLOW_ASSAYS = ("phenotype", "potency", "microbial_flow")
+"""Flow assays this version measures."""
 
 PLOT_EVENTS = 20_000  # raw events kept for the gate plots (counts always use every event)
+
+
+@dataclass(frozen=True)
+class ControlTube:
+    """A control unit of the same lot and panel that a tube's thresholds or metrics may read.
+
+    ``stain`` is the unit sheet's stain column (for an FMO tube, the channel it leaves out);
+    ``volume_ul`` its volume_ul column.
+    """
+
+    unit_id: str
+    role: str
+    path: Path
+    stain: str | None = None
+    volume_ul: float | None = None
 
 
 def measure_unit(
@@ -42,18 +62,35 @@ def measure_unit(
     fcs_path: Path | None,
     panel_path: Path | None,
     out_dir: Path,
+    controls: Sequence[ControlTube] = (),
+    stain: str | None = None,
+    volume_ul: float | None = None,
 ) -> dict[str, Any]:
     """Measure one unit; write ``populations.tsv``, ``gate_plots.json`` and ``metrics.json`` in ``out_dir``.
 
-    Returns the ``metrics.json`` record. Its ``status`` is ``"ok"`` or ``"error"`` (with ``error``, one
-    sentence); it also lists every input with its SHA-256 and size, the acquisition times and the
-    panel's metrics with their counts.
+    ``controls`` are the lot's other units of the same assay and panel with a control role; the
+    panel's derived thresholds and its background, lysis and detection metrics read them. Returns
+    the ``metrics.json`` record. Its ``status`` is ``"ok"`` or ``"error"`` (with ``error``, one
+    sentence); it also lists every input with its SHA-256 and size (control tubes included), the
+    acquisition times, the thresholds derived and the panel's metrics with their counts. A control
+    that cannot be used makes only the metrics that need it INCONCLUSIVE.
     """
-    record = new_unit_record(lot_id, unit_id, assay, role, acquisition=None, panel=None, compensation=None)
+    record = new_unit_record(
+        lot_id,
+        unit_id,
+        assay,
+        role,
+        acquisition=None,
+        panel=None,
+        compensation=None,
+        thresholds=[],
+        controls=[],
+    )
     populations = populations_table([])
     plots: list[dict[str, Any]] = []
+    this = ControlTube(unit_id, role, Path(fcs_path) if fcs_path else Path(), stain, volume_ul)
     try:
-        populations, plots = _measure(record, assay, fcs_path, panel_path)
+        populations, plots = _measure(record, assay, fcs_path, panel_path, this, controls)
     except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
         record_failure(record, exc, "measuring")
     out_dir = Path(out_dir)
@@ -63,17 +100,52 @@ def measure_unit(
     return record
 
 
+class _Tube:
+    """A tube read and laid out once: its FCS file, its tree from the template, its channel layout."""
+
+    def __init__(self, spec: ControlTube, panel: Any) -> None:
+        from rapidrelease.fcs.compensation import read_spillover_file
+        from rapidrelease.fcs.reader import read_fcs
+
+        if not spec.path.is_file():
+            raise MetricError(f"{spec.path}: file not found.")
+        self.spec = spec
+        self.fcs = read_fcs(spec.path)
+        self.tree = panel.template().tree_for(self.fcs.sample_id)
+        panel.check_populations(self.tree)
+        layout = SampleLayout.of(self.fcs)
+        if panel.compensation_path is not None:
+            layout = layout.with_spillover(read_spillover_file(panel.compensation_path))
+        self.layout = layout
+
+    def volume(self) -> tuple[float | None, str | None]:
+        """Acquired volume in mL: the sheet's volume_ul if given, else the file's $VOL (nanolitres)."""
+        if self.spec.volume_ul is not None:
+            return self.spec.volume_ul / 1000.0, "volume_ul"
+        text = self.fcs.keywords.get("$VOL", "").strip()
+        try:
+            nanolitres = float(text)
+        except ValueError:
+            return None, None
+        return (nanolitres / 1e6, "$VOL") if nanolitres > 0 else (None, None)
+
+
 def _measure(
-    record: dict[str, Any], assay: str, fcs_path: Path | None, panel_path: Path | None
+    record: dict[str, Any],
+    assay: str,
+    fcs_path: Path | None,
+    panel_path: Path | None,
+    this: ControlTube,
+    controls: Sequence[ControlTube],
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    from rapidrelease.fcs.compensation import read_spillover_file
-    from rapidrelease.fcs.reader import read_fcs
-    from rapidrelease.flow.metrics import compute_metrics
+    from rapidrelease.flow.metrics import MetricContext, TubeCounts, compute_metrics
+    from rapidrelease.flow.microbial import detection_metrics
     from rapidrelease.flow.panel import load_panel
+    from rapidrelease.flow.thresholds import derive_threshold, with_panel_gates
 
     unit = f"unit {record['unit_id']} of lot {record['lot_id']}"
     if assay not in FLOW_ASSAYS:
-        raise MetricError(f"{unit}: assay {assay!r} is not measured by this version of rapidrelease.")
+        raise MetricError(f"{unit}: assay {assay!r} is not a flow cytometry assay.")
     if fcs_path is None:
         raise MetricError(f"{unit}: units.tsv gives no FCS file (column 'path').")
     if panel_path is None:
@@ -92,23 +164,61 @@ def _measure(
         raise MetricError(
             f"{panel_path}: the panel measures {panel.assay!r}, but {unit} is a {assay!r} unit."
         )
-    if not Path(fcs_path).is_file():
-        raise MetricError(f"{fcs_path}: file not found.")
-    fcs = read_fcs(Path(fcs_path))
+    tube = _Tube(this, panel)
+    fcs = tube.fcs
     record["inputs"][0].update(
         {"fcs_version": fcs.version, "n_events": fcs.n_events, "warnings": list(fcs.warnings)}
     )
     record["acquisition"] = _acquisition(fcs)
-    tree = panel.template().tree_for(fcs.sample_id)
-    panel.check_populations(tree)
-    layout = SampleLayout.of(fcs)
     if panel.compensation_path is None:
-        record["compensation"] = "the tube's own $SPILLOVER" if layout.spillover else None
+        record["compensation"] = "the tube's own $SPILLOVER" if tube.layout.spillover else None
     else:
         record["inputs"].append(input_record(panel.compensation_path, "compensation"))
         record["compensation"] = str(panel.compensation_path)
-        layout = layout.with_spillover(read_spillover_file(panel.compensation_path))
-    compiled = compile_tree(tree, layout)
+
+    # the lot's control tubes the panel reads, each read once; one that cannot be read is a reason
+    needed = panel.control_roles()
+    tubes: dict[str, _Tube] = {this.unit_id: tube}
+    problems: dict[str, str] = {}
+    for control in controls:
+        if control.role not in needed or control.unit_id == this.unit_id:
+            continue
+        entry = input_record(control.path, f"control fcs ({control.role} {control.unit_id})")
+        record["inputs"].append(entry)
+        try:
+            tubes[control.unit_id] = _Tube(control, panel)
+        except RapidReleaseError as exc:
+            problems.setdefault(control.role, f"unit {control.unit_id}: {exc}")
+        record["controls"].append(
+            {"unit_id": control.unit_id, "role": control.role, "sha256": entry["sha256"]}
+        )
+    by_role: dict[str, list[_Tube]] = {}
+    for candidate in tubes.values():
+        by_role.setdefault(candidate.spec.role, []).append(candidate)
+
+    derived: dict[str, float] = {}
+    missing: dict[tuple[str, ...], str] = {}
+    for definition in panel.thresholds:
+        source = _threshold_source(definition, by_role, problems)
+        if isinstance(source, str):
+            missing[definition.path] = source
+            continue
+        try:
+            threshold = derive_threshold(
+                definition,
+                source.fcs,
+                with_panel_gates(source.tree, panel, derived),
+                source.layout,
+                source.spec.unit_id,
+                panel.min_events,
+            )
+        except RapidReleaseError as exc:
+            missing[definition.path] = str(exc)
+            continue
+        derived[definition.name] = threshold.value
+        record["thresholds"].append(threshold.record())
+
+    compiled = compile_tree(with_panel_gates(tube.tree, panel, derived), tube.layout)
     result = gate_chunks(
         fcs.sample_id,
         fcs.iter_event_chunks(DEFAULT_CHUNK_SIZE),
@@ -116,8 +226,74 @@ def _measure(
         keep_sample=PLOT_EVENTS,
         n_expected=fcs.n_events,
     )
-    record["metrics"] = compute_metrics(panel, result)
+
+    def counts_of(measured: _Tube, gated: Any) -> TubeCounts:
+        volume_ml, source = measured.volume()
+        return TubeCounts(
+            measured.spec.unit_id,
+            {pop.path: pop.count for pop in gated.populations},
+            gated.n_events,
+            volume_ml,
+            source,
+        )
+
+    control_counts: dict[str, list[TubeCounts]] = {}
+    for control_role, members in by_role.items():
+        for member in members:
+            if member is tube:
+                continue
+            try:
+                gated = gate_chunks(
+                    member.fcs.sample_id,
+                    member.fcs.iter_event_chunks(DEFAULT_CHUNK_SIZE),
+                    compile_tree(with_panel_gates(member.tree, panel, derived), member.layout),
+                )
+            except RapidReleaseError as exc:
+                problems.setdefault(control_role, f"unit {member.spec.unit_id}: {exc}")
+                continue
+            control_counts.setdefault(control_role, []).append(counts_of(member, gated))
+    context = MetricContext(
+        tube=counts_of(tube, result),
+        role=this.role,
+        controls=control_counts,
+        missing=missing,
+        control_problems=problems,
+    )
+    metrics = compute_metrics(panel, context)
+    if panel.detection is not None:
+        metrics |= detection_metrics(panel, metrics, context)
+    record["metrics"] = metrics
     return populations_table([result]), gate_plot_data(result, compiled)
+
+
+def _threshold_source(
+    definition: ThresholdDefinition, by_role: dict[str, list[_Tube]], problems: dict[str, str]
+) -> _Tube | str:
+    """The tube a threshold is derived from, or why there is none."""
+    from rapidrelease.flow.metrics import control_name
+
+    candidates = by_role.get(definition.control, [])
+    if definition.control == "fmo" and len(candidates) > 1:
+        candidates = [t for t in candidates if t.spec.stain == definition.channel]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        ids = ", ".join(t.spec.unit_id for t in candidates)
+        return (
+            f"threshold {definition.name} needs one {control_name(definition.control)}, "
+            f"but the lot has {len(candidates)} ({ids})"
+        )
+    why = problems.get(definition.control)
+    if why:
+        return (
+            f"threshold {definition.name} needs the lot's {control_name(definition.control)}, "
+            f"which could not be used: {why.rstrip('.')}"
+        )
+    which = f" whose stain is {definition.channel}" if definition.control == "fmo" else ""
+    return (
+        f"threshold {definition.name} needs the lot's {control_name(definition.control)}{which}, "
+        "and the lot has none"
+    )
 
 
 def _acquisition(fcs: Any) -> dict[str, Any]:

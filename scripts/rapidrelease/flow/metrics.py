@@ -4,18 +4,39 @@ A percentage of few events is not a release result: every metric carries its num
 denominator counts and a 95 % confidence interval, and a metric whose events fall below the panel's
 ``min_events`` is reported with status ``insufficient_events`` (the specification then calls the
 attribute INCONCLUSIVE).
+
+Some metrics compare the tube with a control tube of the same lot, gated with the same tree:
+
+- a percent with ``background: unstimulated`` is reported net of the unstimulated control
+  (stimulated − unstimulated, with Newcombe's interval for a difference of proportions); a control
+  that is missing, holds too few events or lies above the stimulated tube makes it INCONCLUSIVE;
+- ``specific_lysis`` is 100 × (1 − (targets per bead in the co-culture) ÷ (targets per bead in the
+  target-only control)), or per acquired volume without beads, with a log-ratio interval;
+- ``concentration`` is events per mL of the acquired volume, or per bead × beads per mL, with
+  Garwood's exact Poisson interval.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from rapidrelease.flow.panel import MetricDefinition, Panel
-from rapidrelease.gating.engine import GatingResult
+from rapidrelease.flow.panel import MetricDefinition, Panel, PopulationPath
 from rapidrelease.gating.template import population_path
+from rapidrelease.sterility.poisson import interval
 
-__all__ = ["compute_metrics", "metric_record", "wilson_interval"]
+__all__ = [
+    "TubeCounts",
+    "MetricContext",
+    "compute_metrics",
+    "control_name",
+    "concentration_record",
+    "metric_record",
+    "single_control",
+    "wilson_interval",
+]
 
 Z_95 = 1.959963984540054  # two-sided 95 % standard normal quantile
 
@@ -35,7 +56,7 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def metric_record(metric: MetricDefinition, counts: dict[tuple[str, ...], int]) -> dict[str, Any]:
+def metric_record(metric: MetricDefinition, counts: Mapping[PopulationPath, int]) -> dict[str, Any]:
     """One metric of ``metrics.json`` from population counts (path → events).
 
     Percent: 100 × numerator / denominator, with its Wilson interval; the denominator must hold at
@@ -96,7 +117,280 @@ def metric_record(metric: MetricDefinition, counts: dict[tuple[str, ...], int]) 
     return record
 
 
-def compute_metrics(panel: Panel, result: GatingResult) -> dict[str, dict[str, Any]]:
-    """Every metric of ``panel`` from one tube's gating result, by metric name, in panel order."""
-    counts = {pop.path: pop.count for pop in result.populations}
-    return {metric.name: metric_record(metric, counts) for metric in panel.metrics}
+@dataclass(frozen=True)
+class TubeCounts:
+    """One gated tube as its metrics see it: population counts and the acquired volume.
+
+    ``volume_source`` says where ``volume_ml`` came from (``"$VOL"`` or ``"volume_ul"``).
+    """
+
+    unit_id: str
+    counts: Mapping[PopulationPath, int]
+    n_events: int
+    volume_ml: float | None = None
+    volume_source: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """The tube and its role, the lot's control tubes by role (gated with the same tree), what is missing.
+
+    ``missing`` maps a population the panel could not add (a threshold without a usable control)
+    to the reason; ``control_problems`` maps a control role to why none of its tubes can be used.
+    """
+
+    tube: TubeCounts
+    role: str = "test"
+    controls: Mapping[str, Sequence[TubeCounts]] = field(default_factory=dict)
+    missing: Mapping[PopulationPath, str] = field(default_factory=dict)
+    control_problems: Mapping[str, str] = field(default_factory=dict)
+
+
+CONTROL_NAMES: Mapping[str, str] = {
+    "unstimulated": "unstimulated control",
+    "fmo": "FMO control",
+    "target_only": "target-only control",
+    "negative_control": "negative control",
+}
+"""How a control role is named in a reason."""
+
+
+def control_name(role: str) -> str:
+    """``"unstimulated control"`` for ``"unstimulated"``; any other role as ``"<role> control"``."""
+    return CONTROL_NAMES.get(role, f"{role} control")
+
+
+def _blank(metric: MetricDefinition, status: str, reason: str | None) -> dict[str, Any]:
+    return {
+        "value": None,
+        "unit": metric.unit,
+        "kind": metric.kind,
+        "status": status,
+        "reason": reason,
+        "numerator": None,
+        "denominator": None,
+        "ci95": None,
+        "min_events": metric.min_events,
+        "description": metric.description,
+    }
+
+
+def single_control(
+    metric: MetricDefinition, role: str, context: MetricContext
+) -> TubeCounts | dict[str, Any]:
+    """The lot's single control tube of ``role``, or the metric's INCONCLUSIVE record saying why not."""
+    tubes = context.controls.get(role, ())
+    if len(tubes) == 1:
+        return tubes[0]
+    if len(tubes) > 1:
+        ids = ", ".join(t.unit_id for t in tubes)
+        return _blank(
+            metric,
+            "not_computable",
+            f"{metric.name} needs one {control_name(role)}, but the lot has {len(tubes)} ({ids}).",
+        )
+    why = context.control_problems.get(role)
+    reason = f"{metric.name} needs the lot's {control_name(role)}, " + (
+        f"which could not be used: {why.rstrip('.')}." if why else "and the lot has none."
+    )
+    return _blank(metric, "missing_control", reason)
+
+
+def _newcombe(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
+    """95 % interval of p1 − p2 by Newcombe's hybrid score method (1998, method 10), as fractions."""
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson_interval(x1, n1)
+    l2, u2 = wilson_interval(x2, n2)
+    d = p1 - p2
+    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def _net_of_background(
+    metric: MetricDefinition, gross: dict[str, Any], context: MetricContext
+) -> dict[str, Any]:
+    assert metric.background is not None and metric.denominator is not None
+    control = single_control(metric, metric.background, context)
+    if isinstance(control, dict):
+        return {
+            **control,
+            "numerator": gross["numerator"],
+            "denominator": gross["denominator"],
+            "gross": gross["value"],
+        }
+    background = metric_record(metric, control.counts)
+    record = {
+        **gross,
+        "gross": gross["value"],
+        "background": {
+            "unit_id": control.unit_id,
+            **{k: background[k] for k in ("value", "status", "numerator", "denominator")},
+        },
+    }
+    if background["status"] != "ok":
+        return {
+            **record,
+            "value": None,
+            "ci95": None,
+            "status": background["status"],
+            "reason": f"the {control_name(metric.background)} {control.unit_id}: {background['reason']}",
+        }
+    num, den = gross["numerator"]["count"], gross["denominator"]["count"]
+    b_num, b_den = background["numerator"]["count"], background["denominator"]["count"]
+    if background["value"] > gross["value"]:
+        return {
+            **record,
+            "value": None,
+            "ci95": None,
+            "status": "control_above_test",
+            "reason": (
+                f"{metric.name} of the {control_name(metric.background)} {control.unit_id} "
+                f"({background['value']:.2f} %) is above the stimulated tube's ({gross['value']:.2f} %): "
+                "the stimulation or the control is in doubt."
+            ),
+        }
+    lo, hi = _newcombe(num, den, b_num, b_den)
+    return {**record, "value": gross["value"] - background["value"], "ci95": [100.0 * lo, 100.0 * hi]}
+
+
+def _per_reference(metric: MetricDefinition, tube: TubeCounts) -> tuple[int, float, str] | str:
+    """(targets, reference amount, what the reference is) of a tube, or why there is none."""
+    targets = tube.counts[metric.numerator]
+    if metric.denominator is not None:
+        return targets, float(tube.counts[metric.denominator]), population_path(metric.denominator)
+    if tube.volume_ml is None:
+        return f"unit {tube.unit_id} has no acquired volume ($VOL or volume_ul) and the panel counts no beads"
+    return targets, tube.volume_ml, "mL acquired"
+
+
+def _specific_lysis(metric: MetricDefinition, context: MetricContext) -> dict[str, Any]:
+    assert metric.control is not None
+    record = _blank(metric, "ok", None)
+    control = single_control(metric, metric.control, context)
+    if isinstance(control, dict):
+        return control
+    test, reference = _per_reference(metric, context.tube), _per_reference(metric, control)
+    for found in (test, reference):
+        if isinstance(found, str):
+            return _blank(metric, "not_computable", f"{metric.name}: {found}.")
+    assert not isinstance(test, str) and not isinstance(reference, str)
+    (t, r_t, what), (c, r_c, _) = test, reference
+    record["numerator"] = {"population": population_path(metric.numerator), "count": t}
+    record["denominator"] = None if metric.denominator is None else {"population": what, "count": int(r_t)}
+    record["control"] = {
+        "unit_id": control.unit_id,
+        "targets": c,
+        "reference": r_c if metric.denominator is None else int(r_c),
+    }
+    if c < metric.min_events:
+        return {
+            **record,
+            "status": "insufficient_events",
+            "reason": (
+                f"{metric.name} rests on {c} target events in the {control_name(metric.control)} "
+                f"{control.unit_id}, fewer than the {metric.min_events} the panel requires."
+            ),
+        }
+    if metric.denominator is not None and min(r_t, r_c) < metric.min_events:
+        return {
+            **record,
+            "status": "insufficient_events",
+            "reason": f"{metric.name} counts fewer than {metric.min_events} events of {what} in a tube.",
+        }
+    if t == 0:
+        return {
+            **record,
+            "status": "not_computable",
+            "reason": (
+                f"{metric.name}: no target events are left in unit {context.tube.unit_id}, "
+                "so the lysis cannot be told from a failed acquisition."
+            ),
+        }
+    ratio = (t / r_t) / (c / r_c)
+    spread = Z_95 * math.sqrt(
+        1 / t + 1 / c + ((1 / r_t + 1 / r_c) if metric.denominator is not None else 0.0)
+    )
+    record["value"] = 100.0 * (1.0 - ratio)
+    record["ci95"] = [100.0 * (1.0 - ratio * math.exp(spread)), 100.0 * (1.0 - ratio * math.exp(-spread))]
+    return record
+
+
+def concentration_record(metric: MetricDefinition, tube: TubeCounts) -> dict[str, Any]:
+    record = _blank(metric, "ok", None)
+    count = tube.counts[metric.numerator]
+    record["numerator"] = {"population": population_path(metric.numerator), "count": count}
+    lo, hi = interval(count)
+    if metric.denominator is not None:
+        assert metric.beads_per_ml is not None
+        beads = tube.counts[metric.denominator]
+        record["denominator"] = {"population": population_path(metric.denominator), "count": beads}
+        if beads < metric.min_events:
+            return {
+                **record,
+                "status": "insufficient_events",
+                "reason": (
+                    f"{metric.name} counts {beads} beads, fewer than the {metric.min_events} "
+                    "the panel requires."
+                ),
+            }
+        volume_ml = beads / metric.beads_per_ml
+        record["volume"] = {"ml": volume_ml, "source": f"{beads} beads at {metric.beads_per_ml:g}/mL"}
+    else:
+        if tube.volume_ml is None:
+            return {
+                **record,
+                "status": "not_computable",
+                "reason": (
+                    f"{metric.name}: unit {tube.unit_id} has no acquired volume "
+                    "($VOL keyword or volume_ul in the unit sheet)."
+                ),
+            }
+        volume_ml = tube.volume_ml
+        record["volume"] = {"ml": volume_ml, "source": tube.volume_source}
+    record["value"] = count / volume_ml
+    record["ci95"] = [lo / volume_ml, hi / volume_ml]
+    return record
+
+
+def compute_metrics(panel: Panel, context: MetricContext) -> dict[str, dict[str, Any]]:
+    """Every metric of ``panel`` for one tube, by metric name, in panel order."""
+    metrics: dict[str, dict[str, Any]] = {}
+    counts = context.tube.counts
+    for metric in panel.metrics:
+        absent = [
+            p
+            for p in (metric.numerator, *metric.any_of, *([metric.denominator] if metric.denominator else []))
+            if p not in counts
+        ]
+        if absent:
+            why = next(
+                (context.missing[p] for p in (*metric.any_of, metric.numerator) if p in context.missing), None
+            )
+            metrics[metric.name] = _blank(
+                metric,
+                "not_computable",
+                f"{metric.name} needs population {population_path(absent[0])}"
+                + (
+                    f", whose threshold could not be derived: {why.rstrip('.')}."
+                    if why
+                    else ", which was not gated."
+                ),
+            )
+            continue
+        if context.role in (metric.background, metric.control):
+            # the control itself: its own percentage is the background; a lysis relative to itself is none
+            if metric.kind == "specific_lysis":
+                metrics[metric.name] = _blank(
+                    metric, "not_applicable", f"unit {context.tube.unit_id} is the {context.role} control."
+                )
+            else:
+                metrics[metric.name] = metric_record(metric, counts)
+        elif metric.kind == "specific_lysis":
+            metrics[metric.name] = _specific_lysis(metric, context)
+        elif metric.kind == "concentration":
+            metrics[metric.name] = concentration_record(metric, context.tube)
+        else:
+            record = metric_record(metric, counts)
+            if metric.background is not None and record["status"] == "ok":
+                record = _net_of_background(metric, record, context)
+            metrics[metric.name] = record
+    return metrics

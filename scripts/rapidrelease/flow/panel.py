@@ -20,33 +20,89 @@ from rapidrelease.gating.template import GateTree, GatingTemplate, load_template
 from rapidrelease.release.schemas import load_schema, schema_problems
 from rapidrelease.release.yaml_files import load_yaml
 
-__all__ = ["DEFAULT_MIN_EVENTS", "MetricDefinition", "Panel", "load_panel"]
+__all__ = [
+    "DEFAULT_MIN_EVENTS",
+    "DEFAULT_PERCENTILE",
+    "Detection",
+    "MetricDefinition",
+    "Panel",
+    "ThresholdDefinition",
+    "load_panel",
+]
 
 DEFAULT_MIN_EVENTS = 100
 """Fewest denominator events for a reportable percentage when a panel sets none (binomial SE ≤ 5 points)."""
 
-MetricKind = Literal["percent", "ratio", "count"]
-UNITS: Mapping[str, str] = {"percent": "%", "ratio": "", "count": "events"}
+DEFAULT_PERCENTILE = 99.5
+"""Percentile of a control tube that a derived positivity threshold sits at (0.5 % of the control above)."""
+
+MetricKind = Literal["percent", "ratio", "count", "specific_lysis", "concentration"]
+UNITS: Mapping[str, str] = {
+    "percent": "%",
+    "ratio": "",
+    "count": "events",
+    "specific_lysis": "%",
+    "concentration": "events/mL",
+}
+PopulationPath = tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class MetricDefinition:
-    """One metric of a panel: populations are paths of gate ids from the root."""
+    """One metric of a panel: populations are paths of gate ids from the root.
+
+    A polyfunctional metric lists ``any_of`` populations and ``at_least``: its ``numerator`` is then
+    the population ``<denominator>/<metric name>`` of events in at least that many of them, which
+    the panel adds to the gate tree. ``background`` names the control role a percent is reported
+    net of; ``control`` the control a specific lysis is relative to.
+    """
 
     name: str
     kind: MetricKind
-    numerator: tuple[str, ...]
-    denominator: tuple[str, ...] | None
+    numerator: PopulationPath
+    denominator: PopulationPath | None
     description: str
     min_events: int
+    any_of: tuple[PopulationPath, ...] = ()
+    at_least: int | None = None
+    background: str | None = None
+    control: str | None = None
+    beads_per_ml: float | None = None
 
     @property
     def unit(self) -> str:
-        """``"%"`` for percentages, ``""`` for ratios, ``"events"`` for counts."""
+        """``"%"`` for percentages and lysis, ``""`` for ratios, ``"events"`` for counts, ``"events/mL"``."""
         return UNITS[self.kind]
 
-    def populations(self) -> list[tuple[str, ...]]:
-        return [self.numerator] + ([self.denominator] if self.denominator else [])
+    def populations(self) -> list[PopulationPath]:
+        """The template's populations the metric reads (a combination's own population excluded)."""
+        own = list(self.any_of) if self.any_of else [self.numerator]
+        return own + ([self.denominator] if self.denominator else [])
+
+
+@dataclass(frozen=True)
+class ThresholdDefinition:
+    """A positivity threshold derived from a control tube: events of ``parent`` above the control's
+    ``percentile`` of ``channel`` form the population ``parent/name``."""
+
+    name: str
+    parent: PopulationPath
+    channel: str
+    comp_ref: str | None
+    control: str
+    percentile: float
+
+    @property
+    def path(self) -> PopulationPath:
+        return (*self.parent, self.name)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """How a microbial_flow test tube is called against its negative control."""
+
+    metric: str
+    confidence: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -60,6 +116,19 @@ class Panel:
     metrics: tuple[MetricDefinition, ...]
     compensation_path: Path | None = None
     """A spillover matrix file used instead of each tube's own $SPILLOVER (None: the tube's)."""
+    thresholds: tuple[ThresholdDefinition, ...] = ()
+    detection: Detection | None = None
+    min_events: int = DEFAULT_MIN_EVENTS
+    """The panel's default fewest events (a derived threshold's control must hold as many)."""
+
+    def control_roles(self) -> set[str]:
+        """Roles of the lot's control tubes this panel's thresholds and metrics read."""
+        roles = {t.control for t in self.thresholds}
+        roles |= {m.background for m in self.metrics if m.background}
+        roles |= {m.control for m in self.metrics if m.control}
+        if self.detection is not None:
+            roles.add("negative_control")
+        return roles
 
     def template(self) -> GatingTemplate:
         """The panel's gating template (loaded once per process)."""
@@ -68,8 +137,18 @@ class Panel:
         return _load_template_cached(self.template_path.resolve())
 
     def check_populations(self, tree: GateTree) -> None:
-        """Raise ConfigError naming the panel, metric and population when ``tree`` lacks a population."""
+        """Raise ConfigError naming the panel, metric and population when ``tree`` lacks a population.
+
+        The populations a panel adds (its thresholds, then its combinations) count as defined.
+        """
         known = {path for path, _ in tree.populations()}
+        for threshold in self.thresholds:
+            if threshold.parent not in known:
+                raise ConfigError(
+                    f"{self.path}: threshold {threshold.name!r} is applied within population "
+                    f"{population_path(threshold.parent)!r}, which {tree.source} does not define."
+                )
+            known.add(threshold.path)
         for metric in self.metrics:
             for pop in metric.populations():
                 if pop not in known:
@@ -101,14 +180,22 @@ def load_panel(path: Path, check_template: bool = True) -> Panel:
         more = f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise ConfigError(f"{path}{', ' + where if where else ''}: {phrase}{more}")
     default_min = int(data.get("min_events", DEFAULT_MIN_EVENTS))
-    metrics = [_metric(path, name, spec, default_min) for name, spec in data["metrics"].items()]
+    assay = str(data["assay"])
+    metrics = [_metric(path, assay, name, spec, default_min) for name, spec in data["metrics"].items()]
+    thresholds = [_threshold(name, spec) for name, spec in data.get("thresholds", {}).items()]
+    detection = None
+    if "detection" in data:
+        detection = _detection(path, assay, data["detection"], metrics)
     panel = Panel(
         path=path,
         name=str(data["name"]),
-        assay=str(data["assay"]),
+        assay=assay,
         template_path=Path(data["gating_template"]),
         metrics=tuple(metrics),
         compensation_path=Path(data["compensation"]) if data.get("compensation") else None,
+        thresholds=tuple(thresholds),
+        detection=detection,
+        min_events=default_min,
     )
     if not check_template:
         return panel
@@ -123,16 +210,85 @@ def load_panel(path: Path, check_template: bool = True) -> Panel:
     return panel
 
 
-def _metric(path: Path, name: str, spec: Mapping[str, Any], default_min: int) -> MetricDefinition:
+def _path(text: str) -> PopulationPath:
+    return tuple(text.strip("/").split("/"))
+
+
+def _metric(path: Path, assay: str, name: str, spec: Mapping[str, Any], default_min: int) -> MetricDefinition:
+    where = f"{path}, metrics → {name}"
     kind: MetricKind = spec.get("kind", "percent")
     denominator = spec.get("denominator")
     if kind in ("percent", "ratio") and not denominator:
-        raise ConfigError(f"{path}, metrics → {name}: a {kind} metric needs a denominator population.")
+        raise ConfigError(f"{where}: a {kind} metric needs a denominator population.")
+    numerator = spec["numerator"]
+    any_of: tuple[PopulationPath, ...] = ()
+    at_least = spec.get("at_least")
+    if isinstance(numerator, list):
+        if kind != "percent" or at_least is None:
+            raise ConfigError(
+                f"{where}: a list of numerator populations is a polyfunctional combination: "
+                "a percent metric with at_least."
+            )
+        if at_least > len(numerator):
+            raise ConfigError(
+                f"{where}: at_least is {at_least}, but only {len(numerator)} populations are listed."
+            )
+        any_of = tuple(_path(p) for p in numerator)
+        numerator_path = (*_path(denominator), name)
+    else:
+        if at_least is not None:
+            raise ConfigError(f"{where}: at_least needs a list of numerator populations.")
+        numerator_path = _path(numerator)
+    background = spec.get("background")
+    if background is not None and (kind != "percent" or assay != "potency"):
+        raise ConfigError(f"{where}: background subtraction is for percent metrics of a potency panel.")
+    control = spec.get("control")
+    if kind == "specific_lysis":
+        control = control or "target_only"
+    elif control is not None:
+        raise ConfigError(f"{where}: a control is named only by a specific_lysis metric.")
+    beads_per_ml = spec.get("beads_per_ml")
+    if kind == "concentration" and denominator and beads_per_ml is None:
+        raise ConfigError(
+            f"{where}: a concentration counted against beads (a denominator) needs beads_per_ml."
+        )
+    if beads_per_ml is not None and (kind != "concentration" or not denominator):
+        raise ConfigError(f"{where}: beads_per_ml is for a concentration metric with a bead denominator.")
     return MetricDefinition(
         name=name,
         kind=kind,
-        numerator=tuple(spec["numerator"].strip("/").split("/")),
-        denominator=tuple(denominator.strip("/").split("/")) if denominator else None,
+        numerator=numerator_path,
+        denominator=_path(denominator) if denominator else None,
         description=str(spec.get("description", "")),
         min_events=int(spec.get("min_events", default_min)),
+        any_of=any_of,
+        at_least=at_least,
+        background=background,
+        control=control,
+        beads_per_ml=float(beads_per_ml) if beads_per_ml is not None else None,
     )
+
+
+def _threshold(name: str, spec: Mapping[str, Any]) -> ThresholdDefinition:
+    compensation = spec.get("compensation", "FCS")
+    return ThresholdDefinition(
+        name=name,
+        parent=_path(spec["parent"]),
+        channel=str(spec["channel"]),
+        comp_ref=None if compensation == "uncompensated" else str(compensation),
+        control=str(spec["control"]),
+        percentile=float(spec.get("percentile", DEFAULT_PERCENTILE)),
+    )
+
+
+def _detection(path: Path, assay: str, spec: Mapping[str, Any], metrics: list[MetricDefinition]) -> Detection:
+    if assay != "microbial_flow":
+        raise ConfigError(
+            f"{path}, detection: a call against a negative control is for a microbial_flow panel."
+        )
+    judged = next((m for m in metrics if m.name == spec["metric"]), None)
+    if judged is None or judged.kind != "concentration":
+        raise ConfigError(
+            f"{path}, detection → metric: {spec['metric']!r} is not a concentration metric of the panel."
+        )
+    return Detection(metric=str(spec["metric"]), confidence=float(spec.get("confidence", 0.95)))

@@ -478,6 +478,9 @@ def gate_events(events: np.ndarray, compiled: CompiledTree) -> dict[Path_, np.nd
                 result = np.logical_and.reduce(operands)
             elif node.operator == "or":
                 result = np.logical_or.reduce(operands)
+            elif node.operator == "at_least":
+                assert node.at_least is not None
+                result = np.add.reduce([m.astype(np.uint8) for m in operands]) >= node.at_least
             else:
                 result = ~operands[0]
             masks[node.path] = result if parent_mask is None else result & parent_mask

@@ -104,8 +104,11 @@ class GateNode:
     covariance: np.ndarray | None = None
     distance_square: float | None = None
     quadrants: tuple[Quadrant, ...] = ()
-    operator: Literal["and", "or", "not"] | None = None
+    operator: Literal["and", "or", "not", "at_least"] | None = None
     operands: tuple[tuple[tuple[str, ...], bool], ...] = ()
+    at_least: int | None = None
+    """For operator ``at_least`` (a panel's polyfunctional combination, never a template's): the
+    fewest operands an event must belong to."""
 
     @property
     def name(self) -> str:

@@ -1,8 +1,9 @@
-"""Poisson counting statistics for reads of a taxon: confidence bounds, tails, detection limits.
+"""Poisson counting statistics: confidence bounds, tails, detection limits.
 
 Reads of one organism in a library of N fragments are a Poisson count when the organism is a small
-share of the library. The regularized incomplete gamma function gives each quantity exactly
-(P(X ≥ r | λ) = P(r, λ), the lower regularized gamma), so no table or simulation is needed.
+share of the library, and so are the events of a gate in a volume of sample (microbial flow). The
+regularized incomplete gamma function gives each quantity exactly (P(X ≥ r | λ) = P(r, λ), the
+lower regularized gamma), so no table or simulation is needed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 
 from scipy.special import gammainc, gammaincinv
 
-__all__ = ["upper_bound", "tail_at_least", "mean_detected"]
+__all__ = ["upper_bound", "interval", "tail_at_least", "mean_detected"]
 
 
 def upper_bound(count: int, confidence: float = 0.95) -> float:
@@ -22,6 +23,18 @@ def upper_bound(count: int, confidence: float = 0.95) -> float:
     if count < 0:
         raise ValueError(f"a count cannot be negative ({count})")
     return float(gammaincinv(count + 1, confidence))
+
+
+def interval(count: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact two-sided ``confidence`` interval of a Poisson mean after observing ``count`` (Garwood).
+
+    (0, 3.69) for a count of 0 and (7.65, 23.49) for 14 at 95 %.
+    """
+    if count < 0:
+        raise ValueError(f"a count cannot be negative ({count})")
+    tail = (1.0 - confidence) / 2.0
+    lower = 0.0 if count == 0 else float(gammaincinv(count, tail))
+    return lower, float(gammaincinv(count + 1, 1.0 - tail))
 
 
 def tail_at_least(count: int, mean: float) -> float:

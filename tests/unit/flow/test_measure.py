@@ -113,7 +113,15 @@ def test_missing_panel_and_wrong_assay(tmp_path: Path):
     _assert_one_sentence_error(
         _measure(tmp_path, DEMO_FCS, panel=tmp_path / "none.yaml"), "none.yaml: file not found"
     )
-    _assert_one_sentence_error(_measure(tmp_path, DEMO_FCS, assay="potency"), "'potency' is not measured")
+    _assert_one_sentence_error(
+        _measure(tmp_path, DEMO_FCS, assay="potency"),
+        "car_t_phenotype.yaml: the panel measures 'phenotype', but unit PHENO of lot LOT-1 "
+        "is a 'potency' unit",
+    )
+    _assert_one_sentence_error(
+        _measure(tmp_path, DEMO_FCS, assay="sterility_reads"),
+        "'sterility_reads' is not a flow cytometry assay",
+    )
     no_path = _measure(tmp_path, None)
     _assert_one_sentence_error(no_path, "gives no FCS file")
 
