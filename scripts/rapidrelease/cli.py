@@ -49,7 +49,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
-    from rapidrelease.flow.measure import measure_unit
+    from rapidrelease.flow.measure import ControlTube, measure_unit
     from rapidrelease.reads.summary import gather_unit
     from rapidrelease.release.config import READS_ASSAYS
 
@@ -67,6 +67,16 @@ def _cmd_measure(args: argparse.Namespace) -> int:
             reads=[Path(p) for p in args.reads],
         )
         return 0
+    stains, volumes = dict(args.control_stain), {}
+    for unit_id, text in args.control_volume_ul:
+        try:
+            volumes[unit_id] = float(text)
+        except ValueError:
+            raise ConfigError(f"--control-volume-ul {unit_id} {text}: the volume is not a number.") from None
+    controls = [
+        ControlTube(unit_id, role, Path(path), stains.get(unit_id), volumes.get(unit_id))
+        for role, unit_id, path in args.control
+    ]
     measure_unit(
         lot_id=args.lot,
         unit_id=args.unit,
@@ -75,6 +85,9 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         fcs_path=Path(args.fcs) if args.fcs else None,
         panel_path=Path(args.panel) if args.panel else None,
         out_dir=Path(args.out),
+        controls=controls,
+        stain=args.stain,
+        volume_ul=args.volume_ul,
     )
     return 0
 
@@ -271,6 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True)
     p.add_argument("--panel", help="flow: panel YAML naming the gating template and the metrics")
     p.add_argument("--fcs", help="flow: the unit's FCS file")
+    p.add_argument("--stain", help="flow: the unit's stain column (an fmo or compensation control)")
+    p.add_argument("--volume-ul", type=float, help="flow: acquired volume in µL, used instead of $VOL")
+    p.add_argument(
+        "--control",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("ROLE", "UNIT_ID", "FCS"),
+        help="flow: a control tube of the lot the panel's thresholds or metrics read (repeatable)",
+    )
+    p.add_argument("--control-stain", nargs=2, action="append", default=[], metavar=("UNIT_ID", "CHANNEL"))
+    p.add_argument(
+        "--control-volume-ul", nargs=2, action="append", default=[], metavar=("UNIT_ID", "MICROLITRES")
+    )
     p.add_argument("--db", help="sequencing: the index the reads were classified against")
     p.add_argument(
         "--reads", nargs="*", default=[], help="sequencing: the unit's read files (for the record)"

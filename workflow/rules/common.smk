@@ -94,7 +94,7 @@ def get_unit(wildcards):
 
 
 def get_unit_inputs(wildcards):
-    """The unit's data file and panel (with its gating template) when they exist.
+    """The unit's data file, its control tubes' files and panel (with its gating template) when they exist.
 
     A missing data file is not an input snakemake would refuse the whole run for: the measuring step
     records it as this unit's error, and only this lot becomes INCONCLUSIVE.
@@ -103,12 +103,47 @@ def get_unit_inputs(wildcards):
     files = {}
     if unit.path is not None and unit.path.is_file():
         files["data"] = str(unit.path)
+    controls = [str(c.path) for c in get_flow_controls(unit) if c.path.is_file()]
+    if controls:
+        files["controls"] = controls
     if unit.template is not None and unit.template.is_file():
         files["panel"] = str(unit.template)
         panel = PANELS.get(unit.template)
         if panel is not None and panel.template_path.is_file():
             files["gating_template"] = str(panel.template_path)
     return files
+
+
+def get_flow_controls(unit):
+    """The lot's other units of the unit's assay and panel whose role the panel's thresholds or
+    metrics read (the unstimulated tube, FMOs, the target-only or sterile-medium control).
+    """
+    panel = PANELS.get(unit.template)
+    roles = panel.control_roles() if panel is not None else set()
+    return [
+        u
+        for u in RUN.units_of(unit.lot_id)
+        if u.unit_id != unit.unit_id
+        and (u.assay, u.template) == (unit.assay, unit.template)
+        and u.role in roles
+    ]
+
+
+def get_control_arguments(wildcards):
+    """measure's options for the unit's own stain and volume and for each control tube."""
+    unit = get_unit(wildcards)
+    words = []
+    if unit.stain is not None:
+        words += ["--stain", unit.stain]
+    if unit.volume_ul is not None:
+        words += ["--volume-ul", str(unit.volume_ul)]
+    for control in get_flow_controls(unit):
+        words += ["--control", control.role, control.unit_id, str(control.path)]
+        if control.stain is not None:
+            words += ["--control-stain", control.unit_id, control.stain]
+        if control.volume_ul is not None:
+            words += ["--control-volume-ul", control.unit_id, str(control.volume_ul)]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def get_sequenced_unit(wildcards):

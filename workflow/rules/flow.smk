@@ -22,7 +22,9 @@ rule measure_unit:
             "" if get_unit(wc).template is None else str(get_unit(wc).template)
         ),
         out=lambda wc, output: str(Path(output.metrics).parent),
+        controls=get_control_arguments,
     shell:
         "rapidrelease measure --lot {wildcards.lot:q} --unit {wildcards.unit:q}"
         " --assay {params.assay:q} --role {params.role:q}"
-        " --fcs {params.data:q} --panel {params.panel:q} --out {params.out:q} 2> {log:q}"
+        " --fcs {params.data:q} --panel {params.panel:q} {params.controls}"
+        " --out {params.out:q} 2> {log:q}"

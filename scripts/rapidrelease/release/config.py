@@ -37,6 +37,7 @@ from rapidrelease.release.yaml_files import load_yaml, read_config_bytes
 __all__ = [
     "FLOW_ASSAYS",
     "READS_ASSAYS",
+    "ROLES_OF_ASSAY",
     "ClassifySettings",
     "DetectionSettings",
     "Lot",
@@ -71,6 +72,8 @@ class Lot:
 class Unit:
     """One row of the unit sheet: a measured sample of a lot. ``volume_ul`` is in microlitres.
 
+    ``stain`` is a compensation control's detector (or ``unstained``), an FMO control's left-out channel.
+
     A sequencing positive control names the organism spiked in (``spike_organism``, a scientific
     name or NCBI taxid) and its concentration (``spike_concentration`` in ``spike_unit``, e.g.
     CFU/mL); ``library`` is ``shotgun`` or ``amplicon`` for sequencing units.
@@ -88,6 +91,7 @@ class Unit:
     spike_organism: str | None = None
     spike_concentration: float | None = None
     spike_unit: str | None = None
+    stain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -440,6 +444,7 @@ def _read_units(
             spike_organism=item.record.get("spike_organism"),
             spike_concentration=item.record.get("spike_concentration"),
             spike_unit=item.record.get("spike_unit"),
+            stain=item.record.get("stain"),
         )
         for item in checked
         if not item.bad
@@ -449,13 +454,40 @@ def _read_units(
 
 
 _SPIKE_COLUMNS = ("spike_organism", "spike_concentration", "spike_unit")
+ROLES_OF_ASSAY: Mapping[str, tuple[str, ...]] = {
+    "phenotype": ("test", "fmo", "compensation", "starting_material"),
+    "potency": ("stimulated", "unstimulated", "target_only", "fmo", "compensation"),
+    "microbial_flow": ("test", "negative_control"),
+    "sterility_reads": ("test", "negative_control", "positive_control"),
+    "mycoplasma_reads": ("test", "negative_control", "positive_control"),
+}
+"""The roles a unit of each assay may have."""
+_ALL_ROLES = {role for roles in ROLES_OF_ASSAY.values() for role in roles}
 
 
 def _check_unit_row(record: dict[str, Any]) -> list[tuple[str, str]]:
     assay = record.get("assay")
+    role = record.get("role")
+    if assay in ROLES_OF_ASSAY and role in _ALL_ROLES and role not in ROLES_OF_ASSAY[assay]:
+        return [
+            (
+                "role",
+                f"{role!r} is not a role of the {assay} assay "
+                f"(its roles are {', '.join(ROLES_OF_ASSAY[assay])}).",
+            )
+        ]
     if assay in FLOW_ASSAYS and "template" not in record:
         return [("template", f"a panel YAML is required for the flow assay {assay!r}.")]
     problems = []
+    if "stain" in record and role not in ("compensation", "fmo"):
+        problems.append(("stain", "is only used for a compensation or fmo control."))
+    if role == "compensation" and "stain" not in record:
+        problems.append(
+            (
+                "stain",
+                "is required for a compensation control: the detector its single stain is for, or unstained.",
+            )
+        )
     if "library" in record and assay not in READS_ASSAYS:
         problems.append(("library", "is only used for the sequencing assays."))
     spiked = assay in READS_ASSAYS and record.get("role") == "positive_control"

@@ -440,7 +440,7 @@ def test_every_problem_of_the_unit_sheet_is_reported_with_row_and_column(project
         "config/units.tsv row 6, column 'unit_id': 'PHENO' is already used for lot DEMO-001 in row 2.",
         "config/units.tsv row 6, column 'volume_ul': 0.0 is not greater than 0.",
         "config/units.tsv row 7, column 'role': 'control' is not one of test, negative_control, "
-        "positive_control, unstimulated, stimulated, fmo, compensation.",
+        "positive_control, stimulated, unstimulated, target_only, fmo, compensation, starting_material.",
         "config/units.tsv row 8, column 'template': a panel YAML is required for the flow assay 'phenotype'.",
     ]
 
@@ -474,7 +474,7 @@ def test_unknown_unit_column_is_refused_so_a_typo_is_not_ignored(project: Path) 
     path = write_project(project, units_text=text)
     assert problems_of(path) == [
         "config/units.tsv row 1, column 'volume_uL': is not a known column (the columns are lot_id, unit_id, "
-        "assay, role, path, path2, template, volume_ul, library, spike_organism, spike_concentration, "
+        "assay, role, path, path2, template, volume_ul, stain, library, spike_organism, spike_concentration, "
         "spike_unit).",
     ]
 
@@ -563,3 +563,22 @@ def test_collected_at_offsets_are_kept(project: Path) -> None:
 def test_empty_config_file(project: Path) -> None:
     path = write_project(project, config="# nothing yet\n")
     assert problems_of(path) == ["config/config.yaml: is empty; it must be a mapping of keys to values."]
+
+
+def test_a_role_the_assay_does_not_have_and_a_misplaced_stain_are_refused(project: Path) -> None:
+    header = "lot_id\tunit_id\tassay\trole\tpath\ttemplate\tstain"
+    rows = [
+        f"DEMO-001\tPHENO\tphenotype\ttest\tdata/a.fcs\t{PANEL}\t",
+        f"DEMO-001\tUNS\tphenotype\tunstimulated\tdata/b.fcs\t{PANEL}\t",
+        f"DEMO-001\tCOMP-FITC\tphenotype\tcompensation\tdata/c.fcs\t{PANEL}\t",
+        f"DEMO-001\tSTIM\tpotency\tstimulated\tdata/d.fcs\t{PANEL}\tFITC-A",
+        f"DEMO-001\tFMO-IFNG\tpotency\tfmo\tdata/e.fcs\t{PANEL}\tBV750-A",
+    ]
+    path = write_project(project, units_text=sheet(header, rows))
+    assert problems_of(path) == [
+        "config/units.tsv row 3, column 'role': 'unstimulated' is not a role of the phenotype assay "
+        "(its roles are test, fmo, compensation, starting_material).",
+        "config/units.tsv row 4, column 'stain': is required for a compensation control: the detector "
+        "its single stain is for, or unstained.",
+        "config/units.tsv row 5, column 'stain': is only used for a compensation or fmo control.",
+    ]

@@ -161,9 +161,9 @@ def test_lot_without_a_unit_of_the_assay(project: Path) -> None:
 
 
 def test_a_control_unit_does_not_stand_in_for_the_test_unit(project: Path) -> None:
-    units = [f"DEMO-001\tNEG\tphenotype\tnegative_control\tneg.fcs\t\t{PANEL}\t"]
+    units = [f"DEMO-001\tFMO\tphenotype\tfmo\tfmo.fcs\t\t{PANEL}\t"]
     run = load_run_config(write_project(project, units=units))
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(unit_id="NEG", role="negative_control")])
+    decision = evaluate_lot(run, "DEMO-001", [unit_result(unit_id="FMO", role="fmo")])
     assert decision["status"] == INCONCLUSIVE
     assert (
         reason_of(decision, "viability")
