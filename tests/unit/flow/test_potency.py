@@ -255,3 +255,35 @@ def test_specific_lysis_against_the_target_only_control_with_counting_beads(lab:
     ]
     assert alone["status"] == "missing_control"
     assert alone["reason"] == "specific_lysis_pct needs the lot's target-only control, and the lot has none."
+
+
+def test_an_fmo_threshold_comes_from_the_fmo_tube_that_leaves_that_marker_out(lab: Path):
+    (lab / "fmo.yaml").write_text(
+        (lab / "potency.yaml")
+        .read_text()
+        .replace("control: unstimulated", "control: fmo")
+        .replace(", background: unstimulated", "")
+        .replace("    background: unstimulated\n", "")
+    )
+    _tube(lab / "stim.fcs", STIMULATED, seed=1)
+    # FMO-IFNg carries no IFNg stain (its IFNg channel is background only); FMO-TNFa no TNFa stain
+    _tube(lab / "fmo_ifng.fcs", {"IFNg": 0.0, "TNFa": 0.30}, seed=4)
+    _tube(lab / "fmo_tnfa.fcs", {"IFNg": 0.25, "TNFa": 0.0}, seed=5)
+    controls = [
+        ControlTube("FMO-TNFA", "fmo", lab / "fmo_tnfa.fcs", stain="TNFa-A"),
+        ControlTube("FMO-IFNG", "fmo", lab / "fmo_ifng.fcs", stain="IFNg-A"),
+    ]
+    record = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", controls, panel="fmo.yaml")
+    assert {t["name"]: t["control_unit_id"] for t in record["thresholds"]} == {
+        "IFNgpos": "FMO-IFNG",
+        "TNFapos": "FMO-TNFA",
+    }
+    # without a stain column to tell two FMO tubes apart, none is chosen
+    unnamed = [ControlTube(c.unit_id, "fmo", c.path) for c in controls]
+    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", unnamed, panel="fmo.yaml")["metrics"][
+        "ifng_pct_t"
+    ]
+    assert (
+        "threshold IFNgpos needs the lot's FMO control whose stain is IFNg-A, and the lot has none"
+        in metric["reason"]
+    )
