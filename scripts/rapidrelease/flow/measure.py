@@ -195,6 +195,8 @@ def _measure(
     by_role: dict[str, list[_Tube]] = {}
     for candidate in tubes.values():
         by_role.setdefault(candidate.spec.role, []).append(candidate)
+    if panel.single_stains is not None:
+        _compensate_from_single_stains(record, panel, tube, tubes, by_role, problems)
 
     derived: dict[str, float] = {}
     missing: dict[tuple[str, ...], str] = {}
@@ -264,6 +266,67 @@ def _measure(
         metrics |= detection_metrics(panel, metrics, context)
     record["metrics"] = metrics
     return populations_table([result]), gate_plot_data(result, compiled)
+
+
+def _compensate_from_single_stains(
+    record: dict[str, Any],
+    panel: Any,
+    tube: _Tube,
+    tubes: dict[str, _Tube],
+    by_role: dict[str, list[_Tube]],
+    problems: dict[str, str],
+) -> None:
+    """Compute the lot's spillover matrix from its compensation controls; compensate with it the
+    tubes the panel says (all of them, or those without their own $SPILLOVER).
+
+    When the tube needs the matrix and it cannot be computed, the tube cannot be measured.
+    """
+    from rapidrelease.fcs.compensation import Spillover
+    from rapidrelease.flow.spillover import SingleStain, compare_spillover, spillover_from_single_stains
+
+    settings = panel.single_stains
+    own = tube.layout.spillover
+    needed = settings.apply == "always" or own is None
+    block: dict[str, Any] = {
+        "population": "/".join(settings.population),
+        "positive_fraction": settings.positive_fraction,
+        "applied": False,
+        "controls": [],
+        "detectors": None,
+        "matrix": None,
+        "check_against_file": None,
+        "problem": None,
+    }
+    record["single_stains"] = block
+    try:
+        if "compensation" in problems:
+            raise MetricError(problems["compensation"])
+        controls = [
+            SingleStain(t.spec.unit_id, t.spec.stain or "", t.fcs, t.tree, t.layout)
+            for t in by_role.get("compensation", [])
+        ]
+        spillover, evidence = spillover_from_single_stains(
+            controls, settings.population, settings.positive_fraction, panel.min_events
+        )
+    except MetricError as exc:
+        if needed:
+            raise MetricError(
+                f"the spillover matrix this tube needs cannot be computed from the lot's single-stain "
+                f"controls: {str(exc).rstrip('.')}."
+            ) from None
+        block["problem"] = str(exc)
+        return
+    block.update(
+        controls=evidence,
+        detectors=list(spillover.detectors),
+        matrix=spillover.matrix.tolist(),
+        check_against_file=None if own is None else compare_spillover(spillover, Spillover(*own)),
+    )
+    if needed:
+        block["applied"] = True
+        record["compensation"] = "the spillover matrix computed from the lot's single-stain controls"
+        for member in tubes.values():
+            member.layout = member.layout.with_spillover(spillover)
 
 
 def _threshold_source(

@@ -26,6 +26,7 @@ __all__ = [
     "Detection",
     "MetricDefinition",
     "Panel",
+    "SingleStainSettings",
     "ThresholdDefinition",
     "load_panel",
 ]
@@ -98,6 +99,15 @@ class ThresholdDefinition:
 
 
 @dataclass(frozen=True)
+class SingleStainSettings:
+    """How the spillover matrix is computed from the lot's compensation controls, and for which tubes."""
+
+    population: PopulationPath
+    positive_fraction: float = 0.05
+    apply: Literal["when_missing", "always"] = "when_missing"
+
+
+@dataclass(frozen=True)
 class Detection:
     """How a microbial_flow test tube is called against its negative control."""
 
@@ -118,6 +128,7 @@ class Panel:
     """A spillover matrix file used instead of each tube's own $SPILLOVER (None: the tube's)."""
     thresholds: tuple[ThresholdDefinition, ...] = ()
     detection: Detection | None = None
+    single_stains: SingleStainSettings | None = None
     min_events: int = DEFAULT_MIN_EVENTS
     """The panel's default fewest events (a derived threshold's control must hold as many)."""
 
@@ -128,6 +139,8 @@ class Panel:
         roles |= {m.control for m in self.metrics if m.control}
         if self.detection is not None:
             roles.add("negative_control")
+        if self.single_stains is not None:
+            roles.add("compensation")
         return roles
 
     def template(self) -> GatingTemplate:
@@ -142,6 +155,11 @@ class Panel:
         The populations a panel adds (its thresholds, then its combinations) count as defined.
         """
         known = {path for path, _ in tree.populations()}
+        if self.single_stains is not None and self.single_stains.population not in known:
+            raise ConfigError(
+                f"{self.path}: single_stains gates the controls to population "
+                f"{population_path(self.single_stains.population)!r}, which {tree.source} does not define."
+            )
         for threshold in self.thresholds:
             if threshold.parent not in known:
                 raise ConfigError(
@@ -195,6 +213,7 @@ def load_panel(path: Path, check_template: bool = True) -> Panel:
         compensation_path=Path(data["compensation"]) if data.get("compensation") else None,
         thresholds=tuple(thresholds),
         detection=detection,
+        single_stains=_single_stains(path, data["single_stains"], data) if "single_stains" in data else None,
         min_events=default_min,
     )
     if not check_template:
@@ -292,3 +311,16 @@ def _detection(path: Path, assay: str, spec: Mapping[str, Any], metrics: list[Me
             f"{path}, detection → metric: {spec['metric']!r} is not a concentration metric of the panel."
         )
     return Detection(metric=str(spec["metric"]), confidence=float(spec.get("confidence", 0.95)))
+
+
+def _single_stains(path: Path, spec: Mapping[str, Any], data: Mapping[str, Any]) -> SingleStainSettings:
+    if "compensation" in data:
+        raise ConfigError(
+            f"{path}: a panel compensates with a matrix file (compensation) or with its single-stain "
+            "controls (single_stains), not both."
+        )
+    return SingleStainSettings(
+        population=_path(spec["population"]),
+        positive_fraction=float(spec.get("positive_fraction", 0.05)),
+        apply=spec.get("apply", "when_missing"),
+    )

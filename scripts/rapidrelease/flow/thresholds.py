@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,13 @@ from rapidrelease.gating.engine import (
 )
 from rapidrelease.gating.template import Dimension, GateNode, GateTree, population_path
 
-__all__ = ["DerivedThreshold", "derive_threshold", "percentile_order_statistic", "with_panel_gates"]
+__all__ = [
+    "DerivedThreshold",
+    "derive_threshold",
+    "percentile_order_statistic",
+    "population_values",
+    "with_panel_gates",
+]
 
 
 @dataclass(frozen=True)
@@ -82,27 +88,31 @@ def population_values(
     tree: GateTree,
     layout: SampleLayout,
     population: tuple[str, ...],
-    dimension: Dimension,
+    dimensions: Sequence[Dimension],
 ) -> np.ndarray:
-    """The values of ``dimension`` for every event of ``population``, one chunk at a time.
+    """The values of ``dimensions`` for every event of ``population``, shape (events, dimensions).
 
-    Memory is one chunk plus the population's values (8 bytes per event).
+    Read one chunk at a time: memory is one chunk plus the population's values (8 bytes each).
     """
-    probe = GateNode(
-        path=("__values__",),
-        parent=population,
-        kind="rectangle",
-        dimensions=(dimension,),
-        bounds=((None, None),),
+    probes = tuple(
+        GateNode(
+            path=(f"__value_{i}__",),
+            parent=population,
+            kind="rectangle",
+            dimensions=(d,),
+            bounds=((None, None),),
+        )
+        for i, d in enumerate(dimensions)
     )
-    compiled = compile_tree(dataclasses.replace(tree, nodes=(*tree.nodes, probe)), layout)
-    key = compiled.gates[-1].columns[0]
+    compiled = compile_tree(dataclasses.replace(tree, nodes=(*tree.nodes, *probes)), layout)
+    keys = [gate.columns[0] for gate in compiled.gates[len(tree.nodes) :]]
     parts = []
     for chunk in chunks:
         masks = gate_events(chunk, compiled)
         rows = np.flatnonzero(masks[population]) if population else None
-        parts.append(np.array(EventColumns(chunk, compiled).take(key, rows), dtype=np.float64))
-    return np.concatenate(parts) if parts else np.zeros(0)
+        columns = EventColumns(chunk, compiled)
+        parts.append(np.column_stack([np.array(columns.take(key, rows), dtype=np.float64) for key in keys]))
+    return np.concatenate(parts) if parts else np.zeros((0, len(keys)))
 
 
 def derive_threshold(
@@ -123,8 +133,8 @@ def derive_threshold(
         tree,
         layout,
         definition.parent,
-        _threshold_dimension(definition),
-    )
+        [_threshold_dimension(definition)],
+    )[:, 0]
     finite = int(np.count_nonzero(np.isfinite(values)))
     if finite < min_events:
         raise MetricError(
