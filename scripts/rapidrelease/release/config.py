@@ -35,6 +35,7 @@ from rapidrelease.release.specs import Spec, specs_from_data
 from rapidrelease.release.yaml_files import load_yaml, read_config_bytes
 
 __all__ = [
+    "DoseSettings",
     "FLOW_ASSAYS",
     "READS_ASSAYS",
     "ROLES_OF_ASSAY",
@@ -52,13 +53,26 @@ __all__ = [
 FLOW_ASSAYS = ("phenotype", "potency", "microbial_flow")
 READS_ASSAYS = ("sterility_reads", "mycoplasma_reads")
 """Assays measured by classifying sequencing reads against the k-mer reference."""
-_LOT_COLUMNS = ("lot_id", "product", "spec", "collected_at", "site")
+_LOT_COLUMNS = (
+    "lot_id",
+    "product",
+    "spec",
+    "collected_at",
+    "site",
+    "tnc_viable",
+    "weight_kg",
+    "starting_spec",
+)
 _EXAMPLE_TIME = "2026-11-24T08:30:00+01:00"
 
 
 @dataclass(frozen=True)
 class Lot:
-    """One row of the lot sheet. ``collected_at`` is time-zone aware; ``extra`` holds further columns."""
+    """One row of the lot sheet. ``collected_at`` is time-zone aware; ``extra`` holds further columns.
+
+    ``tnc_viable`` is the final product's total viable nucleated cells (cells), ``weight_kg`` the
+    patient's weight, ``starting_spec`` the specification its starting material is accepted against.
+    """
 
     lot_id: str
     product: str
@@ -66,6 +80,9 @@ class Lot:
     collected_at: datetime
     site: str
     extra: Mapping[str, str] = field(default_factory=dict)
+    tnc_viable: float | None = None
+    weight_kg: float | None = None
+    starting_spec: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,13 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
+class DoseSettings:
+    """The percent metrics of a lot's phenotype test unit multiplied with its viable nucleated cells."""
+
+    fractions: tuple[str, ...] = ("cd3_pct_live", "car_pct_cd3")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated configuration: settings, lots, units and specifications that agree with each other.
 
@@ -165,6 +189,7 @@ class RunConfig:
     reference: Reference = field(default_factory=Reference)
     classify: ClassifySettings = field(default_factory=ClassifySettings)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
+    dose: DoseSettings = field(default_factory=DoseSettings)
 
     def units_of(self, lot_id: str) -> tuple[Unit, ...]:
         """The units of ``lot_id`` in unit-sheet order (empty if it has none)."""
@@ -260,6 +285,7 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         reference=reference,
         classify=classify,
         detection=DetectionSettings(**(settings.get("detection") or {})),
+        dose=DoseSettings(**{k: tuple(v) for k, v in (settings.get("dose") or {}).items()}),
     )
 
 
@@ -363,8 +389,9 @@ def _read_lots(
     lots: dict[str, Lot] = {}
     for item in checked:
         cells = item.row.cells
-        if spec_names is not None and cells["spec"] not in spec_names:
-            item.add("spec", f"{cells['spec']!r} is not a specification in the specs file.")
+        for column in ("spec", "starting_spec"):
+            if spec_names is not None and cells.get(column) and cells[column] not in spec_names:
+                item.add(column, f"{cells[column]!r} is not a specification in the specs file.")
         if item.bad:
             continue
         lots[cells["lot_id"]] = Lot(
@@ -374,6 +401,9 @@ def _read_lots(
             collected_at=_parse_collected_at(cells["collected_at"]),
             site=cells["site"],
             extra={column: cells[column] for column in sheet.columns if column not in _LOT_COLUMNS},
+            tnc_viable=item.record.get("tnc_viable"),
+            weight_kg=item.record.get("weight_kg"),
+            starting_spec=item.record.get("starting_spec"),
         )
     problems.extend(sheet_problems(checked))
     if not sheet.data_lines:
@@ -528,8 +558,18 @@ def describe_run_config(run: RunConfig) -> str:
         lines.append(f"  spec {spec.name}: {criteria}")
     for lot in run.lots.values():
         units = run.units_of(lot.lot_id)
-        for attribute in run.specs[lot.spec].attributes:
-            if attribute.unit_id is not None:
+        specs = [run.specs[lot.spec]] + ([run.specs[lot.starting_spec]] if lot.starting_spec else [])
+        for attribute in [a for spec in specs for a in spec.attributes]:
+            if attribute.assay == "dose":
+                # a lot's dose comes from the lot sheet and its phenotype test unit
+                missing = [column for column in ("tnc_viable", "weight_kg") if getattr(lot, column) is None]
+                if not attribute.metric.endswith("_per_kg") and "weight_kg" in missing:
+                    missing.remove("weight_kg")
+                found = not missing and any((u.assay, u.role) == ("phenotype", "test") for u in units)
+                need = (
+                    f"{' or '.join(missing)} in the lot sheet" if missing else "phenotype unit with role test"
+                )
+            elif attribute.unit_id is not None:
                 found = any(u.unit_id == attribute.unit_id for u in units)
                 need = f"unit {attribute.unit_id}"
             else:

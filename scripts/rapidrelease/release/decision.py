@@ -28,13 +28,16 @@ from typing import Any
 from rapidrelease.errors import ConfigError, SpecError
 from rapidrelease.outputs import write_json
 from rapidrelease.release.audit import audit_block
-from rapidrelease.release.config import RunConfig, Unit
+from rapidrelease.release.config import Lot, RunConfig, Unit
+from rapidrelease.release.dose import DOSE_ASSAY, dose_metrics
 from rapidrelease.release.specs import FAIL, INCONCLUSIVE, PASS, Attribute, judge, value_problem
 
 __all__ = [
     "RELEASE_SCHEMA_VERSION",
     "RELEASE_CANDIDATE",
     "NOT_RELEASABLE",
+    "ACCEPTED",
+    "NOT_ACCEPTED",
     "PASS",
     "FAIL",
     "INCONCLUSIVE",
@@ -44,7 +47,7 @@ __all__ = [
     "read_unit_result",
 ]
 
-RELEASE_SCHEMA_VERSION = "1.0"
+RELEASE_SCHEMA_VERSION = "1.1"
 RELEASE_CANDIDATE = "RELEASE_CANDIDATE"
 NOT_RELEASABLE = "NOT_RELEASABLE"
 
@@ -376,6 +379,85 @@ def lot_status(
     )
 
 
+def _dose_evidence(
+    run: RunConfig, lot: Lot, units: Sequence[Unit], evidence: Mapping[str, _UnitEvidence]
+) -> _UnitEvidence:
+    """The lot's dose metrics, as the evidence of a unit of assay ``dose`` (see rapidrelease.release.dose)."""
+    phenotype = [evidence[u.unit_id] for u in units if (u.assay, u.role) == ("phenotype", "test")]
+    source, metrics, problem = None, None, None
+    if len(phenotype) > 1:
+        problem = f"the dose needs one phenotype test unit, but lot {lot.lot_id} has {_names(phenotype)}."
+    elif phenotype and phenotype[0].error is not None:
+        source = phenotype[0]
+        problem = f"unit {source.unit.unit_id} could not be measured ({source.error})."
+    elif phenotype:
+        source, metrics = phenotype[0], phenotype[0].metrics
+    unit_id = source.unit.unit_id if source is not None else None
+    dose_unit = Unit(lot.lot_id, f"dose({unit_id or 'no phenotype unit'})", DOSE_ASSAY, "test", None)
+    return _UnitEvidence(
+        dose_unit,
+        None,
+        metrics=dose_metrics(lot, run.dose.fractions, unit_id, metrics, problem),
+        inputs=source.inputs if source is not None else [],
+    )
+
+
+ACCEPTED, NOT_ACCEPTED = "ACCEPTED", "NOT_ACCEPTED"
+
+
+def _starting_material_record(spec: Any, attributes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lot's incoming-material record: its specification, acceptance status and attributes."""
+    results = [a["result"] for a in attributes]
+    failed = [a["name"] for a in attributes if a["result"] == FAIL]
+    unknown = [a["name"] for a in attributes if a["result"] == INCONCLUSIVE]
+    if not attributes:
+        status, reason = INCONCLUSIVE, f"Specification {spec.name} has no attributes."
+    elif failed:
+        status, reason = (
+            NOT_ACCEPTED,
+            f"{_listed(failed)} of the starting material {'fails' if len(failed) == 1 else 'fail'}.",
+        )
+    elif unknown:
+        status, reason = (
+            INCONCLUSIVE,
+            f"{_listed(unknown)} of the starting material "
+            f"{'is' if len(unknown) == 1 else 'are'} inconclusive.",
+        )
+    else:
+        status, reason = ACCEPTED, f"All {len(attributes)} attributes of specification {spec.name} pass."
+    return {
+        "spec": spec.name,
+        "spec_description": spec.description,
+        "status": status,
+        "status_reason": reason,
+        "counts": {result: results.count(result) for result in (PASS, FAIL, INCONCLUSIVE)},
+        "attributes": attributes,
+    }
+
+
+def _with_starting_material(status: str, reason: str, starting: Mapping[str, Any]) -> tuple[str, str]:
+    """The lot's status once its starting material is judged: a lot made from starting material
+    that failed acceptance is not releasable, one whose acceptance is in doubt no release candidate."""
+    if starting["status"] == ACCEPTED:
+        return status, reason
+    state = starting["status"].lower().replace("_", " ")
+    why = (
+        f"its starting material is {state} against {starting['spec']} "
+        f"({_sentence(starting['status_reason'])})"
+    )
+    if starting["status"] == NOT_ACCEPTED:
+        if status == NOT_RELEASABLE:
+            return status, f"{_sentence(reason)}; also, {why}."
+        return NOT_RELEASABLE, f"The lot is not releasable: {why}."
+    if status == RELEASE_CANDIDATE:
+        return (
+            INCONCLUSIVE,
+            f"Every release attribute passes, but {why}; "
+            "a release candidate needs accepted starting material.",
+        )
+    return status, f"{_sentence(reason)}; also, {why}."
+
+
 def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The release decision record of ``lot_id`` (release.json without its audit block).
 
@@ -395,10 +477,29 @@ def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str
         )
     units = run.units_of(lot_id)
     evidence = _gather_units(lot_id, units, unit_results)
-    attributes = [_evaluate_attribute(a, lot_id, units, evidence) for a in spec.attributes]
-    _apply_validity(spec.attributes, attributes)
     failed_units = [u.unit_id for u in units if evidence[u.unit_id].error is not None]
+    # the dose is judged like a unit's metric: a unit of the pseudo-assay dose, never in the sheet
+    dose = _dose_evidence(run, lot, units, evidence)
+    judged_units, judged = (*units, dose.unit), {**evidence, dose.unit.unit_id: dose}
+
+    def judge_spec(attributes_of: Any) -> list[dict[str, Any]]:
+        records = [_evaluate_attribute(a, lot_id, judged_units, judged) for a in attributes_of.attributes]
+        _apply_validity(attributes_of.attributes, records)
+        return records
+
+    attributes = judge_spec(spec)
     status, reason = lot_status(spec.name, [(a["name"], a["result"]) for a in attributes], failed_units)
+    starting = None
+    if lot.starting_spec is not None:
+        accepted_against = run.specs.get(lot.starting_spec)
+        if accepted_against is None:
+            raise SpecError(
+                f"{run.settings.get('specs', 'the specifications')}: "
+                f"has no specification {lot.starting_spec!r}."
+            )
+        records = judge_spec(accepted_against)
+        starting = _starting_material_record(accepted_against, records)
+        status, reason = _with_starting_material(status, reason, starting)
     return {
         "schema_version": RELEASE_SCHEMA_VERSION,
         "lot": {
@@ -418,6 +519,7 @@ def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str
             result: sum(a["result"] == result for a in attributes) for result in (PASS, FAIL, INCONCLUSIVE)
         },
         "attributes": attributes,
+        "starting_material": starting,
         "units": [
             {
                 "unit_id": unit.unit_id,

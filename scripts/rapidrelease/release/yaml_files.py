@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 if repeated:
                     raise ConstructorError(None, None, f"key {key!r} is written twice", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1, which PyYAML follows, reads 1.0e8 (an exponent without its sign) as text; YAML 1.2 and
+# every person writing a dose limit read it as a number.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 class _ExactDecimalLoader(_UniqueKeyLoader):

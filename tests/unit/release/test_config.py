@@ -89,11 +89,28 @@ def test_absolute_sheet_paths_work_from_any_working_directory(project: Path, mon
 
 
 def test_extra_lot_columns_are_kept_as_text(project: Path) -> None:
-    header = LOTS_HEADER + "\ttnc_viable\tpatient_weight_kg"
-    rows = [LOTS[0] + "\t2.5e9\t71.4", LOTS[1] + "\t\t"]
+    header = LOTS_HEADER + "\tbatch_record\tpatient_code"
+    rows = [LOTS[0] + "\tBR-17\tP-0042", LOTS[1] + "\t\t"]
     run = load_run_config(write_project(project, lots_text=sheet(header, rows)))
-    assert dict(run.lots["DEMO-001"].extra) == {"tnc_viable": "2.5e9", "patient_weight_kg": "71.4"}
-    assert dict(run.lots["DEMO-002"].extra) == {"tnc_viable": "", "patient_weight_kg": ""}
+    assert dict(run.lots["DEMO-001"].extra) == {"batch_record": "BR-17", "patient_code": "P-0042"}
+    assert dict(run.lots["DEMO-002"].extra) == {"batch_record": "", "patient_code": ""}
+
+
+def test_the_dose_columns_are_numbers_and_the_starting_spec_a_specification(project: Path) -> None:
+    header = LOTS_HEADER + "\ttnc_viable\tweight_kg\tstarting_spec"
+    rows = [LOTS[0] + "\t2.5e9\t71.4\tSPEC-A", LOTS[1] + "\t\t\t"]
+    run = load_run_config(write_project(project, lots_text=sheet(header, rows)))
+    lot = run.lots["DEMO-001"]
+    assert (lot.tnc_viable, lot.weight_kg, lot.starting_spec) == (2.5e9, 71.4, "SPEC-A")
+    assert dict(lot.extra) == {}
+    assert run.lots["DEMO-002"].tnc_viable is None
+    bad = [LOTS[0] + "\t2.5 billion\t0\tAPHERESIS", LOTS[1] + "\t\t\t"]
+    assert problems_of(write_project(project, lots_text=sheet(header, bad))) == [
+        "config/lots.tsv row 2, column 'tnc_viable': '2.5 billion' is not a number.",
+        "config/lots.tsv row 2, column 'weight_kg': 0.0 is not greater than 0.",
+        "config/lots.tsv row 2, column 'starting_spec': 'APHERESIS' is not a specification in the specs "
+        "file.",
+    ]
 
 
 def test_spreadsheet_habits_are_tolerated(project: Path) -> None:
@@ -229,7 +246,7 @@ def test_config_yaml_schema_problems_are_all_reported(project: Path) -> None:
     assert problems_of(path) == [
         "config/config.yaml, key 'units': 5 is not text.",
         "config/config.yaml, key 'deadline_hour': is not a known key "
-        "(allowed: lots, units, specs, results, deadline_hours, reference, classify, detection).",
+        "(allowed: lots, units, specs, results, deadline_hours, reference, classify, dose, detection).",
         "config/config.yaml, key 'results': a value is required.",
         "config/config.yaml, key 'deadline_hours': a value is required.",
     ]

@@ -84,7 +84,8 @@ def test_specs_name_only_assays_and_roles_a_unit_can_have() -> None:
     specs = load_schema("specs.schema.yaml")
     attribute = specs["properties"]["specs"]["additionalProperties"]["properties"]["attributes"]
     keys = attribute["additionalProperties"]["properties"]
-    assert keys["assay"]["enum"] == units["assay"]["enum"]
+    # and the dose, computed from the lot sheet and the phenotype unit
+    assert keys["assay"]["enum"] == [*units["assay"]["enum"], "dose"]
     assert keys["role"]["enum"] == units["role"]["enum"]
     assert tuple(keys["comparison"]["enum"]) == COMPARISONS
     assert set(FLOW_ASSAYS) <= set(units["assay"]["enum"])

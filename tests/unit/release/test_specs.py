@@ -166,7 +166,7 @@ specs:
 """
     assert spec_problems(tmp_path, text) == [
         "specs.yaml, spec 'S', attribute 'a', key 'assay': 'phenotyp' is not one of phenotype, potency, "
-        "microbial_flow, sterility_reads, mycoplasma_reads.",
+        "microbial_flow, sterility_reads, mycoplasma_reads, dose.",
         "specs.yaml, spec 'S', attribute 'b', key 'comparison': '=>' is not one of >=, >, <=, <, between, "
         "equals.",
         "specs.yaml, spec 'S', attribute 'c', key 'limit': is not used with comparison 'between'.",

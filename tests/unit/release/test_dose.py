@@ -1,0 +1,191 @@
+"""The dose (viable CAR+ T cells, per kg) judged as a specification attribute, and the starting
+material's acceptance as a lot's second attribute set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rapidrelease.release.config import load_run_config
+from rapidrelease.release.decision import (
+    ACCEPTED,
+    FAIL,
+    INCONCLUSIVE,
+    NOT_ACCEPTED,
+    NOT_RELEASABLE,
+    PASS,
+    RELEASE_CANDIDATE,
+    evaluate_lot,
+)
+
+from .helpers import LOTS, PANEL, metric, sheet, unit_result, write_project
+from .test_decision import assert_valid_release
+
+LOTS_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\ttnc_viable\tweight_kg\tstarting_spec"
+UNITS_HEADER = "lot_id\tunit_id\tassay\trole\tpath\ttemplate"
+SPECS = """\
+specs:
+  RELEASE:
+    attributes:
+      car: {assay: phenotype, metric: car_pct_cd3, comparison: ">=", limit: 15, unit: "%"}
+      dose:
+        {assay: dose, metric: viable_car_t_cells, comparison: between, lower: 1.0e8, upper: 2.0e9,
+         unit: cells}
+      dose_per_kg:
+        assay: dose
+        metric: viable_car_t_cells_per_kg
+        comparison: between
+        lower: 1.0e6
+        upper: 2.0e7
+        unit: cells/kg
+  APHERESIS:
+    attributes:
+      viability:
+        {assay: phenotype, role: starting_material, metric: viability_pct, comparison: ">=", limit: 80,
+         unit: "%"}
+      t_cells:
+        {assay: phenotype, role: starting_material, metric: cd3_pct_live, comparison: ">=", limit: 20,
+         unit: "%"}
+"""
+
+
+def _run(project: Path, tnc: str = "2.5e9", weight: str = "70", starting: str = ""):
+    lots = [LOTS[0].replace("SPEC-A", "RELEASE") + f"\t{tnc}\t{weight}\t{starting}"]
+    units = [f"DEMO-001\tPHENO\tphenotype\ttest\tdata/a.fcs\t{PANEL}"]
+    if starting:
+        units.append(f"DEMO-001\tAPH\tphenotype\tstarting_material\tdata/aph.fcs\t{PANEL}")
+    config = write_project(
+        project, lots_text=sheet(LOTS_HEADER, lots), units_text=sheet(UNITS_HEADER, units), specs=SPECS
+    )
+    return load_run_config(config)
+
+
+def _phenotype(cd3: float = 90.0, car: float = 40.0, **more) -> dict:
+    return unit_result(metrics={"cd3_pct_live": metric(cd3), "car_pct_cd3": metric(car), **more})
+
+
+def _apheresis(viability: float = 95.0, cd3: float = 45.0) -> dict:
+    return unit_result(
+        unit_id="APH",
+        role="starting_material",
+        metrics={"viability_pct": metric(viability), "cd3_pct_live": metric(cd3)},
+    )
+
+
+def _attribute(decision: dict, name: str) -> dict:
+    return next(a for a in decision["attributes"] if a["name"] == name)
+
+
+def test_the_dose_is_the_viable_cells_times_the_cd3_and_car_fractions(project: Path):
+    decision = evaluate_lot(_run(project), "DEMO-001", [_phenotype()])
+    dose, per_kg = _attribute(decision, "dose"), _attribute(decision, "dose_per_kg")
+    # 2.5e9 × 90 % × 40 % = 9.0e8 viable CAR+ T cells; ÷ 70 kg
+    assert (dose["result"], dose["value"]) == (PASS, 900_000_000)
+    assert dose["evidence"]["unit_id"] == "dose(PHENO)"
+    assert dose["reason"].endswith(
+        "(2.5e+09 viable nucleated cells × 90.00 % cd3_pct_live × 40.00 % car_pct_cd3)."
+    )
+    assert (per_kg["result"], per_kg["value"]) == (PASS, round(9e8 / 70))
+    # the interval multiplies the fractions' intervals (87.7–88.5 % each in the helper's metrics)
+    assert dose["evidence"]["ci95"] == pytest.approx([2.5e9 * 0.877 * 0.877, 2.5e9 * 0.885 * 0.885])
+    assert decision["status"] == RELEASE_CANDIDATE
+
+
+def test_a_dose_outside_the_labelled_range_fails(project: Path):
+    decision = evaluate_lot(_run(project, tnc="1.0e10"), "DEMO-001", [_phenotype()])
+    assert _attribute(decision, "dose")["result"] == FAIL  # 3.6e9 > 2.0e9
+    assert decision["status"] == NOT_RELEASABLE
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("no tnc", "the lot sheet gives no tnc_viable (viable nucleated cells) for lot DEMO-001"),
+        ("unit error", "unit PHENO could not be measured (DEMO-001.fcs: file not found)"),
+        (
+            "fraction not ok",
+            "the dose needs car_pct_cd3 of unit PHENO as a percentage (car_pct_cd3 rests on 40 events",
+        ),
+        ("fraction absent", "unit PHENO reports no car_pct_cd3, which the dose multiplies"),
+    ],
+)
+def test_the_dose_is_inconclusive_without_every_input(project: Path, case: str, reason: str):
+    run = _run(project, tnc="" if case == "no tnc" else "2.5e9")
+    result = _phenotype()
+    if case == "unit error":
+        result = unit_result(status="error", error="DEMO-001.fcs: file not found.", metrics={})
+    elif case == "fraction not ok":
+        result["metrics"]["car_pct_cd3"] = metric(
+            None, status="insufficient_events", reason="car_pct_cd3 rests on 40 events."
+        )
+    elif case == "fraction absent":
+        del result["metrics"]["car_pct_cd3"]
+    decision = evaluate_lot(run, "DEMO-001", [result])
+    for name in ("dose", "dose_per_kg"):
+        attribute = _attribute(decision, name)
+        assert attribute["result"] == INCONCLUSIVE
+        assert reason in attribute["reason"], attribute["reason"]
+    assert decision["status"] != RELEASE_CANDIDATE
+
+
+def test_a_dose_per_kg_needs_the_weight(project: Path):
+    decision = evaluate_lot(_run(project, weight=""), "DEMO-001", [_phenotype()])
+    assert _attribute(decision, "dose")["result"] == PASS
+    per_kg = _attribute(decision, "dose_per_kg")
+    assert (
+        per_kg["result"] == INCONCLUSIVE
+        and "the lot sheet gives no weight_kg for lot DEMO-001" in per_kg["reason"]
+    )
+
+
+def test_accepted_starting_material_leaves_the_release_decision_alone(project: Path):
+    decision = evaluate_lot(_run(project, starting="APHERESIS"), "DEMO-001", [_phenotype(), _apheresis()])
+    starting = decision["starting_material"]
+    assert (starting["spec"], starting["status"]) == ("APHERESIS", ACCEPTED)
+    assert [a["result"] for a in starting["attributes"]] == [PASS, PASS]
+    assert decision["status"] == RELEASE_CANDIDATE
+    assert _run(project).lots["DEMO-001"].starting_spec is None
+    assert evaluate_lot(_run(project), "DEMO-001", [_phenotype()])["starting_material"] is None
+
+
+def test_starting_material_that_fails_acceptance_makes_the_lot_not_releasable(project: Path):
+    decision = evaluate_lot(
+        _run(project, starting="APHERESIS"), "DEMO-001", [_phenotype(), _apheresis(viability=72.0)]
+    )
+    assert decision["starting_material"]["status"] == NOT_ACCEPTED
+    assert decision["status"] == NOT_RELEASABLE
+    assert decision["status_reason"] == (
+        "The lot is not releasable: its starting material is not accepted against APHERESIS "
+        "(viability of the starting material fails)."
+    )
+    # the release attributes themselves all pass and say so
+    assert [a["result"] for a in decision["attributes"]] == [PASS, PASS, PASS]
+
+
+def test_starting_material_without_its_measurement_keeps_the_lot_from_release(project: Path):
+    decision = evaluate_lot(_run(project, starting="APHERESIS"), "DEMO-001", [_phenotype()])
+    assert decision["starting_material"]["status"] == INCONCLUSIVE
+    assert decision["status"] == INCONCLUSIVE
+    assert decision["status_reason"] == (
+        "All 3 attributes pass, but unit APH could not be measured; a release candidate needs all of "
+        "the lot's evidence; also, its starting material is inconclusive against APHERESIS "
+        "(viability, t_cells of the starting material are inconclusive)."
+    )
+
+
+def test_a_release_json_with_a_dose_and_starting_material_matches_its_schema(project: Path):
+    from rapidrelease.release.decision import evaluate_lot_files
+
+    paths = []
+    for record in (_phenotype(), _apheresis(viability=72.0)):
+        path = project / "results" / "DEMO-001" / "units" / record["unit_id"] / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
+        paths.append(path)
+    written = evaluate_lot_files(
+        _run(project, starting="APHERESIS"), "DEMO-001", paths, project / "release.json"
+    )
+    assert written["starting_material"]["status"] == NOT_ACCEPTED
+    assert_valid_release(written)
