@@ -15,7 +15,15 @@ import numpy as np
 from rapidrelease.demo.lots import DemoLot, Quadrants
 from rapidrelease.demo.panel import FSC_THRESHOLD
 
-__all__ = ["LINEAGES", "CellDraw", "draw_cells", "draw_debris"]
+__all__ = [
+    "CYTOKINE_DYES",
+    "CYTOKINE_POSITIVE",
+    "LINEAGES",
+    "CellDraw",
+    "draw_cells",
+    "draw_cytokine_dye",
+    "draw_debris",
+]
 
 LINEAGES: tuple[str, ...] = ("T", "NK", "B", "monocyte")
 """Lineage codes used in :attr:`CellDraw.lineage` (index into this tuple)."""
@@ -49,6 +57,19 @@ _DYING_FRACTION = 0.06
 _DYING_VIABILITY = (2500.0, 0.60)
 _DEAD_SPECIFIC = 0.6  # antigen lost from damaged membranes
 _DEAD_UNSPECIFIC = 4.0  # dead cells are sticky
+
+CYTOKINE_DYES: tuple[int, ...] = (_CD45RA, _CCR7, _CD8, _CD4)
+"""Dye column of each potency function (``lots.FUNCTIONS`` order): CD107a on BV421, IFN-γ on PE,
+TNF-α on PerCP-Cy5.5 and IL-2 on BV605, the dyes of CD45RA, CCR7, CD8 and CD4 in the phenotype tube."""
+
+CYTOKINE_POSITIVE: tuple[tuple[float, float], ...] = (
+    (6000.0, 0.65),
+    (4000.0, 0.65),
+    (5000.0, 0.60),
+    (3000.0, 0.70),
+)
+"""(median, sigma of ln) of a responding cell's specific signal per function (``lots.FUNCTIONS`` order),
+area units in the dye's own detector: 1.5-2 decades above the negatives, broad enough to overlap them."""
 
 # Scatter: (FSC-A median, SSC-A median, sigma ln FSC, sigma ln SSC) per lineage of a live cell.
 _SCATTER = {
@@ -180,6 +201,20 @@ def draw_cells(rng: np.random.Generator, lot: DemoLot, dead: np.ndarray) -> Cell
         ssc_a=ssc_a,
         af_scale=af_scale,
     )
+
+
+def draw_cytokine_dye(rng: np.random.Generator, positive: np.ndarray, dead: np.ndarray) -> np.ndarray:
+    """Dye abundance (n, 4) of the potency functions, area units, ``lots.FUNCTIONS`` order.
+
+    ``positive`` (n, 4) bool marks the functions each cell shows; ``dead`` (n,) bool the
+    membrane-damaged cells. Every cell carries the phenotype panel's dim unspecific staining of
+    these dyes (dead cells more, being sticky); a responder adds a log-normal specific signal.
+    """
+    n = dead.size
+    unspecific = _NEGATIVE[list(CYTOKINE_DYES)] * np.exp(0.5 * rng.standard_normal((n, 4)))
+    unspecific = np.where(dead[:, None], unspecific * _DEAD_UNSPECIFIC, unspecific)
+    specific = np.column_stack([_lognormal(rng, median_sigma, n) for median_sigma in CYTOKINE_POSITIVE])
+    return unspecific + np.where(positive, specific, 0.0)
 
 
 _DEBRIS_FSC = (12000.0, 0.45)

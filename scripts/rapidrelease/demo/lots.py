@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Quadrants", "DemoLot", "DEMO_LOTS"]
+__all__ = ["FUNCTIONS", "Quadrants", "PotencyResponse", "MicrobialLoad", "DemoLot", "DEMO_LOTS"]
+
+FUNCTIONS: tuple[str, ...] = ("cd107a", "ifng", "tnfa", "il2")
+"""The effector functions the potency tubes stain for: degranulation (CD107a), IFN-γ, TNF-α, IL-2."""
 
 Quadrants = tuple[float, float, float, float]
 """Four fractions summing to 1.
@@ -20,12 +23,61 @@ CD45RA−CCR7+ central memory, CD45RA−CCR7− effector memory, CD45RA+CCR7− 
 
 
 @dataclass(frozen=True)
+class PotencyResponse:
+    """How a lot's T cells respond in the potency tubes (probabilities per live cell, in [0, 1]).
+
+    In the stimulated tube a live CAR+ T cell becomes activated with probability ``activated``;
+    an activated cell then shows each function independently, with probability
+    ``<function> / activated``, so that ``cd107a``, ``ifng``, ``tnfa`` and ``il2`` are the
+    specific (antigen-driven) fractions of live CAR+ T cells showing that function. Sharing the
+    activated state correlates the functions and makes polyfunctional cells. ``bystander`` is the
+    per-function rate of live CAR− T cells of the stimulated tube (cytokine-driven bystander
+    activation), ``background`` the per-function rate of every live T cell in both tubes
+    (spontaneous production). The stimulated tube's gross fraction among CAR+ T cells is about
+    the specific fraction plus ``background``; net of the unstimulated tube it is the specific one.
+    """
+
+    activated: float
+    cd107a: float
+    ifng: float
+    tnfa: float
+    il2: float
+    bystander: float = 0.003
+    background: float = 0.0015
+
+    def __post_init__(self) -> None:
+        for function in FUNCTIONS:
+            if not 0.0 <= getattr(self, function) <= self.activated <= 1.0:
+                raise ValueError(f"PotencyResponse: {function} must lie between 0 and activated (≤ 1).")
+
+    def given_activation(self) -> tuple[float, ...]:
+        """Probability of each function (``FUNCTIONS`` order) in an activated CAR+ T cell."""
+        return tuple(getattr(self, function) / self.activated for function in FUNCTIONS)
+
+
+@dataclass(frozen=True)
+class MicrobialLoad:
+    """The microbes in a lot's microbial-flow test sample.
+
+    ``microbes_per_ml`` is the concentration of stainable microbial cells in the acquired sample
+    (cells per mL); ``damaged_fraction`` the share of them with damaged membranes, which take up
+    propidium iodide. A sterile lot has ``microbes_per_ml = 0``.
+    """
+
+    microbes_per_ml: float = 0.0
+    damaged_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
 class DemoLot:
     """One simulated post-manufacture CAR-T drug product and its phenotype-tube acquisition.
 
     Fractions are probabilities in [0, 1]; ``event_rate_per_s`` is the mean acquisition rate in
     events per second; ``acquisition_start`` is the cytometer's local clock at the first event,
     the source of ``$DATE`` and ``$BTIM`` so that a regenerated file never carries "now".
+    ``potency`` describes the potency tubes (same cell composition as the phenotype tube), which
+    were acquired from ``stimulated_start`` and ``unstimulated_start``; ``microbial`` the
+    microbial-flow test sample, acquired on the bench cytometer from ``microbial_start``.
     """
 
     lot_id: str
@@ -44,11 +96,25 @@ class DemoLot:
     memory_cd4: Quadrants
     memory_cd8: Quadrants
     event_rate_per_s: float
+    potency: PotencyResponse
+    stimulated_start: datetime
+    unstimulated_start: datetime
+    microbial: MicrobialLoad
+    microbial_start: datetime
 
     @property
     def fcs_name(self) -> str:
         """File name of the lot's phenotype tube, also its ``$FIL``."""
         return f"{self.lot_id}_phenotype.fcs"
+
+    def potency_fcs_name(self, stimulated: bool) -> str:
+        """File name (and ``$FIL``) of the lot's stimulated or unstimulated potency tube."""
+        return f"{self.lot_id}_potency_{'stimulated' if stimulated else 'unstimulated'}.fcs"
+
+    @property
+    def microbial_fcs_name(self) -> str:
+        """File name (and ``$FIL``) of the lot's microbial-flow test tube."""
+        return f"{self.lot_id}_microbial.fcs"
 
 
 DEMO_LOTS: tuple[DemoLot, ...] = (
@@ -70,6 +136,13 @@ DEMO_LOTS: tuple[DemoLot, ...] = (
         memory_cd4=(0.30, 0.40, 0.22, 0.08),
         memory_cd8=(0.34, 0.24, 0.26, 0.16),
         event_rate_per_s=2100.0,
+        # 5 h antigen stimulation after the phenotype tube; CD107a > TNF-α > IFN-γ > IL-2, as
+        # CD19 CAR-T products typically show.
+        potency=PotencyResponse(activated=0.65, cd107a=0.35, ifng=0.25, tnfa=0.30, il2=0.12),
+        stimulated_start=datetime(2026, 11, 25, 15, 18, 40),
+        unstimulated_start=datetime(2026, 11, 25, 15, 3, 5),
+        microbial=MicrobialLoad(),
+        microbial_start=datetime(2026, 11, 25, 11, 32, 20),
     ),
     DemoLot(
         lot_id="DEMO-002",
@@ -89,6 +162,12 @@ DEMO_LOTS: tuple[DemoLot, ...] = (
         memory_cd4=(0.26, 0.38, 0.26, 0.10),
         memory_cd8=(0.28, 0.22, 0.30, 0.20),
         event_rate_per_s=1750.0,
+        # Fewer CAR+ cells, but each responds about as well as DEMO-001's.
+        potency=PotencyResponse(activated=0.60, cd107a=0.30, ifng=0.20, tnfa=0.26, il2=0.10),
+        stimulated_start=datetime(2026, 11, 25, 15, 51, 2),
+        unstimulated_start=datetime(2026, 11, 25, 15, 36, 27),
+        microbial=MicrobialLoad(),
+        microbial_start=datetime(2026, 11, 25, 11, 36, 48),
     ),
 )
 """The committed demo lots, in the order their files are written."""

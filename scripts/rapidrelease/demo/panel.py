@@ -1,7 +1,9 @@
 """The simulated instrument and phenotype panel: channels, detectors, spillover and detector noise.
 
 A BD LSRFortessa-like cytometer (blue 488 nm, yellow-green 561 nm, red 640 nm and violet 405 nm
-lasers) acquiring one CAR-T phenotype tube. Detector names follow the FACSDiva habit of naming a
+lasers) acquiring one CAR-T phenotype tube and the two tubes of the potency assay, which use the
+same dyes (and so the same spillover) with four of them on intracellular cytokine antibodies
+(:data:`POTENCY_CHANNELS`). Detector names follow the FACSDiva habit of naming a
 detector by laser and band centre (``B530-A`` is the 530/30 filter behind the blue laser).
 
 Intensities everywhere in :mod:`rapidrelease.demo` are in the instrument's area units, the scale of
@@ -10,13 +12,15 @@ an 18-bit channel (``$PnR`` 262144), as FACSDiva writes float list-mode data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 __all__ = [
     "Channel",
     "CHANNELS",
+    "POTENCY_MARKERS",
+    "POTENCY_CHANNELS",
     "FLUORESCENCE",
     "SPILLOVER",
     "AUTOFLUORESCENCE",
@@ -75,6 +79,16 @@ CHANNELS: tuple[Channel, ...] = (
     Channel("Time", "", "", None, None, None, None),
 )
 """The parameters in the order they are stored in each event (FCS 3.1 §3.3, list mode)."""
+
+POTENCY_MARKERS: dict[str, str] = {"YG586-A": "IFNg", "B695-A": "TNFa", "V450-A": "CD107a", "V610-A": "IL2"}
+"""$PnS of the potency tubes' cytokine detectors: PE IFN-γ, PerCP-Cy5.5 TNF-α, BV421 CD107a and BV605
+IL-2 (intracellular, after brefeldin A/monensin; anti-CD107a present during the stimulation)."""
+
+POTENCY_CHANNELS: tuple[Channel, ...] = tuple(
+    replace(c, pns=POTENCY_MARKERS.get(c.pnn, c.pns)) for c in CHANNELS
+)
+"""The potency tubes' parameters: :data:`CHANNELS` with the cytokine markers in place of CCR7, CD8,
+CD45RA and CD4. CAR (FITC), CD3 (BV510) and viability (NIR) are stained as in the phenotype tube."""
 
 FLUORESCENCE: tuple[str, ...] = tuple(c.pnn for c in CHANNELS if c.fluorochrome)
 """The seven fluorescence detectors ($PnN), in data order; also the order of every per-dye array."""

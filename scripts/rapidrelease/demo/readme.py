@@ -5,13 +5,36 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from rapidrelease.demo.cells import CYTOKINE_POSITIVE
 from rapidrelease.demo.fcs_writer import CYTOMETER, CYTOMETER_SERIAL
-from rapidrelease.demo.lots import DEMO_LOTS, DemoLot
-from rapidrelease.demo.panel import CHANNELS, FLUORESCENCE, FSC_THRESHOLD, SPILLOVER
+from rapidrelease.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot
+from rapidrelease.demo.microbial import (
+    AGGREGATES_PER_ML,
+    FL1_THRESHOLD,
+    FLOW_RATE_UL_PER_MIN,
+    FLOW_RUN_ID,
+    FRAGMENTS_PER_ML,
+    MEDIUM_NAME,
+    MICROBIAL_CHANNELS,
+    MICROBIAL_CYTOMETER,
+    MICROBIAL_CYTOMETER_SERIAL,
+    NOISE_PER_ML,
+    VOLUME_UL,
+)
+from rapidrelease.demo.panel import CHANNELS, FLUORESCENCE, FSC_THRESHOLD, POTENCY_MARKERS, SPILLOVER
 from rapidrelease.demo.reads import READ_PAIRS, READ_SOURCES, RUN_CONTROLS
-from rapidrelease.demo.template import LOGICLE, TEMPLATE_NAME, THRESHOLDS
+from rapidrelease.demo.template import (
+    LOGICLE,
+    MICROBIAL_GATES,
+    MICROBIAL_TEMPLATE_NAME,
+    POTENCY_TEMPLATE_NAME,
+    TEMPLATE_NAME,
+    THRESHOLDS,
+)
 
 __all__ = ["demo_readme"]
+
+_FUNCTION_NAMES = {"cd107a": "CD107a", "ifng": "IFN-γ", "tnfa": "TNF-α", "il2": "IL-2"}
 
 _README = """\
 # Demo lots: SYNTHETIC flow cytometry and sequencing data
@@ -35,9 +58,24 @@ doublet, dead, live), `lineage` (T, NK, B, monocyte), `cd3`, `car`, `cd4`, `cd8`
 {read_pairs} simulated read pairs, 2 × 150 bp |
 | `DEMO-00N/DEMO-00N_sterility_reads_truth.tsv` | read pairs drawn from each source (the truth of \
 the sequencing unit) |
+| `DEMO-00N/DEMO-00N_potency_stimulated.fcs`, `_potency_unstimulated.fcs` | the potency pair per \
+lot: the same instrument, dyes and `$SPILLOVER` as the phenotype tube, with intracellular cytokines \
+and CD107a, after 5 h with CD19 antigen or with medium only |
+| `DEMO-00N/DEMO-00N_potency_stimulated_events_truth.parquet`, \
+`_potency_unstimulated_events_truth.parquet` | one row per event, in file order: `event`, `kind`, \
+`lineage`, `cd3`, `car`, `activated`, `cd107a`, `ifng`, `tnfa`, `il2` (null for debris and doublets) |
+| `DEMO-00N/potency_truth.tsv` | the lot's potency metrics (% of live CAR+ T cells) in each tube and \
+net, counted from the event labels |
+| `DEMO-00N/DEMO-00N_microbial.fcs` | one microbial-flow test tube per lot: SYBR Green I / PI, \
+{volume:g} µL acquired (`$VOL`), heights on a 24-bit scale |
+| `DEMO-00N/microbial_truth.tsv` | the microbes the test tube holds (none: both lots are sterile) |
 | `SEQ-RUN-01/SEQ-RUN-01_{{NC1,NC2,PC}}_R1.fastq.gz`, `_R2.fastq.gz`, `_reads_truth.tsv` | the \
 sequencing run's negative and positive controls, {read_pairs} read pairs each, with their truth |
-| `{template}` | GatingML 2.0 template that gates both files |
+| `{flow_run}/{medium}`, `{flow_run}_medium_truth.tsv` | the microbial-flow run's sterile-medium \
+negative control, with its truth |
+| `{template}` | GatingML 2.0 template that gates the phenotype tubes |
+| `{potency_template}` | GatingML 2.0 template that gates the potency tubes down to CAR+ T cells |
+| `{microbial_template}` | GatingML 2.0 template that gates the microbial-flow tubes |
 
 ## Regenerating
 
@@ -110,6 +148,75 @@ Boundaries sit in the valleys between the simulated populations:
 
 {thresholds}
 
+## Potency tubes
+
+Each lot's cells were also stimulated for 5 h with plate-bound CD19 antigen (the *stimulated*
+tube) or with medium only (the *unstimulated* tube), with brefeldin A and monensin keeping
+cytokines in the cell and anti-CD107a present throughout; then stained for CAR, CD3, viability and,
+intracellularly, IFN-γ, TNF-α and IL-2, and acquired on the same {cytometer} with the same dyes,
+voltages and `$SPILLOVER`. Four detectors carry other markers than in the phenotype tube:
+
+{potency_panel}
+
+- **The cells** are drawn exactly as for the phenotype tube (same lot fractions: debris, doublets,
+  dead, T/NK/B/monocytes, CAR+), from each tube's own random stream, 30 000 events per tube.
+- **Who responds**: in the stimulated tube each live CAR+ T cell becomes *activated* with the
+  lot's probability; an activated cell shows each function independently with its own
+  conditional probability, so the functions are correlated and polyfunctional cells are common.
+  Live CAR− T cells of the stimulated tube respond at a bystander rate, and every live T cell of
+  both tubes at a small spontaneous background rate, per function. Dead cells do not respond.
+- **Staining**: every cell carries the dim unspecific staining of these dyes that the phenotype
+  tube's negatives have (dead cells more, being sticky); a responder adds a log-normal specific
+  signal, medians {cytokine_medians} (area units, sigma of ln 0.6–0.7), about 1.5 decades above
+  the compensated negatives, with some overlap.
+- **Detection and acquisition** are the phenotype tube's.
+
+The potency template `{potency_template}` has the phenotype template's Cells, Singlets, Live,
+CD3pos and CARpos gates (same IDs and boundaries) and no gate below CARpos: cytokine positivity is
+set per lot from the unstimulated tube by the pipeline, not fixed in the template.
+
+Potency truth (`potency_truth.tsv`): for each metric the % of live CAR+ T cells of the stimulated
+tube (gross), of the unstimulated tube, and the net difference, with the event counts.
+`polyfunctional_pct_car` counts cells showing at least two of the four functions.
+
+## Microbial flow
+
+A simulated {micro_cytometer} (`$CYT` {micro_cytometer}, `$CYTSN` {micro_serial}): one blue laser;
+heights only, 24-bit (`$PnR` 16777215), float data, uncompensated; Time counts 10 ms ticks
+(`$TIMESTEP` 0.01); the trigger is FL1-H at {fl1_threshold}. A fixed volume of {volume:g} µL is
+acquired at {flow_rate:g} µL/min; `$VOL` gives it in nanolitres ({volume_nl:g}).
+
+{micro_panel}
+
+Each lot's product sample (lysed and diluted) and the run's sterile culture medium
+(`{flow_run}/{medium}`, the negative control both lots' test tubes are called against) are
+stained with SYBR Green I (nucleic acid, every cell) and propidium iodide (PI, membrane-damaged
+cells only). The events, as Poisson counts of concentration × volume:
+
+| particles | per mL | in | FL1-H (SYBR) | SSC-H | FL3-H (PI) |
+|---|---:|---|---|---|---|
+| instrument noise, medium particles | {noise:g} | every tube | just above the trigger | low | low |
+| stain aggregates | {aggregates:g} | every tube | bright (≈ 120 000) | small | SYBR's tail only |
+| product fragments | {fragments:g} | test tubes | dim (≈ 4 000), wide | wide (≈ 60 000), \
+grows with SYBR | dim |
+| microbes | the lot's | contaminated tubes only | ≈ 400 000 | small (≈ 6 000) | PI-bright \
+(≈ 900 000) if damaged |
+
+Both demo lots are sterile: their test tubes hold no microbes, and the few events in the microbial
+gate are stain aggregates, as in the medium control, so comparing them with the medium control
+calls NOT_DETECTED. The simulator (`rapidrelease.demo.microbial.simulate_microbial_tube`) takes a
+microbe concentration, so the tests also make contaminated tubes.
+
+`{microbial_template}` (GatingML 2.0) gates raw heights (uncompensated, untransformed):
+
+```
+{microbial_tree}
+```
+
+Microbial truth (`microbial_truth.tsv`, `{flow_run}_medium_truth.tsv`, from the event labels):
+
+{microbial_truth}
+
 ## Sequencing: the sterility sample
 
 Each lot has one sequencing unit (`STER`, assay `sterility_reads`): a DNA sample of the product
@@ -150,6 +257,15 @@ File `{lot_id}/{fcs_name}`. Simulation parameters (the probabilities each event 
 Truth (`{lot_id}/truth.tsv`, counted from the event labels, not from gating):
 
 {truth}
+
+Potency tubes `{lot_id}/{stimulated_name}` and `{lot_id}/{unstimulated_name}`. Response parameters
+(probabilities per live T cell):
+
+{potency_parameters}
+
+Potency truth (`{lot_id}/potency_truth.tsv`, % of live CAR+ T cells, counted from the event labels):
+
+{potency_truth}
 """
 
 
@@ -170,7 +286,7 @@ def _percentages(values: tuple[float, ...]) -> str:
     return " / ".join(f"{100 * v:.1f}" for v in values)
 
 
-def _lot_section(lot: DemoLot, truth: pl.DataFrame) -> str:
+def _lot_section(lot: DemoLot, truth: pl.DataFrame, potency_truth: pl.DataFrame) -> str:
     parameters = [
         ["events", str(lot.n_events)],
         ["debris (% of events)", f"{100 * lot.debris_fraction:.0f}"],
@@ -192,6 +308,37 @@ def _lot_section(lot: DemoLot, truth: pl.DataFrame) -> str:
         [f"`{metric}`", f"{value:.2f}", str(numerator), str(denominator)]
         for metric, value, numerator, denominator in truth.iter_rows()
     ]
+    response = lot.potency
+    potency_parameters = [
+        ["activated (% of live CAR+ T cells, stimulated tube)", f"{100 * response.activated:.0f}"],
+        *(
+            [
+                f"{_FUNCTION_NAMES[function]}: specific (% of live CAR+ T cells) / given activation (%)",
+                f"{100 * getattr(response, function):.0f} / {100 * given:.1f}",
+            ]
+            for function, given in zip(FUNCTIONS, response.given_activation(), strict=True)
+        ),
+        [
+            "bystander, per function (% of live CAR− T cells, stimulated tube)",
+            f"{100 * response.bystander:g}",
+        ],
+        ["background, per function (% of live T cells, both tubes)", f"{100 * response.background:g}"],
+        [
+            "first event, unstimulated / stimulated",
+            f"{lot.unstimulated_start:%H:%M:%S} / {lot.stimulated_start:%H:%M:%S}",
+        ],
+    ]
+    potency_rows = [
+        [
+            f"`{row['metric']}`",
+            f"{row['stimulated']:.2f} ({row['stimulated_numerator_events']}"
+            f"/{row['stimulated_denominator_events']})",
+            f"{row['unstimulated']:.2f} ({row['unstimulated_numerator_events']}"
+            f"/{row['unstimulated_denominator_events']})",
+            f"{row['net']:.2f}",
+        ]
+        for row in potency_truth.iter_rows(named=True)
+    ]
     return _LOT.format(
         lot_id=lot.lot_id,
         description=lot.description,
@@ -202,11 +349,42 @@ def _lot_section(lot: DemoLot, truth: pl.DataFrame) -> str:
             ["---", "---:", "---:", "---:"],
             truth_rows,
         ),
+        stimulated_name=lot.potency_fcs_name(True),
+        unstimulated_name=lot.potency_fcs_name(False),
+        potency_parameters=_table(["parameter", "value"], ["---", "---"], potency_parameters),
+        potency_truth=_table(
+            ["metric", "stimulated % (events)", "unstimulated % (events)", "net (points)"],
+            ["---", "---:", "---:", "---:"],
+            potency_rows,
+        ),
     )
 
 
-def demo_readme(seed: int, truths: dict[str, pl.DataFrame]) -> str:
-    """Markdown for ``resources/demo/README.md``; ``truths`` maps each lot id to its truth table."""
+def _microbial_tree() -> str:
+    """The microbial template's gates as an indented tree, one gate a line with its bounds."""
+    lines = []
+    for gate_id, (parent, bounds) in MICROBIAL_GATES.items():
+        limits = []
+        for channel, (lo, hi) in bounds.items():
+            parts = ([f"≥ {lo:g}"] if lo is not None else []) + ([f"≤ {hi:g}"] if hi is not None else [])
+            limits.append(f"{channel} {' and '.join(parts)}")
+        label = f"└ {gate_id}" if parent else gate_id
+        lines.append(f"{label:<12} rectangle  {', '.join(limits)}")
+    return "\n".join(lines)
+
+
+def demo_readme(
+    seed: int,
+    truths: dict[str, pl.DataFrame],
+    potency_truths: dict[str, pl.DataFrame],
+    microbial_truths: dict[str, pl.DataFrame],
+) -> str:
+    """Markdown for ``resources/demo/README.md``.
+
+    ``truths`` and ``potency_truths`` map each lot id to its phenotype and potency truth tables;
+    ``microbial_truths`` maps each lot id, and the flow run id for its medium control, to the
+    microbial truth table.
+    """
     panel = _table(
         ["$PnN", "$PnS", "dye", "laser (nm)", "filter", "$PnV (V)"],
         ["---", "---", "---", "---:", "---", "---:"],
@@ -230,7 +408,37 @@ def demo_readme(seed: int, truths: dict[str, pl.DataFrame]) -> str:
             for d, v in THRESHOLDS.items()
         ],
     )
-    lots = "\n".join(_lot_section(lot, truths[lot.lot_id]) for lot in DEMO_LOTS)
+    lots = "\n".join(_lot_section(lot, truths[lot.lot_id], potency_truths[lot.lot_id]) for lot in DEMO_LOTS)
+    potency_panel = _table(
+        ["$PnN", "dye", "phenotype tube $PnS", "potency tubes $PnS"],
+        ["---", "---", "---", "---"],
+        [
+            [f"`{c.pnn}`", c.fluorochrome, c.pns, POTENCY_MARKERS[c.pnn]]
+            for c in CHANNELS
+            if c.pnn in POTENCY_MARKERS
+        ],
+    )
+    micro_panel = _table(
+        ["$PnN", "$PnS", "dye", "laser (nm)", "filter"],
+        ["---", "---", "---", "---:", "---"],
+        [
+            [f"`{c.pnn}`", c.pns, c.fluorochrome, str(c.laser_nm or ""), c.filter or ""]
+            for c in MICROBIAL_CHANNELS
+        ],
+    )
+    tubes = [*(lot.lot_id for lot in DEMO_LOTS), FLOW_RUN_ID]
+    metrics = microbial_truths[tubes[0]]["metric"].to_list()
+    microbial_truth = _table(
+        ["tube", *(f"`{m}`" for m in metrics)],
+        ["---", *(["---:"] * len(metrics))],
+        [
+            [
+                f"`{tube}/{tube}_microbial.fcs`" if tube != FLOW_RUN_ID else f"`{FLOW_RUN_ID}/{MEDIUM_NAME}`",
+                *(f"{v:g}" for v in microbial_truths[tube]["value"]),
+            ]
+            for tube in tubes
+        ],
+    )
     read_sources = _table(
         ["source", "category", "taxid", "panel file", "share of read pairs (%)"],
         ["---", "---", "---:", "---", "---:"],
@@ -250,6 +458,27 @@ def demo_readme(seed: int, truths: dict[str, pl.DataFrame]) -> str:
         ],
     )
     return _README.format(
+        potency_template=POTENCY_TEMPLATE_NAME,
+        microbial_template=MICROBIAL_TEMPLATE_NAME,
+        potency_panel=potency_panel,
+        cytokine_medians=", ".join(
+            f"{_FUNCTION_NAMES[function]} {median:.0f}"
+            for function, (median, _) in zip(FUNCTIONS, CYTOKINE_POSITIVE, strict=True)
+        ),
+        micro_cytometer=MICROBIAL_CYTOMETER,
+        micro_serial=MICROBIAL_CYTOMETER_SERIAL,
+        micro_panel=micro_panel,
+        fl1_threshold=f"{FL1_THRESHOLD:.0f}",
+        volume=VOLUME_UL,
+        volume_nl=1000 * VOLUME_UL,
+        flow_rate=FLOW_RATE_UL_PER_MIN,
+        flow_run=FLOW_RUN_ID,
+        medium=MEDIUM_NAME,
+        noise=NOISE_PER_ML,
+        aggregates=AGGREGATES_PER_ML,
+        fragments=FRAGMENTS_PER_ML,
+        microbial_tree=_microbial_tree(),
+        microbial_truth=microbial_truth,
         controls=controls,
         read_pairs=f"{READ_PAIRS:,}",
         read_sources=read_sources,

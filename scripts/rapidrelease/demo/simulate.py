@@ -9,46 +9,85 @@ makes them: dye abundance times the spillover matrix, plus autofluorescence, the
 (Poisson) and electronic (Gaussian) noise, so that compensating with the file's own ``$SPILLOVER``
 recovers the dye abundances and compensated negatives spread around their autofluorescence.
 
-Everything is drawn from one ``numpy.random.Generator`` per lot seeded from ``(seed, lot.stream)``,
-and every keyword that would otherwise carry "now" comes from the lot definition, so the same seed
-writes byte-identical files.
+Each lot also has the two tubes of the potency assay (:func:`simulate_potency_tube`): the same
+cells, instrument and dyes, with intracellular IFN-γ, TNF-α, IL-2 and CD107a in place of four
+phenotype markers, after stimulation with CD19 antigen or with medium only
+(:mod:`rapidrelease.demo.potency`); and a microbial-flow test tube acquired on a bench cytometer,
+with the flow run's sterile-medium control (:mod:`rapidrelease.demo.microbial`).
+
+Everything is drawn from one ``numpy.random.Generator`` per tube: the phenotype tube's is seeded
+from ``(seed, lot.stream)``, the other tubes' from ``(seed, lot.stream, tube stream)`` (the
+sterility reads use tube stream 2, see :mod:`rapidrelease.demo.reads`); and every keyword that would
+otherwise carry "now" comes from the lot definition, so the same seed writes byte-identical files.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from rapidrelease.demo.cells import LINEAGES, CellDraw, draw_cells, draw_debris
-from rapidrelease.demo.fcs_writer import write_phenotype_fcs
-from rapidrelease.demo.lots import DEMO_LOTS, DemoLot
+from rapidrelease.demo.cells import (
+    CYTOKINE_DYES,
+    LINEAGES,
+    CellDraw,
+    draw_cells,
+    draw_cytokine_dye,
+    draw_debris,
+)
+from rapidrelease.demo.fcs_writer import potency_keywords, write_fcs, write_phenotype_fcs
+from rapidrelease.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot
+from rapidrelease.demo.microbial import FLOW_RUN_ID, write_medium_control, write_microbial_test
 from rapidrelease.demo.panel import (
     AUTOFLUORESCENCE,
     CHANNELS,
     ELECTRONIC_NOISE_SD,
     MAX_SIGNAL,
+    POTENCY_CHANNELS,
     SPILLOVER,
     TIMESTEP_S,
     UNITS_PER_PHOTOELECTRON,
 )
+from rapidrelease.demo.potency import draw_responses
 from rapidrelease.demo.readme import demo_readme
 from rapidrelease.demo.reads import RUN_ID, write_run_controls, write_sterility_reads
-from rapidrelease.demo.template import TEMPLATE_NAME, gating_ml_template
-from rapidrelease.demo.truth import truth_table
+from rapidrelease.demo.template import (
+    MICROBIAL_TEMPLATE_NAME,
+    POTENCY_TEMPLATE_NAME,
+    TEMPLATE_NAME,
+    gating_ml_template,
+    microbial_template,
+    potency_template,
+)
+from rapidrelease.demo.truth import potency_truth_table, truth_table
 from rapidrelease.outputs import atomic_path, write_table, write_text
 
-__all__ = ["DEFAULT_SEED", "EVENT_KINDS", "SimulatedTube", "simulate_tube", "write_demo_lots"]
+__all__ = [
+    "DEFAULT_SEED",
+    "EVENT_KINDS",
+    "POTENCY_STIMULATED_STREAM",
+    "POTENCY_UNSTIMULATED_STREAM",
+    "PotencyTube",
+    "SimulatedTube",
+    "simulate_potency_tube",
+    "simulate_tube",
+    "write_demo_lots",
+]
 
 DEFAULT_SEED = 20261125
 """Seed of the committed demo in ``resources/demo``."""
 
 EVENT_KINDS: tuple[str, ...] = ("debris", "doublet", "dead", "live")
 """What an event is: a fragment, two cells in one pulse, or one membrane-damaged or intact cell."""
+
+POTENCY_STIMULATED_STREAM = 3
+"""Tube stream of a lot's stimulated potency tube: its generator is seeded from (seed, lot.stream, 3)."""
+POTENCY_UNSTIMULATED_STREAM = 4
+"""Tube stream of a lot's unstimulated potency tube."""
 
 _DEBRIS, _DOUBLET, _DEAD, _LIVE = range(4)
 _DOUBLET_HEIGHT_GAIN = (2.0, 5.0, 0.7)  # Beta(a, b) * scale: how much a second cell raises the pulse height
@@ -74,6 +113,20 @@ class SimulatedTube:
     autofluorescence: np.ndarray
     labels: pl.DataFrame
     duration_s: float
+
+
+@dataclass(frozen=True)
+class PotencyTube(SimulatedTube):
+    """One simulated potency tube (``stimulated`` or not) and its per-event truth.
+
+    The fields are those of :class:`SimulatedTube`, with the cytokine dyes in the dye columns of
+    :data:`~rapidrelease.demo.cells.CYTOKINE_DYES` and ``labels`` one row per event: ``event``,
+    ``kind``, ``lineage``, ``cd3``, ``car``, ``activated`` (the latent antigen-activated state),
+    ``cd107a``, ``ifng``, ``tnfa``, ``il2`` (whether the cell shows the function); identity is
+    null for debris and doublets.
+    """
+
+    stimulated: bool
 
 
 def _lot_rng(seed: int, lot: DemoLot) -> np.random.Generator:
@@ -136,9 +189,27 @@ def _acquisition_times(rng: np.random.Generator, lot: DemoLot) -> np.ndarray:
     return rng.uniform(0.05, 0.25) + np.cumsum(gaps)
 
 
-def simulate_tube(lot: DemoLot, seed: int = DEFAULT_SEED) -> SimulatedTube:
-    """Simulate the phenotype tube of ``lot`` event by event; deterministic in ``(seed, lot.stream)``."""
-    rng = _lot_rng(seed, lot)
+@dataclass(frozen=True)
+class _EventDraw:
+    """What each event of a tube is before detection: kind, identity, dye and scatter (see simulate_tube)."""
+
+    kinds: np.ndarray
+    lineage: np.ndarray
+    flags: dict[str, np.ndarray]
+    dye: np.ndarray
+    af_scale: np.ndarray
+    fsc_a: np.ndarray
+    fsc_h: np.ndarray
+    ssc_a: np.ndarray
+
+    @property
+    def single(self) -> np.ndarray:
+        """(n,) bool: events that are one cell, dead or alive."""
+        return (self.kinds == _DEAD) | (self.kinds == _LIVE)
+
+
+def _draw_events(rng: np.random.Generator, lot: DemoLot) -> _EventDraw:
+    """Draw every event of one of ``lot``'s LSRFortessa tubes: debris, doublets and single cells."""
     kinds = _event_kinds(rng, lot)
     n = kinds.size
 
@@ -165,47 +236,157 @@ def simulate_tube(lot: DemoLot, seed: int = DEFAULT_SEED) -> SimulatedTube:
         fsc_a[mask] = draw.fsc_a
         fsc_h[mask] = draw.fsc_h
         ssc_a[mask] = draw.ssc_a
+    return _EventDraw(kinds, lineage, flags, dye, af_scale, fsc_a, fsc_h, ssc_a)
 
-    autofluorescence = af_scale[:, None] * AUTOFLUORESCENCE
-    fluorescence = _detect(rng, dye, autofluorescence)
+
+def _acquire(
+    rng: np.random.Generator, lot: DemoLot, draw: _EventDraw
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detect ``draw``'s events; return list-mode ``events`` (n, 11) float32, ``autofluorescence``
+    (n, 7) area units, and arrival times (n,) in seconds."""
+    n = draw.kinds.size
+    autofluorescence = draw.af_scale[:, None] * AUTOFLUORESCENCE
+    fluorescence = _detect(rng, draw.dye, autofluorescence)
     times_s = _acquisition_times(rng, lot)
 
     events = np.empty((n, len(CHANNELS)), dtype=np.float32)
-    events[:, 0] = np.minimum(fsc_a, MAX_SIGNAL)
-    events[:, 1] = np.minimum(fsc_h, MAX_SIGNAL)
-    events[:, 2] = np.minimum(ssc_a, MAX_SIGNAL)
+    events[:, 0] = np.minimum(draw.fsc_a, MAX_SIGNAL)
+    events[:, 1] = np.minimum(draw.fsc_h, MAX_SIGNAL)
+    events[:, 2] = np.minimum(draw.ssc_a, MAX_SIGNAL)
     events[:, 3:10] = fluorescence
     events[:, 10] = times_s / TIMESTEP_S
+    return events, autofluorescence, times_s
 
-    identity = pl.Series(single)
-    kind_names = np.array(EVENT_KINDS)[kinds]
-    lineage_names = np.where(lineage >= 0, np.array(LINEAGES)[np.maximum(lineage, 0)], None)
-    labels = pl.DataFrame(
+
+def _labels(draw: _EventDraw, flags: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Per-event labels: ``event``, ``kind``, ``lineage``, ``cd3``, then ``flags`` ((n,) bool each);
+    identity columns are null for events that are not one cell."""
+    n = draw.kinds.size
+    identity = pl.Series(draw.single)
+    kind_names = np.array(EVENT_KINDS)[draw.kinds]
+    lineage_names = np.where(draw.lineage >= 0, np.array(LINEAGES)[np.maximum(draw.lineage, 0)], None)
+    return pl.DataFrame(
         {
             "event": pl.Series(np.arange(n, dtype=np.uint32)),
             "kind": pl.Series(kind_names, dtype=pl.Enum(EVENT_KINDS)),
             "lineage": pl.Series(lineage_names.tolist(), dtype=pl.Enum(LINEAGES)),
-            "cd3": pl.Series(lineage == 0),
+            "cd3": pl.Series(draw.lineage == 0),
             **{name: pl.Series(values) for name, values in flags.items()},
         }
-    ).with_columns(
-        pl.when(identity).then(pl.col(c)).otherwise(None).alias(c)
-        for c in ("cd3", "car", "cd4", "cd8", "cd45ra", "ccr7")
-    )
+    ).with_columns(pl.when(identity).then(pl.col(c)).otherwise(None).alias(c) for c in ("cd3", *flags))
+
+
+def simulate_tube(lot: DemoLot, seed: int = DEFAULT_SEED) -> SimulatedTube:
+    """Simulate the phenotype tube of ``lot`` event by event; deterministic in ``(seed, lot.stream)``."""
+    rng = _lot_rng(seed, lot)
+    draw = _draw_events(rng, lot)
+    events, autofluorescence, times_s = _acquire(rng, lot, draw)
     return SimulatedTube(
         lot=lot,
         seed=seed,
         events=events,
-        dye=dye,
+        dye=draw.dye,
         autofluorescence=autofluorescence,
-        labels=labels,
+        labels=_labels(draw, draw.flags),
         duration_s=float(times_s[-1]),
+    )
+
+
+def _potency_dye(rng: np.random.Generator, draw: _EventDraw, positive: np.ndarray) -> np.ndarray:
+    """``draw.dye`` (n, 7) with the four cytokine dye columns restained for the potency panel.
+
+    ``positive`` (n_single, 4) bool: the functions of each single cell, in event order. Debris
+    keeps its unspecific debris staining. A doublet is two cells: it carries two cells' unspecific
+    staining and, per function, a responder's signal if either cell responds, each cell at the
+    rate realised among this tube's single cells.
+    """
+    dye = draw.dye.copy()
+    columns = list(CYTOKINE_DYES)
+    single = draw.single
+    kinds = draw.kinds[single]
+    dye[np.flatnonzero(single)[:, None], columns] = draw_cytokine_dye(rng, positive, kinds == _DEAD)
+    doublet = draw.kinds == _DOUBLET
+    n_doublet = int(doublet.sum())
+    rate = positive.mean(axis=0) if positive.size else np.zeros(len(FUNCTIONS))
+    either = rng.random((n_doublet, len(FUNCTIONS))) < 1 - (1 - rate) ** 2
+    # Doublets are mostly of live cells; the viability detector, not this staining, tells them apart.
+    not_dead = np.zeros(n_doublet, dtype=bool)
+    pair = draw_cytokine_dye(rng, either, not_dead) + draw_cytokine_dye(rng, np.zeros_like(either), not_dead)
+    dye[np.flatnonzero(doublet)[:, None], columns] = pair
+    return dye
+
+
+def simulate_potency_tube(lot: DemoLot, stimulated: bool, seed: int = DEFAULT_SEED) -> PotencyTube:
+    """Simulate ``lot``'s stimulated or unstimulated potency tube event by event.
+
+    Deterministic in ``(seed, lot.stream, POTENCY_STIMULATED_STREAM or POTENCY_UNSTIMULATED_STREAM)``.
+    The cells are drawn as for the phenotype tube (same fractions, own random stream), then who
+    responds is drawn from ``lot.potency`` (:func:`~rapidrelease.demo.potency.draw_responses`) and
+    the four cytokine dyes are restained; detection, noise and acquisition are the phenotype tube's.
+    """
+    stream = POTENCY_STIMULATED_STREAM if stimulated else POTENCY_UNSTIMULATED_STREAM
+    rng = np.random.default_rng(np.random.SeedSequence([seed, lot.stream, stream]))
+    draw = _draw_events(rng, lot)
+    single = draw.single
+    live_t = (draw.kinds[single] == _LIVE) & (draw.lineage[single] == 0)
+    activated, positive = draw_responses(rng, lot.potency, live_t, draw.flags["car"][single], stimulated)
+    draw = replace(draw, dye=_potency_dye(rng, draw, positive))
+    events, autofluorescence, times_s = _acquire(rng, lot, draw)
+
+    n = draw.kinds.size
+    flags = {"car": draw.flags["car"], "activated": np.zeros(n, dtype=bool)}
+    flags["activated"][single] = activated
+    for j, function in enumerate(FUNCTIONS):
+        flags[function] = np.zeros(n, dtype=bool)
+        flags[function][single] = positive[:, j]
+    return PotencyTube(
+        lot=lot,
+        seed=seed,
+        events=events,
+        dye=draw.dye,
+        autofluorescence=autofluorescence,
+        labels=_labels(draw, flags),
+        duration_s=float(times_s[-1]),
+        stimulated=stimulated,
     )
 
 
 def _acquisition_end(tube: SimulatedTube) -> timedelta:
     """Whole seconds from ``$BTIM`` to ``$ETIM``: the last event's time, rounded up."""
     return timedelta(seconds=math.ceil(tube.duration_s))
+
+
+def _write_labels(labels: pl.DataFrame, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        labels.write_parquet(tmp)
+    return path
+
+
+def _write_potency(lot: DemoLot, seed: int, lot_dir: Path) -> tuple[list[Path], pl.DataFrame]:
+    """Write ``lot``'s two potency tubes, their per-event labels and ``potency_truth.tsv``.
+
+    Returns the paths written and the truth table.
+    """
+    written: list[Path] = []
+    labels: dict[bool, pl.DataFrame] = {}
+    for stimulated in (True, False):
+        tube = simulate_potency_tube(lot, stimulated, seed)
+        fcs_path = lot_dir / lot.potency_fcs_name(stimulated)
+        write_fcs(
+            fcs_path,
+            tube.events,
+            POTENCY_CHANNELS,
+            potency_keywords(lot, seed, stimulated, _acquisition_end(tube)),
+        )
+        labels[stimulated] = tube.labels
+        written.append(fcs_path)
+    for stimulated in (True, False):
+        stem = lot.potency_fcs_name(stimulated).removesuffix(".fcs")
+        written.append(_write_labels(labels[stimulated], lot_dir / f"{stem}_events_truth.parquet"))
+    truth = potency_truth_table(labels[True], labels[False])
+    truth_path = lot_dir / "potency_truth.tsv"
+    write_table(truth, truth_path)
+    return [*written, truth_path], truth
 
 
 def write_demo_lots(
@@ -216,15 +397,21 @@ def write_demo_lots(
     Per lot ``<LOT>/<LOT>_phenotype.fcs`` (FCS 3.1, float32, uncompensated, with ``$SPILLOVER``),
     ``<LOT>/truth.tsv`` (release metrics counted from the simulator's own event labels),
     ``<LOT>/events_truth.parquet`` (one row of labels per event, in file order), and the sterility
-    sample's reads ``<LOT>/<LOT>_sterility_R1/R2.fastq.gz`` with their truth table, and the
-    sequencing run's controls under ``SEQ-RUN-01/``, drawn from the panel in ``reference_dir``
-    (:mod:`rapidrelease.demo.reads`); then the GatingML 2.0
-    template that gates the files and a README documenting the data as synthetic. The same ``seed``
-    writes byte-identical files.
+    sample's reads ``<LOT>/<LOT>_sterility_R1/R2.fastq.gz`` with their truth table; the potency
+    tubes ``<LOT>/<LOT>_potency_stimulated.fcs`` and ``_unstimulated.fcs`` with their event labels
+    (``<LOT>_potency_<condition>_events_truth.parquet``) and ``<LOT>/potency_truth.tsv``; the
+    microbial-flow test tube ``<LOT>/<LOT>_microbial.fcs`` with ``<LOT>/microbial_truth.tsv``.
+    Then the sequencing run's controls under ``SEQ-RUN-01/``, drawn from the panel in
+    ``reference_dir`` (:mod:`rapidrelease.demo.reads`), the flow run's sterile-medium control under
+    ``FLOW-RUN-01/``, the GatingML 2.0 templates that gate the files (phenotype, potency,
+    microbial flow) and a README documenting the data as synthetic. The same ``seed`` writes
+    byte-identical files.
     """
     out_dir = Path(out_dir)
     written: list[Path] = []
     truths: dict[str, pl.DataFrame] = {}
+    potency_truths: dict[str, pl.DataFrame] = {}
+    microbial_truths: dict[str, pl.DataFrame] = {}
     for lot in DEMO_LOTS:
         tube = simulate_tube(lot, seed)
         lot_dir = out_dir / lot.lot_id
@@ -234,15 +421,25 @@ def write_demo_lots(
         truths[lot.lot_id] = truth
         truth_path = lot_dir / "truth.tsv"
         write_table(truth, truth_path)
-        labels_path = lot_dir / "events_truth.parquet"
-        with atomic_path(labels_path) as tmp:
-            tube.labels.write_parquet(tmp)
+        labels_path = _write_labels(tube.labels, lot_dir / "events_truth.parquet")
         written += [fcs_path, truth_path, labels_path]
         written += write_sterility_reads(lot, seed, Path(reference_dir), lot_dir)
+        potency_paths, potency_truths[lot.lot_id] = _write_potency(lot, seed, lot_dir)
+        written += potency_paths
+        microbial_paths, microbial_truths[lot.lot_id] = write_microbial_test(lot, seed, lot_dir)
+        written += microbial_paths
     written += write_run_controls(seed, Path(reference_dir), out_dir / RUN_ID)
-    template_path = out_dir / TEMPLATE_NAME
-    write_text(template_path, gating_ml_template())
+    medium_paths, microbial_truths[FLOW_RUN_ID] = write_medium_control(seed, out_dir / FLOW_RUN_ID)
+    written += medium_paths
+    templates = {
+        TEMPLATE_NAME: gating_ml_template(),
+        POTENCY_TEMPLATE_NAME: potency_template(),
+        MICROBIAL_TEMPLATE_NAME: microbial_template(),
+    }
+    for name, text in templates.items():
+        write_text(out_dir / name, text)
+        written.append(out_dir / name)
     readme_path = out_dir / "README.md"
-    write_text(readme_path, demo_readme(seed, truths))
-    written += [template_path, readme_path]
+    write_text(readme_path, demo_readme(seed, truths, potency_truths, microbial_truths))
+    written.append(readme_path)
     return written

@@ -1,4 +1,7 @@
-"""The GatingML 2.0 template that gates the demo phenotype tubes, as an analyst would draw it.
+"""The GatingML 2.0 templates that gate the demo tubes, as an analyst would draw them.
+
+Three templates: the phenotype tubes' (:func:`gating_ml_template`), the potency tubes'
+(:func:`potency_template`) and the microbial-flow tubes' (:func:`microbial_template`).
 
 Gate boundaries sit in the valleys between the simulated populations, read off the plots once and
 fixed here (they are not fitted to the data). Fluorescence dimensions are compensated with the
@@ -20,20 +23,35 @@ Gate tree (population paths are the gate IDs from the root)::
 
 "pos"/"neg" stand for the "+"/"−" of a flow report because GatingML 2.0 types gate IDs as xs:ID
 (an XML NCName, which cannot hold "+" or "/"), and FlowKit validates templates against that schema.
+
+The potency template has the same gates down to ``CARpos`` (same IDs and boundaries) and nothing
+below: each cytokine's positivity is set per lot from its unstimulated tube, not fixed here.
+
+The microbial-flow template gates raw (uncompensated, untransformed) heights::
+
+    Microbes         rectangle  FL1-H (SYBR) bright × SSC-H small
+    └ Intact         rectangle  FL3-H (PI) below the damaged cells
 """
 
 from __future__ import annotations
 
 __all__ = [
     "TEMPLATE_NAME",
+    "POTENCY_TEMPLATE_NAME",
+    "MICROBIAL_TEMPLATE_NAME",
+    "MICROBIAL_GATES",
     "LOGICLE",
     "CELLS_POLYGON",
     "SINGLETS_POLYGON",
     "THRESHOLDS",
     "gating_ml_template",
+    "potency_template",
+    "microbial_template",
 ]
 
 TEMPLATE_NAME = "car_t_phenotype.gatingml.xml"
+POTENCY_TEMPLATE_NAME = "car_t_potency.gatingml.xml"
+MICROBIAL_TEMPLATE_NAME = "microbial_flow.gatingml.xml"
 
 LOGICLE = {"T": 262144.0, "W": 0.5, "M": 4.5, "A": 0.0}
 """Logicle parameters of every fluorescence dimension (GatingML 2.0 ``transforms:logicle``)."""
@@ -76,14 +94,30 @@ _SIGN = {True: "pos", False: "neg"}
 _CD4_CD8_ORDER = ((True, False), (True, True), (False, True), (False, False))
 _MEMORY_ORDER = ((True, True), (False, True), (False, False), (True, False))
 
-_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
-<!--
-  rapidrelease demo: CAR-T release phenotype gating template (GatingML 2.0).
+MICROBIAL_GATES: dict[str, tuple[str | None, dict[str, tuple[float | None, float | None]]]] = {
+    "Microbes": (None, {"FL1-H": (40000.0, None), "SSC-H": (None, 60000.0)}),
+    "Intact": ("Microbes", {"FL3-H": (None, 150000.0)}),
+}
+"""Microbial-flow gates: id -> (parent id, {channel: (min, max)}), raw heights. FL1-H 40 000 is the
+valley between the product's fragments (median about 4 000) and microbes (about 400 000); SSC-H
+60 000 leaves out the large fragments; FL3-H 150 000 lies between intact microbes (SYBR's tail in
+FL3, about 30 000) and PI-stained damaged ones (about 900 000)."""
+
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_COMMENT = """<!--
+  rapidrelease demo: CAR-T release {what} gating template (GatingML 2.0).
   Written by rapidrelease simulate-demo for the synthetic demo lots in this folder.
   Fluorescence: compensated with the FCS file's $SPILLOVER, logicle T=262144 W=0.5 M=4.5 A=0
   (coordinates in logicle units). Scatter: uncompensated, untransformed (area units).
 -->
-<gating:Gating-ML
+"""
+_MICROBIAL_COMMENT = """<!--
+  rapidrelease demo: microbial flow gating template (GatingML 2.0).
+  Written by rapidrelease simulate-demo for the synthetic demo lots in this folder.
+  Every dimension is a raw height: uncompensated and untransformed (instrument units, 0-16777215).
+-->
+"""
+_ROOT = """<gating:Gating-ML
     xmlns:gating="http://www.isac-net.org/std/Gating-ML/v2.0/gating"
     xmlns:transforms="http://www.isac-net.org/std/Gating-ML/v2.0/transformations"
     xmlns:data-type="http://www.isac-net.org/std/Gating-ML/v2.0/datatypes">
@@ -94,7 +128,7 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _scatter_dim(name: str, bounds: str = "") -> str:
+def _raw_dim(name: str, bounds: str = "") -> str:
     return (
         f'        <gating:dimension gating:compensation-ref="uncompensated"{bounds}>\n'
         f'            <data-type:fcs-dimension data-type:name="{name}" />\n'
@@ -115,9 +149,7 @@ def _polygon(
     gate_id: str, parent: str | None, x: str, y: str, vertices: tuple[tuple[float, float], ...]
 ) -> str:
     parent_attr = f' gating:parent_id="{parent}"' if parent else ""
-    text = (
-        f'    <gating:PolygonGate gating:id="{gate_id}"{parent_attr}>\n' + _scatter_dim(x) + _scatter_dim(y)
-    )
+    text = f'    <gating:PolygonGate gating:id="{gate_id}"{parent_attr}>\n' + _raw_dim(x) + _raw_dim(y)
     for vx, vy in vertices:
         text += (
             "        <gating:vertex>\n"
@@ -133,7 +165,7 @@ def _rectangle(gate_id: str, parent: str, detector: str, positive: bool) -> str:
     return (
         f'    <gating:RectangleGate gating:id="{gate_id}" gating:parent_id="{parent}">\n'
         + _fluor_dim(detector, f' gating:{bound}="{_num(THRESHOLDS[detector])}"')
-        + _scatter_dim("SSC-A", ' gating:min="0"')
+        + _raw_dim("SSC-A", ' gating:min="0"')
         + "    </gating:RectangleGate>\n"
     )
 
@@ -165,11 +197,10 @@ def _quadrants(
     return text + "    </gating:QuadrantGate>\n"
 
 
-def gating_ml_template() -> str:
-    """The demo template as GatingML 2.0 XML: polygon (§5.1.2), rectangle (§5.1.1), quadrant (§5.1.4)."""
+def _car_t_gates() -> str:
+    """The logicle transform and the gates down to CARpos, shared by the phenotype and potency templates."""
     return (
-        _HEAD
-        + f'\n    <transforms:transformation transforms:id="{_LOGICLE_ID}">\n'
+        f'\n    <transforms:transformation transforms:id="{_LOGICLE_ID}">\n'
         + "        <transforms:logicle"
         + "".join(f' transforms:{k}="{_num(v)}"' for k, v in LOGICLE.items())
         + " />\n    </transforms:transformation>\n\n"
@@ -182,9 +213,47 @@ def gating_ml_template() -> str:
         + _rectangle("CD3pos", "Live", "V525-A", positive=True)
         + "\n"
         + _rectangle("CARpos", "CD3pos", "B530-A", positive=True)
+    )
+
+
+def gating_ml_template() -> str:
+    """The phenotype template as GatingML 2.0 XML: polygon (§5.1.2), rectangle (§5.1.1), quadrant (§5.1.4)."""
+    return (
+        _XML_DECLARATION
+        + _COMMENT.format(what="phenotype")
+        + _ROOT
+        + _car_t_gates()
         + "\n"
         + _quadrants("CD4vCD8", "CARpos", ("V610-A", "CD4"), ("B695-A", "CD8"), _CD4_CD8_ORDER)
         + "\n"
         + _quadrants("Memory", "CARpos", ("V450-A", "CD45RA"), ("YG586-A", "CCR7"), _MEMORY_ORDER)
         + "</gating:Gating-ML>\n"
     )
+
+
+def potency_template() -> str:
+    """The potency template as GatingML 2.0 XML: the phenotype template's gates down to CARpos only."""
+    return (
+        _XML_DECLARATION + _COMMENT.format(what="potency") + _ROOT + _car_t_gates() + "</gating:Gating-ML>\n"
+    )
+
+
+def _raw_rectangle(
+    gate_id: str, parent: str | None, bounds: dict[str, tuple[float | None, float | None]]
+) -> str:
+    parent_attr = f' gating:parent_id="{parent}"' if parent else ""
+    text = f'    <gating:RectangleGate gating:id="{gate_id}"{parent_attr}>\n'
+    for channel, (lo, hi) in bounds.items():
+        limits = (f' gating:min="{_num(lo)}"' if lo is not None else "") + (
+            f' gating:max="{_num(hi)}"' if hi is not None else ""
+        )
+        text += _raw_dim(channel, limits)
+    return text + "    </gating:RectangleGate>\n"
+
+
+def microbial_template() -> str:
+    """The microbial-flow template as GatingML 2.0 XML: rectangle gates (§5.1.1) on raw heights."""
+    gates = "\n".join(
+        _raw_rectangle(gate_id, parent, bounds) for gate_id, (parent, bounds) in MICROBIAL_GATES.items()
+    )
+    return _XML_DECLARATION + _MICROBIAL_COMMENT + _ROOT + "\n" + gates + "</gating:Gating-ML>\n"

@@ -1,4 +1,4 @@
-"""The truth of a simulated tube: release metrics counted from the simulator's own event labels.
+"""The truth of simulated tubes: release metrics counted from the simulator's own event labels.
 
 Nothing here looks at intensities or gates; a metric is a ratio of label counts, so gating the file
 with the demo template should reproduce it up to the events that fall on the wrong side of a gate.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from rapidrelease.demo.lots import FUNCTIONS
 from rapidrelease.errors import MetricError
 
-__all__ = ["TRUTH_METRICS", "truth_table"]
+__all__ = ["POTENCY_METRICS", "TRUTH_METRICS", "potency_truth_table", "truth_table"]
 
 TRUTH_METRICS: tuple[str, ...] = (
     "viability_pct",
@@ -83,6 +84,71 @@ def truth_table(labels: pl.DataFrame) -> pl.DataFrame:
             "value": pl.Float64,
             "numerator_events": pl.Int64,
             "denominator_events": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+POTENCY_METRICS: tuple[str, ...] = (
+    "cd107a_pct_car",
+    "ifng_pct_car",
+    "tnfa_pct_car",
+    "il2_pct_car",
+    "polyfunctional_pct_car",
+)
+"""Metric names of ``potency_truth.tsv``, in row order: percentages of live CAR+ T cells showing
+CD107a, IFN-γ, TNF-α, IL-2, and at least two of the four (polyfunctional)."""
+
+
+def _potency_counts(labels: pl.DataFrame) -> tuple[dict[str, int], int]:
+    """Events per metric of ``POTENCY_METRICS`` among live CAR+ T cells, and the number of those cells."""
+    car = (pl.col("kind") == "live") & pl.col("cd3") & pl.col("car")
+    functions = [pl.col(f).fill_null(False) for f in FUNCTIONS]
+    positive = {f"{f}_pct_car": expr for f, expr in zip(FUNCTIONS, functions, strict=True)}
+    positive["polyfunctional_pct_car"] = pl.sum_horizontal(e.cast(pl.Int8) for e in functions) >= 2
+    cells = labels.filter(car.fill_null(False))
+    counts = cells.select(expr.sum().alias(name) for name, expr in positive.items()).row(0, named=True)
+    return {name: int(counts[name]) for name in POTENCY_METRICS}, cells.height
+
+
+def potency_truth_table(stimulated: pl.DataFrame, unstimulated: pl.DataFrame) -> pl.DataFrame:
+    """Potency truth of a lot from its two tubes' per-event labels (see ``PotencyTube.labels``).
+
+    Returns one row per metric of :data:`POTENCY_METRICS` with columns ``metric`` (str);
+    ``stimulated`` and ``unstimulated`` (float, % of each tube's live CAR+ T cells, 4 decimals);
+    ``net`` (stimulated − unstimulated, percentage points, from the unrounded values);
+    ``stimulated_numerator_events``, ``stimulated_denominator_events``,
+    ``unstimulated_numerator_events``, ``unstimulated_denominator_events`` (int).
+    """
+    (stim, stim_cells), (unstim, unstim_cells) = _potency_counts(stimulated), _potency_counts(unstimulated)
+    if min(stim_cells, unstim_cells) == 0:
+        raise MetricError("simulated potency labels: a tube has no live CAR+ T cells to divide by.")
+    rows = []
+    for metric in POTENCY_METRICS:
+        gross, background = 100 * stim[metric] / stim_cells, 100 * unstim[metric] / unstim_cells
+        rows.append(
+            (
+                metric,
+                round(gross, 4),
+                round(background, 4),
+                round(gross - background, 4),
+                stim[metric],
+                stim_cells,
+                unstim[metric],
+                unstim_cells,
+            )
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "metric": pl.String,
+            "stimulated": pl.Float64,
+            "unstimulated": pl.Float64,
+            "net": pl.Float64,
+            "stimulated_numerator_events": pl.Int64,
+            "stimulated_denominator_events": pl.Int64,
+            "unstimulated_numerator_events": pl.Int64,
+            "unstimulated_denominator_events": pl.Int64,
         },
         orient="row",
     )

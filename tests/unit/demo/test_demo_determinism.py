@@ -10,27 +10,37 @@ from polars.testing import assert_frame_equal
 from rapidrelease.demo.simulate import write_demo_lots
 from rapidrelease.outputs import sha256_file
 
+LOT_FILES = [
+    "{lot}_phenotype.fcs",
+    "truth.tsv",
+    "events_truth.parquet",
+    "{lot}_sterility_R1.fastq.gz",
+    "{lot}_sterility_R2.fastq.gz",
+    "{lot}_sterility_reads_truth.tsv",
+    "{lot}_potency_stimulated.fcs",
+    "{lot}_potency_unstimulated.fcs",
+    "{lot}_potency_stimulated_events_truth.parquet",
+    "{lot}_potency_unstimulated_events_truth.parquet",
+    "potency_truth.tsv",
+    "{lot}_microbial.fcs",
+    "microbial_truth.tsv",
+]
+
 EXPECTED = [
-    "DEMO-001/DEMO-001_phenotype.fcs",
-    "DEMO-001/truth.tsv",
-    "DEMO-001/events_truth.parquet",
-    "DEMO-001/DEMO-001_sterility_R1.fastq.gz",
-    "DEMO-001/DEMO-001_sterility_R2.fastq.gz",
-    "DEMO-001/DEMO-001_sterility_reads_truth.tsv",
-    "DEMO-002/DEMO-002_phenotype.fcs",
-    "DEMO-002/truth.tsv",
-    "DEMO-002/events_truth.parquet",
-    "DEMO-002/DEMO-002_sterility_R1.fastq.gz",
-    "DEMO-002/DEMO-002_sterility_R2.fastq.gz",
-    "DEMO-002/DEMO-002_sterility_reads_truth.tsv",
+    *(f"{lot}/{name.format(lot=lot)}" for lot in ("DEMO-001", "DEMO-002") for name in LOT_FILES),
     *(
         f"SEQ-RUN-01/SEQ-RUN-01_{control}_{suffix}"
         for control in ("NC1", "NC2", "PC")
         for suffix in ("R1.fastq.gz", "R2.fastq.gz", "reads_truth.tsv")
     ),
+    "FLOW-RUN-01/FLOW-RUN-01_medium.fcs",
+    "FLOW-RUN-01/FLOW-RUN-01_medium_truth.tsv",
     "car_t_phenotype.gatingml.xml",
+    "car_t_potency.gatingml.xml",
+    "microbial_flow.gatingml.xml",
     "README.md",
 ]
+TEMPLATES = ["car_t_phenotype.gatingml.xml", "car_t_potency.gatingml.xml", "microbial_flow.gatingml.xml"]
 
 
 def test_write_demo_lots_returns_every_file_it_writes(regenerated: tuple[Path, list[Path]]) -> None:
@@ -62,7 +72,14 @@ def test_another_seed_gives_other_events_but_the_same_template(
 ) -> None:
     out, _ = regenerated
     write_demo_lots(tmp_path, seed=7, reference_dir=project_root / "resources" / "reference")
-    for name in ("DEMO-001/DEMO-001_phenotype.fcs", "DEMO-001/DEMO-001_sterility_R1.fastq.gz"):
+    for name in (
+        "DEMO-001/DEMO-001_phenotype.fcs",
+        "DEMO-001/DEMO-001_sterility_R1.fastq.gz",
+        "DEMO-001/DEMO-001_potency_stimulated.fcs",
+        "DEMO-001/DEMO-001_potency_unstimulated.fcs",
+        "DEMO-001/DEMO-001_microbial.fcs",
+        "FLOW-RUN-01/FLOW-RUN-01_medium.fcs",
+    ):
         assert sha256_file(tmp_path / name) != sha256_file(out / name)
-    template = "car_t_phenotype.gatingml.xml"
-    assert sha256_file(tmp_path / template) == sha256_file(out / template)
+    for template in TEMPLATES:
+        assert sha256_file(tmp_path / template) == sha256_file(out / template)
