@@ -74,7 +74,7 @@ def demo_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Path):
     first, second = _release(demo_run, "DEMO-001"), _release(demo_run, "DEMO-002")
     assert first["status"] == "RELEASE_CANDIDATE"
-    assert [a["result"] for a in first["attributes"]] == ["PASS"] * 6
+    assert [a["result"] for a in first["attributes"]] == ["PASS"] * 10
     assert second["status"] == "NOT_RELEASABLE"
     results = {a["name"]: a["result"] for a in second["attributes"]}
     assert results == {
@@ -82,6 +82,10 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
         "cd3_of_live": "PASS",
         "car_of_cd3": "FAIL",
         "cd4_cd8_ratio": "PASS",
+        "dose_per_kg": "PASS",
+        "potency_ifng": "PASS",
+        "potency_cd107a": "PASS",
+        "microbial_flow": "PASS",
         "sterility": "PASS",
         "sterility_lod": "PASS",
     }
@@ -119,12 +123,35 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
         assert [e["status"] for e in reads["checklist"]] == ["NOT_DETECTED"] * 6
         blank = json.loads((demo_run / "results" / lot / "units/STER-NC1/metrics.json").read_text())
         assert blank["metrics"]["max_contaminant_rpm"]["value"] == pytest.approx(800.0)
+        # potency: each net percentage of CAR+ T cells against the simulated responders, within 1 point;
+        # the thresholds come from the unstimulated tube
+        potency = json.loads((demo_run / "results" / lot / "units/POT-STIM/metrics.json").read_text())
+        assert {t["control_unit_id"] for t in potency["thresholds"]} == {"POT-UNSTIM"}
+        truth = pl.read_csv(demo_run / "resources/demo" / lot / "potency_truth.tsv", separator="\t")
+        for row in truth.iter_rows(named=True):
+            measured = potency["metrics"][row["metric"]]
+            assert measured["status"] == "ok" and abs(measured["value"] - row["net"]) <= 1.0, (lot, row)
+        # microbial flow: sterile, against the run's medium control, with its LOD
+        microbial = json.loads((demo_run / "results" / lot / "units/MICRO/metrics.json").read_text())
+        assert microbial["metrics"]["microbial_call"]["value"] == "NOT_DETECTED"
+        assert microbial["metrics"]["microbial_call"]["evidence"]["negative_control"]["unit_id"] == "MICRO-NC"
+        assert microbial["metrics"]["microbial_lod_per_ml"]["value"] > 0
+        # the dose: the lot sheet's viable cells × the phenotype's CD3+ and CAR+ fractions ÷ weight
+        dose = next(a for a in release["attributes"] if a["name"] == "dose_per_kg")
+        pheno = json.loads((demo_run / "results" / lot / "units/PHENO/metrics.json").read_text())["metrics"]
+        tnc, weight = {"DEMO-001": (1.2e9, 78), "DEMO-002": (2.5e9, 64)}[lot]
+        expected = tnc * pheno["cd3_pct_live"]["value"] / 100 * pheno["car_pct_cd3"]["value"] / 100 / weight
+        assert dose["evidence"]["measured_value"] == pytest.approx(expected)
         assert [u["unit_id"] for u in release["units"]] == [
             "PHENO",
             "STER",
             "STER-NC1",
             "STER-NC2",
             "STER-PC",
+            "POT-STIM",
+            "POT-UNSTIM",
+            "MICRO",
+            "MICRO-NC",
         ]
         assert (demo_run / "results" / lot / "report.html").stat().st_size > 1_000_000  # plotly.js embedded
 
@@ -153,34 +180,31 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, dem
     (workdir / "incoming" / "BAD-TRUNC.fcs").write_bytes(fcs[: len(fcs) // 3])
     reads = (demo / "DEMO-001" / "DEMO-001_sterility_R1.fastq.gz").read_bytes()
     (workdir / "incoming" / "BAD-READS_R1.fastq.gz").write_bytes(reads[: len(reads) // 2])
-    good_fcs = "resources/demo/DEMO-001/DEMO-001_phenotype.fcs"
-    pheno = f"PHENO\tphenotype\ttest\t{good_fcs}\t\tconfig/panels/car_t_phenotype.yaml\t"
-    # the sequencing run's controls, as the demo lots list them
-    sterility = [row.split("\t", 1)[1] for row in (workdir / "config" / "units.tsv").read_text().splitlines()
-                 if row.startswith("DEMO-001\tSTER")]  # fmt: skip
-    controls = [row for row in sterility if row.startswith("STER-")]
+    # every unit of DEMO-001 (its sequencing run's controls, potency pair and microbial tubes), some replaced
+    demo_units = [row.split("\t", 1)[1] for row in (workdir / "config" / "units.tsv").read_text().splitlines()
+                  if row.startswith("DEMO-001\t")]  # fmt: skip
+
+    def units_of(lot: str, **replaced: str) -> list[str]:
+        return [f"{lot}\t{replaced.get(row.split(chr(9))[0], row)}" for row in demo_units]
+
+    lot_row = "\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:00:00+01:00\tSITE-A\t1.2e9\t78"
     _append_rows(
         workdir / "config" / "lots.tsv",
-        [
-            "BAD-TRUNC\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:00:00+01:00\tSITE-A",
-            "BAD-MISSING\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:05:00+01:00\tSITE-A",
-            "BAD-NOUNIT\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:10:00+01:00\tSITE-A",
-            "BAD-READS\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:15:00+01:00\tSITE-A",
-            "BAD-NOREADS\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:20:00+01:00\tSITE-A",
-        ],
+        [f"{lot}{lot_row}" for lot in ("BAD-TRUNC", "BAD-MISSING", "BAD-NOUNIT", "BAD-READS", "BAD-NOREADS")],
     )
+    panel = "config/panels/car_t_phenotype.yaml"
     _append_rows(
         workdir / "config" / "units.tsv",
         [
-            "BAD-TRUNC\tPHENO\tphenotype\ttest\tincoming/BAD-TRUNC.fcs\t\tconfig/panels/car_t_phenotype.yaml\t",
-            "BAD-MISSING\tPHENO\tphenotype\ttest\tincoming/not-yet-written.fcs\t\tconfig/panels/car_t_phenotype.yaml\t",
-            *(f"BAD-MISSING\t{row}" for row in sterility),
-            f"BAD-READS\t{pheno}",
-            "BAD-READS\tSTER\tsterility_reads\ttest\tincoming/BAD-READS_R1.fastq.gz\t\t\t",
-            *(f"BAD-READS\t{row}" for row in controls),
-            f"BAD-NOREADS\t{pheno}",
-            "BAD-NOREADS\tSTER\tsterility_reads\ttest\tincoming/reads-not-yet-written.fastq.gz\t\t\t",
-            *(f"BAD-NOREADS\t{row}" for row in controls),
+            f"BAD-TRUNC\tPHENO\tphenotype\ttest\tincoming/BAD-TRUNC.fcs\t\t{panel}\t",
+            *units_of(
+                "BAD-MISSING", PHENO=f"PHENO\tphenotype\ttest\tincoming/not-yet-written.fcs\t\t{panel}\t"
+            ),
+            *units_of("BAD-READS", STER="STER\tsterility_reads\ttest\tincoming/BAD-READS_R1.fastq.gz\t\t\t"),
+            *units_of(
+                "BAD-NOREADS",
+                STER="STER\tsterility_reads\ttest\tincoming/reads-not-yet-written.fastq.gz\t\t\t",
+            ),
         ],
     )
     done = _snakemake(project_root, workdir)
@@ -209,7 +233,7 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, dem
         assert results.pop("sterility") == results.pop("sterility_lod") == "INCONCLUSIVE"
         assert set(results.values()) == {"PASS"}
         assert release["status"] == "INCONCLUSIVE", lot
-        assert problem in release["attributes"][4]["reason"]
+        assert problem in next(a for a in release["attributes"] if a["name"] == "sterility")["reason"]
         sterility = next(u for u in release["units"] if u["unit_id"] == "STER")
         assert sterility["status"] == "error" and sterility["error"].startswith(problem), sterility["error"]
 

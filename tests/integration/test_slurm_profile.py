@@ -68,11 +68,12 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -
         job = subprocess.run(["scontrol", "show", "job", log.stem], capture_output=True, text=True)
         assert "JobState=COMPLETED" in job.stdout, (log, job.stdout + job.stderr)
         by_rule[rule] = by_rule.get(rule, 0) + 1
-    # the demo: one index; 2 flow units; 2 lots x 4 sequencing units x 4 parts, gathered and called;
-    # one decision and one report per lot
+    # the demo: one index; 10 flow units (per lot its phenotype tube, potency pair, microbial test
+    # and the run's medium); 2 lots x 4 sequencing units x 4 parts, gathered and called; one
+    # decision and one report per lot
     assert by_rule == {
         "build_reference_index": 1,
-        "measure_unit": 2,
+        "measure_unit": 10,
         "classify_reads_part": 32,
         "gather_reads_unit": 8,
         "call_reads_unit": 8,
@@ -89,6 +90,6 @@ def test_slurm_gives_the_same_decisions_as_a_workstation(slurm_run: tuple[Path, 
         release = json.loads((workdir / "results" / lot / "release.json").read_text())
         statuses[lot] = (release["status"], [a["result"] for a in release["attributes"]])
     assert statuses == {
-        "DEMO-001": ("RELEASE_CANDIDATE", ["PASS"] * 6),
-        "DEMO-002": ("NOT_RELEASABLE", ["PASS", "PASS", "FAIL", "PASS", "PASS", "PASS"]),
+        "DEMO-001": ("RELEASE_CANDIDATE", ["PASS"] * 10),
+        "DEMO-002": ("NOT_RELEASABLE", ["PASS", "PASS", "FAIL", *["PASS"] * 7]),
     }

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 STABLE_SECONDS = 1.0
-LOT_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\n"
+LOT_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\ttnc_viable\tweight_kg\n"
 UNIT_HEADER = (
     "lot_id\tunit_id\tassay\trole\tpath\tpath2\ttemplate\tlibrary\tspike_organism\tspike_concentration\t"
     "spike_unit\n"
@@ -34,9 +34,10 @@ def _site(project_root: Path, root: Path) -> Path:
     shutil.copytree(project_root / "config", site / "config")
     (site / "resources").mkdir()
     (site / "resources" / "reference").symlink_to(project_root / "resources" / "reference")
-    # the panel's gating template; the demo's data come through the inbox
+    # the panels' gating templates; the demo's data come through the inbox
     (site / "resources" / "demo").mkdir()
-    shutil.copy(project_root / "resources/demo/car_t_phenotype.gatingml.xml", site / "resources/demo")
+    for template in ("car_t_phenotype", "car_t_potency", "microbial_flow"):
+        shutil.copy(project_root / f"resources/demo/{template}.gatingml.xml", site / "resources/demo")
     (site / "config" / "lots.tsv").write_text(LOT_HEADER)
     (site / "config" / "units.tsv").write_text(UNIT_HEADER)
     return site
@@ -53,12 +54,21 @@ def _run_folder(demo: Path, inbox: Path, name: str, files: list[Path]) -> Path:
 
 
 def _delivery(demo: Path, inbox: Path, lot: str, run: str) -> Path:
+    # the lot's viable nucleated cells and patient weight, as the LIMS enters them
+    tnc = {"DEMO-001": "1.2e9\t78", "DEMO-002": "2.5e9\t64"}[lot]
     folder = inbox / lot
     folder.mkdir()
-    shutil.copy(demo / lot / f"{lot}_phenotype.fcs", folder)
+    for tube in ("phenotype", "potency_stimulated", "potency_unstimulated", "microbial"):
+        shutil.copy(demo / lot / f"{lot}_{tube}.fcs", folder)
     fastq, controls = f"../{run}/Fastq", "../SEQ-RUN-01/Fastq/SEQ-RUN-01"
+    potency, microbial = "config/panels/car_t_potency.yaml", "config/panels/microbial_flow.yaml"
     units = [
         f"{lot}\tPHENO\tphenotype\ttest\t{lot}_phenotype.fcs\t\tconfig/panels/car_t_phenotype.yaml\t\t\t\t",
+        f"{lot}\tPOT-STIM\tpotency\tstimulated\t{lot}_potency_stimulated.fcs\t\t{potency}\t\t\t\t",
+        f"{lot}\tPOT-UNSTIM\tpotency\tunstimulated\t{lot}_potency_unstimulated.fcs\t\t{potency}\t\t\t\t",
+        f"{lot}\tMICRO\tmicrobial_flow\ttest\t{lot}_microbial.fcs\t\t{microbial}\t\t\t\t",
+        f"{lot}\tMICRO-NC\tmicrobial_flow\tnegative_control\t../FLOW-RUN-01/FLOW-RUN-01_medium.fcs\t\t"
+        f"{microbial}\t\t\t\t",
         f"{lot}\tSTER\tsterility_reads\ttest\t{fastq}/{lot}_sterility_R1.fastq.gz\t"
         f"{fastq}/{lot}_sterility_R2.fastq.gz\t\tshotgun\t\t\t",
         f"{lot}\tSTER-NC1\tsterility_reads\tnegative_control\t{controls}_NC1_R1.fastq.gz\t"
@@ -71,7 +81,8 @@ def _delivery(demo: Path, inbox: Path, lot: str, run: str) -> Path:
     (folder / "units.tsv").write_text(UNIT_HEADER + "\n".join(units) + "\n")
     # the LIMS writes the lot's row last: the delivery's manifest
     (folder / "lot.tsv").write_text(
-        LOT_HEADER + f"{lot}\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T08:30:00+01:00\tSITE-A\n"
+        LOT_HEADER
+        + f"{lot}\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T08:30:00+01:00\tSITE-A\t{tnc}\n"
     )
     return folder
 
@@ -99,6 +110,8 @@ def test_each_lot_is_processed_once_after_its_delivery_is_complete(project_root:
     demo = project_root / "resources" / "demo"
     site, inbox = _site(project_root, tmp_path), tmp_path / "inbox"
     inbox.mkdir()
+    # the flow run's sterile medium, shared by its lots as the sequencing run's controls are
+    shutil.copytree(demo / "FLOW-RUN-01", inbox / "FLOW-RUN-01")
     reads = [f"SEQ-RUN-01/SEQ-RUN-01_{c}_{r}.fastq.gz" for c in ("NC1", "NC2", "PC") for r in ("R1", "R2")]
     reads += [f"DEMO-001/DEMO-001_sterility_{r}.fastq.gz" for r in ("R1", "R2")]
     controls = _run_folder(demo, inbox, "SEQ-RUN-01", [Path(p) for p in reads])
@@ -115,12 +128,12 @@ def test_each_lot_is_processed_once_after_its_delivery_is_complete(project_root:
     (controls / "CopyComplete.txt").write_text("")
     second = _watch_once(site, inbox)
     assert (
-        "lot DEMO-001 registered (5 units, written to config/lots.tsv and config/units.tsv)" in second.stderr
+        "lot DEMO-001 registered (9 units, written to config/lots.tsv and config/units.tsv)" in second.stderr
     )
     assert "snakemake finished DEMO-001." in second.stderr
     decision = json.loads(release.read_text())
     assert decision["status"] == "RELEASE_CANDIDATE"
-    assert [a["result"] for a in decision["attributes"]] == ["PASS"] * 6
+    assert [a["result"] for a in decision["attributes"]] == ["PASS"] * 10
     assert (site / "results" / "DEMO-001" / "report.html").is_file()
     assert len(_runs(inbox)) == 1
     decided_at = release.stat().st_mtime_ns

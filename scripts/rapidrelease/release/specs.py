@@ -132,8 +132,19 @@ def with_unit(text: str, unit: str) -> str:
     return f"{text} {unit}" if unit else text
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def _plain(value: Decimal | str | None) -> str:
-    return format(value, "f") if isinstance(value, Decimal) else str(value)
+    """A limit as written: ``70``, ``4.0``; one written with an exponent (``1.0e6``) as ``1.0×10⁶``."""
+    if not isinstance(value, Decimal):
+        return str(value)
+    if value.as_tuple().exponent > 0:
+        mantissa, exponent = f"{value:E}".split("E")
+        digits = len(value.as_tuple().digits)
+        mantissa = f"{float(mantissa):.{max(digits - 1, 0)}f}"
+        return f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    return format(value, "f")
 
 
 def _json_number(value: Decimal | None) -> int | float | None:

@@ -186,9 +186,27 @@ def test_shipped_demo_configuration_is_valid(project_root: Path, monkeypatch) ->
         "≥ 80 %",
         "≥ 15 %",
         "0.5–4.0",
+        "1.0×10⁶–1.0×10⁷ cells/kg",
+        "≥ 5 %",
+        "≥ 10 %",
+        "NOT_DETECTED",
         "NOT_DETECTED",
         "≤ 10 CFU/mL",
     ]
+    # the potency pair and the microbial test with the flow run's sterile medium, and the dose's inputs
+    for lot in ("DEMO-001", "DEMO-002"):
+        flow = [
+            (u.unit_id, u.assay, u.role)
+            for u in run.units_of(lot)
+            if u.assay in ("potency", "microbial_flow")
+        ]
+        assert flow == [
+            ("POT-STIM", "potency", "stimulated"),
+            ("POT-UNSTIM", "potency", "unstimulated"),
+            ("MICRO", "microbial_flow", "test"),
+            ("MICRO-NC", "microbial_flow", "negative_control"),
+        ]
+    assert (run.lots["DEMO-001"].tnc_viable, run.lots["DEMO-001"].weight_kg) == (1.2e9, 78.0)
     assert [a.name for a in spec.attributes if a.validity] == ["sterility_lod"]
     assert run.deadline_hours == 24
 

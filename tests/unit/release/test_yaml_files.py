@@ -49,6 +49,12 @@ def test_an_exponent_without_its_sign_is_a_number(tmp_path: Path) -> None:
     # YAML 1.1 (PyYAML) reads 1.0e8 as text; a dose limit written so must still be a number
     path = tmp_path / "specs.yaml"
     path.write_text("lower: 1.0e8\nupper: 2e9\nsigned: 1.5e+6\nname: 2.5e9 cells\nid: e5\n")
-    assert load_yaml(path)[0] == {"lower": 1e8, "upper": 2e9, "signed": 1.5e6, "name": "2.5e9 cells", "id": "e5"}
+    assert load_yaml(path)[0] == {
+        "lower": 1e8,
+        "upper": 2e9,
+        "signed": 1.5e6,
+        "name": "2.5e9 cells",
+        "id": "e5",
+    }
     exact = load_yaml(path, exact_decimals=True)[0]
     assert exact["lower"] == Decimal("1.0e8") and exact["upper"] == Decimal("2e9")
