@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["gate_figure"]
+__all__ = ["control_comparison_figure", "gate_figure"]
 
 _OUTSIDE = "#9aa3ad"
 _INSIDE = ["#d1495b", "#2e86ab", "#3b8d4f", "#e09f3e"]  # one per population of a gate (quadrants: 4)
@@ -29,6 +29,18 @@ def _span(values: np.ndarray, bounds: list[float | None]) -> tuple[float, float]
     lo, hi = float(np.min(candidates)), float(np.max(candidates))
     pad = 0.04 * (hi - lo) if hi > lo else 1.0
     return lo - pad, hi + pad
+
+
+_ASINH_COFACTOR = 150.0
+
+
+def _wide(values: np.ndarray) -> bool:
+    """Whether values span more than two decades above the spread around zero (a fluorescence channel)."""
+    finite = np.abs(values[np.isfinite(values)])
+    if finite.size < 10:
+        return False
+    low, high = np.percentile(finite, [50, 99])
+    return bool(high > 100 * max(low, 1.0))
 
 
 def _count_text(pop: dict[str, Any]) -> str:
@@ -53,10 +65,17 @@ def gate_figure(plot: dict[str, Any]) -> go.Figure:
     title = plot["gate"] if plot["kind"] != "quadrant" else f"{plot['gate']} (quadrants)"
 
     if "y" not in plot:  # one dimension: histogram of the parent, the range marked
+        lo, hi = geometry["bounds"][0] if geometry["type"] == "rectangle" else (None, None)
+        axis_title = _axis_title(plot["axes"][0])
+        if _wide(x):
+            # a linear fluorescence axis over decades shows one spike at zero: display on asinh(x/150),
+            # the cytometrists' arcsinh with its usual cofactor, and say so on the axis
+            x = np.arcsinh(x / _ASINH_COFACTOR)
+            lo, hi = (None if b is None else float(np.arcsinh(b / _ASINH_COFACTOR)) for b in (lo, hi))
+            axis_title += f" · asinh(x/{_ASINH_COFACTOR:g})"
         fig.add_trace(
             go.Histogram(x=x, nbinsx=120, marker_color=_OUTSIDE, name=plot["parent"] or "all events")
         )
-        lo, hi = geometry["bounds"][0] if geometry["type"] == "rectangle" else (None, None)
         x_range = _span(x, [lo, hi])
         fig.add_vrect(
             x0=lo if lo is not None else x_range[0],
@@ -66,7 +85,7 @@ def gate_figure(plot: dict[str, Any]) -> go.Figure:
             line_width=1.5,
             line_color=_GATE_LINE,
         )
-        fig.update_xaxes(title_text=_axis_title(plot["axes"][0]), range=list(x_range))
+        fig.update_xaxes(title_text=axis_title, range=list(x_range))
         fig.update_yaxes(title_text="events")
     else:
         y = _finite(plot["y"])
@@ -155,3 +174,42 @@ def _draw_geometry(
     for value in yd:
         fig.add_shape(type="line", x0=x_range[0], x1=x_range[1], y0=value, y1=value, line=line)
     return x_range, y_range
+
+
+def control_comparison_figure(
+    title: str,
+    names: list[str],
+    test: list[float],
+    control: list[float],
+    unit: str,
+    labels: tuple[str, str],
+    errors: list[tuple[float, float] | None] | None = None,
+    line: tuple[float, str] | None = None,
+) -> go.Figure:
+    """Bars of a tube's values next to its control's, per metric (potency against the unstimulated
+    tube, microbes per mL against sterile medium); ``errors`` are the tube's 95 % intervals and
+    ``line`` a horizontal mark (value, label), e.g. the limit of detection."""
+    fig = go.Figure()
+    error_y = None
+    if errors is not None:
+        error_y = {
+            "type": "data",
+            "symmetric": False,
+            "array": [0.0 if e is None else e[1] - v for e, v in zip(errors, test, strict=True)],
+            "arrayminus": [0.0 if e is None else v - e[0] for e, v in zip(errors, test, strict=True)],
+        }
+    fig.add_trace(go.Bar(x=names, y=test, name=labels[0], marker_color=_INSIDE[0], error_y=error_y))
+    fig.add_trace(go.Bar(x=names, y=control, name=labels[1], marker_color=_OUTSIDE))
+    if line is not None:
+        fig.add_hline(y=line[0], line_dash="dash", line_color=_GATE_LINE, annotation_text=line[1])
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        barmode="group",
+        width=max(430, 120 * len(names) + 160),
+        height=380,
+        margin={"l": 60, "r": 10, "t": 50, "b": 60},
+        template="simple_white",
+        legend={"orientation": "h", "y": -0.18},
+    )
+    fig.update_yaxes(title_text=unit, rangemode="tozero")
+    return fig

@@ -27,7 +27,7 @@ from plotly.offline import get_plotlyjs
 
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import write_text
-from rapidrelease.report.figures import gate_figure
+from rapidrelease.report.figures import control_comparison_figure, gate_figure
 
 __all__ = ["render_lot_report", "write_lot_report"]
 
@@ -460,6 +460,242 @@ def _plots(path: Path, prefix: str) -> str:
     return "<h3>Gates</h3><div class='plots'>" + "".join(divs) + "</div>"
 
 
+def _figure(fig: Any, div_id: str) -> str:
+    div = pio.to_html(
+        fig,
+        include_plotlyjs=False,
+        full_html=False,
+        div_id=div_id,
+        config={"displaylogo": False, "responsive": False},
+    )
+    return f"<div class='plot'>{div}</div>"
+
+
+def _ci_text(ci: Any) -> str:
+    if isinstance(ci, list) and len(ci) == 2 and all(_is_number(v) for v in ci):
+        return f"{_num(ci[0])}–{_num(ci[1])}"
+    return "—"
+
+
+def _fraction(value: Any, numerator: Any, denominator: Any) -> str:
+    """``"12.3 % (1,234 / 10,000)"`` for a percentage and the events behind it."""
+    num = numerator.get("count") if isinstance(numerator, dict) else None
+    den = denominator.get("count") if isinstance(denominator, dict) else None
+    return f"{_num(value)} % ({_count(num)} / {_count(den)})"
+
+
+def _cells(*values: str) -> str:
+    return "<tr>" + "".join(values) + "</tr>"
+
+
+def _flow_metrics_table(metrics: dict[str, Any]) -> str:
+    """Every metric of a flow tube: value, interval, the events behind it, and why one is not reportable."""
+    rows = []
+    for name, entry in metrics.items():
+        if not isinstance(entry, dict) or entry.get("kind") in ("category", "lod"):
+            continue
+        num, den = entry.get("numerator") or {}, entry.get("denominator") or {}
+        status = entry.get("status")
+        state = "" if status == "ok" else f"<span class='result INCONCLUSIVE'>{_e(status)}</span> "
+        value = "—" if entry.get("value") is None else _amount(entry["value"], entry.get("unit"))
+        rows.append(
+            _cells(
+                f"<td><b>{_e(name)}</b><br><span class='note'>{_e(entry.get('description'))}</span></td>",
+                f"<td class='num'>{value}</td>",
+                f"<td class='num'>{_ci_text(entry.get('ci95'))}</td>",
+                f"<td>{_e(num.get('population'))} {_count(num.get('count'), '')}</td>",
+                f"<td>{_e(den.get('population'))} {_count(den.get('count'), '')}</td>",
+                f"<td>{state}{_e(entry.get('reason'))}</td>",
+            )
+        )
+    if not rows:
+        return ""
+    headers = ["Metric", "Value", "95 % CI", "Numerator (events)", "Denominator (events)", "Note"]
+    return "<h3>Metrics</h3>" + _table(headers, rows)
+
+
+def _thresholds_table(thresholds: list[dict[str, Any]]) -> str:
+    if not thresholds:
+        return ""
+    rows = [
+        _cells(
+            f"<td><b>{_e(t.get('name'))}</b></td><td>{_e(t.get('population'))}</td>",
+            f"<td><code>{_e(t.get('channel'))}</code> ({_e(t.get('compensation'))})</td>",
+            f"<td class='num'>{_num(t.get('percentile'))}</td><td class='num'>{_num(t.get('value'))}</td>",
+            f"<td>{_e(t.get('control_role'))} {_e(t.get('control_unit_id'))}</td>",
+            f"<td class='num'>{_count(t.get('control_events'))}</td>",
+        )
+        for t in thresholds
+    ]
+    headers = ["Threshold", "Population", "Channel", "Percentile", "Value", "From control", "Control events"]
+    return "<h3>Positivity thresholds derived from controls</h3>" + _table(headers, rows)
+
+
+def _background_block(metrics: dict[str, Any], prefix: str) -> str:
+    """Potency percentages against the unstimulated control (bars and net values), and specific lysis."""
+    entries = {name: e for name, e in metrics.items() if isinstance(e, dict)}
+    subtracted = {n: e for n, e in entries.items() if isinstance(e.get("background"), dict)}
+    lysis = {n: e for n, e in entries.items() if e.get("kind") == "specific_lysis"}
+    parts = []
+    if subtracted:
+        rows = []
+        for name, entry in subtracted.items():
+            bg = entry["background"]
+            gross = _fraction(entry.get("gross"), entry.get("numerator"), entry.get("denominator"))
+            background = _fraction(bg.get("value"), bg.get("numerator"), bg.get("denominator"))
+            rows.append(
+                _cells(
+                    f"<td><b>{_e(name)}</b></td><td class='num'>{gross}</td>",
+                    f"<td class='num'>{background} · {_e(bg.get('unit_id'))}</td>",
+                    f"<td class='num'><b>{_num(entry.get('value'))}</b> %</td>",
+                    f"<td class='num'>{_ci_text(entry.get('ci95'))}</td><td>{_e(entry.get('reason'))}</td>",
+                )
+            )
+        parts.append("<h3>Potency against the unstimulated control</h3>")
+        parts.append(_table(["Metric", "Stimulated", "Unstimulated", "Net", "95 % CI of net", "Note"], rows))
+        names = [
+            n
+            for n, e in subtracted.items()
+            if _is_number(e.get("gross")) and _is_number(e["background"].get("value"))
+        ]
+        if names:
+            fig = control_comparison_figure(
+                "Responding cells: stimulated vs unstimulated",
+                names,
+                [subtracted[n]["gross"] for n in names],
+                [subtracted[n]["background"]["value"] for n in names],
+                "% of parent",
+                ("stimulated", "unstimulated"),
+            )
+            parts.append("<div class='plots'>" + _figure(fig, f"{prefix}-potency") + "</div>")
+    if lysis:
+        rows = []
+        for name, entry in lysis.items():
+            control, den = entry.get("control") or {}, entry.get("denominator") or {}
+            targets = _count((entry.get("numerator") or {}).get("count"))
+            reference = _count(den.get("count")) if den else "mL acquired"
+            rows.append(
+                _cells(
+                    f"<td><b>{_e(name)}</b></td><td class='num'>{targets} targets / {reference}</td>",
+                    f"<td class='num'>{_count(control.get('targets'))} / {_num(control.get('reference'))}"
+                    f" · {_e(control.get('unit_id'))}</td>",
+                    f"<td class='num'><b>{_num(entry.get('value'))}</b> %</td>",
+                    f"<td class='num'>{_ci_text(entry.get('ci95'))}</td><td>{_e(entry.get('reason'))}</td>",
+                )
+            )
+        parts.append("<h3>Specific lysis against the target-only control</h3>")
+        parts.append(_table(["Metric", "Co-culture", "Target only", "Lysis", "95 % CI", "Note"], rows))
+    return "".join(parts)
+
+
+def _per_ml(tube: dict[str, Any]) -> float | None:
+    volume, count = tube.get("volume_ml"), tube.get("count")
+    return count / volume if _is_number(volume) and volume and _is_number(count) else None
+
+
+def _microbial_block(metrics: dict[str, Any], prefix: str) -> str:
+    call, lod = metrics.get("microbial_call"), metrics.get("microbial_lod_per_ml")
+    if not isinstance(call, dict):
+        return ""
+    lod = lod if isinstance(lod, dict) else {}
+    parts = ["<h3>Microbial detection against sterile medium</h3>"]
+    text = f"<p><b>Microbial call: {_e(call.get('value') or 'INCONCLUSIVE')}</b>"
+    if call.get("status") != "ok":
+        text += f" — {_e(call.get('reason'))}"
+    parts.append(text + "</p>")
+    evidence = call.get("evidence")
+    if not isinstance(evidence, dict):
+        return "".join(parts)
+    test, control = evidence.get("test") or {}, evidence.get("negative_control") or {}
+    unit = lod.get("unit") or "events/mL"
+    rows = [
+        _cells(
+            f"<td>{label} {_e(tube.get('unit_id'))}</td><td class='num'>{_count(tube.get('count'))}</td>",
+            f"<td class='num'>{_num(tube.get('volume_ml'))}</td><td class='num'>{_num(_per_ml(tube))}</td>",
+        )
+        for label, tube in (("test", test), ("negative control", control))
+    ]
+    parts.append(_table(["Tube", "Events in gate", "Volume (mL)", unit], rows))
+    parts.append(
+        f"<p>Background upper bound ({_num(100 * evidence.get('confidence', 0.95))} %): "
+        f"{_num(evidence.get('background_upper_bound'))} events in the test's volume; detected from "
+        f"{_count(evidence.get('detection_threshold_events'))} events. "
+        f"Limit of detection: {_amount(lod.get('value'), unit)}.</p>"
+    )
+    test_per_ml, control_per_ml = _per_ml(test), _per_ml(control) or 0.0
+    if test_per_ml is not None:
+        lod_value = lod.get("value")
+        line = (lod_value + control_per_ml, "LOD above background") if _is_number(lod_value) else None
+        fig = control_comparison_figure(
+            "Events per mL in the microbial gate",
+            ["microbial gate"],
+            [test_per_ml],
+            [control_per_ml],
+            unit,
+            ("test", "sterile medium"),
+            line=line,
+        )
+        parts.append("<div class='plots'>" + _figure(fig, f"{prefix}-microbial") + "</div>")
+    return "".join(parts)
+
+
+def _matrix_table(detectors: list[Any], matrix: list[Any]) -> str:
+    head = "".join(f"<th>{_e(d)}</th>" for d in detectors)
+    body = ""
+    for i, (name, row) in enumerate(zip(detectors, matrix, strict=False)):
+        cells = ""
+        for j, value in enumerate(row):
+            # shade spillover by size; the diagonal is the fluorochrome's own detector
+            shade = "" if i == j else f" style='background:rgba(46,134,171,{min(abs(value), 1.0) * 0.6:.2f})'"
+            cells += f"<td class='num'{shade}>{value:.4f}</td>"
+        body += f"<tr><th>{_e(name)}</th>{cells}</tr>"
+    return f"<table><thead><tr><th>emits \\ into</th>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _single_stains_block(block: Any) -> str:
+    if not isinstance(block, dict):
+        return ""
+    parts = ["<h3>Spillover from the lot's single-stain controls</h3>"]
+    if block.get("problem"):
+        parts.append(f"<div class='error'>Not computed: {_e(block['problem'])}</div>")
+    detectors, matrix = block.get("detectors"), block.get("matrix")
+    if not (isinstance(detectors, list) and isinstance(matrix, list)):
+        return "".join(parts)
+    parts.append(_matrix_table(detectors, matrix))
+    if block.get("applied"):
+        note = "The matrix compensates this tube."
+    else:
+        note = "The matrix is not applied to this tube (it carries its own $SPILLOVER)."
+    check = block.get("check_against_file")
+    if isinstance(check, dict):
+        note += (
+            " Against the tube's own $SPILLOVER the largest difference is "
+            f"{_num(check.get('max_abs_difference'))} ({_e(check.get('emitter'))} into "
+            f"{_e(check.get('receiver'))})."
+        )
+    controls = ", ".join(
+        f"{_e(c.get('unit_id'))} ({_e(c.get('stain'))}, {_count(c.get('events'))} events)"
+        for c in _dicts(block.get("controls"))
+    )
+    parts.append(
+        f"<p class='note'>{note} Controls: {controls}; cells: {_e(block.get('population'))}, "
+        f"brightest {_num(100 * (block.get('positive_fraction') or 0))} % as positive.</p>"
+    )
+    return "".join(parts)
+
+
+def _starting_material_section(starting: Any) -> str:
+    if not isinstance(starting, dict):
+        return ""
+    status = starting.get("status")
+    css = {"ACCEPTED": "PASS", "NOT_ACCEPTED": "FAIL"}.get(status, "INCONCLUSIVE")
+    return (
+        f"<h2>Starting material · specification {_e(starting.get('spec'))}</h2>"
+        f"<p><span class='result {css}'>{_e(status)}</span> {_e(starting.get('status_reason'))}</p>"
+        + _attributes_table(starting.get("attributes") or [])
+    )
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -482,8 +718,15 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
     measured = _read_json(unit_dir / "metrics.json") if unit_dir is not None else {}
     if measured.get("compensation"):
         parts.append(f"<p class='note'>Compensated with {_e(measured['compensation'])}.</p>")
+    prefix = "unit-" + re.sub(r"[^A-Za-z0-9_-]", "_", unit["unit_id"])
+    parts.append(_single_stains_block(measured.get("single_stains")))
     if unit_dir is not None and not unit.get("error"):
-        prefix = "unit-" + re.sub(r"[^A-Za-z0-9_-]", "_", unit["unit_id"])
+        flow_metrics = measured.get("metrics") or {}
+        if unit.get("assay") in ("phenotype", "potency", "microbial_flow"):
+            parts.append(_flow_metrics_table(flow_metrics))
+            parts.append(_thresholds_table(_dicts(measured.get("thresholds"))))
+            parts.append(_background_block(flow_metrics, prefix))
+            parts.append(_microbial_block(flow_metrics, prefix))
         parts.append(_plots(unit_dir / "gate_plots.json", prefix))
         parts.append(_populations_table(unit_dir / "populations.tsv"))
         parts.append(_contaminant_evidence(measured.get("role", unit.get("role")), measured))
@@ -540,6 +783,7 @@ def render_lot_report(release: dict[str, Any], unit_dirs: dict[str, Path]) -> st
         summary,
         "<h2>Quality attributes</h2>",
         _attributes_table(release.get("attributes") or []),
+        _starting_material_section(release.get("starting_material")),
     ]
     for unit in release.get("units") or []:
         body.append(_unit_section(unit, unit_dirs.get(unit["unit_id"])))

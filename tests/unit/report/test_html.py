@@ -380,3 +380,110 @@ def test_a_real_browser_draws_every_plot_with_the_network_cut_off(reports: dict[
     drawn = dom.count('class="main-svg"')
     assert drawn >= 7, f"plotly drew {drawn} svg layers; stderr: {done.stderr[-500:]}"
     assert dom.count('class="point"') + dom.count("scattergl") > 0
+
+
+@pytest.fixture(scope="module")
+def flow_evidence(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """DEMO-001's potency pair and microbial tubes measured, evaluated and reported."""
+    from rapidrelease.flow.measure import ControlTube
+
+    out = tmp_path_factory.mktemp("flow_report")
+    demo = Path("resources/demo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project_root)
+        run = load_run_config(Path("config/config.yaml"))
+        potency, microbial = (
+            Path("config/panels/car_t_potency.yaml"),
+            Path("config/panels/microbial_flow.yaml"),
+        )
+        stimulated = demo / "DEMO-001/DEMO-001_potency_stimulated.fcs"
+        unstimulated = demo / "DEMO-001/DEMO-001_potency_unstimulated.fcs"
+        medium = demo / "FLOW-RUN-01/FLOW-RUN-01_medium.fcs"
+        measured = {
+            "POT-STIM": ("potency", "stimulated", stimulated, potency,
+                         [ControlTube("POT-UNSTIM", "unstimulated", unstimulated)]),
+            "POT-UNSTIM": ("potency", "unstimulated", unstimulated, potency, []),
+            "MICRO": ("microbial_flow", "test", demo / "DEMO-001/DEMO-001_microbial.fcs", microbial,
+                      [ControlTube("MICRO-NC", "negative_control", medium)]),
+            "MICRO-NC": ("microbial_flow", "negative_control", medium, microbial, []),
+        }  # fmt: skip
+        folders = []
+        for unit, (assay, role, fcs, panel, controls) in measured.items():
+            folder = out / "units" / unit
+            measure_unit("DEMO-001", unit, assay, role, fcs, panel, folder, controls=controls)
+            folders.append(folder)
+        evaluate_lot_files(run, "DEMO-001", [f / "metrics.json" for f in folders], out / "release.json")
+        write_lot_report(out / "release.json", folders, out / "report.html")
+    return (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_potency_is_shown_against_its_unstimulated_control(flow_evidence: str):
+    section = _section(flow_evidence, "POT-STIM")
+    thresholds = section[section.index("Positivity thresholds derived from controls") :]
+    assert thresholds.count("unstimulated POT-UNSTIM") == 4
+    table = section[section.index("Potency against the unstimulated control") :]
+    # gross and background with the events behind them, then the net with its interval
+    row = table[table.index("<b>ifng_pct_car</b>") : table.index("</tr>", table.index("<b>ifng_pct_car</b>"))]
+    assert re.search(r"25\.\d % \(2,\d{3} / 8,362\)", row) and "0.495 % (41 / 8,283) · POT-UNSTIM" in row
+    assert "unit-POT-STIM-potency" in section  # the bar chart of stimulated vs unstimulated
+    # the unstimulated tube is the background itself: it shows its thresholds, no net values
+    own = _section(flow_evidence, "POT-UNSTIM")
+    assert "Positivity thresholds derived from controls" in own
+    assert "Potency against the unstimulated control" not in own
+
+
+def test_microbial_detection_is_shown_against_the_sterile_medium_with_its_lod(flow_evidence: str):
+    section = _section(flow_evidence, "MICRO")
+    assert "<b>Microbial call: NOT_DETECTED</b>" in section
+    assert "<td>negative control MICRO-NC</td><td class='num'>1</td><td class='num'>0.025</td>" in section
+    assert "detected from 5 events. Limit of detection: " in section
+    assert "unit-MICRO-microbial" in section
+    assert "Microbial call" not in _section(flow_evidence, "MICRO-NC")
+
+
+def test_single_stain_spillover_and_starting_material_are_shown(tmp_path: Path):
+    from rapidrelease.report.html import render_lot_report
+
+    matrix = {
+        "population": "Cells",
+        "positive_fraction": 0.05,
+        "applied": False,
+        "controls": [{"unit_id": "UNST", "stain": "unstained", "events": 20000, "positive_events": None}],
+        "detectors": ["FITC-A", "PE-A"],
+        "matrix": [[1.0, 0.2], [0.04, 1.0]],
+        "check_against_file": {
+            "max_abs_difference": 0.1,
+            "emitter": "FITC-A",
+            "receiver": "PE-A",
+            "detectors": 2,
+        },
+        "problem": None,
+    }
+    record = {"lot_id": "L", "unit_id": "PHENO", "status": "ok", "metrics": {}, "single_stains": matrix}
+    write_json(tmp_path / "PHENO" / "metrics.json", record)
+    starting = {
+        "spec": "APHERESIS",
+        "spec_description": "",
+        "status": "NOT_ACCEPTED",
+        "status_reason": "viability of the starting material fails.",
+        "counts": {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 0},
+        "attributes": [
+            {"name": "viability", "metric": "viability_pct", "result": "FAIL", "value": 72.0, "unit": "%",
+             "criterion": "≥ 80 %", "reason": "72.0 % < 80 %.", "evidence": {}}
+        ],
+    }  # fmt: skip
+    release = {
+        "lot": {"lot_id": "L"},
+        "status": "NOT_RELEASABLE",
+        "status_reason": "The lot is not releasable.",
+        "attributes": [],
+        "starting_material": starting,
+        "units": [{"unit_id": "PHENO", "assay": "phenotype", "role": "test"}],
+    }
+    page = render_lot_report(release, {"PHENO": tmp_path / "PHENO"})
+    assert "<h2>Starting material · specification APHERESIS</h2>" in page
+    assert "<span class='result FAIL'>NOT_ACCEPTED</span>" in page
+    assert "72.0 % &lt; 80 %." in page
+    spill = page[page.index("Spillover from the lot's single-stain controls") :]
+    assert "<td class='num' style='background:rgba(46,134,171,0.12)'>0.2000</td>" in spill
+    assert "is not applied to this tube" in spill and "largest difference is 0.1 (FITC-A into PE-A)" in spill
