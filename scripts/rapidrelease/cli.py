@@ -138,6 +138,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         lot_id=args.lot,
         unit_result_paths=[Path(p) for p in args.unit_results],
         out_path=Path(args.out),
+        benchmarks_dir=None if args.benchmarks is None else Path(args.benchmarks),
     )
     return 0
 
@@ -349,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--lot", required=True)
     p.add_argument("--out", required=True, help="release.json to write")
+    p.add_argument(
+        "--benchmarks", default=None, help="folder of the workflow's benchmark files, for the lot's timeline"
+    )
     p.add_argument("unit_results", nargs="*", metavar="METRICS_JSON")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -187,7 +187,7 @@ def test_bad_inputs_make_only_their_own_lot_inconclusive(project_root: Path, dem
     def units_of(lot: str, **replaced: str) -> list[str]:
         return [f"{lot}\t{replaced.get(row.split(chr(9))[0], row)}" for row in demo_units]
 
-    lot_row = "\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T10:00:00+01:00\tSITE-A\t1.2e9\t78"
+    lot_row = "\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-25T08:00:00+01:00\tSITE-A\t1.2e9\t78"
     _append_rows(
         workdir / "config" / "lots.tsv",
         [f"{lot}{lot_row}" for lot in ("BAD-TRUNC", "BAD-MISSING", "BAD-NOUNIT", "BAD-READS", "BAD-NOREADS")],

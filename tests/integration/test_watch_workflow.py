@@ -82,7 +82,7 @@ def _delivery(demo: Path, inbox: Path, lot: str, run: str) -> Path:
     # the LIMS writes the lot's row last: the delivery's manifest
     (folder / "lot.tsv").write_text(
         LOT_HEADER
-        + f"{lot}\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-24T08:30:00+01:00\tSITE-A\t{tnc}\n"
+        + f"{lot}\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-25T08:30:00+01:00\tSITE-A\t{tnc}\n"
     )
     return folder
 

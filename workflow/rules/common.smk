@@ -34,6 +34,9 @@ except ConfigError as problem:
     _refuse(problem)
 
 RESULTS = str(RUN.results_dir)
+# Snakemake benchmark files of the measuring jobs, beside logs/: the lot's timeline reads each job's
+# start and end from them (rapidrelease.release.timeline).
+BENCHMARKS = "benchmarks"
 REFERENCE = RUN.reference
 CLASSIFY = RUN.classify
 # The k-mer index: the configured prebuilt folder, or built once from the FASTA files (rule

@@ -8,6 +8,8 @@ rule measure_unit:
         plots=f"{RESULTS}/{{lot}}/units/{{unit}}/gate_plots.json",
     log:
         "logs/measure_unit/{lot}/{unit}.log",
+    benchmark:
+        f"{BENCHMARKS}/measure_unit/{{lot}}/units/{{unit}}.tsv"
     conda:
         "../../envs/flow.yaml"
     threads: 1

@@ -44,6 +44,8 @@ rule classify_reads_part:
         temp(f"{RESULTS}/{{lot}}/units/{{unit}}/parts/{{part}}.npz"),
     log:
         "logs/classify_reads_part/{lot}/{unit}/{part}.log",
+    benchmark:
+        f"{BENCHMARKS}/classify_reads_part/{{lot}}/units/{{unit}}/{{part}}.tsv"
     conda:
         "../../envs/reads.yaml"
     threads: CLASSIFY.threads
@@ -78,6 +80,8 @@ rule gather_reads_unit:
         taxa_parquet=f"{RESULTS}/{{sequenced}}/taxa.parquet",
     log:
         "logs/gather_reads_unit/{sequenced}.log",
+    benchmark:
+        f"{BENCHMARKS}/gather_reads_unit/{{sequenced}}.tsv"
     conda:
         "../../envs/reads.yaml"
     threads: 1
@@ -108,6 +112,8 @@ rule call_reads_unit:
         calls=f"{RESULTS}/{{sequenced}}/calls.tsv",
     log:
         "logs/call_reads_unit/{sequenced}.log",
+    benchmark:
+        f"{BENCHMARKS}/call_reads_unit/{{sequenced}}.tsv"
     conda:
         "../../envs/reads.yaml"
     threads: 1

@@ -15,6 +15,7 @@ rule evaluate_lot:
         runtime=5,
     params:
         config=workflow.configfiles[0],
+        benchmarks=BENCHMARKS,
     shell:
         "rapidrelease evaluate --config {params.config:q} --lot {wildcards.lot:q}"
-        " --out {output.release:q} {input.units:q} 2> {log:q}"
+        " --benchmarks {params.benchmarks:q} --out {output.release:q} {input.units:q} 2> {log:q}"

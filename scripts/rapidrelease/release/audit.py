@@ -3,8 +3,10 @@
 21 CFR Part 11 §11.10(e) asks for secure, computer-generated, time-stamped audit trails. The block
 names the software (rapidrelease, Python and the key packages with their versions), every file
 the decision rests on with its SHA-256 (config, sheets, specifications, the lot's panels and
-metrics.json files), the command line, host and user, and the start and end of the evaluation in
-UTC. It is the only part of release.json that may differ between reruns of the same inputs.
+metrics.json files) with its size, the git commit of the workflow checkout the run was started
+from, the command line, host and user, the start and end of the evaluation in UTC and the lot's
+timeline (release/timeline.py).
+It is the only part of release.json that may differ between reruns of the same inputs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import getpass
 import platform
 import socket
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,7 +26,7 @@ from rapidrelease import __version__
 from rapidrelease.outputs import sha256_file
 from rapidrelease.release.config import RunConfig
 
-__all__ = ["KEY_PACKAGES", "audit_block", "package_versions", "utc_timestamp"]
+__all__ = ["KEY_PACKAGES", "audit_block", "package_versions", "utc_timestamp", "workflow_commit"]
 
 KEY_PACKAGES = ("snakemake", "flowkit", "flowio", "flowutils", "numpy", "polars", "plotly", "pysam")
 
@@ -46,12 +49,38 @@ def utc_timestamp(moment: datetime) -> str:
 
 def _file_entry(role: str, path: Path | str, sha256: str | None = None) -> dict[str, Any]:
     """A file of the audit trail; its hash is computed now unless the caller parsed the bytes itself."""
-    if sha256 is None:
-        try:
+    try:
+        if sha256 is None:
             sha256 = sha256_file(Path(path))
-        except OSError:
-            sha256 = None
-    return {"role": role, "path": str(path), "sha256": sha256}
+        size: int | None = Path(path).stat().st_size
+    except OSError:
+        sha256, size = None, None
+    return {"role": role, "path": str(path), "sha256": sha256, "size_bytes": size}
+
+
+def _git(directory: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def workflow_commit(directory: Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the workflow checkout at ``directory`` (the working directory by default).
+
+    Returns ``{"commit": <40 hex digits>, "dirty": <tracked files changed since the commit>}``, or
+    None when the directory is not in a git checkout (or git is not installed): a run from an
+    unpacked release archive still has rapidrelease's version in the audit block.
+    """
+    directory = Path.cwd() if directory is None else Path(directory)
+    commit = _git(directory, "rev-parse", "HEAD")
+    if commit is None:
+        return None
+    status = _git(directory, "status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def _user() -> str:
@@ -68,6 +97,7 @@ def audit_block(
     unit_result_paths: Sequence[Path],
     started_at: datetime,
     finished_at: datetime,
+    timeline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The audit block for one lot's evaluation (see the module docstring for what it holds)."""
     roles = {str(run.config_path): "config"}
@@ -80,6 +110,7 @@ def audit_block(
         "rapidrelease_version": __version__,
         "python_version": platform.python_version(),
         "packages": package_versions(),
+        "workflow": workflow_commit(),
         "files": files,
         "settings": dict(run.settings),
         "command_line": list(sys.argv),
@@ -87,4 +118,5 @@ def audit_block(
         "user": _user(),
         "started_at": utc_timestamp(started_at),
         "finished_at": utc_timestamp(finished_at),
+        "timeline": timeline,
     }

@@ -31,6 +31,7 @@ from rapidrelease.release.audit import audit_block
 from rapidrelease.release.config import Lot, RunConfig, Unit
 from rapidrelease.release.dose import DOSE_ASSAY, dose_metrics
 from rapidrelease.release.specs import FAIL, INCONCLUSIVE, PASS, Attribute, judge, value_problem
+from rapidrelease.release.timeline import lot_timeline
 
 __all__ = [
     "RELEASE_SCHEMA_VERSION",
@@ -47,7 +48,7 @@ __all__ = [
     "read_unit_result",
 ]
 
-RELEASE_SCHEMA_VERSION = "1.1"
+RELEASE_SCHEMA_VERSION = "1.2"
 RELEASE_CANDIDATE = "RELEASE_CANDIDATE"
 NOT_RELEASABLE = "NOT_RELEASABLE"
 
@@ -566,15 +567,29 @@ def read_unit_result(path: Path, lot_id: str) -> dict[str, Any]:
 
 
 def evaluate_lot_files(
-    run: RunConfig, lot_id: str, unit_result_paths: Sequence[Path], out_path: Path
+    run: RunConfig,
+    lot_id: str,
+    unit_result_paths: Sequence[Path],
+    out_path: Path,
+    benchmarks_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Read the lot's metrics.json files, evaluate the lot, add the audit block, write release.json.
 
-    The file is written atomically (rapidrelease.outputs); the returned dict is what was written.
+    ``benchmarks_dir`` holds the workflow's Snakemake benchmark files, for the timeline's analysis
+    times. The file is written atomically (rapidrelease.outputs); the returned dict is what was written.
     """
     started_at = datetime.now(UTC)
     paths = [Path(p) for p in unit_result_paths]
     decision = evaluate_lot(run, lot_id, [read_unit_result(p, lot_id) for p in paths])
-    decision["audit"] = audit_block(run, lot_id, paths, started_at, datetime.now(UTC))
+    finished_at = datetime.now(UTC)
+    timeline = lot_timeline(
+        lot_id,
+        run.lots[lot_id].collected_at,
+        run.deadline_of(lot_id),
+        decision["units"],
+        finished_at,
+        benchmarks_dir,
+    )
+    decision["audit"] = audit_block(run, lot_id, paths, started_at, finished_at, timeline)
     write_json(Path(out_path), decision)
     return decision

@@ -1,13 +1,15 @@
-"""Plotly figures of the evidence: each gate drawn over its parent's events, with the counts on the plot."""
+"""Plotly figures of the evidence: gates over their parent's events with the counts on the plot,
+controls beside their tubes, and the lot's 24-hour window."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["control_comparison_figure", "gate_figure"]
+__all__ = ["control_comparison_figure", "gate_figure", "timeline_figure"]
 
 _OUTSIDE = "#9aa3ad"
 _INSIDE = ["#d1495b", "#2e86ab", "#3b8d4f", "#e09f3e"]  # one per population of a gate (quadrants: 4)
@@ -212,4 +214,93 @@ def control_comparison_figure(
         legend={"orientation": "h", "y": -0.18},
     )
     fig.update_yaxes(title_text=unit, rangemode="tozero")
+    return fig
+
+
+def _utc(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def timeline_figure(timeline: dict[str, Any]) -> go.Figure:
+    """The lot's 24-hour window (``audit.timeline`` of release.json) drawn on one UTC time axis.
+
+    One row per unit: its acquisition (cytometer clock or file time) and its analysis as bars; the
+    collection and the deadline as vertical lines and the evaluation's end as a marker.
+    """
+    fig = go.Figure()
+    rows = timeline.get("units") or []
+    names = [str(r.get("unit_id")) for r in rows]
+
+    def bars(start_key: str, end_key: str, label: str, colour: str) -> None:
+        xs: list[Any] = []
+        ys: list[Any] = []
+        for name, row in zip(names, rows, strict=True):
+            start, end = _utc(row.get(start_key)), _utc(row.get(end_key))
+            if start is None and end is None:
+                continue
+            start = start or end
+            end = end or start
+            xs += [start, end, None]
+            ys += [name, name, None]
+        if xs:
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines+markers",
+                    name=label,
+                    line={"color": colour, "width": 9},
+                    marker={"size": 7, "color": colour},
+                )
+            )
+
+    bars("acquired_start", "acquired_end", "acquired", _INSIDE[1])
+    bars("analysis_start", "analysis_end", "analysed", _INSIDE[2])
+    end = _utc(timeline.get("analysis_end"))
+    if end is not None and names:
+        fig.add_trace(
+            go.Scatter(
+                x=[end] * len(names),
+                y=names,
+                mode="markers",
+                name="result available",
+                marker={"symbol": "diamond", "size": 9, "color": _GATE_LINE},
+            )
+        )
+    for key, label, colour in (("collected_at", "collected", _OUTSIDE), ("deadline", "deadline", _INSIDE[0])):
+        moment = _utc(timeline.get(key))
+        if moment is not None:
+            # add_vline's annotation cannot take a datetime on every plotly version; a shape and an
+            # annotation in paper coordinates can
+            fig.add_shape(
+                type="line",
+                x0=moment,
+                x1=moment,
+                y0=0,
+                y1=1,
+                yref="paper",
+                line={"color": colour, "dash": "dash", "width": 2},
+            )
+            fig.add_annotation(
+                x=moment,
+                y=1.02,
+                yref="paper",
+                text=label,
+                showarrow=False,
+                font={"color": colour, "size": 12},
+            )
+    fig.update_layout(
+        title={"text": "24-hour window (UTC)", "font": {"size": 13}},
+        width=1000,
+        height=max(220, 34 * len(names) + 140),
+        margin={"l": 110, "r": 20, "t": 60, "b": 50},
+        template="simple_white",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(reversed(names)))
     return fig

@@ -27,7 +27,7 @@ from plotly.offline import get_plotlyjs
 
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import write_text
-from rapidrelease.report.figures import control_comparison_figure, gate_figure
+from rapidrelease.report.figures import control_comparison_figure, gate_figure, timeline_figure
 
 __all__ = ["render_lot_report", "write_lot_report"]
 
@@ -446,17 +446,7 @@ def _plots(path: Path, prefix: str) -> str:
     plots = _read_json(path).get("plots", [])
     if not plots:
         return ""
-    divs = []
-    for i, plot in enumerate(plots):
-        fig = gate_figure(plot)
-        div = pio.to_html(
-            fig,
-            include_plotlyjs=False,
-            full_html=False,
-            div_id=f"{prefix}-gate-{i}",
-            config={"displaylogo": False, "responsive": False},
-        )
-        divs.append(f"<div class='plot'>{div}</div>")
+    divs = [_figure(gate_figure(plot), f"{prefix}-gate-{i}") for i, plot in enumerate(plots)]
     return "<h3>Gates</h3><div class='plots'>" + "".join(divs) + "</div>"
 
 
@@ -734,27 +724,91 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
     return "".join(parts)
 
 
-def _audit_section(audit: dict[str, Any]) -> str:
+def _duration(hours: float) -> str:
+    minutes = round(abs(hours) * 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    text = f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{days} d {text}" if days else text
+
+
+_TIMELINE_COLUMNS = (
+    "acquired_start",
+    "acquired_end",
+    "acquired_source",
+    "analysis_start",
+    "analysis_end",
+)
+
+
+def _timeline_section(timeline: Any) -> str:
+    """The 24-hour window: the time left (or the overrun) in words, then the figure and its table."""
+    if not isinstance(timeline, dict):
+        return ""
+    left = timeline.get("hours_left")
+    to_result = timeline.get("hours_to_result")
+    if not (_is_number(left) and _is_number(to_result)):
+        return ""
+    if left >= 0:
+        verdict = f"<b>{_duration(left)} left</b> before the deadline"
+        css = "note"
+    else:
+        verdict = f"<b>deadline overrun by {_duration(left)}</b>"
+        css = "error"
+    rows = [
+        _cells(
+            f"<td><code>{_e(r.get('unit_id'))}</code></td>",
+            *(f"<td>{_e(r.get(key) or '—')}</td>" for key in _TIMELINE_COLUMNS),
+        )
+        for r in _dicts(timeline.get("units"))
+    ]
+    headers = ["Unit", "Acquired from", "to", "Clock", "Analysis from", "to"]
+    return (
+        "<h2>24-hour window</h2>"
+        f"<p class='{css}'>Collected {_e(timeline.get('collected_at'))}; result available"
+        f" {_e(timeline.get('analysis_end'))}, {_duration(to_result)} after collection: {verdict}"
+        f" ({_e(timeline.get('deadline'))}). First analysis job started"
+        f" {_e(timeline.get('analysis_start') or '—')}."
+        " Cytometer clocks are read in the collection's time zone; times in UTC.</p>"
+        + _figure(timeline_figure(timeline), "timeline")
+        + _table(headers, rows)
+    )
+
+
+def _file_row(label: Any, entry: dict[str, Any]) -> str:
+    return _cells(
+        f"<td>{_e(label)}</td>",
+        f"<td><code>{_e(entry.get('path'))}</code></td>",
+        f"<td class='num'>{_count(entry.get('size_bytes'))}</td>",
+        f"<td class='hash'>{_e(entry.get('sha256'))}</td>",
+    )
+
+
+def _audit_section(audit: dict[str, Any], units: list[dict[str, Any]]) -> str:
     if not audit:
         return ""
     packages = ", ".join(f"{_e(k)} {_e(v)}" for k, v in (audit.get("packages") or {}).items())
-    files = "".join(
-        f"<tr><td>{_e(f.get('role'))}</td><td><code>{_e(f.get('path'))}</code></td>"
-        f"<td class='hash'>{_e(f.get('sha256'))}</td></tr>"
-        for f in audit.get("files") or []
-    )
+    workflow = audit.get("workflow")
+    if isinstance(workflow, dict):
+        edited = " (with uncommitted changes to tracked files)" if workflow.get("dirty") else ""
+        commit = f"<code>{_e(workflow.get('commit'))}</code>{edited}"
+    else:
+        commit = "not run from a git checkout"
+    files = [_file_row(f.get("role"), f) for f in _dicts(audit.get("files"))]
+    inputs = [_file_row(u.get("unit_id"), i) for u in units for i in _dicts(u.get("inputs"))]
     return (
         "<h2>Audit</h2><table><tbody>"
         f"<tr><th>rapidrelease</th><td>{_e(audit.get('rapidrelease_version'))}"
         f" · Python {_e(audit.get('python_version'))}</td></tr>"
         f"<tr><th>Packages</th><td>{packages}</td></tr>"
+        f"<tr><th>Workflow commit</th><td>{commit}</td></tr>"
         f"<tr><th>Command</th><td><code>{_e(' '.join(audit.get('command_line') or []))}</code></td></tr>"
         f"<tr><th>Host · user</th><td>{_e(audit.get('host'))} · {_e(audit.get('user'))}</td></tr>"
         f"<tr><th>Evaluated</th><td>{_e(audit.get('started_at'))} – {_e(audit.get('finished_at'))}</td></tr>"
         "</tbody></table>"
-        "<h3>Configuration files</h3>"
-        "<table><thead><tr><th>Role</th><th>File</th><th>SHA-256</th></tr></thead>"
-        f"<tbody>{files}</tbody></table>"
+        "<h3>Data files</h3>"
+        + _table(["Unit", "File", "Bytes", "SHA-256"], inputs)
+        + "<h3>Configuration, panels and results</h3>"
+        + _table(["Role", "File", "Bytes", "SHA-256"], files)
     )
 
 
@@ -784,10 +838,11 @@ def render_lot_report(release: dict[str, Any], unit_dirs: dict[str, Path]) -> st
         "<h2>Quality attributes</h2>",
         _attributes_table(release.get("attributes") or []),
         _starting_material_section(release.get("starting_material")),
+        _timeline_section((release.get("audit") or {}).get("timeline")),
     ]
     for unit in release.get("units") or []:
         body.append(_unit_section(unit, unit_dirs.get(unit["unit_id"])))
-    body.append(_audit_section(release.get("audit") or {}))
+    body.append(_audit_section(release.get("audit") or {}, _dicts(release.get("units"))))
     body.append("</main>")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -154,7 +154,7 @@ def test_shipped_demo_configuration_is_valid(project_root: Path, monkeypatch) ->
     monkeypatch.chdir(project_root)
     run = load_run_config(Path("config/config.yaml"))
     assert list(run.lots) == ["DEMO-001", "DEMO-002"]
-    assert run.lots["DEMO-001"].collected_at.isoformat() == "2026-11-24T08:30:00+01:00"
+    assert run.lots["DEMO-001"].collected_at.isoformat() == "2026-11-25T08:30:00+01:00"
     assert run.lots["DEMO-002"].site == "SITE-B"
     assert [(u.lot_id, u.unit_id, u.role) for u in run.units if u.assay == "phenotype"] == [
         ("DEMO-001", "PHENO", "test"),

@@ -606,6 +606,7 @@ def _fake_audit() -> dict[str, Any]:
         "rapidrelease_version": "0",
         "python_version": "3.11",
         "packages": {},
+        "workflow": None,
         "files": [],
         "settings": {},
         "command_line": [],
@@ -613,6 +614,7 @@ def _fake_audit() -> dict[str, Any]:
         "user": "u",
         "started_at": "2026-11-24T10:00:00.000Z",
         "finished_at": "2026-11-24T10:00:01.000Z",
+        "timeline": None,
     }
 
 

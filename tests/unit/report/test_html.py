@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import shutil
@@ -321,7 +322,7 @@ def test_decision_comes_first_and_failures_lead_the_attribute_table(reports: dic
     table = page[page.index("Quality attributes") :]
     assert table.index("car_of_cd3") < table.index("<b>viability</b>") < table.index("cd4_cd8_ratio")
     assert "8.9 % &lt; 15 %" in page  # reason text is escaped, never markup
-    assert page.count("<div class='plot'>") == 7  # one plot per gate of the demo template
+    assert page.count('id="unit-PHENO-gate-') == 7  # one plot per gate of the demo template
     # whole-file counts on the CAR+ gate plot (inside plotly's JSON, where '<' and '/' are escaped)
     assert "CARpos\\u003c\\u002fb\\u003e 1,807 \\u002f 20,262 (8.9 %)" in page
 
@@ -330,7 +331,7 @@ def test_a_unit_that_could_not_be_measured_is_shown_with_its_sentence(reports: d
     page = reports["DEMO-001"].read_text(encoding="utf-8")
     assert "<div class='status'>Inconclusive</div>" in page
     assert "<b>Not measured.</b>" in page and "lost.fcs: file not found." in page
-    assert "<div class='plot'>" not in page
+    assert 'id="unit-PHENO-gate-' not in page
 
 
 def test_a_sequencing_unit_shows_fragments_by_category_and_the_taxa_found(reports: dict[str, Path]):
@@ -487,3 +488,26 @@ def test_single_stain_spillover_and_starting_material_are_shown(tmp_path: Path):
     spill = page[page.index("Spillover from the lot's single-stain controls") :]
     assert "<td class='num' style='background:rgba(46,134,171,0.12)'>0.2000</td>" in spill
     assert "is not applied to this tube" in spill and "largest difference is 0.1 (FITC-A into PE-A)" in spill
+
+
+def test_the_24_hour_window_states_the_time_left_or_the_overrun(reports: dict[str, Path]):
+    page = reports["DEMO-002"].read_text(encoding="utf-8")
+    window = page[page.index("<h2>24-hour window</h2>") : page.index("<h2>Unit ")]
+    # the demo lot was collected on 2026-11-25 and is evaluated now, long after its deadline
+    assert "Collected 2026-11-25T08:10:00.000Z" in window
+    assert "deadline overrun by " in window and "(2026-11-26T08:10:00.000Z)" in window
+    assert 'id="timeline"' in window
+    # the phenotype tube on the cytometer's clock ($BTIM 10:07:45 at the +01:00 site)
+    assert "<td><code>PHENO</code></td><td>2026-11-25T09:07:45.000Z</td>" in window
+    assert "FCS keywords" in window
+
+
+def test_the_audit_block_lists_every_data_file_with_size_and_hash(reports: dict[str, Path]):
+    page = reports["DEMO-002"].read_text(encoding="utf-8")
+    audit = page[page.index("<h2>Audit</h2>") :]
+    fcs = Path("resources/demo/DEMO-002/DEMO-002_phenotype.fcs")
+    digest = hashlib.sha256((Path(__file__).parents[3] / fcs).read_bytes()).hexdigest()
+    size = (Path(__file__).parents[3] / fcs).stat().st_size
+    row = f"<td>PHENO</td><td><code>{fcs}</code></td><td class='num'>{size:,}</td>"
+    assert f"{row}<td class='hash'>{digest}</td>" in audit
+    assert "<th>Workflow commit</th>" in audit

@@ -1,0 +1,153 @@
+"""The lot's 24-hour window: collection → acquisition → analysis → the decision deadline.
+
+A CAR-T lot is released fresh, so the result must be available within ``deadline_hours`` of
+sampling. The timeline puts on one clock the moments the decision depends on:
+
+- ``collected_at`` and the deadline, from the lot sheet and config.yaml;
+- each unit's acquisition: for an FCS file the instrument's own $BTIM/$ETIM (or FCS 3.2
+  $BEGINDATETIME/$ENDDATETIME), for a sequencing file its modification time (FASTQ and BAM carry
+  no acquisition clock; the file's time is when the instrument or its copy step finished writing);
+- each unit's analysis, from the Snakemake benchmark files of the jobs that measured it (a job's
+  start is its benchmark's modification time less its wall-clock seconds);
+- the end of the evaluation, when release.json is written.
+
+FCS clocks are local and carry no time zone; they are read in the time zone of ``collected_at``,
+the site's, because the cytometer stands where the lot is tested. Everything is reported in UTC
+with milliseconds, as the audit block's other times. The timeline holds wall-clock times of this
+run, so it belongs to the audit block, the part of release.json that may differ between reruns.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from rapidrelease.release.audit import utc_timestamp
+
+__all__ = ["lot_timeline", "unit_analysis_interval"]
+
+
+def _aware(text: Any, zone: tzinfo) -> datetime | None:
+    """An ISO 8601 time; one without an offset is taken to be in ``zone``. None if unparseable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+def _file_time(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None
+
+
+def _benchmark_seconds(path: Path) -> float | None:
+    """Wall-clock seconds of a Snakemake benchmark file (its column ``s``; the longest repeat)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    seconds = []
+    for row in rows:
+        try:
+            value = float(row.get("s") or "nan")
+        except ValueError:
+            continue
+        if math.isfinite(value) and value >= 0:
+            seconds.append(value)
+    return max(seconds) if seconds else None
+
+
+def unit_analysis_interval(
+    benchmarks_dir: Path, lot_id: str, unit_id: str
+) -> tuple[datetime | None, datetime | None, list[str]]:
+    """Start and end (UTC) of the jobs that measured a unit, and the benchmark files they come from.
+
+    The workflow writes ``benchmarks/<rule>/<lot>/units/<unit>.tsv`` for one-job steps and
+    ``benchmarks/<rule>/<lot>/units/<unit>/<part>.tsv`` for a unit classified in parts.
+    """
+    files = sorted(Path(benchmarks_dir).glob(f"*/{lot_id}/units/{unit_id}.tsv"))
+    files += sorted(Path(benchmarks_dir).glob(f"*/{lot_id}/units/{unit_id}/*.tsv"))
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    for path in files:
+        end, seconds = _file_time(path), _benchmark_seconds(path)
+        if end is None or seconds is None:
+            continue
+        ends.append(end)
+        starts.append(end - timedelta(seconds=seconds))
+    return (min(starts) if starts else None), (max(ends) if ends else None), [str(f) for f in files]
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else utc_timestamp(moment)
+
+
+def _hours(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 3600, 3)
+
+
+def lot_timeline(
+    lot_id: str,
+    collected_at: datetime,
+    deadline: datetime,
+    units: Sequence[Mapping[str, Any]],
+    evaluated_at: datetime,
+    benchmarks_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The lot's timeline (module docstring) from its unit records as release.json lists them.
+
+    ``collected_at`` and ``deadline`` must be time-zone aware. Returns ``collected_at``,
+    ``deadline``, ``units`` (per unit: ``acquired_start``/``acquired_end`` with their
+    ``acquired_source``, ``analysis_start``/``analysis_end``), ``analysis_start``,
+    ``analysis_end`` (the evaluation's end), ``hours_to_result`` (collection to analysis end) and
+    ``hours_left`` (analysis end to the deadline; negative when the deadline was overrun).
+    """
+    zone = collected_at.tzinfo or UTC
+    rows: list[dict[str, Any]] = []
+    analysis_starts: list[datetime] = []
+    for unit in units:
+        acquisition = unit.get("acquisition") or {}
+        start = _aware(acquisition.get("start"), zone)
+        end = _aware(acquisition.get("end"), zone)
+        source = "FCS keywords" if start is not None or end is not None else None
+        if source is None:
+            times = [t for t in (_file_time(Path(i["path"])) for i in unit.get("inputs") or []) if t]
+            if times:
+                start, end, source = min(times), max(times), "file modification time"
+        job_start = job_end = None
+        if benchmarks_dir is not None:
+            job_start, job_end, _ = unit_analysis_interval(benchmarks_dir, lot_id, unit["unit_id"])
+        if job_start is not None:
+            analysis_starts.append(job_start)
+        rows.append(
+            {
+                "unit_id": unit["unit_id"],
+                "assay": unit.get("assay"),
+                "role": unit.get("role"),
+                "acquired_start": _stamp(start),
+                "acquired_end": _stamp(end),
+                "acquired_source": source,
+                "analysis_start": _stamp(job_start),
+                "analysis_end": _stamp(job_end),
+            }
+        )
+    analysis_start = min(analysis_starts) if analysis_starts else None
+    return {
+        "collected_at": utc_timestamp(collected_at),
+        "deadline": utc_timestamp(deadline),
+        "units": rows,
+        "analysis_start": _stamp(analysis_start),
+        "analysis_end": utc_timestamp(evaluated_at),
+        "hours_to_result": _hours(evaluated_at - collected_at),
+        "hours_left": _hours(deadline - evaluated_at),
+    }
