@@ -123,7 +123,11 @@ def acquisition_interval(keywords: dict[str, str]) -> tuple[dt.datetime | None, 
         start_from_date = dt.datetime.combine(date, btim) if btim is not None else None
         end_from_date = dt.datetime.combine(date, etim) if etim is not None else None
         if start_from_date is not None and end_from_date is not None and end_from_date < start_from_date:
-            end_from_date += dt.timedelta(days=1)
+            try:
+                end_from_date += dt.timedelta(days=1)
+            except OverflowError:
+                # past midnight of 31-Dec-9999 is beyond datetime's range: a garbled $DATE, unparseable
+                end_from_date = None
         start = start if start is not None else start_from_date
         end = end if end is not None else end_from_date
     return start, end

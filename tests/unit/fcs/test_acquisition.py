@@ -91,3 +91,11 @@ def test_fcs32_date_times_win_and_missing_parts_give_none():
     )
     assert acquisition_interval({"$BTIM": "10:00:00"}) == (None, None)
     assert acquisition_interval({"$DATE": "24-NOV-2026", "$ETIM": "x"}) == (None, None)
+
+
+def test_past_midnight_of_the_last_representable_day_is_none_not_an_overflow():
+    # Found by fuzzing: $DATE 31-Dec-9999 with $ETIM before $BTIM raised OverflowError out of
+    # describe_fcs (rapidrelease fcs-info, flow measure) instead of leaving the end unknown.
+    start, end = acquisition_interval({"$DATE": "31-DEC-9999", "$BTIM": "23:59:30", "$ETIM": "00:01:10"})
+    assert start == dt.datetime(9999, 12, 31, 23, 59, 30)
+    assert end is None
