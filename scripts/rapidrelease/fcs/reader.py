@@ -631,10 +631,16 @@ def _time_step(keywords: dict[str, str], has_time: bool, warnings: list[str]) ->
     if not raw.strip():
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        warnings.append(f"$TIMESTEP is '{shown(raw, 40)}', not a number; the time channel was left unscaled.")
+        value = math.nan
+    if not math.isfinite(value):
+        # float() also reads 'nan' and 'inf', which would silently turn every time value into NaN
+        warnings.append(
+            f"$TIMESTEP is '{shown(raw, 40)}', not a finite number; the time channel was left unscaled."
+        )
         return None
+    return value
 
 
 def _keyword_warnings(

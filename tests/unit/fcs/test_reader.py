@@ -178,6 +178,24 @@ def test_log_scaling_that_overflows_is_refused(calibur, write_fcs):
         fcs.events()
 
 
+@pytest.mark.parametrize("timestep", ["nan", "inf", "-inf"])
+def test_a_timestep_that_is_not_finite_leaves_time_unscaled(fortessa, write_fcs, timestep):
+    # Found by fuzzing: float() accepts 'nan' and 'inf', so every time value became NaN with only
+    # a NumPy RuntimeWarning; the time channel must keep its stored values and the file say why.
+    raw = fortessa.events(preprocess=False)
+    keywords = _keywords(fortessa, **{"$TIMESTEP": timestep})
+    path = write_fcs("timestep.fcs", keywords=keywords, data=raw.astype(">f4").tobytes(), version="3.0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NumPy RuntimeWarning either
+        fcs = read_fcs(path)
+        events = fcs.events()
+    assert (
+        f"$TIMESTEP is '{timestep}', not a finite number; the time channel was left unscaled." in fcs.warnings
+    )
+    assert np.array_equal(events[:, fcs.time_index], raw[:, fcs.time_index])
+    assert np.array_equal(events[:, :10], fortessa.events()[:, :10])
+
+
 # --- floating point and ASCII ------------------------------------------------------------------
 
 
