@@ -62,6 +62,11 @@ MAX_PENDING_MATES = 1_000_000
 """Most SAM/BAM/CRAM reads held while waiting for their mate (about 0.5 GB for 150-bp reads)."""
 
 _MAX_BATCH_BYTES = 128 << 20  # FASTQ text per batch, so long reads keep memory bounded
+# One FASTQ record's text. The longest reads sequenced are a few Mb (ultra-long nanopore) and a record
+# holds its bases twice (sequence, quality), so this is ~30× the longest real record; past it the
+# "record" is a corrupt or non-FASTQ file without line breaks (a 1 MB gzip of one line inflates to
+# 1 GiB), which would otherwise grow the buffer until memory runs out.
+_MAX_RECORD_BYTES = 256 << 20
 _ROW_BUDGET = 8 << 20  # bytes of the temporary (rows × width) arrays of one gather
 _NEWLINE, _CR, _AT, _PLUS, _SPACE, _TAB, _SLASH = 10, 13, 64, 43, 32, 9, 47
 _FIRST_PRINTABLE, _LAST_PRINTABLE = 33, 126
@@ -431,6 +436,13 @@ def _iter_fastq(path: Path, batch_reads: int) -> Iterator[_Reads]:
             found_parts = [line_ends]
             n_breaks = len(line_ends)
             while n_breaks < 4 * batch_reads and (filled < _MAX_BATCH_BYTES or n_breaks < 4):
+                if n_breaks < 4 and filled > _MAX_RECORD_BYTES:
+                    # the buffer holds only the first unfinished record here (earlier ones were yielded)
+                    raise ReadsError(
+                        f"{path}: record {record:,} runs past {_MAX_RECORD_BYTES / 2**20:g} MiB with line "
+                        f"{4 * (record - 1) + n_breaks + 1:,} still unfinished, far longer than any read; "
+                        "the file is corrupt or not FASTQ."
+                    )
                 if filled + block_bytes + 1 > len(buf):
                     grown = np.empty(max(2 * len(buf), filled + block_bytes + 1), dtype=np.uint8)
                     grown[:filled] = buf[:filled]

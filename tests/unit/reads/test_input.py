@@ -312,6 +312,28 @@ def test_long_reads_over_the_byte_cap_stay_paired(tmp_path, monkeypatch, shared_
     assert _reads(batches, 2) == [(n, s[: len(s) // 3]) for n, s in ont]
 
 
+def test_a_line_without_end_is_refused_before_it_fills_memory(tmp_path, monkeypatch):
+    # Found by fuzzing: a 1 MB gzip of '@r1\n' and one line of 1 GiB grew the buffer to 2 GiB
+    # (a few more MB of gzip and the process runs out of memory). A record is capped instead;
+    # the cap is lowered here so the test stays small.
+    monkeypatch.setattr(read_input, "_MAX_RECORD_BYTES", 64 * 1024)
+    monkeypatch.setattr(read_input, "_MAX_BATCH_BYTES", 48 * 1024)
+    monkeypatch.setattr(_stream, "BLOCK_BYTES", 4096)
+    good = _fastq([("r1", "ACGT" * 5000)])  # a 20-kb read, 40 kB of record: under the cap
+    bomb = tmp_path / "one_line.fastq.gz"
+    bomb.write_bytes(gzip.compress(good + b"@r2\n" + b"A" * 200_000))
+    assert _error(bomb) == (
+        f"{bomb}: record 2 runs past 0.0625 MiB with line 6 still unfinished, far longer than any read; "
+        "the file is corrupt or not FASTQ."
+    )
+    first = tmp_path / "first_record.fastq"
+    first.write_bytes(b"@r1\n" + b"A" * 200_000)
+    assert _error(first).startswith(f"{first}: record 1 runs past 0.0625 MiB with line 2 still unfinished")
+    fine = tmp_path / "long_read.fastq"
+    fine.write_bytes(good)
+    assert _reads(list(iter_read_batches(fine))) == [("r1", "ACGT" * 5000)]
+
+
 # --- paired and interleaved FASTQ -------------------------------------------------------------------
 
 
