@@ -154,6 +154,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_index(args: argparse.Namespace) -> int:
+    from rapidrelease.release.config import load_run_config
+    from rapidrelease.report.index import write_index
+
+    run = load_run_config(Path(args.config))
+    write_index([Path(p) for p in args.releases], Path(args.out), run.settings.get("trends"))
+    return 0
+
+
+def _cmd_multiqc(args: argparse.Namespace) -> int:
+    from rapidrelease.report.multiqc import write_multiqc_files
+
+    write_multiqc_files(Path(args.release), [Path(p) for p in args.kreports], Path(args.out))
+    return 0
+
+
 def _cmd_refdb_build(args: argparse.Namespace) -> int:
     from rapidrelease.reads.index import build_index
     from rapidrelease.reads.kmers import MinimizerSpec
@@ -361,6 +377,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="report.html to write")
     p.add_argument("unit_dirs", nargs="*", metavar="UNIT_DIR")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("index", help="write the lots index with trends across lots and sites")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--out", required=True, help="index.html to write")
+    p.add_argument("releases", nargs="*", metavar="RELEASE_JSON")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("multiqc", help="write a lot's MultiQC custom-content table and its units' kreports")
+    p.add_argument("--release", required=True, help="the lot's release.json")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("kreports", nargs="*", metavar="KREPORT", help="<unit folder>/reads.kreport files")
+    p.set_defaults(func=_cmd_multiqc)
 
     p = sub.add_parser("refdb", help="build or inspect a k-mer reference index")
     refdb = p.add_subparsers(dest="refdb_command", required=True, metavar="ACTION")

@@ -246,8 +246,19 @@ def get_config_files(wildcards):
     return files
 
 
+def get_lot_kreports(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.lot}/units/{u.unit_id}/reads.kreport"
+        for u in RUN.units_of(wildcards.lot)
+        if u.assay in READS_ASSAYS
+    ]
+
+
 def get_final_output():
     lots = sorted(RUN.lots)
-    return [f"{RESULTS}/{lot}/release.json" for lot in lots] + [
-        f"{RESULTS}/{lot}/report.html" for lot in lots
+    per_lot = [
+        f"{RESULTS}/{lot}/{name}"
+        for lot in lots
+        for name in ("release.json", "report.html", "multiqc")
     ]
+    return per_lot + [f"{RESULTS}/index.html"]

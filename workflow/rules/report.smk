@@ -22,3 +22,48 @@ rule lot_report:
         unit_dirs=get_lot_unit_dirs,
     shell:
         "rapidrelease report --release {input.release:q} --out {output:q} {params.unit_dirs:q} 2> {log:q}"
+
+
+rule lots_index:
+    """Every lot with its status, time to result and links; control charts and site comparability."""
+    input:
+        releases=expand(f"{RESULTS}/{{lot}}/release.json", lot=sorted(RUN.lots)),
+        reports=expand(f"{RESULTS}/{{lot}}/report.html", lot=sorted(RUN.lots)),
+        config=get_config_files,
+    output:
+        report(
+            f"{RESULTS}/index.html",
+            caption="../report/lots_index.rst",
+            category="Lots index",
+        ),
+    log:
+        "logs/lots_index.log",
+    conda:
+        "../../envs/release.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        config=workflow.configfiles[0],
+    shell:
+        "rapidrelease index --config {params.config:q} --out {output:q} {input.releases:q} 2> {log:q}"
+
+
+rule multiqc_files:
+    """The lot's MultiQC custom-content table and its sequencing units' kreports, named by lot and unit."""
+    input:
+        release=f"{RESULTS}/{{lot}}/release.json",
+        kreports=get_lot_kreports,
+    output:
+        directory(f"{RESULTS}/{{lot}}/multiqc"),
+    log:
+        "logs/multiqc_files/{lot}.log",
+    conda:
+        "../../envs/release.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "rapidrelease multiqc --release {input.release:q} --out {output:q} {input.kreports:q} 2> {log:q}"

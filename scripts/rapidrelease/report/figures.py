@@ -1,5 +1,5 @@
 """Plotly figures of the evidence: gates over their parent's events with the counts on the plot,
-controls beside their tubes, and the lot's 24-hour window."""
+controls beside their tubes, the lot's 24-hour window, and control charts across lots."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["control_comparison_figure", "gate_figure", "timeline_figure"]
+from rapidrelease.release.trends import AttributeTrend
+
+__all__ = ["control_comparison_figure", "gate_figure", "timeline_figure", "trend_figure"]
 
 _OUTSIDE = "#9aa3ad"
 _INSIDE = ["#d1495b", "#2e86ab", "#3b8d4f", "#e09f3e"]  # one per population of a gate (quadrants: 4)
@@ -303,4 +305,86 @@ def timeline_figure(timeline: dict[str, Any]) -> go.Figure:
         legend={"orientation": "h", "y": -0.2},
     )
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(reversed(names)))
+    return fig
+
+
+_SITE_COLOURS = ["#2e86ab", "#e09f3e", "#3b8d4f", "#8e5ea2", "#d1495b", "#5c6b73"]
+
+
+def trend_figure(
+    trend: AttributeTrend, spec_limits: tuple[float | None, float | None] = (None, None)
+) -> go.Figure:
+    """An individuals control chart of one attribute across lots in time order, one colour per site.
+
+    Baseline lots are filled markers, others open; a point beyond the ±3σ limits is ringed in red.
+    ``spec_limits`` (lower, upper) of the specification are drawn dotted where given.
+    """
+    fig = go.Figure()
+    lots = [p.lot_id for p in trend.points]
+    sites = sorted({p.site for p in trend.points})
+    for i, site in enumerate(sites):
+        points = [p for p in trend.points if p.site == site]
+        colour = _SITE_COLOURS[i % len(_SITE_COLOURS)]
+        fig.add_trace(
+            go.Scatter(
+                x=[p.lot_id for p in points],
+                y=[p.value for p in points],
+                mode="markers",
+                name=site or "no site",
+                text=[f"{p.lot_id} · {p.status} · {p.collected_at}" for p in points],
+                hovertemplate="%{text}<br>%{y}<extra></extra>",
+                marker={
+                    "size": 10,
+                    "color": colour,
+                    "symbol": ["circle" if p.baseline else "circle-open" for p in points],
+                    "line": {
+                        "width": [3 if p.beyond_limits else 1 for p in points],
+                        "color": [_INSIDE[0] if p.beyond_limits else colour for p in points],
+                    },
+                },
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=lots,
+            y=[p.value for p in trend.points],
+            mode="lines",
+            line={"color": _OUTSIDE, "width": 1},
+            showlegend=False,
+            hoverinfo="skip",
+        )
+    )
+    if trend.limits is not None:
+        for value, label, dash in (
+            (trend.limits.upper, "UCL", "dash"),
+            (trend.limits.mean, "mean", "solid"),
+            (trend.limits.lower, "LCL", "dash"),
+        ):
+            fig.add_hline(
+                y=value,
+                line_dash=dash,
+                line_color=_GATE_LINE,
+                line_width=1,
+                annotation_text=f"{label} {value:.4g}",
+                annotation_position="right",
+            )
+    for value, label in zip(spec_limits, ("spec lower", "spec upper"), strict=True):
+        if value is not None:
+            fig.add_hline(
+                y=value,
+                line_dash="dot",
+                line_color=_INSIDE[0],
+                line_width=1,
+                annotation_text=f"{label} {value:.4g}",
+                annotation_position="top left",
+            )
+    fig.update_layout(
+        title={"text": f"{trend.name}" + (f" ({trend.unit})" if trend.unit else ""), "font": {"size": 13}},
+        width=600,
+        height=340,
+        margin={"l": 60, "r": 90, "t": 50, "b": 70},
+        template="simple_white",
+        legend={"orientation": "h", "y": -0.3},
+    )
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=lots)
     return fig

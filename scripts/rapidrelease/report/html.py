@@ -14,56 +14,27 @@ a USB stick; it prints on paper too.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-import plotly.io as pio
 import polars as pl
-from plotly.offline import get_plotlyjs
 
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import write_text
 from rapidrelease.report.figures import control_comparison_figure, gate_figure, timeline_figure
+from rapidrelease.report.page import STATUS_TEXT as _STATUS_TEXT
+from rapidrelease.report.page import duration as _duration
+from rapidrelease.report.page import escape as _e
+from rapidrelease.report.page import figure_div as _figure
+from rapidrelease.report.page import html_document
+from rapidrelease.report.page import table as _table
 
 __all__ = ["render_lot_report", "write_lot_report"]
 
-_STATUS_TEXT = {
-    "RELEASE_CANDIDATE": "Release candidate",
-    "NOT_RELEASABLE": "Not releasable",
-    "INCONCLUSIVE": "Inconclusive",
-}
 _RESULT_ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "PASS": 2}
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d232a}
-main{max-width:1320px;margin:0 auto;padding:18px 28px 40px}
-h1{font-size:22px;margin:0 0 4px}
-h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d6dbe0;padding-bottom:4px}
-h3{font-size:15px;margin:18px 0 6px}
-.banner{padding:16px 28px;color:#fff} .banner .status{font-size:26px;font-weight:700;letter-spacing:.02em}
-.banner .reason{font-size:15px;margin-top:4px} .banner .lot{font-size:14px;opacity:.92;margin-top:6px}
-.RELEASE_CANDIDATE{background:#2f7d46} .NOT_RELEASABLE{background:#b3261e} .INCONCLUSIVE{background:#a15c00}
-table{border-collapse:collapse;width:100%;font-size:13px;margin:6px 0}
-th,td{border-bottom:1px solid #e3e7eb;padding:5px 8px;text-align:left;vertical-align:top}
-th{background:#f3f5f7;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.result{font-weight:700;padding:1px 7px;border-radius:3px;color:#fff;font-size:12px}
-.result.PASS{background:#2f7d46} .result.FAIL{background:#b3261e} .result.INCONCLUSIVE{background:#a15c00}
-.error{background:#fdecea;border-left:4px solid #b3261e;padding:8px 12px;margin:8px 0}
-.note{color:#56606b;font-size:12.5px}
-code,.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
-.plots{display:flex;flex-wrap:wrap;gap:6px}
-.plot{border:1px solid #e3e7eb;break-inside:avoid}
-@media print{.banner{-webkit-print-color-adjust:exact;print-color-adjust:exact}
-h2{break-after:avoid} .plot{break-inside:avoid}}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
 
 
 def _value_text(attr: dict[str, Any]) -> str:
@@ -238,11 +209,6 @@ def _amount(value: Any, unit: Any) -> str:
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _table(headers: list[str], rows: list[str]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _verdict(metrics: dict[str, Any], validity: Any) -> str:
@@ -448,17 +414,6 @@ def _plots(path: Path, prefix: str) -> str:
         return ""
     divs = [_figure(gate_figure(plot), f"{prefix}-gate-{i}") for i, plot in enumerate(plots)]
     return "<h3>Gates</h3><div class='plots'>" + "".join(divs) + "</div>"
-
-
-def _figure(fig: Any, div_id: str) -> str:
-    div = pio.to_html(
-        fig,
-        include_plotlyjs=False,
-        full_html=False,
-        div_id=div_id,
-        config={"displaylogo": False, "responsive": False},
-    )
-    return f"<div class='plot'>{div}</div>"
 
 
 def _ci_text(ci: Any) -> str:
@@ -724,13 +679,6 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
     return "".join(parts)
 
 
-def _duration(hours: float) -> str:
-    minutes = round(abs(hours) * 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    text = f"{minutes // 60} h {minutes % 60:02d} min"
-    return f"{days} d {text}" if days else text
-
-
 _TIMELINE_COLUMNS = (
     "acquired_start",
     "acquired_end",
@@ -844,13 +792,7 @@ def render_lot_report(release: dict[str, Any], unit_dirs: dict[str, Path]) -> st
         body.append(_unit_section(unit, unit_dirs.get(unit["unit_id"])))
     body.append(_audit_section(release.get("audit") or {}, _dicts(release.get("units"))))
     body.append("</main>")
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(lot['lot_id'])} · {_e(_STATUS_TEXT.get(status, status))}</title>"
-        f"<style>{_CSS}</style><script>{get_plotlyjs()}</script></head><body>"
-        + "".join(body)
-        + "</body></html>\n"
-    )
+    return html_document(f"{lot['lot_id']} · {_STATUS_TEXT.get(status, status)}", body)
 
 
 def write_lot_report(release_path: Path, unit_dirs: list[Path], out_path: Path) -> None:

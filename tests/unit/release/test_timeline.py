@@ -82,8 +82,13 @@ def test_reads_without_a_clock_are_placed_at_their_files_modification_times(tmp_
     ):
         path.write_bytes(b"")
         os.utime(path, (moment.timestamp(), moment.timestamp()))
-    unit = {"unit_id": "STER", "assay": "sterility_reads", "role": "test", "acquisition": None,
-            "inputs": [{"path": str(r1)}, {"path": str(r2)}]}  # fmt: skip
+    unit = {
+        "unit_id": "STER",
+        "assay": "sterility_reads",
+        "role": "test",
+        "acquisition": None,
+        "inputs": [{"path": str(r1)}, {"path": str(r2)}],
+    }
     row = lot_timeline("L1", COLLECTED, DEADLINE, [unit], DEADLINE)["units"][0]
     assert (row["acquired_start"], row["acquired_end"]) == (
         "2026-11-25T12:00:00.000Z",

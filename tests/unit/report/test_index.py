@@ -1,0 +1,105 @@
+"""The lots index: every lot with status, time to result and links; control charts; site comparability."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from plotly.offline import get_plotlyjs
+
+from rapidrelease.errors import RapidReleaseError
+from rapidrelease.report.index import render_index, write_index
+
+HOSTILE = "<script>alert('x')</script> \"Lösung\" / ü"
+
+
+def _release(lot: str, site: str, day: int, status: str, dose: float | None, hours: float = 20.0) -> dict:
+    return {
+        "lot": {
+            "lot_id": lot,
+            "product": HOSTILE,
+            "site": site,
+            "collected_at": f"2026-11-{day:02d}T08:00:00+01:00",
+        },
+        "status": status,
+        "status_reason": f"reason of {lot}",
+        "counts": {"PASS": 1 if status == "RELEASE_CANDIDATE" else 0, "FAIL": 0, "INCONCLUSIVE": 0},
+        "attributes": [
+            {
+                "name": "dose_per_kg",
+                "description": "Viable CAR+ T cells per kg",
+                "value": dose,
+                "unit": "cells/kg",
+                "result": "INCONCLUSIVE" if dose is None else "PASS",
+                "comparison": "between",
+                "lower": 1.0e6,
+                "upper": 1.0e7,
+                "limit": None,
+            }
+        ],
+        "audit": {"timeline": {"hours_to_result": hours, "hours_left": 24.0 - hours}},
+    }
+
+
+def _releases(tmp_path: Path) -> list[tuple[Path, dict]]:
+    doses = [5.0e6, 5.2e6, 4.9e6, 5.1e6, 5.0e6, 5.3e6, 4.8e6, 5.1e6, 5.0e6, 5.2e6]
+    releases = [
+        _release(f"A-{i:02d}", "SITE-A" if i % 2 else "SITE-B", i + 1, "RELEASE_CANDIDATE", d)
+        for i, d in enumerate(doses)
+    ]
+    releases.append(_release("LATE-01", "SITE-B", 20, "NOT_RELEASABLE", 9.5e6, hours=27.5))
+    return [(tmp_path / r["lot"]["lot_id"] / "release.json", r) for r in releases]
+
+
+def test_every_lot_is_listed_in_order_of_collection_with_links_and_time_to_result(tmp_path: Path) -> None:
+    page = render_index(_releases(tmp_path), tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
+    table = page[page.index("<h1>Lots</h1>") : page.index("<h2>Attributes across lots</h2>")]
+    assert table.index("<b>A-00</b>") < table.index("<b>A-09</b>") < table.index("<b>LATE-01</b>")
+    assert "<a href='LATE-01/report.html'>report</a>" in table
+    assert "<a href='LATE-01/release.json'>release.json</a>" in table
+    # 27.5 h to result against a 24-hour window: the overrun is stated
+    assert "1 d 3 h 30 min <span class='result FAIL'>overrun 3 h 30 min</span>" in table
+    assert "11 lots: 10 release candidates, 1 not releasable, 0 inconclusive." in page
+
+
+def test_a_lot_beyond_three_sigma_of_the_released_lots_is_counted_and_sites_are_compared(
+    tmp_path: Path,
+) -> None:
+    page = render_index(_releases(tmp_path), tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
+    assert "<b>dose_per_kg</b>: 10 baseline lots, 1 beyond the limits" in page
+    comparison = page[page.index("<h2>Site-to-site comparability</h2>") :]
+    assert "SITE-A (n = 5," in comparison and "SITE-B (n = 6," in comparison
+    # the late lot's high dose spreads SITE-B's values: equivalence within 1×10⁶ cells/kg is not shown
+    assert "<span class='result FAIL'>not shown equivalent</span>" in comparison
+    without = render_index(_releases(tmp_path)[:-1], tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
+    assert "<span class='result PASS'>equivalent</span>" in without
+    assert 'id="trend-dose_per_kg"' in page
+    assert page.count(get_plotlyjs()[:200]) == 1
+
+
+def test_names_from_the_sheets_are_text_never_markup(tmp_path: Path) -> None:
+    page = render_index(_releases(tmp_path), tmp_path, None)
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &quot;Lösung&quot; / ü" in page
+    assert "no equivalence margin is configured" in page
+
+
+def test_write_index_refuses_an_unreadable_release_json_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "L1" / "release.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    with pytest.raises(RapidReleaseError, match=re.escape(f"{bad}: cannot be read as release.json")):
+        write_index([bad], tmp_path / "index.html", None)
+    assert not (tmp_path / "index.html").exists()
+
+
+def test_write_index_writes_the_page_beside_the_lot_folders(tmp_path: Path) -> None:
+    paths = []
+    for path, record in _releases(tmp_path)[:3]:
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
+        paths.append(path)
+    write_index(paths, tmp_path / "index.html", {})
+    assert "<a href='A-02/report.html'>report</a>" in (tmp_path / "index.html").read_text(encoding="utf-8")
