@@ -111,6 +111,7 @@ class _Tube:
             raise MetricError(f"{spec.path}: file not found.")
         self.spec = spec
         self.fcs = read_fcs(spec.path)
+        _check_release_grade(self.fcs)
         self.tree = panel.template().tree_for(self.fcs.sample_id)
         panel.check_populations(self.tree)
         layout = SampleLayout.of(self.fcs)
@@ -128,6 +129,72 @@ class _Tube:
         except ValueError:
             return None, None
         return (nanolitres / 1e6, "$VOL") if nanolitres > 0 else (None, None)
+
+
+def _check_release_grade(fcs: Any) -> None:
+    """Refuse a tube the FCS reader could read but whose events cannot be trusted for a release decision.
+
+    The reader tolerates quirks that have one defensible reading; a release decision needs more:
+
+    - duplicated $PnN names (FCS 3.1 §3.2.18 requires them unique): a gate on that name could read
+      either parameter;
+    - no events: nothing could be measured, and the file, not a gate, is the reason;
+    - a DATA segment ($BEGINDATA–$ENDDATA) with room for at least one more whole event than $TOT:
+      $TOT or $PAR is wrong (a $PAR one short shifts every value into the next channel), so which
+      bytes are which event's values is in doubt;
+    - a file that ends before its ANALYSIS segment ($ENDANALYSIS): the copy is incomplete;
+    - a non-finite value (NaN, ±inf) in float DATA: no cytometer measures one, so the file is
+      corrupt, and gates would silently drop those events.
+    """
+    name = fcs.sample_id
+    seen: dict[str, int] = {}
+    for channel in fcs.channels:
+        if channel.pnn in seen:
+            raise MetricError(
+                f"{name}: parameters {seen[channel.pnn]} and {channel.number} are both named "
+                f"{channel.pnn!r} ($PnN), so a gate on that channel could read either."
+            )
+        seen[channel.pnn] = channel.number
+    if fcs.n_events == 0:
+        raise MetricError(f"{name}: holds no events ($TOT is 0).")
+
+    def keyword(key: str) -> int | None:
+        try:
+            return int(fcs.keywords.get(key, "").strip())
+        except ValueError:
+            return None
+
+    widths = {"F": 32, "D": 64}
+    bits = [widths.get(fcs.datatype, c.bits) for c in fcs.channels]
+    begin, end = keyword("$BEGINDATA"), keyword("$ENDDATA")
+    if fcs.datatype != "A" and None not in bits and begin and end and fcs.n_datasets == 1:
+        record = sum(bits) // 8
+        span = end - begin + 1
+        if record and span - fcs.n_events * record >= record:
+            raise MetricError(
+                f"{name}: its DATA segment ($BEGINDATA–$ENDDATA) holds {span} bytes, room for more than "
+                f"$TOT={fcs.n_events} events of {len(bits)} parameters ($PAR), so $TOT or $PAR is wrong."
+            )
+    analysis_end = keyword("$ENDANALYSIS")
+    if fcs.n_datasets == 1 and analysis_end and analysis_end >= fcs.size_bytes:
+        raise MetricError(
+            f"{name}: is truncated: its ANALYSIS segment ends at byte {analysis_end}, "
+            f"but the file has {fcs.size_bytes} bytes."
+        )
+    if fcs.datatype in widths:
+        import numpy as np
+
+        done = 0
+        for chunk in fcs.iter_event_chunks(DEFAULT_CHUNK_SIZE):
+            bad = np.flatnonzero(~np.isfinite(chunk).all(axis=1))
+            if bad.size:
+                row = int(bad[0])
+                column = int(np.flatnonzero(~np.isfinite(chunk[row]))[0])
+                raise MetricError(
+                    f"{name}: event {done + row + 1} has the value {chunk[row, column]} in channel "
+                    f"{fcs.channels[column].pnn}; no cytometer measures that, so the file is corrupt."
+                )
+            done += len(chunk)
 
 
 def _measure(

@@ -172,3 +172,66 @@ def test_a_matrix_file_named_by_the_panel_replaces_the_tubes_spillover(tmp_path:
     ccr7_pos = ("cd45ra_pos_ccr7_pos_pct_car", "cd45ra_neg_ccr7_pos_pct_car")
     shift = sum(uncorrected["metrics"][m]["value"] - own["metrics"][m]["value"] for m in ccr7_pos)
     assert shift > 5.0
+
+
+def _demo_with(
+    tmp_path: Path, name: str, keywords: dict[str, str] | None = None, data=None, tail=b""
+) -> Path:
+    """The demo tube rewritten as FCS 3.1 with some TEXT keywords or DATA replaced (offsets recomputed)."""
+    raw = DEMO_FCS.read_bytes()
+    text_start, text_end, data_start, data_end = (int(raw[10 + 8 * i : 18 + 8 * i]) for i in range(4))
+    text = raw[text_start : text_end + 1]
+    fields = [f.replace(b"\0", b"/").decode() for f in text[1:-1].replace(b"//", b"\0").split(b"/")]
+    kw = dict(zip(fields[0::2], fields[1::2], strict=True)) | (keywords or {})
+    data = raw[data_start : data_end + 1] if data is None else data
+    for _ in range(3):  # the offsets are written in TEXT, so its length settles after a few passes
+        body = ("/" + "".join(f"{k}/{v.replace('/', '//')}/" for k, v in kw.items())).encode()
+        first = 256 + len(body)
+        kw |= {"$BEGINDATA": str(first), "$ENDDATA": str(first + len(data) - 1)}
+    header = b"FCS3.1    " + b"".join(
+        f"{n:>8}".encode() for n in (256, first - 1, first, first + len(data) - 1)
+    )
+    path = tmp_path / name
+    path.write_bytes(header.ljust(256) + body + data + tail)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("keywords", "problem"),
+    [
+        # a $PAR one short would shift every value into the next channel and still gate plausibly
+        (
+            {"$PAR": "10"},
+            "room for more than $TOT=30000 events of 10 parameters ($PAR), so $TOT or $PAR is wrong",
+        ),
+        ({"$TOT": "29999"}, "room for more than $TOT=29999 events of 11 parameters"),
+        ({"$P11N": "FSC-H"}, "parameters 2 and 11 are both named 'FSC-H' ($PnN)"),
+        ({"$BEGINANALYSIS": "1400000", "$ENDANALYSIS": "1400099"}, "is truncated: its ANALYSIS segment ends"),
+    ],
+    ids=["par-too-few", "tot-too-few", "duplicate-pnn", "analysis-cut-off"],
+)
+def test_a_tube_the_reader_tolerates_but_a_release_cannot_rest_on(tmp_path: Path, keywords, problem):
+    record = _measure(tmp_path, _demo_with(tmp_path, "odd.fcs", keywords))
+    _assert_one_sentence_error(record, "odd.fcs: ", problem)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_event_value_makes_the_tube_unmeasurable(tmp_path: Path, value: float):
+    # gates compare with NaN as False: without the check such events vanish from every population
+    data = bytearray(DEMO_FCS.read_bytes()[2601:1322601])
+    data[44 * 7 + 8 : 44 * 7 + 12] = np.float32(value).tobytes()  # event 8, channel 3 (SSC-A)
+    record = _measure(tmp_path, _demo_with(tmp_path, "corrupt.fcs", data=bytes(data)))
+    _assert_one_sentence_error(record, f"corrupt.fcs: event 8 has the value {value} in channel SSC-A")
+
+
+def test_a_tube_without_events_names_the_file(tmp_path: Path):
+    record = _measure(tmp_path, _demo_with(tmp_path, "empty.fcs", {"$TOT": "0"}, data=b""))
+    _assert_one_sentence_error(record, "empty.fcs: holds no events ($TOT is 0)")
+
+
+def test_the_rewritten_demo_tube_is_measured_as_the_original(tmp_path: Path):
+    # the rewriting above changes nothing by itself: each refusal is the edited keyword's doing
+    record = _measure(tmp_path, _demo_with(tmp_path, "same.fcs"))
+    original = _measure(tmp_path, DEMO_FCS)
+    assert record["status"] == "ok"
+    assert record["metrics"] == original["metrics"]
