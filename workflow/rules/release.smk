@@ -4,7 +4,12 @@ rule evaluate_lot:
         units=get_lot_unit_results,
         config=get_config_files,
     output:
-        release=f"{RESULTS}/{{lot}}/release.json",
+        release=report(
+            f"{RESULTS}/{{lot}}/release.json",
+            caption="../report/release_json.rst",
+            category="Release decisions (release.json)",
+            labels={"lot": "{lot}"},
+        ),
     log:
         "logs/evaluate_lot/{lot}.log",
     conda:
