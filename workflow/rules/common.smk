@@ -7,7 +7,11 @@ from pathlib import Path
 
 from rapidrelease.errors import ConfigError
 from rapidrelease.flow.panel import load_panel
-from rapidrelease.release.config import READS_ASSAYS, run_config_from_dict
+from rapidrelease.release.config import (
+    READS_ASSAYS,
+    run_config_from_dict,
+    unmeasured_metric_problems,
+)
 from rapidrelease.release.schemas import SAFE_ID_PATTERN
 
 
@@ -21,15 +25,35 @@ try:
     RUN = run_config_from_dict(config, source=Path(workflow.configfiles[0]))
     # Each cluster job parses the workflow again (twice under SLURM): it checks the panels' files
     # only in the main process, which checked them before submitting anything.
-    PANELS = {
-        template: load_panel(template, check_template=workflow.is_main_process)
-        for template in {
-            unit.template
-            for unit in RUN.units
-            if unit.assay in ("phenotype", "potency", "microbial_flow")
+    PANELS = {}
+    for unit in RUN.units:
+        if (
+            unit.assay in ("phenotype", "potency", "microbial_flow")
             and unit.template is not None
-        }
-    }
+        ):
+            if unit.template in PANELS:
+                continue
+            try:
+                PANELS[unit.template] = load_panel(
+                    unit.template, check_template=workflow.is_main_process
+                )
+            except ConfigError as problem:
+                # name the sheet and the first unit that uses the panel, so the lab knows which row to fix
+                raise ConfigError(
+                    f"{RUN.settings['units']}, column 'template' of lot {unit.lot_id} unit "
+                    f"{unit.unit_id}: {problem}"
+                ) from None
+    # an attribute whose metric no panel reports could never be judged: refused, not INCONCLUSIVE forever
+    unmeasured = unmeasured_metric_problems(
+        RUN,
+        {
+            template: [m.name for m in panel.metrics]
+            + (["microbial_call", "microbial_lod_per_ml"] if panel.detection else [])
+            for template, panel in PANELS.items()
+        },
+    )
+    if unmeasured:
+        raise ConfigError("\n".join(unmeasured))
 except ConfigError as problem:
     _refuse(problem)
 

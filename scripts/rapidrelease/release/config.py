@@ -22,7 +22,7 @@ import functools
 import glob
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,7 @@ __all__ = [
     "load_run_config",
     "run_config_from_dict",
     "describe_run_config",
+    "unmeasured_metric_problems",
 ]
 
 FLOW_ASSAYS = ("phenotype", "potency", "microbial_flow")
@@ -588,6 +589,49 @@ def describe_run_config(run: RunConfig) -> str:
                         f"for unit {test.unit_id}, so its contaminant calls will be INCONCLUSIVE."
                     )
     return "\n".join(lines)
+
+
+def unmeasured_metric_problems(run: RunConfig, panel_metrics: Mapping[Path, Sequence[str]]) -> list[str]:
+    """Specification attributes whose metric no panel of their lots' flow units reports, one sentence each.
+
+    ``panel_metrics`` maps each flow unit's panel file to the metric names it reports. Such an
+    attribute could only ever be INCONCLUSIVE (a typing error such as ``viability_percent``), so the
+    configuration is refused instead of every lot of the specification failing to be decided.
+    Attributes of lots without a unit of the assay stay a warning (:func:`describe_run_config`).
+    """
+    from rapidrelease.release.dose import DOSE_ASSAY, DOSE_METRICS
+
+    problems: list[str] = []
+    specs_file = run.settings.get("specs", "the specifications")
+    for spec in run.specs.values():
+        lots = [lot for lot in run.lots.values() if spec.name in (lot.spec, lot.starting_spec)]
+        for attribute in spec.attributes:
+            where = f"{specs_file}, spec {spec.name!r}, attribute {attribute.name!r}, key 'metric'"
+            if attribute.assay == DOSE_ASSAY:
+                if attribute.metric not in DOSE_METRICS:
+                    problems.append(
+                        f"{where}: {attribute.metric!r} is not a dose metric ({', '.join(DOSE_METRICS)})."
+                    )
+                continue
+            if attribute.assay not in FLOW_ASSAYS:
+                continue
+            panels = sorted(
+                {
+                    u.template
+                    for lot in lots
+                    for u in run.units_of(lot.lot_id)
+                    if u.template in panel_metrics
+                    and u.assay == attribute.assay
+                    and (u.unit_id == attribute.unit_id if attribute.unit_id else u.role == attribute.role)
+                }
+            )
+            if panels and not any(attribute.metric in panel_metrics[t] for t in panels):
+                reported = sorted({m for t in panels for m in panel_metrics[t]})
+                problems.append(
+                    f"{where}: {attribute.metric!r} is not a metric of panel "
+                    f"{', '.join(map(str, panels))} (it reports {', '.join(reported)})."
+                )
+    return problems
 
 
 def _count(n: int, noun: str) -> str:

@@ -617,3 +617,23 @@ def test_a_role_the_assay_does_not_have_and_a_misplaced_stain_are_refused(projec
         "its single stain is for, or unstained.",
         "config/units.tsv row 5, column 'stain': is only used for a compensation or fmo control.",
     ]
+
+
+def test_an_attribute_whose_metric_no_panel_reports_is_a_problem_naming_spec_attribute_and_panel(
+    project: Path,
+) -> None:
+    # a typing error in specs.yaml would otherwise leave every lot of the specification INCONCLUSIVE
+    from rapidrelease.release.config import unmeasured_metric_problems
+
+    specs = SPECS.replace("metric: car_pct_cd3", "metric: car_percent_cd3")
+    specs += "      dose: {assay: dose, metric: cells_per_kg, comparison: '>=', limit: 1, unit: cells/kg}\n"
+    run = load_run_config(write_project(project, specs=specs))
+    panels = {Path(PANEL): ["viability_pct", "car_pct_cd3", "cd4_cd8_ratio"]}
+    assert unmeasured_metric_problems(run, panels) == [
+        "config/specs.yaml, spec 'SPEC-A', attribute 'car_of_cd3', key 'metric': 'car_percent_cd3' is not a "
+        f"metric of panel {PANEL} (it reports car_pct_cd3, cd4_cd8_ratio, viability_pct).",
+        "config/specs.yaml, spec 'SPEC-A', attribute 'dose', key 'metric': 'cells_per_kg' is not a dose "
+        "metric (viable_car_t_cells, viable_car_t_cells_per_kg).",
+    ]
+    good = load_run_config(write_project(project))
+    assert unmeasured_metric_problems(good, panels) == []
