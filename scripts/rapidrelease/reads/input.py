@@ -518,6 +518,12 @@ def _end_of_file(buf: np.ndarray, filled: int, line_ends: np.ndarray) -> tuple[i
         if np.any(buf[begin : int(line_ends[n - 1])] != _CR):
             break
         n -= 1
+    if n < len(line_ends) and n % 4 == 3:
+        # the first blank line dropped follows a '+' line: it is the empty quality line of an empty
+        # read (cutadapt keeps emptied reads), not padding, so the last record is complete
+        begin = int(line_ends[n - 2]) + 1 if n > 1 else 0
+        if buf[begin] == _PLUS:
+            n += 1
     return filled, line_ends[:n], unterminated
 
 

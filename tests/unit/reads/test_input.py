@@ -146,6 +146,17 @@ def test_last_line_without_line_break_and_trailing_blank_lines_are_accepted(tmp_
         assert len(_reads(list(iter_read_batches(path)))) == len(KNOWN)
 
 
+def test_an_empty_read_at_the_end_of_the_file_is_a_read_not_padding(tmp_path):
+    # Found by the batch-size property test: the empty quality line of a last, emptied read was
+    # dropped as a trailing blank line, and the file refused as truncated inside that record.
+    path = tmp_path / "trimmed.fastq"
+    path.write_bytes(_fastq([("read1", "ACGT"), ("trimmed_to_nothing", "")]) + b"\n\n")
+    assert _reads(list(iter_read_batches(path))) == [("read1", "ACGT"), ("trimmed_to_nothing", "")]
+    cut = tmp_path / "cut.fastq"
+    cut.write_bytes(b"@read1\nACGT\n+\n\n")  # a real read whose quality line is missing
+    assert _error(cut) == f"{cut}: record 1 (line 4) has 0 quality values for 4 bases."
+
+
 def test_empty_file_gives_no_batches(tmp_path):
     empty, empty_gz = tmp_path / "empty.fastq", tmp_path / "empty.fastq.gz"
     empty.write_bytes(b"")
