@@ -1,0 +1,212 @@
+"""What a reviewer, a LIMS and a lab's other tools get from a real run: the report and the index in a
+real browser with the network cut off, hostile names shown as text, Snakemake's report archive and
+MultiQC's view of the results.
+
+One snakemake run of the demo in which DEMO-001's product and site hold markup, quotes, slashes and
+non-ASCII text and its phenotype tube's file name holds quotes, angle brackets and non-ASCII letters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+HOSTILE_PRODUCT = "<script>alert(\"lot\")</script> 'CAR-T' / Lösung ü"
+HOSTILE_SITE = 'SITE "A" / Zürich <b>'
+# a file name cannot hold a slash, and Snakemake reads <lower-case name> in a path as a path variable
+# (the configuration refuses such a path, tests/unit/release/test_config.py)
+HOSTILE_TUBE = "tube \"1\" <B>Größe & 'x'.fcs"
+STATUS_TEXT = {
+    "RELEASE_CANDIDATE": "Release candidate",
+    "NOT_RELEASABLE": "Not releasable",
+    "INCONCLUSIVE": "Inconclusive",
+}
+ALL_PLOTS_DRAWN = (
+    "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
+)
+# screenshots are kept for a person to look at after the run (.gitignore'd)
+ARTIFACTS = Path(os.environ.get("RAPIDRELEASE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
+
+
+def _snakemake(project_root: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        str(BIN / "snakemake"),
+        "--snakefile",
+        str(project_root / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def hostile_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("hostile site")
+    shutil.copytree(project_root / "config", workdir / "config")
+    shutil.copytree(project_root / "resources" / "demo", workdir / "resources" / "demo")
+    (workdir / "resources" / "reference").symlink_to(project_root / "resources" / "reference")
+    tube = workdir / "resources" / "demo" / "DEMO-001" / HOSTILE_TUBE
+    (workdir / "resources" / "demo" / "DEMO-001" / "DEMO-001_phenotype.fcs").rename(tube)
+    lots = workdir / "config" / "lots.tsv"
+    rows = lots.read_text(encoding="utf-8").splitlines()
+    rows = [
+        "\t".join([f[0], HOSTILE_PRODUCT, f[2], f[3], HOSTILE_SITE, *f[5:]]) if f[0] == "DEMO-001" else row
+        for row in rows
+        for f in [row.split("\t")]
+    ]
+    lots.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    units = workdir / "config" / "units.tsv"
+    text = units.read_text(encoding="utf-8")
+    units.write_text(
+        text.replace("resources/demo/DEMO-001/DEMO-001_phenotype.fcs", str(tube)), encoding="utf-8"
+    )
+    done = _snakemake(project_root, workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+def _release(workdir: Path, lot: str) -> dict:
+    return json.loads((workdir / "results" / lot / "release.json").read_text(encoding="utf-8"))
+
+
+def test_hostile_names_reach_release_json_unchanged_and_the_lot_is_still_judged(hostile_run: Path):
+    release = _release(hostile_run, "DEMO-001")
+    assert (release["lot"]["product"], release["lot"]["site"]) == (HOSTILE_PRODUCT, HOSTILE_SITE)
+    assert release["status"] == "RELEASE_CANDIDATE"
+    (pheno,) = [u for u in release["units"] if u["unit_id"] == "PHENO"]
+    assert Path(pheno["inputs"][0]["path"]).name == HOSTILE_TUBE
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (Debian package chromium; CI installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def _open_offline(browser, path: Path, screenshot: Path):
+    """Open ``path`` from file:// with every other request refused; return the page and what it tried."""
+    context = browser.new_context(viewport={"width": 1320, "height": 1000}, offline=True)
+    seen = {"requests": [], "errors": [], "dialogs": []}
+    context.route(lambda url: not url.startswith("file://"), lambda route: route.abort())
+    page = context.new_page()
+    page.on("request", lambda request: seen["requests"].append(request.url))
+    page.on(
+        "console", lambda message: seen["errors"].append(message.text) if message.type == "error" else None
+    )
+    page.on("pageerror", lambda error: seen["errors"].append(str(error)))
+    page.on("dialog", lambda dialog: (seen["dialogs"].append(dialog.message), dialog.dismiss()))
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_function(ALL_PLOTS_DRAWN, timeout=60_000)
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot), full_page=True)
+    return page, seen
+
+
+@pytest.mark.parametrize("lot", ["DEMO-001", "DEMO-002"])
+def test_each_lot_report_renders_offline_with_every_plot_and_the_decisions_status(hostile_run, browser, lot):
+    release = _release(hostile_run, lot)
+    page, seen = _open_offline(
+        browser, hostile_run / "results" / lot / "report.html", ARTIFACTS / f"{lot}.png"
+    )
+    assert seen["errors"] == [] and seen["dialogs"] == []
+    # the page itself is the only request: plotly.js and the style are inside it
+    assert seen["requests"] == [(hostile_run / "results" / lot / "report.html").as_uri()]
+    containers = page.locator(".plotly-graph-div")
+    # gate plots (7 phenotype, 7 + 7 potency, 2 microbial x 2), control bars, the timeline
+    assert containers.count() >= 20
+    assert page.locator(".plotly-graph-div svg.main-svg").count() >= containers.count()
+    assert page.locator(".plotly-graph-div:not(:has(svg.main-svg))").count() == 0
+    banner = page.locator(".banner")
+    assert banner.get_attribute("class") == f"banner {release['status']}"
+    assert page.locator(".banner .status").inner_text() == STATUS_TEXT[release["status"]]
+    if lot == "DEMO-001":
+        lot_line = page.locator(".banner .lot").inner_text()
+        assert HOSTILE_PRODUCT in lot_line and HOSTILE_SITE in lot_line
+        assert page.locator("script").count() == 1 + containers.count()  # plotly.js and one per figure
+        assert HOSTILE_TUBE in page.locator("main").inner_text()
+    page.context.close()
+
+
+def test_the_index_renders_offline_and_lists_both_lots_with_working_links(hostile_run, browser):
+    index = hostile_run / "results" / "index.html"
+    page, seen = _open_offline(browser, index, ARTIFACTS / "index.png")
+    assert seen["errors"] == [] and seen["dialogs"] == [] and seen["requests"] == [index.as_uri()]
+    # one control chart per numeric attribute of the demo specification, each drawn
+    assert page.locator(".plotly-graph-div").count() == 8
+    assert page.locator(".plotly-graph-div:not(:has(svg.main-svg))").count() == 0
+    rows = page.locator("tbody tr").first.inner_text()
+    assert "DEMO-001" in rows and HOSTILE_PRODUCT in rows
+    for link in page.locator("a").all():
+        href = link.get_attribute("href")
+        assert (index.parent / href).is_file(), href
+    page.context.close()
+
+
+def test_snakemakes_report_archive_holds_every_lots_decision_report_and_the_index(project_root, hostile_run):
+    done = _snakemake(project_root, hostile_run, "--report", "report.zip")
+    assert done.returncode == 0, done.stderr[-2000:]
+    with zipfile.ZipFile(hostile_run / "report.zip") as archive:
+        names = [Path(n).name for n in archive.namelist()]
+        page = archive.read("report/report.html").decode("utf-8")
+    assert sorted(n for n in names if n != "report.html") == ["index.html", "release.json", "release.json"]
+    assert names.count("report.html") == 3  # Snakemake's own page and the two lot reports
+    for lot in ("DEMO-001", "DEMO-002"):
+        assert f"Machine-readable release decision of lot {lot}" in page
+        assert f"Release-candidate report of lot {lot}" in page
+
+
+def _multiqc() -> str | None:
+    return os.environ.get("RAPIDRELEASE_MULTIQC") or shutil.which("multiqc")
+
+
+@pytest.mark.skipif(
+    _multiqc() is None, reason="MultiQC is not installed (.ci/run installs it beside the venv)"
+)
+def test_multiqc_shows_the_release_table_and_every_sequencing_units_kraken_report(hostile_run, tmp_path):
+    done = subprocess.run(
+        [
+            _multiqc(),
+            "-c",
+            "config/multiqc_config.yaml",
+            "results",
+            "-o",
+            str(tmp_path),
+            "--no-ansi",
+            "--data-format",
+            "json",
+        ],
+        cwd=hostile_run,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (data_file,) = tmp_path.glob("*_data/multiqc_data.json")
+    data = json.loads(data_file.read_text(encoding="utf-8"))
+    table = data["report_saved_raw_data"]["multiqc_rapidrelease_release_table"]
+    assert {lot: row["status"] for lot, row in table.items()} == {
+        "DEMO-001": "RELEASE_CANDIDATE",
+        "DEMO-002": "NOT_RELEASABLE",
+    }
+    assert table["DEMO-002"]["car_of_cd3 (%)"] == pytest.approx(8.9)
+    kraken = data["report_saved_raw_data"]["multiqc_kraken"]
+    units = ("STER", "STER-NC1", "STER-NC2", "STER-PC")
+    assert sorted(kraken) == sorted(f"{lot}_{unit}" for lot in ("DEMO-001", "DEMO-002") for unit in units)
