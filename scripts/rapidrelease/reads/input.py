@@ -650,6 +650,12 @@ def _open_alignments(path: Path, kind: str, reference: Path | None) -> Any:
             return pysam.AlignmentFile(str(path), mode, **options)
     except (OSError, ValueError) as exc:
         message = str(exc)
+    except NotImplementedError:
+        # htslib decompresses plain gzip but cannot seek in it, and pysam asks for a position on open
+        raise ReadsError(
+            f"{path}: is {_KIND_NAMES[kind]} compressed with plain gzip, not in the BGZF blocks of SAM v1 "
+            "§4.1 that htslib needs; recompress it with bgzip (or samtools view -b)."
+        ) from None
     raise ReadsError(
         f"{path}: cannot be opened as {_KIND_NAMES[kind]} (htslib: {message}); its header may be "
         "truncated or damaged."

@@ -529,6 +529,19 @@ def test_repeated_mate_in_a_bam_is_an_error(tmp_path):
     )
 
 
+def test_bam_recompressed_with_plain_gzip_is_refused_in_one_sentence(tmp_path):
+    # Found by fuzzing: pysam's NotImplementedError ("seek not implemented in files compressed by
+    # method 1") leaked out of iter_read_batches for a BAM gunzipped and gzipped again.
+    bgzf = tmp_path / "reads.bam"
+    _write_bam(bgzf, [{"name": "q", "flag": 4, "seq": "ACGT"}])
+    plain = tmp_path / "regzipped.bam"
+    plain.write_bytes(gzip.compress(gzip.decompress(bgzf.read_bytes())))
+    assert _error(plain) == (
+        f"{plain}: is BAM compressed with plain gzip, not in the BGZF blocks of SAM v1 §4.1 that htslib "
+        "needs; recompress it with bgzip (or samtools view -b)."
+    )
+
+
 def test_sam_text_is_read_through_pysam(tmp_path):
     sam = tmp_path / "reads.sam"
     _write_bam(
