@@ -30,6 +30,7 @@ from rapidrelease.outputs import write_json
 from rapidrelease.release.audit import audit_block
 from rapidrelease.release.config import Lot, RunConfig, Unit
 from rapidrelease.release.dose import DOSE_ASSAY, dose_metrics
+from rapidrelease.release.integrity import with_changed_inputs_as_errors
 from rapidrelease.release.specs import FAIL, INCONCLUSIVE, PASS, Attribute, judge, value_problem
 from rapidrelease.release.timeline import lot_timeline
 
@@ -580,7 +581,9 @@ def evaluate_lot_files(
     """
     started_at = datetime.now(UTC)
     paths = [Path(p) for p in unit_result_paths]
-    decision = evaluate_lot(run, lot_id, [read_unit_result(p, lot_id) for p in paths])
+    # each unit's inputs are hashed again now: a file changed since it was measured is its unit's error
+    records = [with_changed_inputs_as_errors(read_unit_result(p, lot_id)) for p in paths]
+    decision = evaluate_lot(run, lot_id, records)
     finished_at = datetime.now(UTC)
     timeline = lot_timeline(
         lot_id,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import polars as pl
 
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import write_text
+from rapidrelease.release.integrity import changed_inputs
 from rapidrelease.report.figures import control_comparison_figure, gate_figure, timeline_figure
 from rapidrelease.report.page import STATUS_TEXT as _STATUS_TEXT
 from rapidrelease.report.page import duration as _duration
@@ -802,4 +804,14 @@ def write_lot_report(release_path: Path, unit_dirs: list[Path], out_path: Path) 
     except (OSError, json.JSONDecodeError) as exc:
         raise RapidReleaseError(f"{release_path}: cannot be read as release.json ({exc}).") from exc
     by_unit = {Path(d).name: Path(d) for d in unit_dirs}
+    # hashed again just before the report is written: release.json was decided on the bytes measured
+    changed = changed_inputs(i for u in release.get("units") or [] for i in u.get("inputs") or [])
+    if changed:
+        print(f"rapidrelease report: {' '.join(changed)}", file=sys.stderr)
+        release = {
+            **release,
+            "status": "INCONCLUSIVE",
+            "status_reason": "An input changed after release.json was written, so this report shows no "
+            "decision: " + " ".join(changed),
+        }
     write_text(Path(out_path), render_lot_report(release, by_unit))

@@ -264,7 +264,8 @@ def test_config_yaml_schema_problems_are_all_reported(project: Path) -> None:
     assert problems_of(path) == [
         "config/config.yaml, key 'units': 5 is not text.",
         "config/config.yaml, key 'deadline_hour': is not a known key "
-        "(allowed: lots, units, specs, results, deadline_hours, reference, classify, dose, detection, trends).",
+        "(allowed: lots, units, specs, results, deadline_hours, reference, classify, dose, detection, "
+        "trends).",
         "config/config.yaml, key 'results': a value is required.",
         "config/config.yaml, key 'deadline_hours': a value is required.",
     ]

@@ -39,6 +39,7 @@ from .helpers import (
     good_metrics,
     metric,
     unit_result,
+    with_inputs_on_disk,
     write_project,
     write_sequenced_project,
 )
@@ -497,7 +498,8 @@ def test_a_unit_no_attribute_reads_still_blocks_a_release_candidate_when_it_fail
 def write_metrics(folder: Path, record: dict[str, Any] | str) -> Path:
     path = folder / "results" / "DEMO-001" / "units" / "PHENO" / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(record if isinstance(record, str) else json.dumps(record), encoding="utf-8")
+    text = record if isinstance(record, str) else json.dumps(with_inputs_on_disk(folder, record))
+    path.write_text(text, encoding="utf-8")
     return path
 
 

@@ -20,7 +20,7 @@ from rapidrelease.release.decision import (
     evaluate_lot,
 )
 
-from .helpers import LOTS, PANEL, metric, sheet, unit_result, write_project
+from .helpers import LOTS, PANEL, metric, sheet, unit_result, with_inputs_on_disk, write_project
 from .test_decision import assert_valid_release
 
 LOTS_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\ttnc_viable\tweight_kg\tstarting_spec"
@@ -182,7 +182,7 @@ def test_a_release_json_with_a_dose_and_starting_material_matches_its_schema(pro
     for record in (_phenotype(), _apheresis(viability=72.0)):
         path = project / "results" / "DEMO-001" / "units" / record["unit_id"] / "metrics.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(record))
+        path.write_text(json.dumps(with_inputs_on_disk(project, record)))
         paths.append(path)
     written = evaluate_lot_files(
         _run(project, starting="APHERESIS"), "DEMO-001", paths, project / "release.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -478,3 +479,34 @@ def test_the_audit_block_lists_every_data_file_with_size_and_hash(reports: dict[
     row = f"<td>PHENO</td><td><code>{fcs}</code></td><td class='num'>{size:,}</td>"
     assert f"{row}<td class='hash'>{digest}</td>" in audit
     assert "<th>Workflow commit</th>" in audit
+
+
+def test_a_tube_changed_after_the_decision_shows_no_decision_in_the_report(
+    project_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    tube = tmp_path / "DEMO-002_phenotype.fcs"
+    shutil.copyfile(project_root / "resources/demo/DEMO-002/DEMO-002_phenotype.fcs", tube)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project_root)
+        run = load_run_config(Path("config/config.yaml"))
+        unit_dir = tmp_path / "units" / "PHENO"
+        measure_unit(
+            "DEMO-002",
+            "PHENO",
+            "phenotype",
+            "test",
+            tube,
+            Path("config/panels/car_t_phenotype.yaml"),
+            unit_dir,
+        )
+        evaluate_lot_files(run, "DEMO-002", [unit_dir / "metrics.json"], tmp_path / "release.json")
+        with open(tube, "ab") as fh:  # a copy step rewrote the tube after release.json was written
+            fh.write(b"\0")
+        write_lot_report(tmp_path / "release.json", [unit_dir], tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<div class='banner INCONCLUSIVE'><div class='status'>Inconclusive</div>" in page
+    assert (
+        f"An input changed after release.json was written, so this report shows no decision: {tube}: changed"
+        in page
+    )
+    assert f"{tube}: changed after it was measured" in capsys.readouterr().err
