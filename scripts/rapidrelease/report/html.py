@@ -383,7 +383,35 @@ def _positive_control_block(spike: Any) -> str:
     return "<h3>Spike</h3>" + _table(_SPIKE_HEADERS, _spike_rows([spike], with_unit=False))
 
 
-def _contaminant_evidence(role: Any, measured: dict[str, Any]) -> str:
+_TOP_CALLS = 12
+
+
+def _calls_figure(calls: list[dict[str, Any]], threshold: Any, prefix: str) -> str:
+    """Bars of the test's RPM beside the negative controls' mean RPM for the organisms read most,
+    with the test's detection threshold in RPM."""
+    shown = [c for c in calls if _is_number(c.get("rpm"))][:_TOP_CALLS]
+    if not shown:
+        return ""
+    control = []
+    for c in shown:
+        values = [v for v in c.get("control_rpm") or [] if _is_number(v)]
+        control.append(sum(values) / len(values) if values else 0.0)
+    line = None
+    if isinstance(threshold, dict) and _is_number(threshold.get("rpm")):
+        line = (float(threshold["rpm"]), f"detection threshold {_num(threshold['rpm'])} RPM")
+    fig = control_comparison_figure(
+        "Contaminant reads against the negative controls",
+        [str(c.get("name")) for c in shown],
+        [float(c["rpm"]) for c in shown],
+        control,
+        "reads per million",
+        ("test", "negative controls (mean)"),
+        line=line,
+    )
+    return "<div class='plots'>" + _figure(fig, f"{prefix}-calls") + "</div>"
+
+
+def _contaminant_evidence(role: Any, measured: dict[str, Any], prefix: str) -> str:
     """A sequencing unit's calls against its controls (see rapidrelease.sterility.calls); each block is
     shown only when its keys are in metrics.json, so older files and failed units show none."""
     if measured.get("status") == "error":
@@ -400,6 +428,7 @@ def _contaminant_evidence(role: Any, measured: dict[str, Any]) -> str:
         _lod_line(metrics, measured.get("detection_threshold")),
     ]
     if isinstance(measured.get("calls"), list):
+        parts.append(_calls_figure(_dicts(measured["calls"]), measured.get("detection_threshold"), prefix))
         parts.append(_calls_table(_dicts(measured["calls"])))
     if isinstance(measured.get("checklist"), list):
         parts.append(_checklist_table(_dicts(measured["checklist"])))
@@ -676,7 +705,7 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
             parts.append(_microbial_block(flow_metrics, prefix))
         parts.append(_plots(unit_dir / "gate_plots.json", prefix))
         parts.append(_populations_table(unit_dir / "populations.tsv"))
-        parts.append(_contaminant_evidence(measured.get("role", unit.get("role")), measured))
+        parts.append(_contaminant_evidence(measured.get("role", unit.get("role")), measured, prefix))
         parts.append(_classification_tables(unit_dir, measured.get("metrics") or {}))
     return "".join(parts)
 

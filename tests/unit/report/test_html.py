@@ -284,6 +284,11 @@ def test_a_sterility_test_shows_its_call_validity_lod_calls_checklist_and_contro
     assert calls.index("Klebsiella pneumoniae") < calls.index("Cutibacterium acnes")
     assert "<td class='num'>16000</td>" in calls and "<td class='num'>∞× · p 4.34e-32</td>" in calls
     assert "<b>DETECTED</b>" in calls and "NOT_DETECTED" in calls
+    # the bars: test RPM beside the controls' mean, with the threshold line
+    bars = section[section.index('id="unit-STER-calls"') : section.index("<h3>Contaminant calls</h3>")]
+    assert (
+        "Contaminant reads against the negative controls" in bars and "detection threshold 3200 RPM" in bars
+    )
     assert html.escape("∞× the negative control's RPM (needs 10×), Poisson p 4.3e-32") in calls
     checklist = section[section.index("<h3>Checklist") : section.index("<h3>Controls</h3>")]
     assert checklist.index("Staphylococcus aureus") < checklist.index("Aspergillus brasiliensis")
