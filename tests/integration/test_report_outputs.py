@@ -90,6 +90,21 @@ def test_hostile_names_reach_release_json_unchanged_and_the_lot_is_still_judged(
     assert Path(pheno["inputs"][0]["path"]).name == HOSTILE_TUBE
 
 
+def test_the_audit_names_the_run_the_workflow_commit_and_every_file(project_root: Path, hostile_run: Path):
+    audit = _release(hostile_run, "DEMO-002")["audit"]
+    assert "snakemake --snakefile" in audit["run_command"] and "--cores 2" in audit["run_command"]
+    head = subprocess.run(
+        ["git", "-C", str(project_root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if head:  # a clean clone of the project (CI) or a working checkout
+        assert audit["workflow"]["commit"] == head
+    assert {f["role"] for f in audit["files"]} == {"config", "lots", "units", "specs", "panel", "metrics"}
+    assert all(f["sha256"] and f["size_bytes"] > 0 for f in audit["files"])
+    timeline = audit["timeline"]
+    assert timeline["analysis_start"] is not None and timeline["analysis_start"] < timeline["analysis_end"]
+    assert all(u["analysis_end"] for u in timeline["units"])  # every unit's jobs have benchmark files
+
+
 @pytest.fixture(scope="module")
 def browser():
     if shutil.which("chromium") is None:

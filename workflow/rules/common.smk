@@ -1,5 +1,6 @@
 # The only place that reads the configuration: config.yaml, the lot and unit sheets, the
 # specifications and the flow panels are validated here, before any job runs.
+import os
 import re
 import shlex
 import sys
@@ -13,6 +14,13 @@ from rapidrelease.release.config import (
     unmeasured_metric_problems,
 )
 from rapidrelease.release.schemas import SAFE_ID_PATTERN
+
+# The command that started the run, for each lot's audit block: jobs inherit the environment (also
+# through sbatch), and a job's own snakemake process must not replace it with its internal command.
+os.environ.setdefault("RAPIDRELEASE_RUN_COMMAND", shlex.join(sys.argv))
+# and the workflow's own folder, whose git commit the audit block records (the working directory
+# may be a site's folder outside the checkout)
+os.environ.setdefault("RAPIDRELEASE_WORKFLOW_DIR", str(workflow.basedir))
 
 
 def _refuse(problem):

@@ -2,16 +2,17 @@
 
 21 CFR Part 11 §11.10(e) asks for secure, computer-generated, time-stamped audit trails. The block
 names the software (rapidrelease, Python and the key packages with their versions), every file
-the decision rests on with its SHA-256 (config, sheets, specifications, the lot's panels and
-metrics.json files) with its size, the git commit of the workflow checkout the run was started
-from, the command line, host and user, the start and end of the evaluation in UTC and the lot's
-timeline (release/timeline.py).
+the decision rests on with its SHA-256 and size (config, sheets, specifications, the lot's panels
+and metrics.json files), the git commit of the workflow checkout the run was started from, the
+snakemake command of the run and the evaluating command line, host and user, the start and end of
+the evaluation in UTC and the lot's timeline (release/timeline.py).
 It is the only part of release.json that may differ between reruns of the same inputs.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
 import platform
 import socket
 import subprocess
@@ -69,13 +70,15 @@ def _git(directory: Path, *args: str) -> str | None:
 
 
 def workflow_commit(directory: Path | None = None) -> dict[str, Any] | None:
-    """The git commit of the workflow checkout at ``directory`` (the working directory by default).
+    """The git commit of the workflow checkout at ``directory``: by default the workflow's folder the
+    run names in ``RAPIDRELEASE_WORKFLOW_DIR`` (rules/common.smk), else the working directory.
 
     Returns ``{"commit": <40 hex digits>, "dirty": <tracked files changed since the commit>}``, or
     None when the directory is not in a git checkout (or git is not installed): a run from an
     unpacked release archive still has rapidrelease's version in the audit block.
     """
-    directory = Path.cwd() if directory is None else Path(directory)
+    if directory is None:
+        directory = Path(os.environ.get("RAPIDRELEASE_WORKFLOW_DIR") or Path.cwd())
     commit = _git(directory, "rev-parse", "HEAD")
     if commit is None:
         return None
@@ -114,6 +117,8 @@ def audit_block(
         "files": files,
         "settings": dict(run.settings),
         "command_line": list(sys.argv),
+        # set by the workflow (rules/common.smk) for its jobs: the snakemake command of the run
+        "run_command": os.environ.get("RAPIDRELEASE_RUN_COMMAND"),
         "host": socket.gethostname(),
         "user": _user(),
         "started_at": utc_timestamp(started_at),

@@ -612,6 +612,7 @@ def _fake_audit() -> dict[str, Any]:
         "files": [],
         "settings": {},
         "command_line": [],
+        "run_command": None,
         "host": "h",
         "user": "u",
         "started_at": "2026-11-24T10:00:00.000Z",
