@@ -22,6 +22,7 @@ import functools
 import glob
 import hashlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -485,6 +486,10 @@ def _read_units(
 
 
 _SPIKE_COLUMNS = ("spike_organism", "spike_concentration", "spike_unit")
+# Snakemake 9 replaces <name> in every input path with a path variable (snakemake.pathvars): a file
+# named "tube <b>.fcs" would stop the whole run, and one named "<logs>.fcs" would silently become
+# another file's path.
+_SNAKEMAKE_PATHVAR = re.compile(r"<[a-z][a-z0-9_]*>")
 ROLES_OF_ASSAY: Mapping[str, tuple[str, ...]] = {
     "phenotype": ("test", "fmo", "compensation", "starting_material"),
     "potency": ("stimulated", "unstimulated", "target_only", "fmo", "compensation"),
@@ -510,6 +515,16 @@ def _check_unit_row(record: dict[str, Any]) -> list[tuple[str, str]]:
     if assay in FLOW_ASSAYS and "template" not in record:
         return [("template", f"a panel YAML is required for the flow assay {assay!r}.")]
     problems = []
+    for column in ("path", "path2", "template"):
+        found = _SNAKEMAKE_PATHVAR.search(str(record.get(column, "")))
+        if found:
+            problems.append(
+                (
+                    column,
+                    f"{found.group(0)!r} in the path is what Snakemake reads as one of its path variables, "
+                    "so it would look for another file; rename the file or folder.",
+                )
+            )
     if "stain" in record and role not in ("compensation", "fmo"):
         problems.append(("stain", "is only used for a compensation or fmo control."))
     if role == "compensation" and "stain" not in record:

@@ -638,3 +638,18 @@ def test_an_attribute_whose_metric_no_panel_reports_is_a_problem_naming_spec_att
     ]
     good = load_run_config(write_project(project))
     assert unmeasured_metric_problems(good, panels) == []
+
+
+def test_a_path_snakemake_would_read_as_a_path_variable_is_refused(project: Path) -> None:
+    units = [
+        f"DEMO-001\tPHENO\tphenotype\ttest\tdata/tube <b>1.fcs\t\t{PANEL}\t",
+        f"DEMO-002\tPHENO\tphenotype\ttest\tdata/<logs>/DEMO-002.fcs\t\t{PANEL}\t",
+    ]
+    why = "in the path is what Snakemake reads as one of its path variables, so it would look for another"
+    assert problems_of(write_project(project, units=units)) == [
+        f"config/units.tsv row 2, column 'path': '<b>' {why} file; rename the file or folder.",
+        f"config/units.tsv row 3, column 'path': '<logs>' {why} file; rename the file or folder.",
+    ]
+    # upper case, spaces and other markup are not path variables
+    upper = [f"DEMO-001\tPHENO\tphenotype\ttest\tdata/tube <B> & 'x'.fcs\t\t{PANEL}\t", UNITS[1]]
+    assert load_run_config(write_project(project, units=upper)).units[0].path.name == "tube <B> & 'x'.fcs"
