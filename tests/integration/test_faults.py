@@ -1,0 +1,94 @@
+"""A run killed part-way, then run again with the workflow's normal command, decides as if never killed.
+
+The snakemake process group is SIGKILLed (nothing can clean up: as a power cut or an OOM kill)
+once while reads are being classified and once while the lots' reports are being written. The
+rerun must redo the jobs the kill left incomplete (the default profile sets ``rerun-incomplete``),
+never take a half-written file as complete (rapidrelease writes to a temporary name and renames,
+rapidrelease.outputs), and give release.json files equal, audit timestamps aside, to those of a
+run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .test_demo_workflow import BIN, _release, _snakemake, _workdir
+
+pytestmark = pytest.mark.slow
+
+LOTS = ("DEMO-001", "DEMO-002")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    workdir = _workdir(project_root, tmp_path_factory.mktemp("uninterrupted"))
+    done = _snakemake(project_root, workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {lot: _release(workdir, lot) for lot in LOTS}
+
+
+def _kill_when(project_root: Path, workdir: Path, started: str, timeout: float = 300) -> None:
+    """Run snakemake as README does; SIGKILL its process group once a job of rule ``started`` runs."""
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
+    command = [str(BIN / "snakemake"), "--snakefile", str(project_root / "workflow" / "Snakefile"),
+               "--directory", str(workdir), "--cores", "2"]  # fmt: skip
+    with open(workdir / "killed-run.log", "w") as log:
+        run = subprocess.Popen(
+            command, cwd=workdir, env=dict(os.environ, PATH=path), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        # a job's log folder appears when snakemake starts its first job of that rule
+        while not (workdir / "logs" / started).exists():
+            assert run.poll() is None, f"the run ended before any {started} job started"
+            assert time.monotonic() < deadline, f"no {started} job started in {timeout} s"
+            time.sleep(0.05)
+        time.sleep(0.3)  # inside the job, not at its first line
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+
+
+def _no_partial_outputs(workdir: Path) -> None:
+    """Every output a killed run left under a final name is whole: JSON parses, nothing is empty."""
+    for path in (workdir / "results").rglob("*.json"):
+        json.loads(path.read_text(encoding="utf-8"))
+    for path in (workdir / "results").rglob("report.html"):
+        assert path.read_text(encoding="utf-8").rstrip().endswith("</html>"), path
+
+
+def _same_decisions(workdir: Path, expected: dict[str, dict]) -> None:
+    for lot, old in expected.items():
+        new = _release(workdir, lot)
+        old, new = dict(old), dict(new)
+        old.pop("audit")
+        new.pop("audit")
+        assert json.dumps(new) == json.dumps(old), lot
+
+
+@pytest.mark.parametrize("rule", ["classify_reads_part", "lot_report"])
+def test_a_killed_run_rerun_decides_as_an_uninterrupted_one(
+    project_root: Path, tmp_path: Path, uninterrupted: dict[str, dict], rule: str
+):
+    workdir = _workdir(project_root, tmp_path)
+    _kill_when(project_root, workdir, rule)
+    _no_partial_outputs(workdir)
+    # the kill left work undone: a dry run plans it (the incomplete job's outputs are not complete)
+    plan = _snakemake(project_root, workdir, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert f"rule {rule}:" in plan.stdout or f"localrule {rule}:" in plan.stdout, plan.stdout[-3000:]
+    rerun = _snakemake(project_root, workdir)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _no_partial_outputs(workdir)
+    _same_decisions(workdir, uninterrupted)
+    for lot in LOTS:
+        assert (workdir / "results" / lot / "report.html").stat().st_size > 1_000_000
+    assert not list((workdir / "results").rglob("*.tmp")), "temporary files are renamed or removed"
+    again = _snakemake(project_root, workdir, "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr
