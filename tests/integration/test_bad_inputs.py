@@ -7,7 +7,7 @@ lot is INCONCLUSIVE with a one-line reason naming the file, and no other lot cha
 stays a release candidate with the same values as lots measured on content-identical copies.
 Sheet and specification cases are refused before any job runs (``snakemake -n``).
 
-Data-file cases (DATA_CASES, 36; each is a lot):
+Data-file cases (DATA_CASES, 39: 28 FCS_CASES, FCS-BAD-CONTROL, 9 READS_CASES, NO-UNIT; each is a lot):
 
 ============================================  ==========================================================
 case (lot id)                                 file
