@@ -345,12 +345,11 @@ class ClassificationTotals:
 
 
 def _index_id(index: KmerIndex) -> str:
-    """Identifies an index build: its inputs, parameters and counts (the manifest without timing)."""
+    """Identifies an index build: its inputs, parameters and counts (its manifest)."""
     import hashlib
     import json
 
-    manifest = {k: v for k, v in index.manifest.items() if k != "build_seconds"}
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(index.manifest, sort_keys=True).encode()).hexdigest()
 
 
 def _open_binary(path: Path, compressed: bool) -> IO[bytes]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,7 +359,6 @@ def build_index(
     from rapidrelease.reads.fasta import iter_fasta
     from rapidrelease.reads.taxonomy import Taxonomy
 
-    started = time.time()
     taxonomy_path = Path(taxonomy_path)
     if taxonomy_path.name == "nodes.dmp":
         taxonomy = Taxonomy.from_ncbi(taxonomy_path, taxonomy_path.with_name("names.dmp"))
@@ -432,7 +430,6 @@ def build_index(
             if seqid2taxid_path
             else []
         ),
-        "build_seconds": round(time.time() - started, 2),
     }
     arrays = {
         "cells": cells,

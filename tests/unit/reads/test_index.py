@@ -143,3 +143,15 @@ def test_bad_inputs_are_one_sentence_naming_the_file(tmp_path: Path):
 
 def test_taxonomy_of_the_index_is_the_one_it_was_built_with(small_index):
     assert small_index.taxonomy == Taxonomy.from_tsv(TAXONOMY)
+
+
+def test_two_builds_of_the_same_inputs_are_byte_identical(tmp_path: Path) -> None:
+    # a unit's metrics.json records the index manifest's SHA-256, so a build that wrote its own
+    # timing made reruns on another machine give other release.json files
+    fasta = tmp_path / "ref.fa"
+    fasta.write_text(f">r1|kraken:taxid|562\n{_random_dna(5000, 3)}\n")
+    first = build_index([fasta], TAXONOMY, tmp_path / "db1")
+    second = build_index([fasta], TAXONOMY, tmp_path / "db2")
+    for name in sorted(p.name for p in (tmp_path / "db1").iterdir()):
+        assert (tmp_path / "db1" / name).read_bytes() == (tmp_path / "db2" / name).read_bytes(), name
+    assert first.manifest == second.manifest
