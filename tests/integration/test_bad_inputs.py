@@ -238,7 +238,7 @@ def _spec_block(name: str, attributes: tuple[str, ...], demo_specs: str) -> str:
 @pytest.fixture(scope="module")
 def corpus_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One snakemake run over the demo lots and one lot per bad (or oddly written) input file."""
-    workdir = _workdir(project_root, tmp_path_factory.mktemp("bad_inputs"))
+    workdir = _workdir(project_root, tmp_path_factory.mktemp("bad_inputs"), parts=1)
     demo = workdir / "resources" / "demo"
     incoming = workdir / "incoming"
     incoming.mkdir()

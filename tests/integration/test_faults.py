@@ -29,7 +29,7 @@ LOTS = ("DEMO-001", "DEMO-002")
 
 @pytest.fixture(scope="module")
 def uninterrupted(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    workdir = _workdir(project_root, tmp_path_factory.mktemp("uninterrupted"))
+    workdir = _workdir(project_root, tmp_path_factory.mktemp("uninterrupted"), parts=2)
     done = _snakemake(project_root, workdir)
     assert done.returncode == 0, done.stderr[-3000:]
     return {lot: _release(workdir, lot) for lot in LOTS}
@@ -76,7 +76,7 @@ def _same_decisions(workdir: Path, expected: dict[str, dict]) -> None:
 def test_a_killed_run_rerun_decides_as_an_uninterrupted_one(
     project_root: Path, tmp_path: Path, uninterrupted: dict[str, dict], rule: str
 ):
-    workdir = _workdir(project_root, tmp_path)
+    workdir = _workdir(project_root, tmp_path, parts=2)
     _kill_when(project_root, workdir, rule)
     _no_partial_outputs(workdir)
     # a killed snakemake cannot remove its lock; Snakemake's own step after a power cut removes it

@@ -12,15 +12,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from .test_demo_workflow import _release, _snakemake, _workdir
+
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 HOSTILE_PRODUCT = "<script>alert(\"lot\")</script> 'CAR-T' / Lösung ü"
 HOSTILE_SITE = 'SITE "A" / Zürich <b>'
 # a file name cannot hold a slash, and Snakemake reads <lower-case name> in a path as a path variable
@@ -38,26 +38,9 @@ ALL_PLOTS_DRAWN = (
 ARTIFACTS = Path(os.environ.get("RAPIDRELEASE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
 
 
-def _snakemake(project_root: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        str(BIN / "snakemake"),
-        "--snakefile",
-        str(project_root / "workflow" / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
-
-
 @pytest.fixture(scope="module")
 def hostile_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("hostile site")
-    shutil.copytree(project_root / "config", workdir / "config")
-    shutil.copytree(project_root / "resources" / "demo", workdir / "resources" / "demo")
-    (workdir / "resources" / "reference").symlink_to(project_root / "resources" / "reference")
+    workdir = _workdir(project_root, tmp_path_factory.mktemp("hostile site"), parts=1)
     tube = workdir / "resources" / "demo" / "DEMO-001" / HOSTILE_TUBE
     (workdir / "resources" / "demo" / "DEMO-001" / "DEMO-001_phenotype.fcs").rename(tube)
     lots = workdir / "config" / "lots.tsv"
@@ -76,10 +59,6 @@ def hostile_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     done = _snakemake(project_root, workdir)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
-
-
-def _release(workdir: Path, lot: str) -> dict:
-    return json.loads((workdir / "results" / lot / "release.json").read_text(encoding="utf-8"))
 
 
 def test_hostile_names_reach_release_json_unchanged_and_the_lot_is_still_judged(hostile_run: Path):
