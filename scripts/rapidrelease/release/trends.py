@@ -113,9 +113,10 @@ def individuals_limits(values: Sequence[float]) -> ControlLimits | None:
     return ControlLimits(mean, sigma, mean - 3 * sigma, mean + 3 * sigma, len(values))
 
 
-def _mean_var(values: Sequence[float]) -> tuple[float, float]:
+def _variance(values: Sequence[float]) -> float:
+    """Sample variance (n − 1 in the denominator)."""
     mean = math.fsum(values) / len(values)
-    return mean, math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 def equivalence_of_means(
@@ -132,24 +133,9 @@ def equivalence_of_means(
     mean_b = math.fsum(b) / n_b if n_b else None
     difference = None if mean_a is None or mean_b is None else mean_a - mean_b
 
-    def undecided(reason: str) -> Equivalence:
-        return Equivalence(
-            site_a, site_b, n_a, n_b, mean_a, mean_b, difference, None, margin, None, None, reason
-        )
-
-    if margin is None:
-        return undecided(
-            "no equivalence margin is configured for this attribute (config.yaml trends.margins)"
-        )
-    if n_a < 2 or n_b < 2:
-        return undecided(f"needs at least 2 lots per site ({site_a}: {n_a}, {site_b}: {n_b})")
-    _, var_a = _mean_var(a)
-    _, var_b = _mean_var(b)
-    assert difference is not None
-    se_squared = var_a / n_a + var_b / n_b
-    if se_squared == 0:
-        # identical values within each site: the difference is known exactly
-        inside = abs(difference) < margin
+    def decided(
+        interval: tuple[float, float] | None, p_value: float | None, equivalent: bool | None, reason: str
+    ) -> Equivalence:
         return Equivalence(
             site_a,
             site_b,
@@ -158,39 +144,41 @@ def equivalence_of_means(
             mean_a,
             mean_b,
             difference,
-            (difference, difference),
+            interval,
             margin,
-            0.0 if inside else 1.0,
-            inside,
-            "no spread within either site",
+            p_value,
+            equivalent,
+            reason,
+        )
+
+    if margin is None:
+        return decided(
+            None,
+            None,
+            None,
+            "no equivalence margin is configured for this attribute (config.yaml trends.margins)",
+        )
+    if n_a < 2 or n_b < 2:
+        return decided(None, None, None, f"needs at least 2 lots per site ({site_a}: {n_a}, {site_b}: {n_b})")
+    assert difference is not None
+    se_squared = _variance(a) / n_a + _variance(b) / n_b
+    if se_squared == 0:
+        # identical values within each site: the difference is known exactly
+        inside = abs(difference) < margin
+        return decided(
+            (difference, difference), 0.0 if inside else 1.0, inside, "no spread within either site"
         )
     se = math.sqrt(se_squared)
     # Welch–Satterthwaite degrees of freedom
-    df = se_squared**2 / ((var_a / n_a) ** 2 / (n_a - 1) + (var_b / n_b) ** 2 / (n_b - 1))
+    df = se_squared**2 / ((_variance(a) / n_a) ** 2 / (n_a - 1) + (_variance(b) / n_b) ** 2 / (n_b - 1))
     p_lower = float(stats.t.sf((difference + margin) / se, df))  # H0: difference ≤ −margin
     p_upper = float(stats.t.cdf((difference - margin) / se, df))  # H0: difference ≥ +margin
     p_value = max(p_lower, p_upper)
     half = float(stats.t.ppf(1 - alpha, df)) * se
     equivalent = p_value < alpha
-    reason = (
-        f"{100 * (1 - 2 * alpha):g} % interval of the difference within ±{margin:g}"
-        if equivalent
-        else f"{100 * (1 - 2 * alpha):g} % interval of the difference reaches beyond ±{margin:g}"
-    )
-    return Equivalence(
-        site_a,
-        site_b,
-        n_a,
-        n_b,
-        mean_a,
-        mean_b,
-        difference,
-        (difference - half, difference + half),
-        margin,
-        p_value,
-        equivalent,
-        reason,
-    )
+    where = "within" if equivalent else "reaches beyond"
+    reason = f"{100 * (1 - 2 * alpha):g} % interval of the difference {where} ±{margin:g}"
+    return decided((difference - half, difference + half), p_value, equivalent, reason)
 
 
 def _number(value: Any) -> float | None:
