@@ -195,6 +195,23 @@ class RandomPick:
         return options[self.rng.randrange(len(options))]
 
 
+class HypothesisPick:
+    """The same choices made by Hypothesis (``data`` is its ``st.data()`` object), so failures shrink."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def int(self, lo: int, hi: int) -> int:
+        from hypothesis import strategies as st
+
+        return self.data.draw(st.integers(lo, hi))
+
+    def choice(self, options: Sequence[Any]) -> Any:
+        from hypothesis import strategies as st
+
+        return self.data.draw(st.sampled_from(list(options)))
+
+
 def _byte_op(pick: Any, regions: Sequence[str]) -> Op:
     kind = pick.choice(("flip", "insert", "delete", "truncate", "duplicate"))
     where = pick.choice(regions)

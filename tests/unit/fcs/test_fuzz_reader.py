@@ -28,19 +28,6 @@ _spec.loader.exec_module(fuzz)
 SEEDS = fuzz.fcs_seeds()
 
 
-class _HypothesisPick:
-    """The choices of fuzz_readers' mutation drawers, made by Hypothesis so failures shrink."""
-
-    def __init__(self, data: st.DataObject) -> None:
-        self.data = data
-
-    def int(self, lo: int, hi: int) -> int:
-        return self.data.draw(st.integers(lo, hi))
-
-    def choice(self, options):
-        return self.data.draw(st.sampled_from(list(options)))
-
-
 def test_every_seed_is_a_valid_file_with_events(tmp_path: Path):
     # mutations of a file that is already refused would only test the first check
     for name, content in SEEDS.items():
@@ -57,7 +44,7 @@ def test_every_seed_is_a_valid_file_with_events(tmp_path: Path):
 )
 @given(name=st.sampled_from(sorted(SEEDS)), data=st.data())
 def test_mutated_fcs_files_raise_only_fcs_read_errors(name, data, tmp_path):
-    ops = fuzz.draw_fcs_ops(_HypothesisPick(data))
+    ops = fuzz.draw_fcs_ops(fuzz.HypothesisPick(data))
     fuzz.run_fcs(fuzz.mutate_fcs(SEEDS[name], ops), tmp_path)
 
 

@@ -31,17 +31,6 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, byte
     return fuzz.reads_seeds(tmp_path_factory.mktemp("seeds"))
 
 
-class _HypothesisPick:
-    def __init__(self, data: st.DataObject) -> None:
-        self.data = data
-
-    def int(self, lo: int, hi: int) -> int:
-        return self.data.draw(st.integers(lo, hi))
-
-    def choice(self, options):
-        return self.data.draw(st.sampled_from(list(options)))
-
-
 def test_every_seed_reads_completely(seeds, tmp_path):
     # six real reads per FASTQ seed, three pairs and a reverse-strand single read for SAM/BAM: the
     # mutations start from files that are read, not from ones refused at the first byte
@@ -60,4 +49,4 @@ def test_every_seed_reads_completely(seeds, tmp_path):
 )
 @given(name=st.sampled_from(["fastq", "fastq_gzip", "fastq_bgzf", "fasta", "sam", "bam"]), data=st.data())
 def test_mutated_read_files_raise_only_reads_errors(seeds, name, data, tmp_path):
-    fuzz.run_reads_ops(seeds[name], fuzz.draw_reads_ops(_HypothesisPick(data)), tmp_path)
+    fuzz.run_reads_ops(seeds[name], fuzz.draw_reads_ops(fuzz.HypothesisPick(data)), tmp_path)
