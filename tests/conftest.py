@@ -21,3 +21,10 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "MANIFEST.tsv").is_file():
         pytest.skip(f"real test data not found at {SHARED_DATA} (CI provides ../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder, made the working directory (config paths are relative to it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -49,9 +49,9 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
+    from rapidrelease.config.vocabulary import READS_ASSAYS
     from rapidrelease.flow.measure import ControlTube, measure_unit
     from rapidrelease.reads.summary import gather_unit
-    from rapidrelease.release.config import READS_ASSAYS
 
     if args.assay in READS_ASSAYS:
         if not args.db or not args.parts:
@@ -93,7 +93,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_call(args: argparse.Namespace) -> int:
-    from rapidrelease.release.config import READS_ASSAYS, load_run_config
+    from rapidrelease.config.run import load_run_config
+    from rapidrelease.config.vocabulary import READS_ASSAYS
     from rapidrelease.sterility.calls import call_unit
 
     run = load_run_config(Path(args.config))
@@ -121,7 +122,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate_config(args: argparse.Namespace) -> int:
-    from rapidrelease.release.config import describe_run_config, load_run_config
+    from rapidrelease.config.run import describe_run_config, load_run_config
 
     run = load_run_config(Path(args.config))
     print(describe_run_config(run))
@@ -129,7 +130,7 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from rapidrelease.release.config import load_run_config
+    from rapidrelease.config.run import load_run_config
     from rapidrelease.release.decision import evaluate_lot_files
 
     run = load_run_config(Path(args.config))
@@ -155,7 +156,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from rapidrelease.release.config import load_run_config
+    from rapidrelease.config.run import load_run_config
     from rapidrelease.report.index import write_index
 
     run = load_run_config(Path(args.config))

@@ -45,12 +45,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from rapidrelease.config.run import run_config_from_dict
+from rapidrelease.config.schemas import WORKFLOW_DIR, load_schema
+from rapidrelease.config.sheets import Sheet, read_sheet, split_sheet_line
+from rapidrelease.config.yaml_files import load_yaml
 from rapidrelease.errors import ConfigError, RapidReleaseError
 from rapidrelease.outputs import write_json, write_text
-from rapidrelease.release.config import run_config_from_dict
-from rapidrelease.release.schemas import WORKFLOW_DIR, load_schema
-from rapidrelease.release.sheets import Sheet, read_sheet, split_sheet_line
-from rapidrelease.release.yaml_files import load_yaml
 
 __all__ = [
     "WatchLockedError",

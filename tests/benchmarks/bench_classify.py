@@ -61,7 +61,8 @@ import polars as pl
 import pysam
 
 from rapidrelease.reads.index import load_index
-from rapidrelease.reads.taxonomy import CONTAMINANT_CATEGORIES, DEFAULT_CATEGORIES, Taxonomy
+from rapidrelease.config.vocabulary import CONTAMINANT_CATEGORIES
+from rapidrelease.reads.taxonomy import DEFAULT_CATEGORIES, Taxonomy
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT.parent / "shared" / "data" / "seq" / "reference"

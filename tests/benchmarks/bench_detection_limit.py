@@ -29,7 +29,7 @@ from rapidrelease.reads.classify import ClassifyOptions, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import build_index, load_index
 from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
-from rapidrelease.release.config import DetectionSettings, Unit
+from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.sterility.calls import (
     DETECTED,
     ReferenceFacts,
@@ -37,7 +37,7 @@ from rapidrelease.sterility.calls import (
     call_organisms,
     detection_threshold,
 )
-from rapidrelease.sterility.poisson import tail_at_least
+from rapidrelease.stats import tail_at_least
 
 ROOT = Path(__file__).resolve().parents[2]
 SEQ = ROOT.parent / "shared" / "data" / "seq"

@@ -48,7 +48,7 @@ from rapidrelease.reads.classify import ClassifyOptions, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import load_index
 from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
-from rapidrelease.reads.taxonomy import CONTAMINANT_CATEGORIES
+from rapidrelease.config.vocabulary import CONTAMINANT_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[2]
 PANEL = ROOT / "resources" / "reference"

@@ -6,14 +6,11 @@ import shlex
 import sys
 from pathlib import Path
 
+from rapidrelease.config.run import run_config_from_dict, unmeasured_metric_problems
+from rapidrelease.config.schemas import SAFE_ID_PATTERN
+from rapidrelease.config.vocabulary import FLOW_ASSAYS, READS_ASSAYS
 from rapidrelease.errors import ConfigError
 from rapidrelease.flow.panel import load_panel
-from rapidrelease.release.config import (
-    READS_ASSAYS,
-    run_config_from_dict,
-    unmeasured_metric_problems,
-)
-from rapidrelease.release.schemas import SAFE_ID_PATTERN
 
 # The command that started the run, for each lot's audit block: jobs inherit the environment (also
 # through sbatch), and a job's own snakemake process must not replace it with its internal command.
@@ -35,10 +32,7 @@ try:
     # only in the main process, which checked them before submitting anything.
     PANELS = {}
     for unit in RUN.units:
-        if (
-            unit.assay in ("phenotype", "potency", "microbial_flow")
-            and unit.template is not None
-        ):
+        if unit.assay in FLOW_ASSAYS and unit.template is not None:
             if unit.template in PANELS:
                 continue
             try:

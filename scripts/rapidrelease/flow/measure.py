@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from rapidrelease.config.vocabulary import FLOW_ASSAYS
 from rapidrelease.errors import MetricError, RapidReleaseError
 from rapidrelease.gating.engine import (
     DEFAULT_CHUNK_SIZE,
@@ -31,10 +32,7 @@ from rapidrelease.release.unit_record import new_unit_record, record_failure
 if TYPE_CHECKING:
     from rapidrelease.flow.panel import ThresholdDefinition
 
-__all__ = ["FLOW_ASSAYS", "ControlTube", "measure_unit"]
-
-FLOW_ASSAYS = ("phenotype", "potency", "microbial_flow")
-"""Flow assays this version measures."""
+__all__ = ["ControlTube", "measure_unit"]
 
 PLOT_EVENTS = 20_000  # raw events kept for the gate plots (counts always use every event)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from rapidrelease.flow.panel import MetricDefinition, Panel, PopulationPath
 from rapidrelease.gating.template import population_path
-from rapidrelease.sterility.poisson import interval
+from rapidrelease.stats import Z_95, interval, newcombe_interval, wilson_interval
 
 __all__ = [
     "TubeCounts",
@@ -35,25 +35,7 @@ __all__ = [
     "concentration_record",
     "metric_record",
     "single_control",
-    "wilson_interval",
 ]
-
-Z_95 = 1.959963984540054  # two-sided 95 % standard normal quantile
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion, as fractions in [0, 1].
-
-    Wilson (1927); preferred to the normal (Wald) interval because it stays inside [0, 1] and keeps
-    its coverage for proportions near 0 or 1 — typical of CAR+ or viability fractions.
-    """
-    if trials <= 0:
-        raise ValueError("a proportion needs at least one trial")
-    p = successes / trials
-    z2 = z * z
-    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def metric_record(metric: MetricDefinition, counts: Mapping[PopulationPath, int]) -> dict[str, Any]:
@@ -196,15 +178,6 @@ def single_control(
     return _blank(metric, "missing_control", reason)
 
 
-def _newcombe(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
-    """95 % interval of p1 − p2 by Newcombe's hybrid score method (1998, method 10), as fractions."""
-    p1, p2 = x1 / n1, x2 / n2
-    l1, u1 = wilson_interval(x1, n1)
-    l2, u2 = wilson_interval(x2, n2)
-    d = p1 - p2
-    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-
-
 def _net_of_background(
     metric: MetricDefinition, gross: dict[str, Any], context: MetricContext
 ) -> dict[str, Any]:
@@ -248,7 +221,7 @@ def _net_of_background(
                 "the stimulation or the control is in doubt."
             ),
         }
-    lo, hi = _newcombe(num, den, b_num, b_den)
+    lo, hi = newcombe_interval(num, den, b_num, b_den)
     return {**record, "value": gross["value"] - background["value"], "ci95": [100.0 * lo, 100.0 * hi]}
 
 

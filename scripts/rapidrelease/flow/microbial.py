@@ -20,7 +20,7 @@ from typing import Any
 
 from rapidrelease.flow.metrics import MetricContext, concentration_record, single_control
 from rapidrelease.flow.panel import Panel
-from rapidrelease.sterility.poisson import mean_detected, upper_bound
+from rapidrelease.stats import mean_detected, upper_bound
 
 __all__ = ["DETECTED", "NOT_DETECTED", "detection_metrics"]
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rapidrelease.config.schemas import load_schema, schema_problems
+from rapidrelease.config.yaml_files import load_yaml
 from rapidrelease.errors import ConfigError, RapidReleaseError, TemplateError
 from rapidrelease.fcs.compensation import read_spillover_file
 from rapidrelease.gating.template import GateTree, GatingTemplate, load_template, population_path
-from rapidrelease.release.schemas import load_schema, schema_problems
-from rapidrelease.release.yaml_files import load_yaml
 
 __all__ = [
     "DEFAULT_MIN_EVENTS",

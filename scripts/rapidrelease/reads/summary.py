@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from rapidrelease.config.vocabulary import CATEGORIES, CONTAMINANT_CATEGORIES
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import atomic_path, input_record, write_json, write_text
-from rapidrelease.reads.taxonomy import CATEGORIES, CONTAMINANT_CATEGORIES
 from rapidrelease.release.unit_record import new_unit_record, record_failure
 
 __all__ = ["gather_unit", "save_failed_part", "unit_metrics"]

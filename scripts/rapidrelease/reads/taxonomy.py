@@ -8,10 +8,10 @@ children, which is what Kraken 2's ``IsAAncestorOfB`` and ``LowestCommonAncestor
 can only be an ancestor of nodes with larger indices.
 
 Each node carries an NCBI rank word and scientific name (NCBI taxonomy dump, ``nodes.dmp`` /
-``names.dmp``), and a release *category* (:data:`CATEGORIES`) that says whether reads of the taxon
-are expected in a CAR-T product (host, vector, spike-in, adapter) or a contaminant (bacteria, fungi,
-mycoplasma, virus). A category is assigned to a few nodes and inherited by their descendants; the
-root and everything not below an assigned node is ``other``.
+``names.dmp``), and a release *category* (:data:`~rapidrelease.config.vocabulary.CATEGORIES`) that
+says whether reads of the taxon are expected in a CAR-T product (host, vector, spike-in, adapter)
+or a contaminant (bacteria, fungi, mycoplasma, virus). A category is assigned to a few nodes and
+inherited by their descendants; the root and everything not below an assigned node is ``other``.
 
 The LCA and ancestor kernels are vectorised over arrays of node indices (binary lifting over the
 parent array, ``log2(max depth)`` NumPy passes), so the index build can label millions of shared
@@ -32,11 +32,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from rapidrelease.config.vocabulary import CATEGORIES
 from rapidrelease.errors import ConfigError
 
 __all__ = [
-    "CATEGORIES",
-    "CONTAMINANT_CATEGORIES",
     "DEFAULT_CATEGORIES",
     "NO_TAXON",
     "RANK_CODES",
@@ -44,21 +43,6 @@ __all__ = [
     "UNCLASSIFIED_RANK_CODE",
     "Taxonomy",
 ]
-
-CATEGORIES: tuple[str, ...] = (
-    "host",
-    "vector",
-    "spike_in",
-    "adapter",
-    "bacteria",
-    "fungi",
-    "mycoplasma",
-    "virus",
-    "other",
-)
-
-CONTAMINANT_CATEGORIES: tuple[str, ...] = ("bacteria", "fungi", "mycoplasma", "virus")
-"""The categories of organisms that must not be in a cell product (DESIGN.md §5)."""
 
 TSV_COLUMNS: tuple[str, ...] = ("taxid", "parent_taxid", "rank", "name", "category")
 

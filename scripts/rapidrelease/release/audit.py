@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from rapidrelease import __version__
+from rapidrelease.config.run import RunConfig
 from rapidrelease.outputs import sha256_file
-from rapidrelease.release.config import RunConfig
 
 __all__ = ["KEY_PACKAGES", "audit_block", "package_versions", "utc_timestamp", "workflow_commit"]
 

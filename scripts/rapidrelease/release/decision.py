@@ -25,13 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rapidrelease.config.run import Lot, RunConfig, Unit
+from rapidrelease.config.specs import FAIL, INCONCLUSIVE, PASS, Attribute, judge, value_problem
+from rapidrelease.config.vocabulary import DOSE_ASSAY
 from rapidrelease.errors import ConfigError, SpecError
 from rapidrelease.outputs import write_json
 from rapidrelease.release.audit import audit_block
-from rapidrelease.release.config import Lot, RunConfig, Unit
-from rapidrelease.release.dose import DOSE_ASSAY, dose_metrics
+from rapidrelease.release.dose import dose_metrics
 from rapidrelease.release.integrity import with_changed_inputs_as_errors
-from rapidrelease.release.specs import FAIL, INCONCLUSIVE, PASS, Attribute, judge, value_problem
 from rapidrelease.release.timeline import lot_timeline
 
 __all__ = [

@@ -14,12 +14,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rapidrelease.release.config import Lot
+from rapidrelease.config.run import Lot
+from rapidrelease.config.vocabulary import DOSE_ASSAY, DOSE_METRICS
 
 __all__ = ["DOSE_ASSAY", "DOSE_METRICS", "dose_metrics"]
-
-DOSE_ASSAY = "dose"
-DOSE_METRICS = ("viable_car_t_cells", "viable_car_t_cells_per_kg")
 
 
 def _metric(value: float | None, unit: str, status: str, reason: str | None, **more: Any) -> dict[str, Any]:

@@ -1,1 +1,1 @@
-"""The release-candidate report: figures (Plotly) and one self-contained HTML file per lot."""
+"""What people read: the lot report, the lots index with its trends, and the MultiQC files."""

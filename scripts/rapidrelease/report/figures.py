@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from rapidrelease.release.trends import AttributeTrend
+from rapidrelease.report.trends import AttributeTrend
 
 __all__ = ["control_comparison_figure", "gate_figure", "timeline_figure", "trend_figure"]
 

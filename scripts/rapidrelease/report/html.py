@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from rapidrelease.config.vocabulary import FLOW_ASSAYS
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import write_text
 from rapidrelease.release.integrity import changed_inputs
@@ -698,7 +699,7 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
     parts.append(_single_stains_block(measured.get("single_stains")))
     if unit_dir is not None and not unit.get("error"):
         flow_metrics = measured.get("metrics") or {}
-        if unit.get("assay") in ("phenotype", "potency", "microbial_flow"):
+        if unit.get("assay") in FLOW_ASSAYS:
             parts.append(_flow_metrics_table(flow_metrics))
             parts.append(_thresholds_table(_dicts(measured.get("thresholds"))))
             parts.append(_background_block(flow_metrics, prefix))

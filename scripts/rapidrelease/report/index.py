@@ -4,7 +4,7 @@ The table lists each lot of the lot sheet in order of collection, with its statu
 counts, the hours from collection to result and whether that was within the window, and links to
 its report.html and release.json. Below it, one individuals control chart per numeric attribute
 across lots, coloured by manufacturing site, and a table of each pair of sites' equivalence test
-(:mod:`rapidrelease.release.trends`). Self-contained like the lot reports.
+(:mod:`rapidrelease.report.trends`). Self-contained like the lot reports.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from urllib.parse import quote
 
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import write_text
-from rapidrelease.release.trends import AttributeTrend, Equivalence, attribute_trends
 from rapidrelease.report.figures import trend_figure
 from rapidrelease.report.page import STATUS_TEXT, duration, escape, figure_div, html_document, table
+from rapidrelease.report.trends import AttributeTrend, Equivalence, attribute_trends
 
 __all__ = ["render_index", "write_index"]
 

@@ -41,12 +41,12 @@ from typing import Any
 
 import numpy as np
 
+from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.errors import ReadsError
 from rapidrelease.outputs import write_json, write_table
-from rapidrelease.release.config import DetectionSettings, Unit
 from rapidrelease.release.unit_record import new_unit_record, record_failure
+from rapidrelease.stats import mean_detected, tail_at_least, upper_bound
 from rapidrelease.sterility.checklist import ALL_CHECKLISTS, TARGETS, checklist_of
-from rapidrelease.sterility.poisson import mean_detected, tail_at_least, upper_bound
 
 __all__ = [
     "DETECTED",

@@ -30,7 +30,7 @@ from rapidrelease.demo.microbial import (
     simulate_microbial_tube,
 )
 from rapidrelease.demo.simulate import DEFAULT_SEED
-from rapidrelease.sterility.poisson import upper_bound
+from rapidrelease.stats import upper_bound
 
 LOT_IDS = [lot.lot_id for lot in DEMO_LOTS]
 MICROBE = MICROBIAL_KINDS.index("microbe")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rapidrelease.flow.metrics import metric_record, wilson_interval
+from rapidrelease.flow.metrics import metric_record
 from rapidrelease.flow.panel import MetricDefinition
+from rapidrelease.stats import wilson_interval
 
 LIVE = ("Cells", "Singlets", "Live")
 SINGLETS = ("Cells", "Singlets")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rapidrelease.flow.measure import ControlTube, measure_unit
-from rapidrelease.sterility.poisson import mean_detected, upper_bound
+from rapidrelease.stats import mean_detected, upper_bound
 
 from .tubes import rectangle_gate, write_gatingml, write_tube
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rapidrelease.config.vocabulary import CATEGORIES
 from rapidrelease.errors import ConfigError
-from rapidrelease.reads.taxonomy import CATEGORIES, NO_TAXON, Taxonomy
+from rapidrelease.reads.taxonomy import NO_TAXON, Taxonomy
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE.parents[2] / "resources" / "reference"

@@ -16,9 +16,11 @@ import jsonschema
 import pytest
 
 from rapidrelease.cli import main
+from rapidrelease.config.run import Lot, RunConfig, Unit, load_run_config
+from rapidrelease.config.schemas import SCHEMA_DIR
+from rapidrelease.config.specs import Spec, specs_from_data
 from rapidrelease.errors import ConfigError, SpecError
 from rapidrelease.outputs import dumps_json
-from rapidrelease.release.config import Lot, RunConfig, Unit, load_run_config
 from rapidrelease.release.decision import (
     FAIL,
     INCONCLUSIVE,
@@ -30,10 +32,8 @@ from rapidrelease.release.decision import (
     lot_status,
     read_unit_result,
 )
-from rapidrelease.release.schemas import SCHEMA_DIR
-from rapidrelease.release.specs import Spec, specs_from_data
 
-from .helpers import (
+from support.configs import (
     PANEL,
     UNITS,
     good_metrics,

@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from rapidrelease.release.config import Lot, RunConfig, Unit
+from rapidrelease.config.run import Lot, RunConfig, Unit
+from rapidrelease.config.specs import specs_from_data
 from rapidrelease.release.decision import (
     FAIL,
     INCONCLUSIVE,
@@ -35,9 +36,8 @@ from rapidrelease.release.decision import (
     RELEASE_CANDIDATE,
     evaluate_lot,
 )
-from rapidrelease.release.specs import specs_from_data
 
-from .helpers import metric, unit_result
+from support.configs import metric, unit_result
 
 SPECS = yaml.safe_load("""
 specs:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rapidrelease.release.config import load_run_config
+from rapidrelease.config.run import load_run_config
 from rapidrelease.release.decision import (
     ACCEPTED,
     FAIL,
@@ -20,8 +20,8 @@ from rapidrelease.release.decision import (
     evaluate_lot,
 )
 
-from .helpers import LOTS, PANEL, metric, sheet, unit_result, with_inputs_on_disk, write_project
 from .test_decision import assert_valid_release
+from support.configs import LOTS, PANEL, metric, sheet, unit_result, with_inputs_on_disk, write_project
 
 LOTS_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\ttnc_viable\tweight_kg\tstarting_spec"
 UNITS_HEADER = "lot_id\tunit_id\tassay\trole\tpath\ttemplate"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rapidrelease.release.config import load_run_config
+from rapidrelease.config.run import load_run_config
 from rapidrelease.release.decision import INCONCLUSIVE, RELEASE_CANDIDATE, evaluate_lot_files
 from rapidrelease.release.integrity import changed_inputs, with_changed_inputs_as_errors
 
-from .helpers import unit_result, with_inputs_on_disk, write_project
+from support.configs import unit_result, with_inputs_on_disk, write_project
 
 
 def _measured(project: Path) -> tuple[dict, Path]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.reads.classify import ClassifyOptions, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
-from rapidrelease.release.config import DetectionSettings, Unit
 from rapidrelease.sterility.calls import DETECTED, ReferenceFacts, UnitReads, call_organisms
 
 pytestmark = pytest.mark.shared_data

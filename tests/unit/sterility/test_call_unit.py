@@ -10,10 +10,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.outputs import write_json
 from rapidrelease.reads.classify import TAXA_COLUMNS, write_taxa
 from rapidrelease.reads.index import KmerIndex, load_index
-from rapidrelease.release.config import DetectionSettings, Unit
 from rapidrelease.sterility.calls import ReferenceFacts, call_unit
 
 

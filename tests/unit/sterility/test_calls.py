@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.errors import ReadsError
 from rapidrelease.reads.taxonomy import Taxonomy
-from rapidrelease.release.config import DetectionSettings, Unit
 from rapidrelease.sterility.calls import (
     DETECTED,
     NOT_DETECTED,

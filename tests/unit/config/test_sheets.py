@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rapidrelease.release.schemas import load_schema
-from rapidrelease.release.sheets import read_sheet, row_records, sheet_problems
+from rapidrelease.config.schemas import load_schema
+from rapidrelease.config.sheets import read_sheet, row_records, sheet_problems
 
 
 def test_rows_keep_their_line_numbers_and_short_rows_are_padded(tmp_path: Path) -> None:

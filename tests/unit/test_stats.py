@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats
 
-from rapidrelease.sterility.poisson import mean_detected, tail_at_least, upper_bound
+from rapidrelease.stats import mean_detected, tail_at_least, upper_bound
 
 
 def test_upper_bound_of_zero_is_the_rule_of_three() -> None:

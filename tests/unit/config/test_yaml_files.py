@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rapidrelease.config.yaml_files import load_yaml
 from rapidrelease.errors import ConfigError
-from rapidrelease.release.yaml_files import load_yaml
 
 
 def test_exact_decimals_keep_the_written_decimals(tmp_path: Path) -> None:

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rapidrelease.errors import ConfigError
-from rapidrelease.release.config import (
+from rapidrelease.config.run import (
     describe_run_config,
     load_run_config,
     run_config_from_dict,
 )
+from rapidrelease.errors import ConfigError
 
-from .helpers import (
+from support.configs import (
     CONFIG,
     LOTS,
     LOTS_HEADER,
@@ -624,7 +624,7 @@ def test_an_attribute_whose_metric_no_panel_reports_is_a_problem_naming_spec_att
     project: Path,
 ) -> None:
     # a typing error in specs.yaml would otherwise leave every lot of the specification INCONCLUSIVE
-    from rapidrelease.release.config import unmeasured_metric_problems
+    from rapidrelease.config.run import unmeasured_metric_problems
 
     specs = SPECS.replace("metric: car_pct_cd3", "metric: car_percent_cd3")
     specs += "      dose: {assay: dose, metric: cells_per_kg, comparison: '>=', limit: 1, unit: cells/kg}\n"

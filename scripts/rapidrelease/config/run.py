@@ -29,17 +29,22 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rapidrelease.config.schemas import load_schema, problems_error, schema_problems
+from rapidrelease.config.sheets import CheckedRow, read_sheet, row_records, sheet_problems
+from rapidrelease.config.specs import Spec, specs_from_data
+from rapidrelease.config.vocabulary import (
+    ALL_ROLES,
+    DOSE_ASSAY,
+    DOSE_METRICS,
+    FLOW_ASSAYS,
+    READS_ASSAYS,
+    ROLES_OF_ASSAY,
+)
+from rapidrelease.config.yaml_files import load_yaml, read_config_bytes
 from rapidrelease.errors import ConfigError
-from rapidrelease.release.schemas import load_schema, problems_error, schema_problems
-from rapidrelease.release.sheets import CheckedRow, read_sheet, row_records, sheet_problems
-from rapidrelease.release.specs import Spec, specs_from_data
-from rapidrelease.release.yaml_files import load_yaml, read_config_bytes
 
 __all__ = [
     "DoseSettings",
-    "FLOW_ASSAYS",
-    "READS_ASSAYS",
-    "ROLES_OF_ASSAY",
     "ClassifySettings",
     "DetectionSettings",
     "Lot",
@@ -52,9 +57,6 @@ __all__ = [
     "unmeasured_metric_problems",
 ]
 
-FLOW_ASSAYS = ("phenotype", "potency", "microbial_flow")
-READS_ASSAYS = ("sterility_reads", "mycoplasma_reads")
-"""Assays measured by classifying sequencing reads against the k-mer reference."""
 _LOT_COLUMNS = (
     "lot_id",
     "product",
@@ -490,21 +492,12 @@ _SPIKE_COLUMNS = ("spike_organism", "spike_concentration", "spike_unit")
 # named "tube <b>.fcs" would stop the whole run, and one named "<logs>.fcs" would silently become
 # another file's path.
 _SNAKEMAKE_PATHVAR = re.compile(r"<[a-z][a-z0-9_]*>")
-ROLES_OF_ASSAY: Mapping[str, tuple[str, ...]] = {
-    "phenotype": ("test", "fmo", "compensation", "starting_material"),
-    "potency": ("stimulated", "unstimulated", "target_only", "fmo", "compensation"),
-    "microbial_flow": ("test", "negative_control"),
-    "sterility_reads": ("test", "negative_control", "positive_control"),
-    "mycoplasma_reads": ("test", "negative_control", "positive_control"),
-}
-"""The roles a unit of each assay may have."""
-_ALL_ROLES = {role for roles in ROLES_OF_ASSAY.values() for role in roles}
 
 
 def _check_unit_row(record: dict[str, Any]) -> list[tuple[str, str]]:
     assay = record.get("assay")
     role = record.get("role")
-    if assay in ROLES_OF_ASSAY and role in _ALL_ROLES and role not in ROLES_OF_ASSAY[assay]:
+    if assay in ROLES_OF_ASSAY and role in ALL_ROLES and role not in ROLES_OF_ASSAY[assay]:
         return [
             (
                 "role",
@@ -614,8 +607,6 @@ def unmeasured_metric_problems(run: RunConfig, panel_metrics: Mapping[Path, Sequ
     configuration is refused instead of every lot of the specification failing to be decided.
     Attributes of lots without a unit of the assay stay a warning (:func:`describe_run_config`).
     """
-    from rapidrelease.release.dose import DOSE_ASSAY, DOSE_METRICS
-
     problems: list[str] = []
     specs_file = run.settings.get("specs", "the specifications")
     for spec in run.specs.values():

@@ -18,14 +18,14 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
 from typing import Any
 
-from rapidrelease.release.schemas import (
+from rapidrelease.config.schemas import (
     in_document_order,
     load_schema,
     problems_error,
     schema_problems,
     show_value,
 )
-from rapidrelease.release.yaml_files import load_yaml
+from rapidrelease.config.yaml_files import load_yaml
 
 __all__ = [
     "COMPARISONS",

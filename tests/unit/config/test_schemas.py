@@ -11,8 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from rapidrelease.release.config import FLOW_ASSAYS
-from rapidrelease.release.schemas import (
+from rapidrelease.config.schemas import (
     ISO_TIME_PATTERN,
     NAME_PATTERN,
     SAFE_ID_PATTERN,
@@ -21,7 +20,8 @@ from rapidrelease.release.schemas import (
     load_schema,
     schema_problems,
 )
-from rapidrelease.release.specs import COMPARISONS
+from rapidrelease.config.specs import COMPARISONS
+from rapidrelease.config.vocabulary import ALL_ROLES, DOSE_ASSAY, FLOW_ASSAYS, READS_ASSAYS, ROLES_OF_ASSAY
 
 INPUT_SCHEMAS = ("config.schema.yaml", "lots.schema.yaml", "units.schema.yaml", "specs.schema.yaml")
 
@@ -85,10 +85,15 @@ def test_specs_name_only_assays_and_roles_a_unit_can_have() -> None:
     attribute = specs["properties"]["specs"]["additionalProperties"]["properties"]["attributes"]
     keys = attribute["additionalProperties"]["properties"]
     # and the dose, computed from the lot sheet and the phenotype unit
-    assert keys["assay"]["enum"] == [*units["assay"]["enum"], "dose"]
+    assert keys["assay"]["enum"] == [*units["assay"]["enum"], DOSE_ASSAY]
     assert keys["role"]["enum"] == units["role"]["enum"]
     assert tuple(keys["comparison"]["enum"]) == COMPARISONS
-    assert set(FLOW_ASSAYS) <= set(units["assay"]["enum"])
+
+
+def test_the_sheets_schema_and_the_package_share_one_vocabulary() -> None:
+    units = load_schema("units.schema.yaml")["properties"]
+    assert units["assay"]["enum"] == [*FLOW_ASSAYS, *READS_ASSAYS] == list(ROLES_OF_ASSAY)
+    assert set(units["role"]["enum"]) == ALL_ROLES
 
 
 def test_problems_read_in_document_order() -> None:

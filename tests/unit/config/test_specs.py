@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rapidrelease.errors import ConfigError
-from rapidrelease.release.specs import (
+from rapidrelease.config.specs import (
     FAIL,
     PASS,
     Attribute,
@@ -18,6 +17,7 @@ from rapidrelease.release.specs import (
     value_problem,
     written_decimals,
 )
+from rapidrelease.errors import ConfigError
 
 
 def write_specs(tmp_path: Path, text: str) -> Path:

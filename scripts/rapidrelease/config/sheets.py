@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rapidrelease.config.schemas import schema_problems
+from rapidrelease.config.yaml_files import decode_text, read_config_bytes
 from rapidrelease.errors import ConfigError
-from rapidrelease.release.schemas import schema_problems
-from rapidrelease.release.yaml_files import decode_text, read_config_bytes
 
 __all__ = [
     "Sheet",

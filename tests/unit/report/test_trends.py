@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rapidrelease.release.trends import attribute_trends, equivalence_of_means, individuals_limits
+from rapidrelease.report.trends import attribute_trends, equivalence_of_means, individuals_limits
 
 
 def test_individuals_limits_use_the_average_moving_range() -> None:

@@ -33,7 +33,7 @@ __all__ = [
     "in_document_order",
 ]
 
-# scripts/rapidrelease/release/schemas.py -> the project root holds workflow/ (Snakefile, schemas/).
+# scripts/rapidrelease/config/schemas.py -> the project root holds workflow/ (Snakefile, schemas/).
 WORKFLOW_DIR = Path(__file__).resolve().parents[3] / "workflow"
 SCHEMA_DIR = WORKFLOW_DIR / "schemas"
 

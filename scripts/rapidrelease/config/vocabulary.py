@@ -1,0 +1,65 @@
+"""The words the sheets, the specifications and every stage share: assays, roles, read categories.
+
+One place, so that the unit sheet's schema, the workflow's rules, the measuring stages, the decision
+and the report cannot disagree on which assays are flow, which are sequenced, which role a control
+plays or which read categories are contaminants (``workflow/schemas/units.schema.yaml`` lists the
+same assays and roles; a test checks that they agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "FLOW_ASSAYS",
+    "READS_ASSAYS",
+    "DOSE_ASSAY",
+    "DOSE_METRICS",
+    "ROLES_OF_ASSAY",
+    "ALL_ROLES",
+    "READS_CONTROL_ROLES",
+    "CATEGORIES",
+    "CONTAMINANT_CATEGORIES",
+]
+
+FLOW_ASSAYS: tuple[str, ...] = ("phenotype", "potency", "microbial_flow")
+"""Assays measured by gating an FCS file with a panel's template."""
+
+READS_ASSAYS: tuple[str, ...] = ("sterility_reads", "mycoplasma_reads")
+"""Assays measured by classifying sequencing reads against the k-mer reference."""
+
+DOSE_ASSAY = "dose"
+"""The pseudo-assay of a lot's dose: computed from the lot sheet and its phenotype test unit."""
+
+DOSE_METRICS: tuple[str, ...] = ("viable_car_t_cells", "viable_car_t_cells_per_kg")
+"""The metrics of the dose pseudo-assay (rapidrelease.release.dose)."""
+
+ROLES_OF_ASSAY: Mapping[str, tuple[str, ...]] = {
+    "phenotype": ("test", "fmo", "compensation", "starting_material"),
+    "potency": ("stimulated", "unstimulated", "target_only", "fmo", "compensation"),
+    "microbial_flow": ("test", "negative_control"),
+    "sterility_reads": ("test", "negative_control", "positive_control"),
+    "mycoplasma_reads": ("test", "negative_control", "positive_control"),
+}
+"""The roles a unit of each assay may have."""
+
+ALL_ROLES: frozenset[str] = frozenset(role for roles in ROLES_OF_ASSAY.values() for role in roles)
+
+READS_CONTROL_ROLES: tuple[str, ...] = ("negative_control", "positive_control")
+"""Roles of sequencing units that a test of the same assay and library is called against."""
+
+CATEGORIES: tuple[str, ...] = (
+    "host",
+    "vector",
+    "spike_in",
+    "adapter",
+    "bacteria",
+    "fungi",
+    "mycoplasma",
+    "virus",
+    "other",
+)
+"""What reads of a taxon are to a CAR-T product, in the order the report lists them."""
+
+CONTAMINANT_CATEGORIES: tuple[str, ...] = ("bacteria", "fungi", "mycoplasma", "virus")
+"""The categories of organisms that must not be in a cell product (DESIGN.md §5)."""
