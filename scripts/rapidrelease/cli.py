@@ -266,7 +266,7 @@ def _part(text: str) -> tuple[int, int]:
 
 
 def _cmd_simulate_demo(args: argparse.Namespace) -> int:
-    from rapidrelease.demo.simulate import write_demo_lots
+    from rapidrelease.synthetic.demo.simulate import write_demo_lots
 
     for path in write_demo_lots(Path(args.out), seed=args.seed, reference_dir=Path(args.reference)):
         print(path)

@@ -14,7 +14,7 @@ Not a test (no timed assertions): it prints figures. It
    for ``-p -m 350 -s 50``) from a mix of in-index strains, held-out strains, held-out and in-index
    host, vectors and absent species, shuffles them into one FASTQ and keeps a truth table (the
    source is in each ART read name); ``--simulator rapidrelease`` uses
-   :func:`rapidrelease.reads.simulate.simulate_reads` instead, to compare the two simulators;
+   :func:`rapidrelease.synthetic.reads.simulate_reads` instead, to compare the two simulators;
 3. builds a Kraken 2 database (``kraken2-build --add-to-library --no-masking``, taxonomy from the
    panel's nodes.dmp/names.dmp, ``--build`` with the default k=35, l=31, s=7) and classifies the
    reads with ``kraken2 --threads 1`` under ``/usr/bin/time -v`` (wall time with database load and
@@ -538,7 +538,7 @@ def simulate_with_art(workdir: Path, n_reads: int, paired: bool, seed: int) -> l
 
 def simulate_with_rapidrelease(workdir: Path, n_reads: int, paired: bool, seed: int) -> list[Path]:
     """The same mix from rapidrelease's own simulator ("hiseq" profile)."""
-    from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
+    from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
     plan = {key: n for key, n in reads_per_source(n_reads).items() if n > 0}
     by_key = {s.key: s for s in SOURCES}

@@ -28,7 +28,7 @@ import polars as pl
 from rapidrelease.reads.classify import ClassifyOptions, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import build_index, load_index
-from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
+from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.sterility.calls import (
     DETECTED,

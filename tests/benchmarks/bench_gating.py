@@ -35,9 +35,9 @@ import flowio
 import flowkit
 import numpy as np
 
-from rapidrelease.demo.fcs_writer import write_phenotype_fcs
-from rapidrelease.demo.lots import DEMO_LOTS
-from rapidrelease.demo.simulate import simulate_tube
+from rapidrelease.synthetic.demo.fcs_writer import write_phenotype_fcs
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS
+from rapidrelease.synthetic.demo.simulate import simulate_tube
 from rapidrelease.fcs.reader import read_fcs
 from rapidrelease.gating.engine import DEFAULT_CHUNK_SIZE, gate_fcs
 from rapidrelease.gating.template import load_template, population_path

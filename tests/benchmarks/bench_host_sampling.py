@@ -15,7 +15,7 @@ available here and extrapolates the sizes to GRCh38.
    (build time and peak RSS), then classification (Kraken 2's defaults: confidence 0, two hit
    groups) of
    - 20,000 single-end 150-bp reads and 10,000 pairs simulated from the indexed human sequence
-     (:func:`rapidrelease.reads.simulate.simulate_reads`, HiSeq error model): called host,
+     (:func:`rapidrelease.synthetic.reads.simulate_reads`, HiSeq error model): called host,
      unclassified, called a contaminant;
    - 10,000 single-end reads of *S. aureus* NCTC 8325 (in the panel): called to it or below, which
      sampling must not change;
@@ -47,7 +47,7 @@ import numpy as np
 from rapidrelease.reads.classify import ClassifyOptions, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import load_index
-from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
+from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 from rapidrelease.config.vocabulary import CONTAMINANT_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from rapidrelease.reads.fasta import iter_fasta
-from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
+from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
 from .test_demo_workflow import _snakemake
 

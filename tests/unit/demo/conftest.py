@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rapidrelease.demo.lots import DEMO_LOTS
-from rapidrelease.demo.simulate import DEFAULT_SEED, write_demo_lots
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS
+from rapidrelease.synthetic.demo.simulate import DEFAULT_SEED, write_demo_lots
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rapidrelease.demo.lots import DEMO_LOTS
-from rapidrelease.demo.panel import FLUORESCENCE, SPILLOVER
-from rapidrelease.demo.simulate import DEFAULT_SEED, simulate_tube
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS
+from rapidrelease.synthetic.demo.panel import FLUORESCENCE, SPILLOVER
+from rapidrelease.synthetic.demo.simulate import DEFAULT_SEED, simulate_tube
 
 
 def _compensated(path: Path, matrix: flowkit.Matrix | str | None = None) -> np.ndarray:

@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from rapidrelease.demo.simulate import write_demo_lots
 from rapidrelease.outputs import sha256_file
+from rapidrelease.synthetic.demo.simulate import write_demo_lots
 
 LOT_FILES = [
     "{lot}_phenotype.fcs",

@@ -11,8 +11,8 @@ import flowkit
 import numpy as np
 import pytest
 
-from rapidrelease.demo.lots import DEMO_LOTS
-from rapidrelease.demo.panel import SPILLOVER
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS
+from rapidrelease.synthetic.demo.panel import SPILLOVER
 
 LOT_IDS = [lot.lot_id for lot in DEMO_LOTS]
 

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from rapidrelease.demo.lots import DEMO_LOTS
-from rapidrelease.demo.truth import TRUTH_METRICS, truth_table
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS
+from rapidrelease.synthetic.demo.truth import TRUTH_METRICS, truth_table
 
 LOT_IDS = [lot.lot_id for lot in DEMO_LOTS]
 

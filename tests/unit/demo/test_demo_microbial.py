@@ -17,9 +17,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rapidrelease.demo.fcs_writer import write_fcs
-from rapidrelease.demo.lots import DEMO_LOTS
-from rapidrelease.demo.microbial import (
+from rapidrelease.stats import upper_bound
+from rapidrelease.synthetic.demo.fcs_writer import write_fcs
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS
+from rapidrelease.synthetic.demo.microbial import (
     MICROBIAL_CHANNELS,
     MICROBIAL_KINDS,
     MicrobialTube,
@@ -29,8 +30,7 @@ from rapidrelease.demo.microbial import (
     simulate_microbial_test,
     simulate_microbial_tube,
 )
-from rapidrelease.demo.simulate import DEFAULT_SEED
-from rapidrelease.stats import upper_bound
+from rapidrelease.synthetic.demo.simulate import DEFAULT_SEED
 
 LOT_IDS = [lot.lot_id for lot in DEMO_LOTS]
 MICROBE = MICROBIAL_KINDS.index("microbe")

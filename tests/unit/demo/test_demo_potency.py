@@ -18,10 +18,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from rapidrelease.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot, PotencyResponse
-from rapidrelease.demo.panel import SPILLOVER
-from rapidrelease.demo.simulate import DEFAULT_SEED, simulate_potency_tube, simulate_tube
-from rapidrelease.demo.truth import POTENCY_METRICS, potency_truth_table
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot, PotencyResponse
+from rapidrelease.synthetic.demo.panel import SPILLOVER
+from rapidrelease.synthetic.demo.simulate import DEFAULT_SEED, simulate_potency_tube, simulate_tube
+from rapidrelease.synthetic.demo.truth import POTENCY_METRICS, potency_truth_table
 
 LOTS = {lot.lot_id: lot for lot in DEMO_LOTS}
 LOT_IDS = list(LOTS)

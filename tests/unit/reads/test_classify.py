@@ -14,8 +14,8 @@ import pytest
 
 from rapidrelease.reads.classify import ClassifyOptions, _resolve, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
-from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
 from rapidrelease.reads.taxonomy import Taxonomy
+from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
 from .conftest import PANEL
 

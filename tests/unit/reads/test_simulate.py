@@ -14,7 +14,7 @@ import polars as pl
 import pysam
 import pytest
 
-from rapidrelease.reads.simulate import (
+from rapidrelease.synthetic.reads import (
     ERROR_PROFILES,
     ErrorProfile,
     SimulatedReads,

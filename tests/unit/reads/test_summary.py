@@ -14,8 +14,8 @@ import pytest
 from rapidrelease.reads.classify import ClassificationTotals, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import build_index
-from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
 from rapidrelease.reads.summary import gather_unit
+from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
 from .conftest import PANEL
 

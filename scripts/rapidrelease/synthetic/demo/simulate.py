@@ -2,23 +2,26 @@
 
 There are no public CAR-T FCS files, so the demo the workflow runs by default is simulated here,
 with known truth. One tube per lot is acquired on a simulated LSRFortessa
-(:mod:`rapidrelease.demo.panel`): debris, doublets, dead and live cells; T cells with a CAR+
-fraction, CD4/CD8 subsets and CD45RA/CCR7 memory phenotypes; NK, B cells and monocytes as the CD3−
-rest (:mod:`rapidrelease.demo.cells`). Each event's detector signals are built the way a cytometer
-makes them: dye abundance times the spillover matrix, plus autofluorescence, then photon-counting
-(Poisson) and electronic (Gaussian) noise, so that compensating with the file's own ``$SPILLOVER``
-recovers the dye abundances and compensated negatives spread around their autofluorescence.
+(:mod:`rapidrelease.synthetic.demo.panel`): debris, doublets, dead and live cells; T cells with a
+CAR+ fraction, CD4/CD8 subsets and CD45RA/CCR7 memory phenotypes; NK, B cells and monocytes as the
+CD3− rest (:mod:`rapidrelease.synthetic.demo.cells`). Each event's detector signals are built the
+way a cytometer makes them: dye abundance times the spillover matrix, plus autofluorescence, then
+photon-counting (Poisson) and electronic (Gaussian) noise, so that compensating with the file's own
+``$SPILLOVER`` recovers the dye abundances and compensated negatives spread around their
+autofluorescence.
 
 Each lot also has the two tubes of the potency assay (:func:`simulate_potency_tube`): the same
 cells, instrument and dyes, with intracellular IFN-γ, TNF-α, IL-2 and CD107a in place of four
 phenotype markers, after stimulation with CD19 antigen or with medium only
-(:mod:`rapidrelease.demo.potency`); and a microbial-flow test tube acquired on a bench cytometer,
-with the flow run's sterile-medium control (:mod:`rapidrelease.demo.microbial`).
+(:mod:`rapidrelease.synthetic.demo.potency`); and a microbial-flow test tube acquired on a bench
+cytometer, with the flow run's sterile-medium control
+(:mod:`rapidrelease.synthetic.demo.microbial`).
 
 Everything is drawn from one ``numpy.random.Generator`` per tube: the phenotype tube's is seeded
 from ``(seed, lot.stream)``, the other tubes' from ``(seed, lot.stream, tube stream)`` (the
-sterility reads use tube stream 2, see :mod:`rapidrelease.demo.reads`); and every keyword that would
-otherwise carry "now" comes from the lot definition, so the same seed writes byte-identical files.
+sterility reads use tube stream 2, see :mod:`rapidrelease.synthetic.demo.sterility_reads`); and
+every keyword that would otherwise carry "now" comes from the lot definition, so the same seed
+writes byte-identical files.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rapidrelease.demo.cells import (
+from rapidrelease.outputs import atomic_path, write_table, write_text
+from rapidrelease.synthetic.demo.cells import (
     CYTOKINE_DYES,
     LINEAGES,
     CellDraw,
@@ -39,10 +43,10 @@ from rapidrelease.demo.cells import (
     draw_cytokine_dye,
     draw_debris,
 )
-from rapidrelease.demo.fcs_writer import potency_keywords, write_fcs, write_phenotype_fcs
-from rapidrelease.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot
-from rapidrelease.demo.microbial import FLOW_RUN_ID, write_medium_control, write_microbial_test
-from rapidrelease.demo.panel import (
+from rapidrelease.synthetic.demo.fcs_writer import potency_keywords, write_fcs, write_phenotype_fcs
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot
+from rapidrelease.synthetic.demo.microbial import FLOW_RUN_ID, write_medium_control, write_microbial_test
+from rapidrelease.synthetic.demo.panel import (
     AUTOFLUORESCENCE,
     CHANNELS,
     ELECTRONIC_NOISE_SD,
@@ -52,10 +56,10 @@ from rapidrelease.demo.panel import (
     TIMESTEP_S,
     UNITS_PER_PHOTOELECTRON,
 )
-from rapidrelease.demo.potency import draw_responses
-from rapidrelease.demo.readme import demo_readme
-from rapidrelease.demo.reads import RUN_ID, write_run_controls, write_sterility_reads
-from rapidrelease.demo.template import (
+from rapidrelease.synthetic.demo.potency import draw_responses
+from rapidrelease.synthetic.demo.readme import demo_readme
+from rapidrelease.synthetic.demo.sterility_reads import RUN_ID, write_run_controls, write_sterility_reads
+from rapidrelease.synthetic.demo.template import (
     MICROBIAL_TEMPLATE_NAME,
     POTENCY_TEMPLATE_NAME,
     TEMPLATE_NAME,
@@ -63,8 +67,7 @@ from rapidrelease.demo.template import (
     microbial_template,
     potency_template,
 )
-from rapidrelease.demo.truth import potency_truth_table, truth_table
-from rapidrelease.outputs import atomic_path, write_table, write_text
+from rapidrelease.synthetic.demo.truth import potency_truth_table, truth_table
 
 __all__ = [
     "DEFAULT_SEED",
@@ -97,13 +100,14 @@ _DOUBLET_HEIGHT_GAIN = (2.0, 5.0, 0.7)  # Beta(a, b) * scale: how much a second 
 class SimulatedTube:
     """One simulated acquisition and its per-event truth.
 
-    ``events`` (n_events, 11) float32: the list-mode data in :data:`~rapidrelease.demo.panel.CHANNELS`
-    order, uncompensated, area units (Time in ``$TIMESTEP`` ticks). ``dye`` (n_events, 7) float64:
-    the true dye abundance of each event before spillover, autofluorescence and noise, area units.
-    ``autofluorescence`` (n_events, 7) float64: each event's autofluorescence per detector, area
-    units. ``labels``: one row per event (``event``, ``kind``, ``lineage``, ``cd3``, ``car``,
-    ``cd4``, ``cd8``, ``cd45ra``, ``ccr7``); identity is null for debris and doublets.
-    ``duration_s``: time from the start of acquisition to the last event, seconds.
+    ``events`` (n_events, 11) float32: the list-mode data in
+    :data:`~rapidrelease.synthetic.demo.panel.CHANNELS` order, uncompensated, area units (Time in
+    ``$TIMESTEP`` ticks). ``dye`` (n_events, 7) float64: the true dye abundance of each event before
+    spillover, autofluorescence and noise, area units. ``autofluorescence`` (n_events, 7) float64:
+    each event's autofluorescence per detector, area units. ``labels``: one row per event
+    (``event``, ``kind``, ``lineage``, ``cd3``, ``car``, ``cd4``, ``cd8``, ``cd45ra``, ``ccr7``);
+    identity is null for debris and doublets. ``duration_s``: time from the start of acquisition to
+    the last event, seconds.
     """
 
     lot: DemoLot
@@ -120,7 +124,7 @@ class PotencyTube(SimulatedTube):
     """One simulated potency tube (``stimulated`` or not) and its per-event truth.
 
     The fields are those of :class:`SimulatedTube`, with the cytokine dyes in the dye columns of
-    :data:`~rapidrelease.demo.cells.CYTOKINE_DYES` and ``labels`` one row per event: ``event``,
+    :data:`~rapidrelease.synthetic.demo.cells.CYTOKINE_DYES` and ``labels`` one row per event: ``event``,
     ``kind``, ``lineage``, ``cd3``, ``car``, ``activated`` (the latent antigen-activated state),
     ``cd107a``, ``ifng``, ``tnfa``, ``il2`` (whether the cell shows the function); identity is
     null for debris and doublets.
@@ -321,7 +325,7 @@ def simulate_potency_tube(lot: DemoLot, stimulated: bool, seed: int = DEFAULT_SE
 
     Deterministic in ``(seed, lot.stream, POTENCY_STIMULATED_STREAM or POTENCY_UNSTIMULATED_STREAM)``.
     The cells are drawn as for the phenotype tube (same fractions, own random stream), then who
-    responds is drawn from ``lot.potency`` (:func:`~rapidrelease.demo.potency.draw_responses`) and
+    responds is drawn from ``lot.potency`` (:func:`~rapidrelease.synthetic.demo.potency.draw_responses`) and
     the four cytokine dyes are restained; detection, noise and acquisition are the phenotype tube's.
     """
     stream = POTENCY_STIMULATED_STREAM if stimulated else POTENCY_UNSTIMULATED_STREAM
@@ -400,10 +404,10 @@ def write_demo_lots(
     sample's reads ``<LOT>/<LOT>_sterility_R1/R2.fastq.gz`` with their truth table; the potency
     tubes ``<LOT>/<LOT>_potency_stimulated.fcs`` and ``_unstimulated.fcs`` with their event labels
     (``<LOT>_potency_<condition>_events_truth.parquet``) and ``<LOT>/potency_truth.tsv``; the
-    microbial-flow test tube ``<LOT>/<LOT>_microbial.fcs`` with ``<LOT>/microbial_truth.tsv``.
-    Then the sequencing run's controls under ``SEQ-RUN-01/``, drawn from the panel in
-    ``reference_dir`` (:mod:`rapidrelease.demo.reads`), the flow run's sterile-medium control under
-    ``FLOW-RUN-01/``, the GatingML 2.0 templates that gate the files (phenotype, potency,
+    microbial-flow test tube ``<LOT>/<LOT>_microbial.fcs`` with ``<LOT>/microbial_truth.tsv``. Then
+    the sequencing run's controls under ``SEQ-RUN-01/``, drawn from the panel in ``reference_dir``
+    (:mod:`rapidrelease.synthetic.demo.sterility_reads`), the flow run's sterile-medium control
+    under ``FLOW-RUN-01/``, the GatingML 2.0 templates that gate the files (phenotype, potency,
     microbial flow) and a README documenting the data as synthetic. The same ``seed`` writes
     byte-identical files.
     """

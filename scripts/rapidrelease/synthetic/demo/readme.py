@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from rapidrelease.demo.cells import CYTOKINE_POSITIVE
-from rapidrelease.demo.fcs_writer import CYTOMETER, CYTOMETER_SERIAL
-from rapidrelease.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot
-from rapidrelease.demo.microbial import (
+from rapidrelease.synthetic.demo.cells import CYTOKINE_POSITIVE
+from rapidrelease.synthetic.demo.fcs_writer import CYTOMETER, CYTOMETER_SERIAL
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot
+from rapidrelease.synthetic.demo.microbial import (
     AGGREGATES_PER_ML,
     FL1_THRESHOLD,
     FLOW_RATE_UL_PER_MIN,
@@ -21,9 +21,15 @@ from rapidrelease.demo.microbial import (
     NOISE_PER_ML,
     VOLUME_UL,
 )
-from rapidrelease.demo.panel import CHANNELS, FLUORESCENCE, FSC_THRESHOLD, POTENCY_MARKERS, SPILLOVER
-from rapidrelease.demo.reads import READ_PAIRS, READ_SOURCES, RUN_CONTROLS
-from rapidrelease.demo.template import (
+from rapidrelease.synthetic.demo.panel import (
+    CHANNELS,
+    FLUORESCENCE,
+    FSC_THRESHOLD,
+    POTENCY_MARKERS,
+    SPILLOVER,
+)
+from rapidrelease.synthetic.demo.sterility_reads import READ_PAIRS, READ_SOURCES, RUN_CONTROLS
+from rapidrelease.synthetic.demo.template import (
     LOGICLE,
     MICROBIAL_GATES,
     MICROBIAL_TEMPLATE_NAME,

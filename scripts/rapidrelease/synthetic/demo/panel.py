@@ -6,7 +6,7 @@ same dyes (and so the same spillover) with four of them on intracellular cytokin
 (:data:`POTENCY_CHANNELS`). Detector names follow the FACSDiva habit of naming a
 detector by laser and band centre (``B530-A`` is the 530/30 filter behind the blue laser).
 
-Intensities everywhere in :mod:`rapidrelease.demo` are in the instrument's area units, the scale of
+Intensities everywhere in :mod:`rapidrelease.synthetic.demo` are in the instrument's area units, the scale of
 an 18-bit channel (``$PnR`` 262144), as FACSDiva writes float list-mode data.
 """
 

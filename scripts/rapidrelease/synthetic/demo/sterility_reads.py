@@ -2,7 +2,7 @@
 
 A CAR-T sample sequenced for sterility is almost all host (human) DNA, with some vector sequence
 (residual plasmid from the lentiviral vector's manufacture) and the sequencing run's phiX spike-in.
-The demo's reads are drawn with :func:`rapidrelease.reads.simulate.simulate_reads` (HiSeq error
+The demo's reads are drawn with :func:`rapidrelease.synthetic.reads.simulate_reads` (HiSeq error
 model, 2 × 150 bp, inserts 350 ± 50 bp) from sequences of the default reference panel
 (``resources/reference/panel``, registry data), so the workflow's classification of them can be
 checked against the composition below. Neither lot carries a contaminant.
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rapidrelease.demo.lots import DemoLot
 from rapidrelease.outputs import atomic_path, write_table
 from rapidrelease.reads.fasta import iter_fasta
-from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
+from rapidrelease.synthetic.demo.lots import DemoLot
+from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
 __all__ = [
     "READ_PAIRS",

@@ -16,8 +16,9 @@ from pathlib import Path
 import flowio
 import numpy as np
 
-from rapidrelease.demo.lots import DemoLot
-from rapidrelease.demo.panel import (
+from rapidrelease.outputs import atomic_path
+from rapidrelease.synthetic.demo.lots import DemoLot
+from rapidrelease.synthetic.demo.panel import (
     CHANNELS,
     FSC_THRESHOLD,
     POTENCY_CHANNELS,
@@ -25,7 +26,6 @@ from rapidrelease.demo.panel import (
     Channel,
     spillover_keyword,
 )
-from rapidrelease.outputs import atomic_path
 
 __all__ = [
     "CYTOMETER",

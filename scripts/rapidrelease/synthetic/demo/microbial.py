@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rapidrelease.demo.fcs_writer import SYNTHETIC_COMMENT, fcs_date, parameter_keywords, write_fcs
-from rapidrelease.demo.lots import DemoLot
-from rapidrelease.demo.panel import Channel
 from rapidrelease.outputs import write_table
+from rapidrelease.synthetic.demo.fcs_writer import SYNTHETIC_COMMENT, fcs_date, parameter_keywords, write_fcs
+from rapidrelease.synthetic.demo.lots import DemoLot
+from rapidrelease.synthetic.demo.panel import Channel
 
 __all__ = [
     "FLOW_RUN_ID",

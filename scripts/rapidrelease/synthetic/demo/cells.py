@@ -3,7 +3,7 @@
 Each cell gets a lineage and marker phenotype drawn from its lot's fractions, log-normal scatter,
 a log-normal amount of each dye it carries, and an autofluorescence scale. Dye amounts are "true"
 signal: what the dye would give in its own detector, before spillover, autofluorescence and
-detector noise are added by :mod:`rapidrelease.demo.simulate`.
+detector noise are added by :mod:`rapidrelease.synthetic.demo.simulate`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rapidrelease.demo.lots import DemoLot, Quadrants
-from rapidrelease.demo.panel import FSC_THRESHOLD
+from rapidrelease.synthetic.demo.lots import DemoLot, Quadrants
+from rapidrelease.synthetic.demo.panel import FSC_THRESHOLD
 
 __all__ = [
     "CYTOKINE_DYES",
@@ -31,7 +31,7 @@ LINEAGES: tuple[str, ...] = ("T", "NK", "B", "monocyte")
 _T, _NK, _B, _MONO = range(4)
 _NON_T_MIX = np.array([0.65, 0.20, 0.15])  # NK, B, monocyte among CD3− live cells of a CAR-T product
 
-# Dye order = rapidrelease.demo.panel.FLUORESCENCE: CAR(FITC), CCR7(PE), CD8(PerCP-Cy5.5),
+# Dye order = rapidrelease.synthetic.demo.panel.FLUORESCENCE: CAR(FITC), CCR7(PE), CD8(PerCP-Cy5.5),
 # viability(NIR), CD45RA(BV421), CD3(BV510), CD4(BV605).
 _CAR, _CCR7, _CD8, _VIA, _CD45RA, _CD3, _CD4 = range(7)
 

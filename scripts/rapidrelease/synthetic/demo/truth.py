@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from rapidrelease.demo.lots import FUNCTIONS
 from rapidrelease.errors import MetricError
+from rapidrelease.synthetic.demo.lots import FUNCTIONS
 
 __all__ = ["POTENCY_METRICS", "TRUTH_METRICS", "potency_truth_table", "truth_table"]
 
