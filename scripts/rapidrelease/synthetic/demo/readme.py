@@ -91,9 +91,9 @@ rapidrelease simulate-demo --out resources/demo   # default --seed 20261125
 
 These files were written with seed {seed}. The same seed writes byte-identical files: every keyword
 that would carry the time of writing ($DATE, $BTIM, $ETIM, EXPORT TIME) comes from the lot
-definition in `scripts/rapidrelease/demo/lots.py`, and a unit test (`tests/unit/demo/`) regenerates
-the folder and compares it with the committed copy. Change the simulator, then regenerate and commit
-the files together.
+definition in `scripts/rapidrelease/synthetic/demo/lots.py`, and a unit test
+(`tests/unit/synthetic/demo/`) regenerates the folder and compares it with the committed copy. Change
+the simulator, then regenerate and commit the files together.
 
 ## Instrument and panel
 
@@ -210,8 +210,8 @@ grows with SYBR | dim |
 
 Both demo lots are sterile: their test tubes hold no microbes, and the few events in the microbial
 gate are stain aggregates, as in the medium control, so comparing them with the medium control
-calls NOT_DETECTED. The simulator (`rapidrelease.demo.microbial.simulate_microbial_tube`) takes a
-microbe concentration, so the tests also make contaminated tubes.
+calls NOT_DETECTED. The simulator (`rapidrelease.synthetic.demo.microbial.simulate_microbial_tube`)
+takes a microbe concentration, so the tests also make contaminated tubes.
 
 `{microbial_template}` (GatingML 2.0) gates raw heights (uncompensated, untransformed):
 
