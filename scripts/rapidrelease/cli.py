@@ -12,9 +12,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rapidrelease import __version__
 from rapidrelease.errors import ConfigError, RapidReleaseError
+
+if TYPE_CHECKING:  # the stages are imported by the subcommand that runs them, not by every command
+    from rapidrelease.config.run import RunConfig, Unit
+
+_Subparsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 __all__ = ["main", "build_parser"]
 
@@ -48,60 +54,43 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _configured_unit(args: argparse.Namespace, assays: Sequence[str]) -> tuple[RunConfig, Unit]:
+    """The run configuration and the unit ``--lot``/``--unit`` name in it, of one of ``assays``."""
+    from rapidrelease.config.run import load_run_config
+
+    run = load_run_config(Path(args.config))
+    unit = run.unit(args.lot, args.unit)
+    if unit.assay not in assays:
+        raise ConfigError(
+            f"{run.settings['units']}: unit {unit.unit_id} of lot {unit.lot_id} is a {unit.assay} unit, "
+            f"not one of {', '.join(assays)}; see `rapidrelease {args.command} --help`."
+        )
+    return run, unit
+
+
 def _cmd_measure(args: argparse.Namespace) -> int:
+    from rapidrelease.config.vocabulary import FLOW_ASSAYS
+    from rapidrelease.flow.measure import measure_unit
+
+    measure_unit(*_configured_unit(args, FLOW_ASSAYS))
+    return 0
+
+
+def _cmd_gather(args: argparse.Namespace) -> int:
     from rapidrelease.config.vocabulary import READS_ASSAYS
-    from rapidrelease.flow.measure import ControlTube, measure_unit
     from rapidrelease.reads.summary import gather_unit
 
-    if args.assay in READS_ASSAYS:
-        if not args.db or not args.parts:
-            raise ConfigError("measuring a sequencing unit needs --db and its classification --parts.")
-        gather_unit(
-            Path(args.db),
-            [Path(p) for p in args.parts],
-            Path(args.out),
-            lot_id=args.lot,
-            unit_id=args.unit,
-            assay=args.assay,
-            role=args.role,
-            reads=[Path(p) for p in args.reads],
-        )
-        return 0
-    stains, volumes = dict(args.control_stain), {}
-    for unit_id, text in args.control_volume_ul:
-        try:
-            volumes[unit_id] = float(text)
-        except ValueError:
-            raise ConfigError(f"--control-volume-ul {unit_id} {text}: the volume is not a number.") from None
-    controls = [
-        ControlTube(unit_id, role, Path(path), stains.get(unit_id), volumes.get(unit_id))
-        for role, unit_id, path in args.control
-    ]
-    measure_unit(
-        lot_id=args.lot,
-        unit_id=args.unit,
-        assay=args.assay,
-        role=args.role,
-        fcs_path=Path(args.fcs) if args.fcs else None,
-        panel_path=Path(args.panel) if args.panel else None,
-        out_dir=Path(args.out),
-        controls=controls,
-        stain=args.stain,
-        volume_ul=args.volume_ul,
-    )
+    run, unit = _configured_unit(args, READS_ASSAYS)
+    gather_unit(run, unit, Path(args.db), [Path(p) for p in args.parts])
     return 0
 
 
 def _cmd_call(args: argparse.Namespace) -> int:
-    from rapidrelease.config.run import load_run_config
     from rapidrelease.config.vocabulary import READS_ASSAYS
     from rapidrelease.sterility.calls import call_unit
 
-    run = load_run_config(Path(args.config))
-    unit = next((u for u in run.units_of(args.lot) if u.unit_id == args.unit), None)
-    if unit is None or unit.assay not in READS_ASSAYS:
-        raise ConfigError(f"{run.settings['units']}: lot {args.lot} has no sequencing unit {args.unit!r}.")
-    call_unit(unit, Path(args.units_dir), run.units_of(args.lot), Path(args.db), run.detection)
+    run, unit = _configured_unit(args, READS_ASSAYS)
+    call_unit(run, unit, Path(args.db))
     return 0
 
 
@@ -124,8 +113,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 def _cmd_validate_config(args: argparse.Namespace) -> int:
     from rapidrelease.config.run import describe_run_config, load_run_config
 
-    run = load_run_config(Path(args.config))
-    print(describe_run_config(run))
+    print(describe_run_config(load_run_config(Path(args.config))))
     return 0
 
 
@@ -134,10 +122,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from rapidrelease.release.decision import evaluate_lot_files
 
     run = load_run_config(Path(args.config))
+    if args.lot not in run.lots:
+        raise ConfigError(f"{run.settings['lots']}: has no lot {args.lot!r}.")
     evaluate_lot_files(
         run,
         lot_id=args.lot,
-        unit_result_paths=[Path(p) for p in args.unit_results],
         out_path=Path(args.out),
         benchmarks_dir=None if args.benchmarks is None else Path(args.benchmarks),
     )
@@ -145,11 +134,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from rapidrelease.config.run import load_run_config
     from rapidrelease.report.html import write_lot_report
 
+    run = load_run_config(Path(args.config))
+    if args.lot not in run.lots:
+        raise ConfigError(f"{run.settings['lots']}: has no lot {args.lot!r}.")
     write_lot_report(
         release_path=Path(args.release),
-        unit_dirs=[Path(p) for p in args.unit_dirs],
+        unit_dirs={u.unit_id: run.unit_dir(u) for u in run.units_of(args.lot)},
         out_path=Path(args.out),
     )
     return 0
@@ -179,12 +172,13 @@ def _cmd_refdb_build(args: argparse.Namespace) -> int:
 
     # timed here, not in the manifest: two builds of the same inputs must be the same index
     started = time.monotonic()
+    chosen = {"k": args.k, "l": args.l, "spaced_positions": args.spaced}
     index = build_index(
         fasta_paths=[Path(p) for p in args.fasta],
         taxonomy_path=Path(args.taxonomy),
         out_dir=Path(args.out),
         seqid2taxid_path=Path(args.seqid2taxid) if args.seqid2taxid else None,
-        spec=MinimizerSpec(k=args.k, l=args.l, spaced_positions=args.spaced),
+        spec=MinimizerSpec(**{name: value for name, value in chosen.items() if value is not None}),
         mask_low_complexity=not args.no_masking,
         host_sample=args.host_sample,
     )
@@ -273,19 +267,32 @@ def _cmd_simulate_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``rapidrelease`` command."""
-    parser = argparse.ArgumentParser(
-        prog="rapidrelease",
-        description="Release-candidate analytics for CAR-T lots (flow cytometry and contaminant reads).",
-    )
-    parser.add_argument("--version", action="version", version=f"rapidrelease {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# --- the parser: one function per subcommand ----------------------------------------------------
 
+
+def _add_config_option(p: argparse.ArgumentParser) -> None:
+    """--config: the configured run a stage works in."""
+    p.add_argument(
+        "--config",
+        default="config/config.yaml",
+        help="the run's config.yaml, naming the lot and unit sheets (default config/config.yaml)",
+    )
+
+
+def _add_unit_options(p: argparse.ArgumentParser) -> None:
+    """--config, --lot and --unit: which unit of which configured run a stage works on."""
+    _add_config_option(p)
+    p.add_argument("--lot", required=True, help="the lot's lot_id in the lot sheet")
+    p.add_argument("--unit", required=True, help="the unit's unit_id in the unit sheet, within the lot")
+
+
+def _add_fcs_info(sub: _Subparsers) -> None:
     p = sub.add_parser("fcs-info", help="print one JSON object per FCS file (channels, events, hashes)")
     p.add_argument("files", nargs="+", metavar="FCS")
     p.set_defaults(func=_cmd_fcs_info)
 
+
+def _add_gate(sub: _Subparsers) -> None:
     p = sub.add_parser("gate", help="gate FCS files with a GatingML 2.0 or FlowJo .wsp template")
     p.add_argument("--template", required=True, help="GatingML 2.0 XML or FlowJo 10 .wsp")
     p.add_argument("--out", required=True, help="folder for populations.tsv")
@@ -297,54 +304,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FCS")
     p.set_defaults(func=_cmd_gate)
 
+
+def _add_measure(sub: _Subparsers) -> None:
     p = sub.add_parser(
-        "measure", help="measure one unit of a lot (flow: gate; sequencing: gather its classification)"
+        "measure",
+        help="measure a flow unit: gate its FCS file with its panel, against the lot's control tubes",
+        description="Writes metrics.json, populations.tsv and gate_plots.json in "
+        "<results>/<lot>/flow/<unit>/.",
     )
-    p.add_argument("--lot", required=True)
-    p.add_argument("--unit", required=True)
-    p.add_argument("--assay", required=True)
-    p.add_argument("--role", required=True)
-    p.add_argument("--panel", help="flow: panel YAML naming the gating template and the metrics")
-    p.add_argument("--fcs", help="flow: the unit's FCS file")
-    p.add_argument("--stain", help="flow: the unit's stain column (an fmo or compensation control)")
-    p.add_argument("--volume-ul", type=float, help="flow: acquired volume in µL, used instead of $VOL")
-    p.add_argument(
-        "--control",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("ROLE", "UNIT_ID", "FCS"),
-        help="flow: a control tube of the lot the panel's thresholds or metrics read (repeatable)",
-    )
-    p.add_argument("--control-stain", nargs=2, action="append", default=[], metavar=("UNIT_ID", "CHANNEL"))
-    p.add_argument(
-        "--control-volume-ul", nargs=2, action="append", default=[], metavar=("UNIT_ID", "MICROLITRES")
-    )
-    p.add_argument("--db", help="sequencing: the index the reads were classified against")
-    p.add_argument(
-        "--reads", nargs="*", default=[], help="sequencing: the unit's read files (for the record)"
-    )
-    p.add_argument("--parts", nargs="*", default=[], help="sequencing: the classification parts (.npz)")
-    p.add_argument("--out", required=True, help="folder for populations.tsv, metrics.json, gate_plots.json")
+    _add_unit_options(p)
     p.set_defaults(func=_cmd_measure)
 
+
+def _add_gather(sub: _Subparsers) -> None:
     p = sub.add_parser(
-        "call", help="call a sequencing unit's contaminants against its lot's controls (metrics.json)"
+        "gather",
+        help="gather a sequencing unit's classification parts (kreport, per-taxon table, reads.json)",
+        description="Writes reads.json, reads.kreport and taxa.tsv/.parquet in "
+        "<results>/<lot>/reads/<unit>/.",
     )
-    p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--lot", required=True)
-    p.add_argument("--unit", required=True)
+    _add_unit_options(p)
     p.add_argument("--db", required=True, help="the index the reads were classified against")
-    p.add_argument(
-        "--units-dir", required=True, help="the lot's units folder (each unit's reads.json and taxa)"
+    p.add_argument("parts", nargs="+", metavar="PART", help="the unit's classification parts (.npz)")
+    p.set_defaults(func=_cmd_gather)
+
+
+def _add_call(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "call",
+        help="call a sequencing unit's contaminants against its lot's controls",
+        description="Writes metrics.json and calls.tsv in <results>/<lot>/reads/<unit>/.",
     )
+    _add_unit_options(p)
+    p.add_argument("--db", required=True, help="the index the reads were classified against")
     p.set_defaults(func=_cmd_call)
 
+
+def _add_watch(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "watch", help="register complete lot deliveries from an inbox and run snakemake for them"
     )
     p.add_argument("--inbox", required=True, help="folder of lot deliveries (lot.tsv, units.tsv, data)")
-    p.add_argument("--config", default="config/config.yaml")
+    _add_config_option(p)
     p.add_argument("--once", action="store_true", help="scan once and exit (for cron or a systemd timer)")
     p.add_argument("--interval", type=float, default=300.0, help="seconds between scans (default 300)")
     p.add_argument(
@@ -363,38 +364,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_watch)
 
+
+def _add_validate_config(sub: _Subparsers) -> None:
     p = sub.add_parser("validate-config", help="check config.yaml, the sheets and the specs before a run")
-    p.add_argument("--config", default="config/config.yaml")
+    _add_config_option(p)
     p.set_defaults(func=_cmd_validate_config)
 
-    p = sub.add_parser("evaluate", help="evaluate a lot's measured metrics against its specification")
-    p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--lot", required=True)
+
+def _add_evaluate(sub: _Subparsers) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a lot's unit records against its specification")
+    _add_config_option(p)
+    p.add_argument("--lot", required=True, help="the lot's lot_id in the lot sheet")
     p.add_argument("--out", required=True, help="release.json to write")
     p.add_argument(
         "--benchmarks", default=None, help="folder of the workflow's benchmark files, for the lot's timeline"
     )
-    p.add_argument("unit_results", nargs="*", metavar="METRICS_JSON")
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_report(sub: _Subparsers) -> None:
     p = sub.add_parser("report", help="write a lot's self-contained HTML report")
+    _add_config_option(p)
+    p.add_argument("--lot", required=True, help="the lot's lot_id in the lot sheet")
     p.add_argument("--release", required=True, help="the lot's release.json")
     p.add_argument("--out", required=True, help="report.html to write")
-    p.add_argument("unit_dirs", nargs="*", metavar="UNIT_DIR")
     p.set_defaults(func=_cmd_report)
 
+
+def _add_index(sub: _Subparsers) -> None:
     p = sub.add_parser("index", help="write the lots index with trends across lots and sites")
-    p.add_argument("--config", default="config/config.yaml")
+    _add_config_option(p)
     p.add_argument("--out", required=True, help="index.html to write")
     p.add_argument("releases", nargs="*", metavar="RELEASE_JSON")
     p.set_defaults(func=_cmd_index)
 
+
+def _add_multiqc(sub: _Subparsers) -> None:
     p = sub.add_parser("multiqc", help="write a lot's MultiQC custom-content table and its units' kreports")
     p.add_argument("--release", required=True, help="the lot's release.json")
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("kreports", nargs="*", metavar="KREPORT", help="<unit folder>/reads.kreport files")
     p.set_defaults(func=_cmd_multiqc)
 
+
+def _add_refdb(sub: _Subparsers) -> None:
     p = sub.add_parser("refdb", help="build or inspect a k-mer reference index")
     refdb = p.add_subparsers(dest="refdb_command", required=True, metavar="ACTION")
     b = refdb.add_parser("build", help="index FASTA sequences labelled with taxa")
@@ -406,9 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--seqid2taxid", help="seqid<TAB>taxid map for headers without |kraken:taxid|N")
     b.add_argument("--out", required=True, help="index folder to write")
-    b.add_argument("--k", type=int, default=35, help="k-mer length (default 35, as Kraken 2)")
-    b.add_argument("--l", type=int, default=31, help="minimizer length (default 31, as Kraken 2)")
-    b.add_argument("--spaced", type=int, default=7, help="spaced-seed positions (default 7, as Kraken 2)")
+    # defaults left to MinimizerSpec, the one place that holds Kraken 2's
+    b.add_argument("--k", type=int, help="k-mer length (default 35, as Kraken 2)")
+    b.add_argument("--l", type=int, help="minimizer length (default 31, as Kraken 2)")
+    b.add_argument("--spaced", type=int, help="spaced-seed positions (default 7, as Kraken 2)")
     b.add_argument("--no-masking", action="store_true", help="do not mask low-complexity sequence")
     b.add_argument(
         "--host-sample",
@@ -422,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("db")
     i.set_defaults(func=_cmd_refdb_info)
 
+
+def _add_classify(sub: _Subparsers) -> None:
     p = sub.add_parser("classify", help="classify reads against an index (Kraken 2 compatible outputs)")
     p.add_argument("--db", required=True, help="index folder (rapidrelease refdb build)")
     p.add_argument(
@@ -437,10 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-taxa", help="per-taxon table (TSV, and Parquet beside it)")
     p.add_argument("--part", default="1/1", help="classify only part I of N of the batches (e.g. 2/4)")
     p.add_argument("--cram-reference", help="FASTA a CRAM was compressed against, when not embedded")
-    p.add_argument("--out-partial", help="save this part's totals (.npz) for `measure --parts`")
+    p.add_argument("--out-partial", help="save this part's totals (.npz) for `rapidrelease gather`")
     p.add_argument("reads", nargs="+", metavar="READS")
     p.set_defaults(func=_cmd_classify)
 
+
+def _add_simulate_demo(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "simulate-demo", help="write the synthetic demo lots (FCS 3.1, paired reads, template, truth)"
     )
@@ -453,6 +471,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_simulate_demo)
 
+
+_SUBCOMMANDS = (
+    _add_fcs_info,
+    _add_gate,
+    _add_measure,
+    _add_refdb,
+    _add_classify,
+    _add_gather,
+    _add_call,
+    _add_evaluate,
+    _add_report,
+    _add_index,
+    _add_multiqc,
+    _add_validate_config,
+    _add_watch,
+    _add_simulate_demo,
+)
+"""In the order of a run: read and gate, classify and call, decide, report; then the tools around it."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``rapidrelease`` command."""
+    parser = argparse.ArgumentParser(
+        prog="rapidrelease",
+        description="Release-candidate analytics for CAR-T lots (flow cytometry and contaminant reads).",
+    )
+    parser.add_argument("--version", action="version", version=f"rapidrelease {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "MetricError",
     "SpecError",
     "ReadsError",
+    "RecordError",
 ]
 
 
@@ -49,3 +50,7 @@ class SpecError(RapidReleaseError):
 
 class ReadsError(RapidReleaseError):
     """Sequencing reads cannot be read (truncated, malformed, not the format claimed)."""
+
+
+class RecordError(RapidReleaseError):
+    """A record one stage wrote for another is missing, changed since it was sealed, or inconsistent."""

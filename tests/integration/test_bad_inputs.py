@@ -44,7 +44,6 @@ Configuration cases refused before any job runs (REFUSED_CASES, 15): see the par
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import shutil
 from pathlib import Path
@@ -52,9 +51,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rapidrelease.flow.measure import measure_unit
+from rapidrelease.flow.measure import measure_tube
+from rapidrelease.records import to_json
 
-from .test_demo_workflow import _append_rows, _release, _snakemake, _workdir
+from support.workflow import append_rows, record_of, release_of, run_snakemake, site_folder
 
 pytestmark = pytest.mark.slow
 
@@ -238,7 +238,7 @@ def _spec_block(name: str, attributes: tuple[str, ...], demo_specs: str) -> str:
 @pytest.fixture(scope="module")
 def corpus_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One snakemake run over the demo lots and one lot per bad (or oddly written) input file."""
-    workdir = _workdir(project_root, tmp_path_factory.mktemp("bad_inputs"), parts=1)
+    workdir = site_folder(project_root, tmp_path_factory.mktemp("bad_inputs"), parts=1)
     demo = workdir / "resources" / "demo"
     incoming = workdir / "incoming"
     incoming.mkdir()
@@ -286,13 +286,13 @@ def corpus_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         lots.append(lot + LOT_ROW.format(spec=READS_SPEC))
         units.append(f"{lot}\tSTER\tsterility_reads\ttest\t{path}\t{mate}\t\t\tshotgun\t\t\t")
         units += [f"{lot}\t{row}" for row in controls]
-    _append_rows(workdir / "config" / "lots.tsv", lots)
-    _append_rows(workdir / "config" / "units.tsv", units)
+    append_rows(workdir / "config" / "lots.tsv", lots)
+    append_rows(workdir / "config" / "units.tsv", units)
     # every lot's decision, and the reports of a few bad lots: a report costs more than most bad lots
     targets = [f"results/{row.split(chr(9))[0]}/release.json" for row in lots] + [
         f"results/{lot}/report.html" for lot in (*REPORTED, "DEMO-001", "DEMO-002")
     ]
-    done = _snakemake(project_root, workdir, *targets, timeout=900)
+    done = run_snakemake(project_root, workdir, *targets, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
 
@@ -358,7 +358,7 @@ def _file_of(lot: str) -> str:
 
 @pytest.mark.parametrize("lot", DATA_CASES)
 def test_a_bad_input_makes_its_lot_inconclusive_with_a_reason_naming_the_file(corpus_run: Path, lot: str):
-    release = _release(corpus_run, lot)
+    release = release_of(corpus_run, lot)
     assert release["status"] == "INCONCLUSIVE", (lot, release["status_reason"])
     attributes = _attributes(release)
     judged = {
@@ -386,30 +386,30 @@ def test_a_bad_input_makes_its_lot_inconclusive_with_a_reason_naming_the_file(co
 
 
 def test_files_written_oddly_but_unambiguously_are_read_with_the_good_lots_values(corpus_run: Path):
-    good = _attributes(_release(corpus_run, "DEMO-001"))
+    good = _attributes(release_of(corpus_run, "DEMO-001"))
     for lot, names in (
         ("READS-CRLF", READS_ATTRIBUTES),
         ("FLOW-PNB-16", FLOW_ATTRIBUTES),
         ("FLOW-GOOD", FLOW_ATTRIBUTES),
     ):
-        release = _release(corpus_run, lot)
+        release = release_of(corpus_run, lot)
         assert release["status"] == "RELEASE_CANDIDATE", (lot, release["status_reason"])
         attributes = _attributes(release)
         assert set(attributes) == set(names)
         for name, attribute in attributes.items():
             assert (attribute["result"], attribute["value"]) == (good[name]["result"], good[name]["value"])
     # $DATATYPE I over float bytes reads as integers: nonsense percentages, never a release candidate
-    assert _release(corpus_run, "FCS-INT-OF-FLOATS")["status"] == "NOT_RELEASABLE"
+    assert release_of(corpus_run, "FCS-INT-OF-FLOATS")["status"] == "NOT_RELEASABLE"
 
 
 def test_no_bad_lot_touches_the_good_lots(corpus_run: Path, project_root: Path, tmp_path: Path, monkeypatch):
-    first, second = _release(corpus_run, "DEMO-001"), _release(corpus_run, "DEMO-002")
+    first, second = release_of(corpus_run, "DEMO-001"), release_of(corpus_run, "DEMO-002")
     assert first["status"] == "RELEASE_CANDIDATE"
     assert [a["result"] for a in first["attributes"]] == ["PASS"] * 10
     assert second["status"] == "NOT_RELEASABLE"
     # the phenotype unit's metrics equal those of the same tube measured alone, outside any run
     monkeypatch.chdir(project_root)
-    alone = measure_unit(
+    alone = measure_tube(
         "DEMO-001",
         "PHENO",
         "phenotype",
@@ -418,10 +418,8 @@ def test_no_bad_lot_touches_the_good_lots(corpus_run: Path, project_root: Path, 
         Path(PHENO_PANEL),
         tmp_path,
     )
-    in_run = json.loads(
-        (corpus_run / "results/DEMO-001/units/PHENO/metrics.json").read_text(encoding="utf-8")
-    )
-    assert in_run["metrics"] == alone["metrics"]
+    in_run = record_of(corpus_run, "DEMO-001", "PHENO")
+    assert alone.ok and in_run["metrics"] == to_json(alone.metrics)
 
 
 # ----------------------------------------------------------------------- configurations refused
@@ -518,7 +516,7 @@ def test_a_bad_sheet_or_spec_is_refused_before_any_job_runs(project_root: Path, 
     for name in ("lots", "units") if sheet == "both" else (sheet,):
         path = tmp_path / "config" / (f"{name}.yaml" if name == "specs" else f"{name}.tsv")
         path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
-    refused = _snakemake(project_root, tmp_path, "--dry-run")
+    refused = run_snakemake(project_root, tmp_path, "--dry-run")
     assert refused.returncode != 0
     assert "rapidrelease: the configuration is refused.\n" in refused.stderr
     assert message in refused.stderr, refused.stderr[-2000:]

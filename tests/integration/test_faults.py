@@ -20,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from .test_demo_workflow import BIN, _release, _snakemake, _without_wall_clock, _workdir
+from rapidrelease.errors import RecordError
+from rapidrelease.records import Release, UnitRecord, read_record
+
+from support.workflow import BIN, release_of, run_snakemake, site_folder, without_wall_clock
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +31,9 @@ LOTS = ("DEMO-001", "DEMO-002")
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    workdir = _workdir(project_root, tmp_path_factory.mktemp("uninterrupted"), parts=2)
-    done = _snakemake(project_root, workdir)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {lot: _release(workdir, lot) for lot in LOTS}
+def uninterrupted(demo_run: Path) -> dict[str, dict]:
+    """The decisions of the session's demo run, which was never interrupted."""
+    return {lot: release_of(demo_run, lot) for lot in LOTS}
 
 
 def _kill_when(project_root: Path, workdir: Path, started: str, timeout: float = 300) -> None:
@@ -57,9 +58,15 @@ def _kill_when(project_root: Path, workdir: Path, started: str, timeout: float =
 
 
 def _no_partial_outputs(workdir: Path) -> None:
-    """Every output a killed run left under a final name is whole: JSON parses, nothing is empty."""
+    """Every output a killed run left under a final name is whole: every record reads back sealed."""
     for path in (workdir / "results").rglob("*.json"):
-        json.loads(path.read_text(encoding="utf-8"))
+        if path.name == "gate_plots.json":
+            json.loads(path.read_text(encoding="utf-8"))
+            continue
+        try:
+            read_record(path, Release if path.name == "release.json" else UnitRecord)
+        except RecordError as exc:
+            raise AssertionError(str(exc)) from None
     for path in (workdir / "results").rglob("report.html"):
         assert path.read_text(encoding="utf-8").rstrip().endswith("</html>"), path
 
@@ -67,7 +74,7 @@ def _no_partial_outputs(workdir: Path) -> None:
 def _same_decisions(workdir: Path, expected: dict[str, dict]) -> None:
     for lot, old in expected.items():
         # the two runs ran in different folders, so their snakemake commands differ
-        assert _without_wall_clock(_release(workdir, lot), "run_command") == _without_wall_clock(
+        assert without_wall_clock(release_of(workdir, lot), "run_command") == without_wall_clock(
             old, "run_command"
         ), lot
 
@@ -76,22 +83,22 @@ def _same_decisions(workdir: Path, expected: dict[str, dict]) -> None:
 def test_a_killed_run_rerun_decides_as_an_uninterrupted_one(
     project_root: Path, tmp_path: Path, uninterrupted: dict[str, dict], rule: str
 ):
-    workdir = _workdir(project_root, tmp_path, parts=2)
+    workdir = site_folder(project_root, tmp_path)
     _kill_when(project_root, workdir, rule)
     _no_partial_outputs(workdir)
     # a killed snakemake cannot remove its lock; Snakemake's own step after a power cut removes it
-    unlock = _snakemake(project_root, workdir, "--unlock")
+    unlock = run_snakemake(project_root, workdir, "--unlock")
     assert unlock.returncode == 0, unlock.stderr[-3000:]
     # the kill left work undone: a dry run plans it (the incomplete job's outputs are not complete)
-    plan = _snakemake(project_root, workdir, "--dry-run")
+    plan = run_snakemake(project_root, workdir, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert f"rule {rule}:" in plan.stdout or f"localrule {rule}:" in plan.stdout, plan.stdout[-3000:]
-    rerun = _snakemake(project_root, workdir)
+    rerun = run_snakemake(project_root, workdir)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     _no_partial_outputs(workdir)
     _same_decisions(workdir, uninterrupted)
     for lot in LOTS:
         assert (workdir / "results" / lot / "report.html").stat().st_size > 1_000_000
     assert not list((workdir / "results").rglob("*.tmp")), "temporary files are renamed or removed"
-    again = _snakemake(project_root, workdir, "--dry-run")
+    again = run_snakemake(project_root, workdir, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr

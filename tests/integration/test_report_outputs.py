@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_demo_workflow import _release, _snakemake, _workdir
+from support.workflow import release_of, run_snakemake, site_folder
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ ARTIFACTS = Path(os.environ.get("RAPIDRELEASE_TEST_ARTIFACTS", Path(__file__).pa
 
 @pytest.fixture(scope="module")
 def hostile_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = _workdir(project_root, tmp_path_factory.mktemp("hostile site"), parts=1)
+    workdir = site_folder(project_root, tmp_path_factory.mktemp("hostile site"), parts=1)
     tube = workdir / "resources" / "demo" / "DEMO-001" / HOSTILE_TUBE
     (workdir / "resources" / "demo" / "DEMO-001" / "DEMO-001_phenotype.fcs").rename(tube)
     lots = workdir / "config" / "lots.tsv"
@@ -56,13 +56,13 @@ def hostile_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     units.write_text(
         text.replace("resources/demo/DEMO-001/DEMO-001_phenotype.fcs", str(tube)), encoding="utf-8"
     )
-    done = _snakemake(project_root, workdir)
+    done = run_snakemake(project_root, workdir)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
 
 
 def test_hostile_names_reach_release_json_unchanged_and_the_lot_is_still_judged(hostile_run: Path):
-    release = _release(hostile_run, "DEMO-001")
+    release = release_of(hostile_run, "DEMO-001")
     assert (release["lot"]["product"], release["lot"]["site"]) == (HOSTILE_PRODUCT, HOSTILE_SITE)
     assert release["status"] == "RELEASE_CANDIDATE"
     (pheno,) = [u for u in release["units"] if u["unit_id"] == "PHENO"]
@@ -70,7 +70,7 @@ def test_hostile_names_reach_release_json_unchanged_and_the_lot_is_still_judged(
 
 
 def test_the_audit_names_the_run_the_workflow_commit_and_every_file(project_root: Path, hostile_run: Path):
-    audit = _release(hostile_run, "DEMO-002")["audit"]
+    audit = release_of(hostile_run, "DEMO-002")["audit"]
     assert "snakemake --snakefile" in audit["run_command"] and "--cores 2" in audit["run_command"]
     head = subprocess.run(
         ["git", "-C", str(project_root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
@@ -116,7 +116,7 @@ def _open_offline(browser, path: Path, screenshot: Path):
 
 @pytest.mark.parametrize("lot", ["DEMO-001", "DEMO-002"])
 def test_each_lot_report_renders_offline_with_every_plot_and_the_decisions_status(hostile_run, browser, lot):
-    release = _release(hostile_run, lot)
+    release = release_of(hostile_run, lot)
     page, seen = _open_offline(
         browser, hostile_run / "results" / lot / "report.html", ARTIFACTS / f"{lot}.png"
     )
@@ -155,7 +155,7 @@ def test_the_index_renders_offline_and_lists_both_lots_with_working_links(hostil
 
 
 def test_snakemakes_report_archive_holds_every_lots_decision_report_and_the_index(project_root, hostile_run):
-    done = _snakemake(project_root, hostile_run, "--report", "report.zip")
+    done = run_snakemake(project_root, hostile_run, "--report", "report.zip")
     assert done.returncode == 0, done.stderr[-2000:]
     with zipfile.ZipFile(hostile_run / "report.zip") as archive:
         names = [Path(n).name for n in archive.namelist()]

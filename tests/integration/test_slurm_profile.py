@@ -7,7 +7,6 @@ and slurmctld (which keeps finished jobs for an hour, MinJobAge) reports it COMP
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_demo_workflow import _workdir
+from support.workflow import release_of, site_folder
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +36,7 @@ def slurm_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     if not _cluster_up():
         pytest.skip("no SLURM cluster is up here; start one with `sudo scripts/slurm-localhost.sh start`")
     # one classify part per sequencing unit: every rule still runs as a SLURM job, 24 fewer of them
-    workdir = _workdir(project_root, tmp_path_factory.mktemp("slurm_site"), parts=1)
+    workdir = site_folder(project_root, tmp_path_factory.mktemp("slurm_site"), parts=1)
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
     command = [
         str(BIN / "snakemake"),
@@ -74,7 +73,7 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -
     # lot a decision, a report and its MultiQC files; the lots index
     assert by_rule == {
         "build_reference_index": 1,
-        "measure_unit": 10,
+        "measure_flow_unit": 10,
         "classify_reads_part": 8,
         "gather_reads_unit": 8,
         "call_reads_unit": 8,
@@ -90,7 +89,7 @@ def test_slurm_gives_the_same_decisions_as_a_workstation(slurm_run: tuple[Path, 
     workdir, _ = slurm_run
     statuses = {}
     for lot in ("DEMO-001", "DEMO-002"):
-        release = json.loads((workdir / "results" / lot / "release.json").read_text())
+        release = release_of(workdir, lot)
         statuses[lot] = (release["status"], [a["result"] for a in release["attributes"]])
     assert statuses == {
         "DEMO-001": ("RELEASE_CANDIDATE", ["PASS"] * 10),

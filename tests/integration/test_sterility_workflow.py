@@ -18,7 +18,6 @@ K. pneumoniae, the lot whose positive control failed is inconclusive.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pytest
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
-from .test_demo_workflow import _snakemake
+from support.workflow import record_of, release_of, run_snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
@@ -121,21 +120,17 @@ def sterility_run(project_root: Path, shared_data: Path, tmp_path_factory: pytes
         + "".join(f"{lot}\tCAR-T\tSTERILITY\t2026-11-24T08:30:00+01:00\tSITE-A\n" for lot in lots)
     )
     (workdir / "config" / "specs.yaml").write_text(SPEC)
-    done = _snakemake(project_root, workdir, timeout=1200)
+    done = run_snakemake(project_root, workdir, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
 
 
-def _release(workdir: Path, lot: str) -> dict:
-    return json.loads((workdir / "results" / lot / "release.json").read_text())
-
-
 def _metrics(workdir: Path, lot: str, unit: str = "STER") -> dict:
-    return json.loads((workdir / "results" / lot / "units" / unit / "metrics.json").read_text())
+    return record_of(workdir, lot, unit)
 
 
 def test_clean_lot_passes_and_the_reagent_background_is_discounted(sterility_run: Path) -> None:
-    release = _release(sterility_run, "LOT-CLEAN")
+    release = release_of(sterility_run, "LOT-CLEAN")
     assert release["status"] == "RELEASE_CANDIDATE", release["status_reason"]
     record = _metrics(sterility_run, "LOT-CLEAN")
     assert record["validity"] == {"valid": True, "problems": []}
@@ -160,12 +155,14 @@ def test_the_lod_comes_from_the_positive_control(sterility_run: Path) -> None:
     expected = 6.2958 / fragments * 1e6 / spike["rpm_per_unit"]
     assert record["metrics"]["lod"]["value"] == pytest.approx(expected, rel=1e-3)
     assert 0.2 < record["metrics"]["lod"]["value"] < 0.5  # CFU/mL
-    lod = next(a for a in _release(sterility_run, "LOT-CLEAN")["attributes"] if a["name"] == "sterility_lod")
+    lod = next(
+        a for a in release_of(sterility_run, "LOT-CLEAN")["attributes"] if a["name"] == "sterility_lod"
+    )
     assert lod["result"] == "PASS"
 
 
 def test_contaminated_lot_fails_naming_the_organism(sterility_run: Path) -> None:
-    release = _release(sterility_run, "LOT-CONTAM")
+    release = release_of(sterility_run, "LOT-CONTAM")
     assert release["status"] == "NOT_RELEASABLE"
     sterility = release["attributes"][0]
     assert sterility["result"] == "FAIL"
@@ -179,7 +176,7 @@ def test_contaminated_lot_fails_naming_the_organism(sterility_run: Path) -> None
 
 
 def test_failed_positive_control_makes_the_lot_inconclusive(sterility_run: Path) -> None:
-    release = _release(sterility_run, "LOT-BADPC")
+    release = release_of(sterility_run, "LOT-BADPC")
     assert release["status"] == "INCONCLUSIVE"
     assert {a["result"] for a in release["attributes"]} == {"INCONCLUSIVE"}
     assert (

@@ -1,10 +1,16 @@
-"""Small real configurations and metrics.json records for the release tests."""
+"""Small real configurations and unit records for the configuration and release tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
+
+from rapidrelease.config.run import RunConfig
+from rapidrelease.config.vocabulary import READS_ASSAYS
+from rapidrelease.records import Acquisition, FileRef, Metric, Population, UnitRecord, write_record
 
 LOTS_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite"
 UNITS_HEADER = "lot_id\tunit_id\tassay\trole\tpath\tpath2\ttemplate\tvolume_ul"
@@ -74,21 +80,23 @@ def write_sequenced_project(root: Path, **sheets: Any) -> Path:
     return write_project(root, config=CONFIG + "reference: {index: refdb}\n", **sheets)
 
 
-def metric(value: Any, *, status: str = "ok", unit: str = "%", reason: str | None = None) -> dict[str, Any]:
-    """A metric entry shaped as the measuring step writes it."""
-    return {
-        "value": value,
-        "unit": unit,
-        "kind": "percent",
-        "status": status,
-        "reason": reason,
-        "numerator": {"population": "Cells/Singlets/Live", "count": 22000},
-        "denominator": {"population": "Cells/Singlets", "count": 24970},
-        "ci95": [87.7, 88.5],
-    }
+def metric(value: Any, *, status: str = "ok", unit: str = "%", reason: str | None = None) -> Metric:
+    """A metric as the measuring step makes it: a finite number comes with the events it is the
+    percentage of (value × 100 of 10,000) and an interval around it, as a real one would."""
+    counted = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return Metric(
+        value,
+        unit,
+        "percent",
+        status,
+        reason,
+        numerator=Population("Cells/Singlets/Live", round(value * 100)) if counted else None,
+        denominator=Population("Cells/Singlets", 10_000) if counted else None,
+        ci95=(value - 0.5, value + 0.5) if counted else None,
+    )
 
 
-def good_metrics() -> dict[str, Any]:
+def good_metrics() -> dict[str, Metric]:
     return {
         "viability_pct": metric(88.1),
         "car_pct_cd3": metric(31.26),
@@ -100,41 +108,47 @@ def unit_result(
     lot_id: str = "DEMO-001",
     unit_id: str = "PHENO",
     *,
-    metrics: dict[str, Any] | None = None,
+    metrics: dict[str, Metric] | None = None,
     status: str = "ok",
     error: str | None = None,
     assay: str = "phenotype",
     role: str = "test",
-) -> dict[str, Any]:
-    """A metrics.json record of one unit."""
-    return {
-        "lot_id": lot_id,
-        "unit_id": unit_id,
-        "assay": assay,
-        "role": role,
-        "status": status,
-        "error": error,
-        "inputs": [{"path": f"data/{lot_id}.fcs", "sha256": "a" * 64, "size_bytes": 1300000}],
-        "acquisition": {
-            "start": "2026-11-24T10:02:11",
-            "end": "2026-11-24T10:02:31",
-            "cytometer": "LSRFortessa",
-        },
-        "metrics": good_metrics() if metrics is None else metrics,
-    }
+) -> UnitRecord:
+    """The record of one unit as its stage writes it (``call`` for a sequencing unit, else ``measure``)."""
+    return UnitRecord(
+        stage="call" if assay in READS_ASSAYS else "measure",
+        lot_id=lot_id,
+        unit_id=unit_id,
+        assay=assay,
+        role=role,
+        status=status,  # type: ignore[arg-type]
+        error=error,
+        inputs=(FileRef("fcs", f"data/{lot_id}.fcs", "a" * 64, 1300000),),
+        acquisition=Acquisition("2026-11-24T10:02:11", "2026-11-24T10:02:31", "LSRFortessa"),
+        metrics=(good_metrics() if metrics is None else metrics) if status == "ok" else {},
+    )
 
 
-def with_inputs_on_disk(root: Path, record: dict[str, Any]) -> dict[str, Any]:
+def with_inputs_on_disk(root: Path, record: UnitRecord) -> UnitRecord:
     """``record`` with each input it names written under ``root`` and its SHA-256 and size made true.
 
     release.json is written only from inputs that still hold the bytes measured
     (rapidrelease.release.integrity), so a record written to disk needs its files beside it.
     """
     inputs = []
-    for entry in record.get("inputs") or []:
-        data = f"bytes of {entry['path']} as measured".encode()
-        path = root / entry["path"]
+    for entry in record.inputs:
+        data = f"bytes of {entry.path} as measured".encode()
+        path = root / entry.path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        inputs.append({**entry, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)})
-    return {**record, "inputs": inputs}
+        inputs.append(
+            dataclasses.replace(entry, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+        )
+    return dataclasses.replace(record, inputs=tuple(inputs))
+
+
+def write_records(root: Path, run: RunConfig, records: list[UnitRecord]) -> None:
+    """Write each record where the workflow would, in its unit's results folder under ``root``."""
+    for record in records:
+        unit = run.unit(record.lot_id, record.unit_id)
+        write_record(root / run.record_path(unit), record)

@@ -1,13 +1,15 @@
-if REFERENCE.index is None:
+if RUN.reference.index is None:
 
     rule build_reference_index:
         """Index the reference FASTA once (minimizers labelled with the LCA of their taxa); reused until
         a FASTA file, the taxonomy, the masking or the host sampling changes."""
         input:
-            fasta=[str(p) for p in REFERENCE.fasta],
-            taxonomy=str(REFERENCE.taxonomy),
+            fasta=[str(p) for p in RUN.reference.fasta],
+            taxonomy=str(RUN.reference.taxonomy),
             seqid2taxid=(
-                [] if REFERENCE.seqid2taxid is None else str(REFERENCE.seqid2taxid)
+                []
+                if RUN.reference.seqid2taxid is None
+                else str(RUN.reference.seqid2taxid)
             ),
         output:
             directory(REFDB),
@@ -28,8 +30,8 @@ if REFERENCE.index is None:
                 if input.seqid2taxid
                 else ""
             ),
-            masking="" if REFERENCE.mask_low_complexity else "--no-masking",
-            host_sample=REFERENCE.host_sample,
+            masking="" if RUN.reference.mask_low_complexity else "--no-masking",
+            host_sample=RUN.reference.host_sample,
         shell:
             "rapidrelease refdb build --fasta {input.fasta:q} --taxonomy {input.taxonomy:q}"
             " {params.seqid2taxid} {params.masking} --host-sample {params.host_sample}"
@@ -39,13 +41,14 @@ if REFERENCE.index is None:
 rule classify_reads_part:
     """Classify every n-th batch of a sequencing unit's reads; an unreadable input is recorded, not raised."""
     input:
-        unpack(get_classify_inputs),
+        db=REFDB,
+        reads=get_read_files,
     output:
-        temp(f"{RESULTS}/{{lot}}/units/{{unit}}/parts/{{part}}.npz"),
+        temp(f"{RESULTS}/{{lot}}/reads/{{unit}}/parts/{{part}}.npz"),
     log:
         "logs/classify_reads_part/{lot}/{unit}/{part}.log",
     benchmark:
-        f"{BENCHMARKS}/classify_reads_part/{{lot}}/units/{{unit}}/{{part}}.tsv"
+        f"{BENCHMARKS}/classify_reads_part/{{lot}}/{{unit}}/{{part}}.tsv"
     conda:
         "../../envs/reads.yaml"
     threads: CLASSIFY.threads
@@ -55,7 +58,7 @@ rule classify_reads_part:
     params:
         part=lambda wc: f"{wc.part}/{CLASSIFY.parts}",
         paired=lambda wc: "--paired" if get_unit(wc).path2 is not None else "",
-        reads=lambda wc: get_read_files(get_unit(wc)),
+        reads=lambda wc: [str(p) for p in (get_unit(wc).path, get_unit(wc).path2) if p],
         confidence=CLASSIFY.confidence,
         min_hit_groups=CLASSIFY.min_hit_groups,
         cram_reference=(
@@ -70,18 +73,18 @@ rule classify_reads_part:
 
 
 rule gather_reads_unit:
-    """Add up a sequencing unit's parts: kreport, per-taxon table and reads.json."""
+    """Add up a sequencing unit's parts: kreport, per-taxon table and its gathered record (reads.json)."""
     input:
         unpack(get_gather_inputs),
     output:
-        reads=f"{RESULTS}/{{sequenced}}/reads.json",
-        kreport=f"{RESULTS}/{{sequenced}}/reads.kreport",
-        taxa=f"{RESULTS}/{{sequenced}}/taxa.tsv",
-        taxa_parquet=f"{RESULTS}/{{sequenced}}/taxa.parquet",
+        record=f"{RESULTS}/{{lot}}/reads/{{unit}}/reads.json",
+        kreport=f"{RESULTS}/{{lot}}/reads/{{unit}}/reads.kreport",
+        taxa=f"{RESULTS}/{{lot}}/reads/{{unit}}/taxa.tsv",
+        taxa_parquet=f"{RESULTS}/{{lot}}/reads/{{unit}}/taxa.parquet",
     log:
-        "logs/gather_reads_unit/{sequenced}.log",
+        "logs/gather_reads_unit/{lot}/{unit}.log",
     benchmark:
-        f"{BENCHMARKS}/gather_reads_unit/{{sequenced}}.tsv"
+        f"{BENCHMARKS}/gather_reads_unit/{{lot}}/{{unit}}.tsv"
     conda:
         "../../envs/reads.yaml"
     threads: 1
@@ -89,16 +92,10 @@ rule gather_reads_unit:
         mem_mb=lambda wc: 500 + int(index_megabytes()),
         runtime=10,
     params:
-        lot=lambda wc: get_sequenced_unit(wc).lot_id,
-        unit=lambda wc: get_sequenced_unit(wc).unit_id,
-        assay=lambda wc: get_sequenced_unit(wc).assay,
-        role=lambda wc: get_sequenced_unit(wc).role,
-        reads=lambda wc: get_read_files(get_sequenced_unit(wc)),
-        out=lambda wc, output: str(Path(output.reads).parent),
+        config=CONFIG_FILE,
     shell:
-        "rapidrelease measure --lot {params.lot:q} --unit {params.unit:q}"
-        " --assay {params.assay:q} --role {params.role:q} --db {input.db:q}"
-        " --reads {params.reads:q} --parts {input.parts:q} --out {params.out:q} 2> {log:q}"
+        "rapidrelease gather --config {params.config:q} --lot {wildcards.lot:q} --unit {wildcards.unit:q}"
+        " --db {input.db:q} {input.parts:q} 2> {log:q}"
 
 
 rule call_reads_unit:
@@ -108,12 +105,12 @@ rule call_reads_unit:
     input:
         unpack(get_call_inputs),
     output:
-        metrics=f"{RESULTS}/{{sequenced}}/metrics.json",
-        calls=f"{RESULTS}/{{sequenced}}/calls.tsv",
+        record=f"{RESULTS}/{{lot}}/reads/{{unit}}/metrics.json",
+        calls=f"{RESULTS}/{{lot}}/reads/{{unit}}/calls.tsv",
     log:
-        "logs/call_reads_unit/{sequenced}.log",
+        "logs/call_reads_unit/{lot}/{unit}.log",
     benchmark:
-        f"{BENCHMARKS}/call_reads_unit/{{sequenced}}.tsv"
+        f"{BENCHMARKS}/call_reads_unit/{{lot}}/{{unit}}.tsv"
     conda:
         "../../envs/reads.yaml"
     threads: 1
@@ -121,10 +118,7 @@ rule call_reads_unit:
         mem_mb=1000,
         runtime=5,
     params:
-        lot=lambda wc: get_sequenced_unit(wc).lot_id,
-        unit=lambda wc: get_sequenced_unit(wc).unit_id,
-        config=workflow.configfiles[0],
-        units_dir=lambda wc: f"{RESULTS}/{get_sequenced_unit(wc).lot_id}/units",
+        config=CONFIG_FILE,
     shell:
-        "rapidrelease call --config {params.config:q} --lot {params.lot:q} --unit {params.unit:q}"
-        " --db {input.db:q} --units-dir {params.units_dir:q} 2> {log:q}"
+        "rapidrelease call --config {params.config:q} --lot {wildcards.lot:q} --unit {wildcards.unit:q}"
+        " --db {input.db:q} 2> {log:q}"

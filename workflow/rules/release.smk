@@ -1,7 +1,7 @@
 rule evaluate_lot:
-    """Evaluate a lot's measured metrics against its specification: release.json."""
+    """Evaluate a lot's unit records against its specification: release.json."""
     input:
-        units=get_lot_unit_results,
+        records=get_lot_records,
         config=get_config_files,
     output:
         release=report(
@@ -19,8 +19,8 @@ rule evaluate_lot:
         mem_mb=500,
         runtime=5,
     params:
-        config=workflow.configfiles[0],
+        config=CONFIG_FILE,
         benchmarks=BENCHMARKS,
     shell:
         "rapidrelease evaluate --config {params.config:q} --lot {wildcards.lot:q}"
-        " --benchmarks {params.benchmarks:q} --out {output.release:q} {input.units:q} 2> {log:q}"
+        " --benchmarks {params.benchmarks:q} --out {output.release:q} 2> {log:q}"

@@ -2,7 +2,7 @@ rule lot_report:
     """The lot's self-contained HTML report: decision first, then the evidence behind every number."""
     input:
         release=f"{RESULTS}/{{lot}}/release.json",
-        units=get_lot_unit_results,
+        records=get_lot_records,
     output:
         report(
             f"{RESULTS}/{{lot}}/report.html",
@@ -19,9 +19,10 @@ rule lot_report:
         mem_mb=1000,
         runtime=5,
     params:
-        unit_dirs=get_lot_unit_dirs,
+        config=CONFIG_FILE,
     shell:
-        "rapidrelease report --release {input.release:q} --out {output:q} {params.unit_dirs:q} 2> {log:q}"
+        "rapidrelease report --config {params.config:q} --lot {wildcards.lot:q}"
+        " --release {input.release:q} --out {output:q} 2> {log:q}"
 
 
 rule lots_index:
@@ -45,7 +46,7 @@ rule lots_index:
         mem_mb=1000,
         runtime=5,
     params:
-        config=workflow.configfiles[0],
+        config=CONFIG_FILE,
     shell:
         "rapidrelease index --config {params.config:q} --out {output:q} {input.releases:q} 2> {log:q}"
 

@@ -34,10 +34,12 @@ from rapidrelease.config.sheets import CheckedRow, read_sheet, row_records, shee
 from rapidrelease.config.specs import Spec, specs_from_data
 from rapidrelease.config.vocabulary import (
     ALL_ROLES,
+    CONTROL_ROLES_OF_ASSAY,
     DOSE_ASSAY,
     DOSE_METRICS,
     FLOW_ASSAYS,
     READS_ASSAYS,
+    READS_CONTROL_ROLES,
     ROLES_OF_ASSAY,
 )
 from rapidrelease.config.yaml_files import load_yaml, read_config_bytes
@@ -211,6 +213,52 @@ class RunConfig:
     def deadline_of(self, lot_id: str) -> datetime:
         """When the lot's release decision window closes: collected_at + deadline_hours."""
         return self.lots[lot_id].collected_at + timedelta(hours=self.deadline_hours)
+
+    def unit(self, lot_id: str, unit_id: str) -> Unit:
+        """The unit ``unit_id`` of lot ``lot_id``; ConfigError naming the unit sheet if there is none."""
+        for unit in self.units_of(lot_id):
+            if unit.unit_id == unit_id:
+                return unit
+        raise ConfigError(f"{self.settings['units']}: lot {lot_id!r} has no unit {unit_id!r}.")
+
+    def controls_of(self, unit: Unit) -> tuple[Unit, ...]:
+        """The lot's units that ``unit`` is measured or called against, in unit-sheet order.
+
+        A flow tube: the lot's other tubes of the same assay and panel whose role is a control of that
+        assay (unstimulated, target-only, FMO, single-stain or sterile-medium control); the panel
+        decides which of them its thresholds and metrics read. A sequencing unit: the lot's negative
+        and positive controls of the same assay and library. A control itself is measured against
+        its own kind where the assay needs that (a positive control's spike against the negatives).
+        """
+        if unit.assay in READS_ASSAYS:
+            return tuple(
+                u
+                for u in self.units_of(unit.lot_id)
+                if u.unit_id != unit.unit_id
+                and (u.assay, u.library) == (unit.assay, unit.library)
+                and u.role in READS_CONTROL_ROLES
+            )
+        return tuple(
+            u
+            for u in self.units_of(unit.lot_id)
+            if u.unit_id != unit.unit_id
+            and (u.assay, u.template) == (unit.assay, unit.template)
+            and u.role in CONTROL_ROLES_OF_ASSAY.get(unit.assay, ())
+        )
+
+    def unit_dir(self, unit: Unit) -> Path:
+        """The unit's results folder: ``<results>/<lot>/flow/<unit>`` or ``<results>/<lot>/reads/<unit>``."""
+        stage = "reads" if unit.assay in READS_ASSAYS else "flow"
+        return self.results_dir / unit.lot_id / stage / unit.unit_id
+
+    def record_path(self, unit: Unit) -> Path:
+        """The unit's record the decision reads: ``metrics.json`` in its results folder."""
+        return self.unit_dir(unit) / "metrics.json"
+
+    @staticmethod
+    def record_stage(unit: Unit) -> str:
+        """The stage that writes the unit's ``metrics.json``: ``call`` for sequencing, else ``measure``."""
+        return "call" if unit.assay in READS_ASSAYS else "measure"
 
 
 def load_run_config(config_path: Path) -> RunConfig:

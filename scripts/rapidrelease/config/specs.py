@@ -25,13 +25,11 @@ from rapidrelease.config.schemas import (
     schema_problems,
     show_value,
 )
+from rapidrelease.config.vocabulary import FAIL, PASS
 from rapidrelease.config.yaml_files import load_yaml
 
 __all__ = [
     "COMPARISONS",
-    "PASS",
-    "FAIL",
-    "INCONCLUSIVE",
     "Attribute",
     "Spec",
     "Judgement",
@@ -43,10 +41,6 @@ __all__ = [
     "judge",
     "with_unit",
 ]
-
-PASS = "PASS"
-FAIL = "FAIL"
-INCONCLUSIVE = "INCONCLUSIVE"
 
 COMPARISONS = (">=", ">", "<=", "<", "between", "equals")
 _ORDERED = (">=", ">", "<=", "<")

@@ -17,9 +17,20 @@ __all__ = [
     "DOSE_METRICS",
     "ROLES_OF_ASSAY",
     "ALL_ROLES",
+    "CONTROL_ROLES_OF_ASSAY",
     "READS_CONTROL_ROLES",
     "CATEGORIES",
     "CONTAMINANT_CATEGORIES",
+    "PASS",
+    "FAIL",
+    "INCONCLUSIVE",
+    "RESULTS",
+    "RELEASE_CANDIDATE",
+    "NOT_RELEASABLE",
+    "LOT_STATUSES",
+    "ACCEPTED",
+    "NOT_ACCEPTED",
+    "ACCEPTANCE_STATUSES",
 ]
 
 FLOW_ASSAYS: tuple[str, ...] = ("phenotype", "potency", "microbial_flow")
@@ -45,6 +56,13 @@ ROLES_OF_ASSAY: Mapping[str, tuple[str, ...]] = {
 
 ALL_ROLES: frozenset[str] = frozenset(role for roles in ROLES_OF_ASSAY.values() for role in roles)
 
+CONTROL_ROLES_OF_ASSAY: Mapping[str, tuple[str, ...]] = {
+    "phenotype": ("fmo", "compensation"),
+    "potency": ("unstimulated", "target_only", "fmo", "compensation"),
+    "microbial_flow": ("negative_control",),
+}
+"""The roles of a flow assay's tubes that its other tubes (of the same lot and panel) are measured against."""
+
 READS_CONTROL_ROLES: tuple[str, ...] = ("negative_control", "positive_control")
 """Roles of sequencing units that a test of the same assay and library is called against."""
 
@@ -63,3 +81,15 @@ CATEGORIES: tuple[str, ...] = (
 
 CONTAMINANT_CATEGORIES: tuple[str, ...] = ("bacteria", "fungi", "mycoplasma", "virus")
 """The categories of organisms that must not be in a cell product (DESIGN.md §5)."""
+
+PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+RESULTS: tuple[str, ...] = (PASS, FAIL, INCONCLUSIVE)
+"""What an attribute's judgement can be: INCONCLUSIVE whenever its evidence is not complete."""
+
+RELEASE_CANDIDATE, NOT_RELEASABLE = "RELEASE_CANDIDATE", "NOT_RELEASABLE"
+LOT_STATUSES: tuple[str, ...] = (RELEASE_CANDIDATE, NOT_RELEASABLE, INCONCLUSIVE)
+"""A lot's status: a release candidate only when every attribute passes on complete evidence."""
+
+ACCEPTED, NOT_ACCEPTED = "ACCEPTED", "NOT_ACCEPTED"
+ACCEPTANCE_STATUSES: tuple[str, ...] = (ACCEPTED, NOT_ACCEPTED, INCONCLUSIVE)
+"""The starting material's acceptance against its own specification."""

@@ -9,30 +9,37 @@ atomically; ``metrics.json`` last.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
+from rapidrelease.config.run import RunConfig, Unit
 from rapidrelease.config.vocabulary import FLOW_ASSAYS
 from rapidrelease.errors import MetricError, RapidReleaseError
+from rapidrelease.fcs.compensation import Spillover, read_spillover_file
+from rapidrelease.fcs.reader import FCSFile, describe_fcs, read_fcs
+from rapidrelease.flow.metrics import MetricContext, TubeCounts, compute_metrics, control_name
+from rapidrelease.flow.microbial import detection_metrics
+from rapidrelease.flow.panel import Panel, ThresholdDefinition, load_panel
+from rapidrelease.flow.spillover import SingleStain, compare_spillover, spillover_from_single_stains
+from rapidrelease.flow.thresholds import derive_threshold, with_panel_gates
 from rapidrelease.gating.engine import (
     DEFAULT_CHUNK_SIZE,
+    GatingResult,
     SampleLayout,
     compile_tree,
     gate_chunks,
     populations_table,
 )
 from rapidrelease.gating.evidence import gate_plot_data
-from rapidrelease.outputs import input_record, sha256_file, write_json, write_table
-from rapidrelease.release.unit_record import new_unit_record, record_failure
+from rapidrelease.outputs import write_json, write_table
+from rapidrelease.records import Acquisition, FileRef, Json, Metric, UnitRecord, file_ref, write_record
 
-if TYPE_CHECKING:
-    from rapidrelease.flow.panel import ThresholdDefinition
-
-__all__ = ["ControlTube", "measure_unit"]
+__all__ = ["ControlTube", "measure_tube", "measure_unit"]
 
 PLOT_EVENTS = 20_000  # raw events kept for the gate plots (counts always use every event)
 
@@ -51,8 +58,46 @@ class ControlTube:
     stain: str | None = None
     volume_ul: float | None = None
 
+    @classmethod
+    def of(cls, unit: Unit) -> ControlTube:
+        return cls(unit.unit_id, unit.role, unit.path or Path(), unit.stain, unit.volume_ul)
 
-def measure_unit(
+
+def measure_unit(run: RunConfig, unit: Unit) -> UnitRecord:
+    """Measure a flow unit of the configured run against the lot's control tubes the configuration
+    gives it (:meth:`RunConfig.controls_of`), into its results folder (:meth:`RunConfig.unit_dir`)."""
+    return measure_tube(
+        lot_id=unit.lot_id,
+        unit_id=unit.unit_id,
+        assay=unit.assay,
+        role=unit.role,
+        fcs_path=unit.path,
+        panel_path=unit.template,
+        out_dir=run.unit_dir(unit),
+        controls=[ControlTube.of(c) for c in run.controls_of(unit)],
+        stain=unit.stain,
+        volume_ul=unit.volume_ul,
+    )
+
+
+@dataclass
+class _Found:
+    """What measuring a tube has found so far: the record's inputs and evidence, as they grow."""
+
+    inputs: list[FileRef] = field(default_factory=list)
+    acquisition: Acquisition | None = None
+    evidence: dict[str, Json] = field(
+        default_factory=lambda: {
+            "panel": None,
+            "compensation": None,
+            "thresholds": [],
+            "controls": [],
+            "single_stains": None,
+        }
+    )
+
+
+def measure_tube(
     lot_id: str,
     unit_id: str,
     assay: str,
@@ -63,48 +108,50 @@ def measure_unit(
     controls: Sequence[ControlTube] = (),
     stain: str | None = None,
     volume_ul: float | None = None,
-) -> dict[str, Any]:
-    """Measure one unit; write ``populations.tsv``, ``gate_plots.json`` and ``metrics.json`` in ``out_dir``.
+) -> UnitRecord:
+    """Measure one tube; write ``populations.tsv``, ``gate_plots.json`` and ``metrics.json`` in ``out_dir``.
 
     ``controls`` are the lot's other units of the same assay and panel with a control role; the
-    panel's derived thresholds and its background, lysis and detection metrics read them. Returns
-    the ``metrics.json`` record. Its ``status`` is ``"ok"`` or ``"error"`` (with ``error``, one
-    sentence); it also lists every input with its SHA-256 and size (control tubes included), the
-    acquisition times, the thresholds derived and the panel's metrics with their counts. A control
-    that cannot be used makes only the metrics that need it INCONCLUSIVE.
+    panel's derived thresholds and its background, lysis and detection metrics read those it needs.
+    Returns the unit record written to ``metrics.json``: its status is ``ok`` or ``error`` (with
+    one sentence); it lists every input with its SHA-256 and size (control tubes, panel and gating
+    template included), the acquisition times, the thresholds derived and the panel's metrics with
+    their counts. A control that cannot be used makes only the metrics that need it INCONCLUSIVE.
     """
-    record = new_unit_record(
-        lot_id,
-        unit_id,
-        assay,
-        role,
-        acquisition=None,
-        panel=None,
-        compensation=None,
-        thresholds=[],
-        controls=[],
-    )
+    found = _Found()
     populations = populations_table([])
-    plots: list[dict[str, Any]] = []
+    plots: list[dict[str, Json]] = []
+    metrics: dict[str, Metric] = {}
     this = ControlTube(unit_id, role, Path(fcs_path) if fcs_path else Path(), stain, volume_ul)
+    record = UnitRecord("measure", lot_id, unit_id, assay, role)
     try:
-        populations, plots = _measure(record, assay, fcs_path, panel_path, this, controls)
+        populations, plots, metrics = _measure(found, record, fcs_path, panel_path, this, controls)
     except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
-        record_failure(record, exc, "measuring")
+        record = record.failed(exc, "measuring")
+    # a file the reader did not get to hash is hashed as it is, for the audit trail
+    found.inputs = [file_ref(Path(f.path), f.role) if f.size_bytes is None else f for f in found.inputs]
     out_dir = Path(out_dir)
     write_table(populations, out_dir / "populations.tsv")
     write_json(out_dir / "gate_plots.json", {"lot_id": lot_id, "unit_id": unit_id, "plots": plots})
-    write_json(out_dir / "metrics.json", record)
+    record = dataclasses.replace(
+        record,
+        inputs=tuple(found.inputs),
+        outputs=(
+            file_ref(out_dir / "populations.tsv", "populations"),
+            file_ref(out_dir / "gate_plots.json", "gate plots"),
+        ),
+        acquisition=found.acquisition,
+        evidence=found.evidence,
+        metrics=metrics if record.ok else {},
+    )
+    write_record(out_dir / "metrics.json", record)
     return record
 
 
 class _Tube:
     """A tube read and laid out once: its FCS file, its tree from the template, its channel layout."""
 
-    def __init__(self, spec: ControlTube, panel: Any) -> None:
-        from rapidrelease.fcs.compensation import read_spillover_file
-        from rapidrelease.fcs.reader import read_fcs
-
+    def __init__(self, spec: ControlTube, panel: Panel) -> None:
         if not spec.path.is_file():
             raise MetricError(f"{spec.path}: file not found.")
         self.spec = spec
@@ -129,7 +176,21 @@ class _Tube:
         return (nanolitres / 1e6, "$VOL") if nanolitres > 0 else (None, None)
 
 
-def _check_release_grade(fcs: Any) -> None:
+def _read_tube(found: _Found, index: int, spec: ControlTube, panel: Panel) -> _Tube:
+    """Read a tube and complete its input entry ``found.inputs[index]`` from what the reader saw:
+    the SHA-256 of the bytes it read (each file is hashed once), the FCS version, events, warnings."""
+    tube = _Tube(spec, panel)
+    fcs = tube.fcs
+    found.inputs[index] = dataclasses.replace(
+        found.inputs[index],
+        sha256=fcs.sha256,
+        size_bytes=fcs.size_bytes,
+        details={"fcs_version": fcs.version, "n_events": fcs.n_events, "warnings": list(fcs.warnings)},
+    )
+    return tube
+
+
+def _check_release_grade(fcs: FCSFile) -> None:
     """Refuse a tube the FCS reader could read but whose events cannot be trusted for a release decision.
 
     The reader tolerates quirks that have one defensible reading; a release decision needs more:
@@ -180,8 +241,6 @@ def _check_release_grade(fcs: Any) -> None:
             f"but the file has {fcs.size_bytes} bytes."
         )
     if fcs.datatype in widths:
-        import numpy as np
-
         done = 0
         for chunk in fcs.iter_event_chunks(DEFAULT_CHUNK_SIZE):
             bad = np.flatnonzero(~np.isfinite(chunk).all(axis=1))
@@ -196,75 +255,76 @@ def _check_release_grade(fcs: Any) -> None:
 
 
 def _measure(
-    record: dict[str, Any],
-    assay: str,
+    found: _Found,
+    record: UnitRecord,
     fcs_path: Path | None,
     panel_path: Path | None,
     this: ControlTube,
     controls: Sequence[ControlTube],
-) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    from rapidrelease.flow.metrics import MetricContext, TubeCounts, compute_metrics
-    from rapidrelease.flow.microbial import detection_metrics
-    from rapidrelease.flow.panel import load_panel
-    from rapidrelease.flow.thresholds import derive_threshold, with_panel_gates
-
-    unit = f"unit {record['unit_id']} of lot {record['lot_id']}"
-    if assay not in FLOW_ASSAYS:
-        raise MetricError(f"{unit}: assay {assay!r} is not a flow cytometry assay.")
+) -> tuple[pl.DataFrame, list[dict[str, Json]], dict[str, Metric]]:
+    unit = f"unit {record.unit_id} of lot {record.lot_id}"
+    if record.assay not in FLOW_ASSAYS:
+        raise MetricError(f"{unit}: assay {record.assay!r} is not a flow cytometry assay.")
     if fcs_path is None:
         raise MetricError(f"{unit}: units.tsv gives no FCS file (column 'path').")
     if panel_path is None:
         raise MetricError(f"{unit}: units.tsv gives no panel (column 'template').")
-    record["inputs"].append(input_record(Path(fcs_path), "fcs"))
+    # the tube's own file comes first; it is hashed once, by the reader (below)
+    found.inputs.append(file_ref(Path(fcs_path), "fcs", hashed=False))
     panel_path = Path(panel_path)
-    record["panel"] = {
-        "path": str(panel_path),
-        "sha256": sha256_file(panel_path) if panel_path.is_file() else None,
-    }
+    found.inputs.append(file_ref(panel_path, "panel"))
     panel = load_panel(panel_path)
-    record["panel"].update(
-        {"name": panel.name, "gating_template": input_record(panel.template_path, "template")}
-    )
-    if panel.assay != assay:
+    found.inputs.append(file_ref(panel.template_path, "gating template"))
+    found.evidence["panel"] = {
+        "path": str(panel_path),
+        "name": panel.name,
+        "gating_template": str(panel.template_path),
+    }
+    if panel.assay != record.assay:
         raise MetricError(
-            f"{panel_path}: the panel measures {panel.assay!r}, but {unit} is a {assay!r} unit."
+            f"{panel_path}: the panel measures {panel.assay!r}, but {unit} is a {record.assay!r} unit."
         )
-    tube = _Tube(this, panel)
+    tube = _read_tube(found, 0, this, panel)
     fcs = tube.fcs
-    record["inputs"][0].update(
-        {"fcs_version": fcs.version, "n_events": fcs.n_events, "warnings": list(fcs.warnings)}
-    )
-    record["acquisition"] = _acquisition(fcs)
+    found.acquisition = _acquisition(fcs)
     if panel.compensation_path is None:
-        record["compensation"] = "the tube's own $SPILLOVER" if tube.layout.spillover else None
+        found.evidence["compensation"] = "the tube's own $SPILLOVER" if tube.layout.spillover else None
     else:
-        record["inputs"].append(input_record(panel.compensation_path, "compensation"))
-        record["compensation"] = str(panel.compensation_path)
+        found.inputs.append(file_ref(panel.compensation_path, "compensation"))
+        found.evidence["compensation"] = str(panel.compensation_path)
 
     # the lot's control tubes the panel reads, each read once; one that cannot be read is a reason
     needed = panel.control_roles()
     tubes: dict[str, _Tube] = {this.unit_id: tube}
     problems: dict[str, str] = {}
+    chosen: list[Json] = []
     for control in controls:
         if control.role not in needed or control.unit_id == this.unit_id:
             continue
-        entry = input_record(control.path, f"control fcs ({control.role} {control.unit_id})")
-        record["inputs"].append(entry)
+        index = len(found.inputs)
+        found.inputs.append(
+            file_ref(control.path, f"control fcs ({control.role} {control.unit_id})", hashed=False)
+        )
         try:
-            tubes[control.unit_id] = _Tube(control, panel)
+            tubes[control.unit_id] = _read_tube(found, index, control, panel)
         except RapidReleaseError as exc:
             problems.setdefault(control.role, f"unit {control.unit_id}: {exc}")
-        record["controls"].append(
-            {"unit_id": control.unit_id, "role": control.role, "sha256": entry["sha256"]}
+            found.inputs[index] = file_ref(control.path, found.inputs[index].role)
+        chosen.append(
+            {"unit_id": control.unit_id, "role": control.role, "sha256": found.inputs[index].sha256}
         )
+    found.evidence["controls"] = chosen
     by_role: dict[str, list[_Tube]] = {}
     for candidate in tubes.values():
         by_role.setdefault(candidate.spec.role, []).append(candidate)
     if panel.single_stains is not None:
-        _compensate_from_single_stains(record, panel, tube, tubes, by_role, problems)
+        found.evidence["single_stains"] = _compensate_from_single_stains(
+            found, panel, tube, tubes, by_role, problems
+        )
 
     derived: dict[str, float] = {}
     missing: dict[tuple[str, ...], str] = {}
+    thresholds: list[Json] = []
     for definition in panel.thresholds:
         source = _threshold_source(definition, by_role, problems)
         if isinstance(source, str):
@@ -283,7 +343,8 @@ def _measure(
             missing[definition.path] = str(exc)
             continue
         derived[definition.name] = threshold.value
-        record["thresholds"].append(threshold.record())
+        thresholds.append(threshold.record())
+    found.evidence["thresholds"] = thresholds
 
     compiled = compile_tree(with_panel_gates(tube.tree, panel, derived), tube.layout)
     result = gate_chunks(
@@ -294,7 +355,7 @@ def _measure(
         n_expected=fcs.n_events,
     )
 
-    def counts_of(measured: _Tube, gated: Any) -> TubeCounts:
+    def counts_of(measured: _Tube, gated: GatingResult) -> TubeCounts:
         volume_ml, source = measured.volume()
         return TubeCounts(
             measured.spec.unit_id,
@@ -329,30 +390,28 @@ def _measure(
     metrics = compute_metrics(panel, context)
     if panel.detection is not None:
         metrics |= detection_metrics(panel, metrics, context)
-    record["metrics"] = metrics
-    return populations_table([result]), gate_plot_data(result, compiled)
+    return populations_table([result]), gate_plot_data(result, compiled), metrics
 
 
 def _compensate_from_single_stains(
-    record: dict[str, Any],
-    panel: Any,
+    found: _Found,
+    panel: Panel,
     tube: _Tube,
     tubes: dict[str, _Tube],
     by_role: dict[str, list[_Tube]],
     problems: dict[str, str],
-) -> None:
+) -> dict[str, Json]:
     """Compute the lot's spillover matrix from its compensation controls; compensate with it the
     tubes the panel says (all of them, or those without their own $SPILLOVER).
 
-    When the tube needs the matrix and it cannot be computed, the tube cannot be measured.
+    When the tube needs the matrix and it cannot be computed, the tube cannot be measured. Returns the
+    evidence of the matrix: the controls it came from, the matrix, and its check against the file's.
     """
-    from rapidrelease.fcs.compensation import Spillover
-    from rapidrelease.flow.spillover import SingleStain, compare_spillover, spillover_from_single_stains
-
     settings = panel.single_stains
+    assert settings is not None
     own = tube.layout.spillover
     needed = settings.apply == "always" or own is None
-    block: dict[str, Any] = {
+    block: dict[str, Json] = {
         "population": "/".join(settings.population),
         "positive_fraction": settings.positive_fraction,
         "applied": False,
@@ -362,7 +421,6 @@ def _compensate_from_single_stains(
         "check_against_file": None,
         "problem": None,
     }
-    record["single_stains"] = block
     try:
         if "compensation" in problems:
             raise MetricError(problems["compensation"])
@@ -380,7 +438,7 @@ def _compensate_from_single_stains(
                 f"controls: {str(exc).rstrip('.')}."
             ) from None
         block["problem"] = str(exc)
-        return
+        return block
     block.update(
         controls=evidence,
         detectors=list(spillover.detectors),
@@ -389,17 +447,16 @@ def _compensate_from_single_stains(
     )
     if needed:
         block["applied"] = True
-        record["compensation"] = "the spillover matrix computed from the lot's single-stain controls"
+        found.evidence["compensation"] = "the spillover matrix computed from the lot's single-stain controls"
         for member in tubes.values():
             member.layout = member.layout.with_spillover(spillover)
+    return block
 
 
 def _threshold_source(
     definition: ThresholdDefinition, by_role: dict[str, list[_Tube]], problems: dict[str, str]
 ) -> _Tube | str:
     """The tube a threshold is derived from, or why there is none."""
-    from rapidrelease.flow.metrics import control_name
-
     candidates = by_role.get(definition.control, [])
     if definition.control == "fmo" and len(candidates) > 1:
         candidates = [t for t in candidates if t.spec.stain == definition.channel]
@@ -424,13 +481,7 @@ def _threshold_source(
     )
 
 
-def _acquisition(fcs: Any) -> dict[str, Any]:
-    from rapidrelease.fcs.reader import describe_fcs
-
+def _acquisition(fcs: FCSFile) -> Acquisition:
     described = describe_fcs(fcs)
     acquisition = described.get("acquisition") or {}
-    return {
-        "start": acquisition.get("start"),
-        "end": acquisition.get("end"),
-        "cytometer": described.get("cytometer"),
-    }
+    return Acquisition(acquisition.get("start"), acquisition.get("end"), described.get("cytometer"))

@@ -18,13 +18,14 @@ Some metrics compare the tube with a control tube of the same lot, gated with th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from rapidrelease.flow.panel import MetricDefinition, Panel, PopulationPath
 from rapidrelease.gating.template import population_path
+from rapidrelease.records import Metric, Population, to_json
 from rapidrelease.stats import Z_95, interval, newcombe_interval, wilson_interval
 
 __all__ = [
@@ -38,8 +39,12 @@ __all__ = [
 ]
 
 
-def metric_record(metric: MetricDefinition, counts: Mapping[PopulationPath, int]) -> dict[str, Any]:
-    """One metric of ``metrics.json`` from population counts (path → events).
+def _population(path: PopulationPath, count: int) -> Population:
+    return Population(population_path(path), count)
+
+
+def metric_record(metric: MetricDefinition, counts: Mapping[PopulationPath, int]) -> Metric:
+    """One metric of a flow unit's record from population counts (path → events).
 
     Percent: 100 × numerator / denominator, with its Wilson interval; the denominator must hold at
     least ``min_events``. Ratio (e.g. CD4:CD8): numerator / denominator, its interval from the Wilson
@@ -48,55 +53,45 @@ def metric_record(metric: MetricDefinition, counts: Mapping[PopulationPath, int]
     """
     num = counts[metric.numerator]
     den = counts[metric.denominator] if metric.denominator else None
-    record: dict[str, Any] = {
-        "value": None,
-        "unit": metric.unit,
-        "kind": metric.kind,
-        "status": "ok",
-        "reason": None,
-        "numerator": {"population": population_path(metric.numerator), "count": num},
-        "denominator": None
-        if den is None
-        else {"population": population_path(metric.denominator), "count": den},
-        "ci95": None,
-        "min_events": metric.min_events,
-        "description": metric.description,
-    }
+    record = dataclasses.replace(
+        _blank(metric, "ok", None),
+        numerator=_population(metric.numerator, num),
+        denominator=None
+        if den is None or metric.denominator is None
+        else _population(metric.denominator, den),
+    )
 
-    def insufficient(events: int, what: str) -> dict[str, Any]:
-        record["status"] = "insufficient_events"
-        record["reason"] = (
-            f"{metric.name} rests on {events} events in {what}, "
-            f"fewer than the {metric.min_events} the panel requires."
+    def insufficient(events: int, what: str) -> Metric:
+        return dataclasses.replace(
+            record,
+            status="insufficient_events",
+            reason=(
+                f"{metric.name} rests on {events} events in {what}, "
+                f"fewer than the {metric.min_events} the panel requires."
+            ),
         )
-        return record
 
     if metric.kind == "count":
-        record["value"] = num
-        return record
+        return dataclasses.replace(record, value=num)
     assert den is not None and metric.denominator is not None
     if metric.kind == "percent":
         if den < metric.min_events:
             return insufficient(den, population_path(metric.denominator))
         lo, hi = wilson_interval(num, den)
-        record["value"] = 100.0 * num / den
-        record["ci95"] = [100.0 * lo, 100.0 * hi]
-        return record
+        return dataclasses.replace(record, value=100.0 * num / den, ci95=(100.0 * lo, 100.0 * hi))
     total = num + den
     if total < metric.min_events:
         return insufficient(
             total, f"{population_path(metric.numerator)} and {population_path(metric.denominator)}"
         )
     if den == 0:
-        record["status"] = "not_computable"
-        record["reason"] = (
-            f"{metric.name} is undefined: {population_path(metric.denominator)} holds no events."
+        return dataclasses.replace(
+            record,
+            status="not_computable",
+            reason=f"{metric.name} is undefined: {population_path(metric.denominator)} holds no events.",
         )
-        return record
     lo, hi = wilson_interval(num, total)  # hi < 1 because the denominator holds events
-    record["value"] = num / den
-    record["ci95"] = [lo / (1 - lo), hi / (1 - hi)]
-    return record
+    return dataclasses.replace(record, value=num / den, ci95=(lo / (1 - lo), hi / (1 - hi)))
 
 
 @dataclass(frozen=True)
@@ -142,24 +137,19 @@ def control_name(role: str) -> str:
     return CONTROL_NAMES.get(role, f"{role} control")
 
 
-def _blank(metric: MetricDefinition, status: str, reason: str | None) -> dict[str, Any]:
-    return {
-        "value": None,
-        "unit": metric.unit,
-        "kind": metric.kind,
-        "status": status,
-        "reason": reason,
-        "numerator": None,
-        "denominator": None,
-        "ci95": None,
-        "min_events": metric.min_events,
-        "description": metric.description,
-    }
+def _blank(metric: MetricDefinition, status: str, reason: str | None) -> Metric:
+    return Metric(
+        None,
+        metric.unit,
+        metric.kind,
+        status,
+        reason,
+        description=metric.description,
+        evidence={"min_events": metric.min_events},
+    )
 
 
-def single_control(
-    metric: MetricDefinition, role: str, context: MetricContext
-) -> TubeCounts | dict[str, Any]:
+def single_control(metric: MetricDefinition, role: str, context: MetricContext) -> TubeCounts | Metric:
     """The lot's single control tube of ``role``, or the metric's INCONCLUSIVE record saying why not."""
     tubes = context.controls.get(role, ())
     if len(tubes) == 1:
@@ -178,51 +168,62 @@ def single_control(
     return _blank(metric, "missing_control", reason)
 
 
-def _net_of_background(
-    metric: MetricDefinition, gross: dict[str, Any], context: MetricContext
-) -> dict[str, Any]:
+def _net_of_background(metric: MetricDefinition, gross: Metric, context: MetricContext) -> Metric:
     assert metric.background is not None and metric.denominator is not None
+    assert gross.numerator is not None and gross.denominator is not None
+    assert isinstance(gross.value, float)
     control = single_control(metric, metric.background, context)
-    if isinstance(control, dict):
-        return {
-            **control,
-            "numerator": gross["numerator"],
-            "denominator": gross["denominator"],
-            "gross": gross["value"],
-        }
+    if isinstance(control, Metric):
+        return dataclasses.replace(
+            control,
+            numerator=gross.numerator,
+            denominator=gross.denominator,
+            evidence={**control.evidence, "gross": gross.value},
+        )
     background = metric_record(metric, control.counts)
-    record = {
-        **gross,
-        "gross": gross["value"],
-        "background": {
-            "unit_id": control.unit_id,
-            **{k: background[k] for k in ("value", "status", "numerator", "denominator")},
+    record = dataclasses.replace(
+        gross,
+        evidence={
+            **gross.evidence,
+            "gross": gross.value,
+            "background": {
+                "unit_id": control.unit_id,
+                "value": background.value,
+                "status": background.status,
+                "numerator": to_json(background.numerator),
+                "denominator": to_json(background.denominator),
+            },
         },
-    }
-    if background["status"] != "ok":
-        return {
-            **record,
-            "value": None,
-            "ci95": None,
-            "status": background["status"],
-            "reason": f"the {control_name(metric.background)} {control.unit_id}: {background['reason']}",
-        }
-    num, den = gross["numerator"]["count"], gross["denominator"]["count"]
-    b_num, b_den = background["numerator"]["count"], background["denominator"]["count"]
-    if background["value"] > gross["value"]:
-        return {
-            **record,
-            "value": None,
-            "ci95": None,
-            "status": "control_above_test",
-            "reason": (
+    )
+    if background.status != "ok":
+        return dataclasses.replace(
+            record,
+            value=None,
+            ci95=None,
+            status=background.status,
+            reason=f"the {control_name(metric.background)} {control.unit_id}: {background.reason}",
+        )
+    assert background.numerator is not None and background.denominator is not None
+    assert isinstance(background.value, float)
+    if background.value > gross.value:
+        return dataclasses.replace(
+            record,
+            value=None,
+            ci95=None,
+            status="control_above_test",
+            reason=(
                 f"{metric.name} of the {control_name(metric.background)} {control.unit_id} "
-                f"({background['value']:.2f} %) is above the stimulated tube's ({gross['value']:.2f} %): "
+                f"({background.value:.2f} %) is above the stimulated tube's ({gross.value:.2f} %): "
                 "the stimulation or the control is in doubt."
             ),
-        }
-    lo, hi = newcombe_interval(num, den, b_num, b_den)
-    return {**record, "value": gross["value"] - background["value"], "ci95": [100.0 * lo, 100.0 * hi]}
+        )
+    lo, hi = newcombe_interval(
+        gross.numerator.count,
+        gross.denominator.count,
+        background.numerator.count,
+        background.denominator.count,
+    )
+    return dataclasses.replace(record, value=gross.value - background.value, ci95=(100.0 * lo, 100.0 * hi))
 
 
 def _per_reference(metric: MetricDefinition, tube: TubeCounts) -> tuple[int, float, str] | str:
@@ -235,11 +236,10 @@ def _per_reference(metric: MetricDefinition, tube: TubeCounts) -> tuple[int, flo
     return targets, tube.volume_ml, "mL acquired"
 
 
-def _specific_lysis(metric: MetricDefinition, context: MetricContext) -> dict[str, Any]:
+def _specific_lysis(metric: MetricDefinition, context: MetricContext) -> Metric:
     assert metric.control is not None
-    record = _blank(metric, "ok", None)
     control = single_control(metric, metric.control, context)
-    if isinstance(control, dict):
+    if isinstance(control, Metric):
         return control
     test, reference = _per_reference(metric, context.tube), _per_reference(metric, control)
     for found in (test, reference):
@@ -247,86 +247,101 @@ def _specific_lysis(metric: MetricDefinition, context: MetricContext) -> dict[st
             return _blank(metric, "not_computable", f"{metric.name}: {found}.")
     assert not isinstance(test, str) and not isinstance(reference, str)
     (t, r_t, what), (c, r_c, _) = test, reference
-    record["numerator"] = {"population": population_path(metric.numerator), "count": t}
-    record["denominator"] = None if metric.denominator is None else {"population": what, "count": int(r_t)}
-    record["control"] = {
-        "unit_id": control.unit_id,
-        "targets": c,
-        "reference": r_c if metric.denominator is None else int(r_c),
-    }
+    record = dataclasses.replace(
+        _blank(metric, "ok", None),
+        numerator=_population(metric.numerator, t),
+        denominator=None if metric.denominator is None else Population(what, int(r_t)),
+    )
+    record = dataclasses.replace(
+        record,
+        evidence={
+            **record.evidence,
+            "control": {
+                "unit_id": control.unit_id,
+                "targets": c,
+                "reference": r_c if metric.denominator is None else int(r_c),
+            },
+        },
+    )
     if c < metric.min_events:
-        return {
-            **record,
-            "status": "insufficient_events",
-            "reason": (
+        return dataclasses.replace(
+            record,
+            status="insufficient_events",
+            reason=(
                 f"{metric.name} rests on {c} target events in the {control_name(metric.control)} "
                 f"{control.unit_id}, fewer than the {metric.min_events} the panel requires."
             ),
-        }
+        )
     if metric.denominator is not None and min(r_t, r_c) < metric.min_events:
-        return {
-            **record,
-            "status": "insufficient_events",
-            "reason": f"{metric.name} counts fewer than {metric.min_events} events of {what} in a tube.",
-        }
+        return dataclasses.replace(
+            record,
+            status="insufficient_events",
+            reason=f"{metric.name} counts fewer than {metric.min_events} events of {what} in a tube.",
+        )
     if t == 0:
-        return {
-            **record,
-            "status": "not_computable",
-            "reason": (
+        return dataclasses.replace(
+            record,
+            status="not_computable",
+            reason=(
                 f"{metric.name}: no target events are left in unit {context.tube.unit_id}, "
                 "so the lysis cannot be told from a failed acquisition."
             ),
-        }
+        )
     ratio = (t / r_t) / (c / r_c)
     spread = Z_95 * math.sqrt(
         1 / t + 1 / c + ((1 / r_t + 1 / r_c) if metric.denominator is not None else 0.0)
     )
-    record["value"] = 100.0 * (1.0 - ratio)
-    record["ci95"] = [100.0 * (1.0 - ratio * math.exp(spread)), 100.0 * (1.0 - ratio * math.exp(-spread))]
-    return record
+    return dataclasses.replace(
+        record,
+        value=100.0 * (1.0 - ratio),
+        ci95=(100.0 * (1.0 - ratio * math.exp(spread)), 100.0 * (1.0 - ratio * math.exp(-spread))),
+    )
 
 
-def concentration_record(metric: MetricDefinition, tube: TubeCounts) -> dict[str, Any]:
-    record = _blank(metric, "ok", None)
+def concentration_record(metric: MetricDefinition, tube: TubeCounts) -> Metric:
+    """Events of the metric's population per mL of the tube: by its acquired volume, or by counting
+    beads of known concentration, with Garwood's exact interval."""
     count = tube.counts[metric.numerator]
-    record["numerator"] = {"population": population_path(metric.numerator), "count": count}
+    record = dataclasses.replace(_blank(metric, "ok", None), numerator=_population(metric.numerator, count))
     lo, hi = interval(count)
     if metric.denominator is not None:
         assert metric.beads_per_ml is not None
         beads = tube.counts[metric.denominator]
-        record["denominator"] = {"population": population_path(metric.denominator), "count": beads}
+        record = dataclasses.replace(record, denominator=_population(metric.denominator, beads))
         if beads < metric.min_events:
-            return {
-                **record,
-                "status": "insufficient_events",
-                "reason": (
+            return dataclasses.replace(
+                record,
+                status="insufficient_events",
+                reason=(
                     f"{metric.name} counts {beads} beads, fewer than the {metric.min_events} "
                     "the panel requires."
                 ),
-            }
+            )
         volume_ml = beads / metric.beads_per_ml
-        record["volume"] = {"ml": volume_ml, "source": f"{beads} beads at {metric.beads_per_ml:g}/mL"}
+        volume = {"ml": volume_ml, "source": f"{beads} beads at {metric.beads_per_ml:g}/mL"}
     else:
         if tube.volume_ml is None:
-            return {
-                **record,
-                "status": "not_computable",
-                "reason": (
+            return dataclasses.replace(
+                record,
+                status="not_computable",
+                reason=(
                     f"{metric.name}: unit {tube.unit_id} has no acquired volume "
                     "($VOL keyword or volume_ul in the unit sheet)."
                 ),
-            }
+            )
         volume_ml = tube.volume_ml
-        record["volume"] = {"ml": volume_ml, "source": tube.volume_source}
-    record["value"] = count / volume_ml
-    record["ci95"] = [lo / volume_ml, hi / volume_ml]
-    return record
+        volume = {"ml": volume_ml, "source": tube.volume_source}
+    return dataclasses.replace(
+        record,
+        value=count / volume_ml,
+        ci95=(lo / volume_ml, hi / volume_ml),
+        evidence={**record.evidence, "volume": volume},
+    )
 
 
-def compute_metrics(panel: Panel, context: MetricContext) -> dict[str, dict[str, Any]]:
+def compute_metrics(panel: Panel, context: MetricContext) -> dict[str, Metric]:
     """Every metric of ``panel`` for one tube, by metric name, in panel order."""
-    metrics: dict[str, dict[str, Any]] = {}
+    metrics: dict[str, Metric] = {}
     counts = context.tube.counts
     for metric in panel.metrics:
         absent = [
@@ -363,7 +378,7 @@ def compute_metrics(panel: Panel, context: MetricContext) -> dict[str, dict[str,
             metrics[metric.name] = concentration_record(metric, context.tube)
         else:
             record = metric_record(metric, counts)
-            if metric.background is not None and record["status"] == "ok":
+            if metric.background is not None and record.status == "ok":
                 record = _net_of_background(metric, record, context)
             metrics[metric.name] = record
     return metrics

@@ -16,34 +16,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from rapidrelease.flow.metrics import MetricContext, concentration_record, single_control
-from rapidrelease.flow.panel import Panel
+from rapidrelease.flow.panel import DETECTION_METRICS, Panel
+from rapidrelease.records import Json, Metric
 from rapidrelease.stats import mean_detected, upper_bound
 
 __all__ = ["DETECTED", "NOT_DETECTED", "detection_metrics"]
 
 DETECTED, NOT_DETECTED = "DETECTED", "NOT_DETECTED"
-
-
-def _record(
-    value: Any, unit: str | None, kind: str, status: str, reason: str | None, **more: Any
-) -> dict[str, Any]:
-    return {
-        "value": value,
-        "unit": unit,
-        "kind": kind,
-        "status": status,
-        "reason": reason,
-        "detail": None,
-        **more,
-    }
+CALL, LOD = DETECTION_METRICS
 
 
 def detection_metrics(
-    panel: Panel, metrics: Mapping[str, dict[str, Any]], context: MetricContext
-) -> dict[str, dict[str, Any]]:
+    panel: Panel, metrics: Mapping[str, Metric], context: MetricContext
+) -> dict[str, Metric]:
     """``microbial_call`` and ``microbial_lod_per_ml`` of a test tube against its negative control.
 
     A negative control tube gets neither (it is the background). ``metrics`` are the tube's own
@@ -55,38 +42,38 @@ def detection_metrics(
     detection = panel.detection
     metric = next(m for m in panel.metrics if m.name == detection.metric)
     tested = metrics[detection.metric]
-    per_ml = tested.get("unit") or "events/mL"
+    per_ml = tested.unit or "events/mL"
 
-    def inconclusive(status: str, reason: str) -> dict[str, dict[str, Any]]:
+    def inconclusive(status: str, reason: str | None) -> dict[str, Metric]:
         return {
-            "microbial_call": _record(None, None, "category", status, reason),
-            "microbial_lod_per_ml": _record(None, per_ml, "lod", status, reason),
+            CALL: Metric(None, None, "category", status, reason),
+            LOD: Metric(None, per_ml, "lod", status, reason),
         }
 
-    if tested["status"] != "ok":
-        return inconclusive(tested["status"], tested["reason"])
+    if tested.status != "ok":
+        return inconclusive(tested.status, tested.reason)
     control = single_control(metric, "negative_control", context)
-    if isinstance(control, dict):
-        return inconclusive(control["status"], control["reason"])
+    if isinstance(control, Metric):
+        return inconclusive(control.status, control.reason)
     background = concentration_record(metric, control)
-    if background["status"] != "ok":
-        return inconclusive(
-            background["status"], f"the negative control {control.unit_id}: {background['reason']}"
-        )
-    x, v_t = tested["numerator"]["count"], tested["volume"]["ml"]
-    c, v_c = background["numerator"]["count"], background["volume"]["ml"]
+    if background.status != "ok":
+        return inconclusive(background.status, f"the negative control {control.unit_id}: {background.reason}")
+    assert tested.numerator is not None and background.numerator is not None
+    assert isinstance(tested.value, float) and isinstance(background.value, float)
+    x, v_t = tested.numerator.count, _volume_ml(tested)
+    c, v_c = background.numerator.count, _volume_ml(background)
     scale = v_t / v_c
     bound = upper_bound(c, detection.confidence) * scale
     threshold = math.floor(bound) + 1
     expected_background = c * scale
     lod = (mean_detected(threshold, detection.confidence) - expected_background) / v_t
-    evidence = {
+    evidence: dict[str, Json] = {
         "test": {"unit_id": context.tube.unit_id, "count": x, "volume_ml": v_t},
         "negative_control": {
             "unit_id": control.unit_id,
             "count": c,
             "volume_ml": v_c,
-            "per_ml": background["value"],
+            "per_ml": background.value,
         },
         "background_upper_bound": bound,
         "detection_threshold_events": threshold,
@@ -94,12 +81,16 @@ def detection_metrics(
     }
     call = DETECTED if x >= threshold else NOT_DETECTED
     detail = (
-        f"{x} events in {metric.numerator[-1]} ({tested['value']:.4g} {per_ml}) against the negative control "
-        f"{control.unit_id}'s {c} ({background['value']:.4g} {per_ml}); detected from {threshold} events"
+        f"{x} events in {metric.numerator[-1]} ({tested.value:.4g} {per_ml}) against the negative control "
+        f"{control.unit_id}'s {c} ({background.value:.4g} {per_ml}); detected from {threshold} events"
     )
-    call_record = _record(call, None, "category", "ok", None, evidence=evidence)
-    call_record["detail"] = detail if call == DETECTED else None
     return {
-        "microbial_call": call_record,
-        "microbial_lod_per_ml": _record(lod, per_ml, "lod", "ok", None, evidence=evidence),
+        CALL: Metric(call, None, "category", detail=detail if call == DETECTED else None, evidence=evidence),
+        LOD: Metric(lod, per_ml, "lod", evidence=evidence),
     }
+
+
+def _volume_ml(concentration: Metric) -> float:
+    volume = concentration.evidence["volume"]
+    assert isinstance(volume, Mapping) and isinstance(volume["ml"], float)
+    return volume["ml"]

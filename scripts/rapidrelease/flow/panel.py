@@ -23,6 +23,7 @@ from rapidrelease.gating.template import GateTree, GatingTemplate, load_template
 __all__ = [
     "DEFAULT_MIN_EVENTS",
     "DEFAULT_PERCENTILE",
+    "DETECTION_METRICS",
     "Detection",
     "MetricDefinition",
     "Panel",
@@ -107,6 +108,10 @@ class SingleStainSettings:
     apply: Literal["when_missing", "always"] = "when_missing"
 
 
+DETECTION_METRICS = ("microbial_call", "microbial_lod_per_ml")
+"""The metrics a panel with ``detection`` adds: the call against the negative control and the LOD."""
+
+
 @dataclass(frozen=True)
 class Detection:
     """How a microbial_flow test tube is called against its negative control."""
@@ -131,6 +136,11 @@ class Panel:
     single_stains: SingleStainSettings | None = None
     min_events: int = DEFAULT_MIN_EVENTS
     """The panel's default fewest events (a derived threshold's control must hold as many)."""
+
+    def metric_names(self) -> list[str]:
+        """The names of the metrics a tube measured with this panel reports, in panel order."""
+        names = [m.name for m in self.metrics]
+        return names + list(DETECTION_METRICS) if self.detection is not None else names
 
     def control_roles(self) -> set[str]:
         """Roles of the lot's control tubes this panel's thresholds and metrics read."""

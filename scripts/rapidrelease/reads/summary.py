@@ -4,24 +4,33 @@ The workflow classifies a unit's reads in parallel parts (:func:`rapidrelease.re
 with ``part``); this module adds their totals up and writes the unit's outputs. As for flow units, a
 part that could not read its input records the reason instead of failing the run, and the unit's
 ``reads.json`` then carries ``status: error`` with that sentence. ``reads.json`` is a unit record
-(:mod:`rapidrelease.release.unit_record`) of the reads alone; the contaminant calls against the
+(:mod:`rapidrelease.records`, stage ``gather``) of the reads alone; the contaminant calls against the
 lot's controls (:mod:`rapidrelease.sterility.calls`) build the unit's ``metrics.json`` from it, so
 only this lot's attributes that need the unit become INCONCLUSIVE.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from rapidrelease.config.run import RunConfig, Unit
 from rapidrelease.config.vocabulary import CATEGORIES, CONTAMINANT_CATEGORIES
 from rapidrelease.errors import RapidReleaseError
-from rapidrelease.outputs import atomic_path, input_record, write_json, write_text
-from rapidrelease.release.unit_record import new_unit_record, record_failure
+from rapidrelease.outputs import atomic_path, write_text
+from rapidrelease.reads.classify import (
+    TAXA_COLUMNS,
+    ClassificationTotals,
+    kraken_report_lines,
+    taxon_table,
+    write_taxa,
+)
+from rapidrelease.reads.index import KmerIndex, load_index
+from rapidrelease.records import Json, Metric, Population, UnitRecord, file_ref, write_record
 
-__all__ = ["gather_unit", "save_failed_part", "unit_metrics"]
+__all__ = ["gather_unit", "gather_reads", "save_failed_part", "unit_metrics"]
 
 
 def save_failed_part(path: Path, message: str) -> None:
@@ -41,11 +50,17 @@ def _part_error(paths: list[Path]) -> str | None:
     return None
 
 
-def _percent(count: int, total: int) -> dict[str, Any]:
-    return {"value": 100.0 * count / total, "unit": "%", "kind": "percent"}
+def _share(category: str, count: int, total: int) -> Metric:
+    return Metric(
+        100.0 * count / total,
+        "%",
+        "percent",
+        numerator=Population(f"{category} fragments", count),
+        denominator=Population("fragments", total),
+    )
 
 
-def unit_metrics(index: Any, totals: Any) -> dict[str, dict[str, Any]]:
+def unit_metrics(index: KmerIndex, totals: ClassificationTotals) -> dict[str, Metric]:
     """Fragment counts and shares (%) by category of the taxon each fragment was called to.
 
     A fragment is a single-end read or a read pair, classified as one (Kraken's "sequence"). One
@@ -58,22 +73,34 @@ def unit_metrics(index: Any, totals: Any) -> dict[str, dict[str, Any]]:
     by_category: dict[str, int] = {}
     for category in np.unique(categories):
         by_category[str(category)] = int(totals.direct_reads[categories == category].sum())
-    metrics: dict[str, dict[str, Any]] = {
-        "fragments_total": {"value": fragments, "unit": "fragments", "kind": "count"},
-        "fragments_shorter_than_k": {"value": totals.too_short, "unit": "fragments", "kind": "count"},
-        "classified_pct": _percent(totals.classified, fragments),
-        "unclassified_pct": _percent(fragments - totals.classified, fragments),
+    metrics: dict[str, Metric] = {
+        "fragments_total": Metric(fragments, "fragments", "count"),
+        "fragments_shorter_than_k": Metric(totals.too_short, "fragments", "count"),
+        "classified_pct": _share("classified", totals.classified, fragments),
+        "unclassified_pct": _share("unclassified", fragments - totals.classified, fragments),
     }
     for category in CATEGORIES:
-        metrics[f"{category}_pct"] = _percent(by_category.get(category, 0), fragments)
+        metrics[f"{category}_pct"] = _share(category, by_category.get(category, 0), fragments)
     contaminants = sum(by_category.get(c, 0) for c in CONTAMINANT_CATEGORIES)
-    metrics["contaminant_pct"] = _percent(contaminants, fragments)
-    for record in metrics.values():
-        record.update({"status": "ok", "reason": None})
+    metrics["contaminant_pct"] = _share("contaminant", contaminants, fragments)
     return metrics
 
 
-def gather_unit(
+def gather_unit(run: RunConfig, unit: Unit, db: Path, parts: list[Path]) -> UnitRecord:
+    """Gather a sequencing unit of the configured run into its results folder (see :func:`gather_reads`)."""
+    return gather_reads(
+        db,
+        parts,
+        run.unit_dir(unit),
+        lot_id=unit.lot_id,
+        unit_id=unit.unit_id,
+        assay=unit.assay,
+        role=unit.role,
+        reads=[p for p in (unit.path, unit.path2) if p is not None],
+    )
+
+
+def gather_reads(
     db: Path,
     parts: list[Path],
     out_dir: Path,
@@ -82,31 +109,23 @@ def gather_unit(
     assay: str,
     role: str,
     reads: list[Path],
-) -> dict[str, Any]:
+) -> UnitRecord:
     """Merge a unit's parts; write ``reads.kreport``, ``taxa.tsv`` (+ Parquet) and ``reads.json``.
 
-    Returns the reads.json record. Never raises for a bad input: the record's status is ``error``.
+    Returns the record written to ``reads.json``. Never raises for a bad input: the record's status
+    is ``error`` with the sentence saying why.
     """
-    from rapidrelease.reads.classify import (
-        TAXA_COLUMNS,
-        ClassificationTotals,
-        kraken_report_lines,
-        taxon_table,
-        write_taxa,
-    )
-    from rapidrelease.reads.index import load_index
-
     out_dir = Path(out_dir)
     # the manifest holds the SHA-256 of every FASTA and taxonomy file the index was built from
-    index_record = input_record(Path(db) / "manifest.json", "index")
-    record = new_unit_record(lot_id, unit_id, assay, role, index=index_record)
-    record["inputs"] = [input_record(p, "reads") for p in reads]
+    inputs = [file_ref(p, "reads") for p in reads] + [file_ref(Path(db) / "manifest.json", "index")]
+    record = UnitRecord("gather", lot_id, unit_id, assay, role, inputs=tuple(inputs))
     # an unusable unit still gets every output, empty: the workflow declares them all
     report, reads_total = "", 0
     taxa = {name: np.empty(0, dtype=dtype) for name, dtype in TAXA_COLUMNS.items()}
+    evidence: dict[str, Json] = {}
     try:
         index = load_index(Path(db))
-        record["index"]["minimizers"] = index.manifest["counts"]["minimizers"]
+        evidence["index_minimizers"] = index.manifest["counts"]["minimizers"]
         error = _part_error(parts)
         if error is not None:
             raise RapidReleaseError(error)
@@ -117,10 +136,15 @@ def gather_unit(
             raise RapidReleaseError(f"{files}: no reads to classify (empty read file).")
         report = "".join(kraken_report_lines(index, totals))
         taxa, reads_total = taxon_table(index, totals), totals.reads
-        record["metrics"] = unit_metrics(index, totals)
+        record = dataclasses.replace(record, metrics=unit_metrics(index, totals))
     except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
-        record_failure(record, exc, "gathering")
+        record = record.failed(exc, "gathering")
     write_text(out_dir / "reads.kreport", report)
     write_taxa(out_dir / "taxa.tsv", taxa, reads_total)
-    write_json(out_dir / "reads.json", record)
+    outputs = tuple(
+        file_ref(out_dir / name, role)
+        for name, role in (("reads.kreport", "kreport"), ("taxa.tsv", "taxa"), ("taxa.parquet", "taxa"))
+    )
+    record = dataclasses.replace(record, evidence=evidence, outputs=outputs)
+    write_record(out_dir / "reads.json", record)
     return record

@@ -17,42 +17,55 @@ exact decimals). Only the ``audit`` block, added by :func:`evaluate_lot_files`, 
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from rapidrelease.config.run import Lot, RunConfig, Unit
-from rapidrelease.config.specs import FAIL, INCONCLUSIVE, PASS, Attribute, judge, value_problem
-from rapidrelease.config.vocabulary import DOSE_ASSAY
-from rapidrelease.errors import ConfigError, SpecError
-from rapidrelease.outputs import write_json
+from rapidrelease.config.specs import Attribute, Spec, judge, value_problem
+from rapidrelease.config.vocabulary import (
+    ACCEPTED,
+    DOSE_ASSAY,
+    FAIL,
+    INCONCLUSIVE,
+    NOT_ACCEPTED,
+    NOT_RELEASABLE,
+    PASS,
+    RELEASE_CANDIDATE,
+)
+from rapidrelease.errors import ConfigError, RecordError, SpecError
+from rapidrelease.records import (
+    Acquisition,
+    AttributeEvidence,
+    AttributeResult,
+    FileHash,
+    LotInfo,
+    Metric,
+    Release,
+    ResultCounts,
+    StartingMaterial,
+    UnitRecord,
+    UnitSummary,
+    read_unit_record,
+    write_record,
+)
 from rapidrelease.release.audit import audit_block
 from rapidrelease.release.dose import dose_metrics
-from rapidrelease.release.integrity import with_changed_inputs_as_errors
+from rapidrelease.release.integrity import changed_inputs
 from rapidrelease.release.timeline import lot_timeline
 
 __all__ = [
     "RELEASE_SCHEMA_VERSION",
-    "RELEASE_CANDIDATE",
-    "NOT_RELEASABLE",
-    "ACCEPTED",
-    "NOT_ACCEPTED",
-    "PASS",
-    "FAIL",
-    "INCONCLUSIVE",
     "lot_status",
     "evaluate_lot",
     "evaluate_lot_files",
-    "read_unit_result",
+    "read_lot_records",
 ]
 
-RELEASE_SCHEMA_VERSION = "1.2"
-RELEASE_CANDIDATE = "RELEASE_CANDIDATE"
-NOT_RELEASABLE = "NOT_RELEASABLE"
+RELEASE_SCHEMA_VERSION = "1.3"
 
 
 @dataclass(frozen=True)
@@ -61,126 +74,71 @@ class _UnitEvidence:
 
     unit: Unit
     error: str | None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    acquisition: dict[str, Any] | None = None
-
-
-def _finite(value: Any) -> int | float | None:
-    """``value`` if it is a finite JSON number (not a boolean), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+    inputs: tuple[FileHash, ...] = ()
+    acquisition: Acquisition | None = None
 
 
 def _sentence(text: str) -> str:
     return text.strip().rstrip(".")
 
 
-def _inputs(raw: Any) -> list[dict[str, Any]]:
-    """The unit's input files as recorded by the measuring step (path, sha256, size_bytes)."""
-    if not isinstance(raw, list):
-        return []
-    return [
-        {
-            "path": _text(item.get("path")),
-            "sha256": _text(item.get("sha256")),
-            "size_bytes": _finite(item.get("size_bytes")),
-        }
-        for item in raw
-        if isinstance(item, Mapping)
-    ]
-
-
-def _acquisition(raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, Mapping):
-        return None
-    return {str(k): v if isinstance(v, str) else _finite(v) for k, v in raw.items()}
-
-
-def _unit_evidence(unit: Unit, records: Sequence[Mapping[str, Any]]) -> _UnitEvidence:
-    """Check the metrics.json records given for ``unit``; any doubt makes the unit an error."""
-    if not records:
-        return _UnitEvidence(unit, f"no metrics.json was given for unit {unit.unit_id}")
+def _unit_evidence(unit: Unit, records: Sequence[UnitRecord], unreadable: str | None) -> _UnitEvidence:
+    """Check the records given for ``unit``; any doubt makes the unit an error."""
     if len(records) > 1:
-        return _UnitEvidence(unit, f"{len(records)} metrics.json results were given for unit {unit.unit_id}")
+        return _UnitEvidence(unit, f"{len(records)} records of unit {unit.unit_id} were given")
+    if not records:
+        return _UnitEvidence(unit, _sentence(unreadable or f"no record of unit {unit.unit_id} was given"))
     record = records[0]
-    inputs, acquisition = _inputs(record.get("inputs")), _acquisition(record.get("acquisition"))
+    inputs = tuple(FileHash(f.path, f.sha256, f.size_bytes) for f in record.inputs)
+    if unreadable is not None:
+        return _UnitEvidence(unit, _sentence(unreadable), inputs=inputs, acquisition=record.acquisition)
     for key in ("assay", "role"):
-        if key in record and record[key] != getattr(unit, key):
+        if getattr(record, key) != getattr(unit, key):
             return _UnitEvidence(
                 unit,
-                f"the metrics.json of unit {unit.unit_id} is for {key} {record[key]!r}, "
+                f"the record of unit {unit.unit_id} is for {key} {getattr(record, key)!r}, "
                 f"but the unit sheet says {getattr(unit, key)!r}",
                 inputs=inputs,
-                acquisition=acquisition,
+                acquisition=record.acquisition,
             )
-    status = record.get("status")
-    if status == "error":
-        message = _sentence(_text(record.get("error")) or "") or "the measuring step gave no message"
-        return _UnitEvidence(unit, message, inputs=inputs, acquisition=acquisition)
-    if status != "ok":
-        return _UnitEvidence(
-            unit,
-            f"the metrics.json of unit {unit.unit_id} has status {status!r}, not 'ok' or 'error'",
-            inputs=inputs,
-            acquisition=acquisition,
-        )
-    metrics = record.get("metrics")
-    if not isinstance(metrics, Mapping):
-        return _UnitEvidence(
-            unit, f"the metrics.json of unit {unit.unit_id} has no metrics mapping", inputs=inputs
-        )
-    return _UnitEvidence(unit, None, metrics=metrics, inputs=inputs, acquisition=acquisition)
+    if not record.ok:
+        message = _sentence(record.error or "") or "the measuring step gave no message"
+        return _UnitEvidence(unit, message, inputs=inputs, acquisition=record.acquisition)
+    return _UnitEvidence(unit, None, record.metrics, inputs, record.acquisition)
 
 
 def _gather_units(
-    lot_id: str, units: Sequence[Unit], unit_results: Sequence[Mapping[str, Any]]
+    lot_id: str,
+    units: Sequence[Unit],
+    records: Sequence[UnitRecord],
+    unreadable: Mapping[str, str],
 ) -> dict[str, _UnitEvidence]:
-    """Evidence per unit id of the lot. Results of other lots and unknown units are not evidence."""
-    by_unit: dict[str, list[Mapping[str, Any]]] = {}
-    for record in unit_results:
-        if isinstance(record, Mapping) and record.get("lot_id") == lot_id:
-            by_unit.setdefault(str(record.get("unit_id")), []).append(record)
-    return {unit.unit_id: _unit_evidence(unit, by_unit.get(unit.unit_id, [])) for unit in units}
-
-
-def _population(raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, Mapping):
-        return None
-    count = raw.get("count")
+    """Evidence per unit id of the lot. Records of other lots and unknown units are not evidence."""
+    by_unit: dict[str, list[UnitRecord]] = {}
+    for record in records:
+        if record.lot_id == lot_id:
+            by_unit.setdefault(record.unit_id, []).append(record)
     return {
-        "population": _text(raw.get("population")),
-        "count": count if isinstance(count, int) and not isinstance(count, bool) else None,
+        unit.unit_id: _unit_evidence(unit, by_unit.get(unit.unit_id, []), unreadable.get(unit.unit_id))
+        for unit in units
     }
 
 
-def _ci95(raw: Any) -> list[int | float] | None:
-    if not isinstance(raw, list | tuple) or len(raw) != 2:
-        return None
-    bounds = [_finite(v) for v in raw]
-    return None if None in bounds else bounds
-
-
-def _evidence(evidence: _UnitEvidence | None, entry: Any = None) -> dict[str, Any]:
+def _evidence(evidence: _UnitEvidence | None, entry: Metric | None = None) -> AttributeEvidence:
     """The evidence block of an attribute: the unit, its input files and the metric's derivation."""
-    entry = entry if isinstance(entry, Mapping) else {}
-    measured = entry.get("value")
-    return {
-        "unit_id": evidence.unit.unit_id if evidence is not None else None,
-        "metric_status": _text(entry.get("status")),
-        "measured_value": measured if isinstance(measured, str) else _finite(measured),
-        "numerator": _population(entry.get("numerator")),
-        "denominator": _population(entry.get("denominator")),
-        "ci95": _ci95(entry.get("ci95")),
-        "inputs": evidence.inputs if evidence is not None else [],
-    }
+    measured = entry.value if entry is not None else None
+    if isinstance(measured, bool) or (isinstance(measured, float) and not math.isfinite(measured)):
+        measured = None  # what cannot be judged cannot be shown as measured either
+    return AttributeEvidence(
+        unit_id=evidence.unit.unit_id if evidence is not None else None,
+        metric_status=entry.status if entry is not None else None,
+        measured_value=measured,
+        numerator=entry.numerator if entry is not None else None,
+        denominator=entry.denominator if entry is not None else None,
+        ci95=entry.ci95 if entry is not None else None,
+        inputs=evidence.inputs if evidence is not None else (),
+    )
 
 
 def _attribute_record(
@@ -188,27 +146,32 @@ def _attribute_record(
     result: str,
     reason: str,
     evidence: _UnitEvidence | None = None,
-    entry: Any = None,
-    value: int | float | str | None = None,
+    entry: Metric | None = None,
+    value: float | str | None = None,
     value_text: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "name": attribute.name,
-        "description": attribute.description,
-        "assay": attribute.assay,
-        "metric": attribute.metric,
-        "role": attribute.role,
-        "unit_id": evidence.unit.unit_id if evidence is not None else attribute.unit_id,
-        "value": value,
-        "value_text": value_text,
-        "unit": attribute.unit,
-        "criterion": attribute.criterion_text(),
-        **attribute.criterion_record(),
-        "validity": attribute.validity,
-        "result": result,
-        "reason": reason,
-        "evidence": _evidence(evidence, entry),
-    }
+) -> AttributeResult:
+    criterion = attribute.criterion_record()
+    return AttributeResult(
+        name=attribute.name,
+        description=attribute.description,
+        assay=attribute.assay,
+        metric=attribute.metric,
+        role=attribute.role,
+        unit_id=evidence.unit.unit_id if evidence is not None else attribute.unit_id,
+        value=value,
+        value_text=value_text,
+        unit=attribute.unit,
+        criterion=attribute.criterion_text(),
+        comparison=criterion["comparison"],
+        limit=criterion["limit"],
+        lower=criterion["lower"],
+        upper=criterion["upper"],
+        decimals=criterion["decimals"],
+        validity=attribute.validity,
+        result=result,  # type: ignore[arg-type]
+        reason=reason,
+        evidence=_evidence(evidence, entry),
+    )
 
 
 def _names(units: Sequence[_UnitEvidence]) -> str:
@@ -218,11 +181,13 @@ def _names(units: Sequence[_UnitEvidence]) -> str:
 
 def _evaluate_attribute(
     attribute: Attribute, lot_id: str, units: Sequence[Unit], evidence: Mapping[str, _UnitEvidence]
-) -> dict[str, Any]:
+) -> AttributeResult:
     """Judge one attribute; INCONCLUSIVE with the reason whenever the evidence is not complete."""
     kind = f"{attribute.assay} unit with role {attribute.role}"
 
-    def inconclusive(reason: str, source: _UnitEvidence | None = None, entry: Any = None) -> dict[str, Any]:
+    def inconclusive(
+        reason: str, source: _UnitEvidence | None = None, entry: Metric | None = None
+    ) -> AttributeResult:
         return _attribute_record(attribute, INCONCLUSIVE, reason, source, entry)
 
     if attribute.unit_id is not None:
@@ -273,41 +238,34 @@ def _evaluate_attribute(
     source = suppliers[0]
     unit_id = source.unit.unit_id
     entry = source.metrics[attribute.metric]
-    if not isinstance(entry, Mapping):
+    if entry.status != "ok":
+        detail = f" ({_sentence(entry.reason)})" if entry.reason else ""
         return inconclusive(
-            f"The entry for {attribute.metric} in the metrics.json of unit {unit_id} is malformed.", source
+            f"Unit {unit_id} reports {attribute.metric} as {entry.status!r}, not ok{detail}.", source, entry
         )
-    status = entry.get("status")
-    if status != "ok":
-        why = _text(entry.get("reason"))
-        detail = f" ({_sentence(why)})" if why else ""
+    if entry.unit is not None and entry.unit != attribute.unit and not attribute.categorical:
         return inconclusive(
-            f"Unit {unit_id} reports {attribute.metric} as {status!r}, not ok{detail}.", source, entry
-        )
-    declared_unit = entry.get("unit")
-    if isinstance(declared_unit, str) and declared_unit != attribute.unit and not attribute.categorical:
-        return inconclusive(
-            f"Unit {unit_id} reports {attribute.metric} in {declared_unit!r}, "
+            f"Unit {unit_id} reports {attribute.metric} in {entry.unit!r}, "
             f"but the specification's limits are in {attribute.unit!r}.",
             source,
             entry,
         )
-    value = entry.get("value")
-    problem = value_problem(attribute, value)
-    if problem is not None:
+    problem = value_problem(attribute, entry.value)
+    if problem is not None or entry.value is None:
         return inconclusive(f"Unit {unit_id} reports {attribute.metric} {problem}.", source, entry)
-    judgement = judge(attribute, value)
+    judgement = judge(attribute, entry.value)
     reason = judgement.reason
-    detail = _text(entry.get("detail"))
-    if detail:
+    if entry.detail:
         # what lies behind a categorical result, e.g. the organism detected and its reads
-        reason = f"{_sentence(reason)} ({_sentence(detail)})."
+        reason = f"{_sentence(reason)} ({_sentence(entry.detail)})."
     return _attribute_record(
         attribute, judgement.result, reason, source, entry, judgement.value, judgement.value_text
     )
 
 
-def _apply_validity(attributes: Sequence[Attribute], records: list[dict[str, Any]]) -> None:
+def _apply_validity(
+    attributes: Sequence[Attribute], records: Sequence[AttributeResult]
+) -> list[AttributeResult]:
     """Make an invalid assay's attributes INCONCLUSIVE, the validity criterion that is not met included.
 
     A validity criterion judges the run (e.g. its limit of detection), so not meeting it is no
@@ -315,24 +273,28 @@ def _apply_validity(attributes: Sequence[Attribute], records: list[dict[str, Any
     """
     invalid: dict[str, str] = {}
     for attribute, record in zip(attributes, records, strict=True):
-        if attribute.validity and record["result"] != PASS and attribute.assay not in invalid:
-            reason = _sentence(record["reason"])
-            invalid[attribute.assay] = f"{attribute.name} is {record['result']}: {reason}"
+        if attribute.validity and record.result != PASS and attribute.assay not in invalid:
+            invalid[attribute.assay] = f"{attribute.name} is {record.result}: {_sentence(record.reason)}"
+    judged = []
     for attribute, record in zip(attributes, records, strict=True):
         why = invalid.get(attribute.assay)
-        if why is None or record["result"] == INCONCLUSIVE:
+        if why is None or record.result == INCONCLUSIVE:
+            judged.append(record)
             continue
         if attribute.validity:
-            record["reason"] = (
-                f"{_sentence(record['reason'])}; this criterion judges the run, "
+            reason = (
+                f"{_sentence(record.reason)}; this criterion judges the run, "
                 f"so the {attribute.assay} assay is not valid and must be repeated."
             )
         else:
-            record["reason"] = (
+            reason = (
                 f"The {attribute.assay} assay is not valid ({why}), "
-                f"so its result {record['value_text']} cannot be relied on."
+                f"so its result {record.value_text} cannot be relied on."
             )
-        record["result"], record["value"], record["value_text"] = INCONCLUSIVE, None, None
+        judged.append(
+            dataclasses.replace(record, result=INCONCLUSIVE, reason=reason, value=None, value_text=None)
+        )
+    return judged
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -401,18 +363,14 @@ def _dose_evidence(
         dose_unit,
         None,
         metrics=dose_metrics(lot, run.dose.fractions, unit_id, metrics, problem),
-        inputs=source.inputs if source is not None else [],
+        inputs=source.inputs if source is not None else (),
     )
 
 
-ACCEPTED, NOT_ACCEPTED = "ACCEPTED", "NOT_ACCEPTED"
-
-
-def _starting_material_record(spec: Any, attributes: list[dict[str, Any]]) -> dict[str, Any]:
+def _starting_material_record(spec: Spec, attributes: Sequence[AttributeResult]) -> StartingMaterial:
     """The lot's incoming-material record: its specification, acceptance status and attributes."""
-    results = [a["result"] for a in attributes]
-    failed = [a["name"] for a in attributes if a["result"] == FAIL]
-    unknown = [a["name"] for a in attributes if a["result"] == INCONCLUSIVE]
+    failed = [a.name for a in attributes if a.result == FAIL]
+    unknown = [a.name for a in attributes if a.result == INCONCLUSIVE]
     if not attributes:
         status, reason = INCONCLUSIVE, f"Specification {spec.name} has no attributes."
     elif failed:
@@ -428,27 +386,24 @@ def _starting_material_record(spec: Any, attributes: list[dict[str, Any]]) -> di
         )
     else:
         status, reason = ACCEPTED, f"All {len(attributes)} attributes of specification {spec.name} pass."
-    return {
-        "spec": spec.name,
-        "spec_description": spec.description,
-        "status": status,
-        "status_reason": reason,
-        "counts": {result: results.count(result) for result in (PASS, FAIL, INCONCLUSIVE)},
-        "attributes": attributes,
-    }
+    return StartingMaterial(
+        spec=spec.name,
+        spec_description=spec.description,
+        status=status,  # type: ignore[arg-type]
+        status_reason=reason,
+        counts=ResultCounts.of(tuple(attributes)),
+        attributes=tuple(attributes),
+    )
 
 
-def _with_starting_material(status: str, reason: str, starting: Mapping[str, Any]) -> tuple[str, str]:
+def _with_starting_material(status: str, reason: str, starting: StartingMaterial) -> tuple[str, str]:
     """The lot's status once its starting material is judged: a lot made from starting material
     that failed acceptance is not releasable, one whose acceptance is in doubt no release candidate."""
-    if starting["status"] == ACCEPTED:
+    if starting.status == ACCEPTED:
         return status, reason
-    state = starting["status"].lower().replace("_", " ")
-    why = (
-        f"its starting material is {state} against {starting['spec']} "
-        f"({_sentence(starting['status_reason'])})"
-    )
-    if starting["status"] == NOT_ACCEPTED:
+    state = starting.status.lower().replace("_", " ")
+    why = f"its starting material is {state} against {starting.spec} ({_sentence(starting.status_reason)})"
+    if starting.status == NOT_ACCEPTED:
         if status == NOT_RELEASABLE:
             return status, f"{_sentence(reason)}; also, {why}."
         return NOT_RELEASABLE, f"The lot is not releasable: {why}."
@@ -461,13 +416,18 @@ def _with_starting_material(status: str, reason: str, starting: Mapping[str, Any
     return status, f"{_sentence(reason)}; also, {why}."
 
 
-def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def evaluate_lot(
+    run: RunConfig,
+    lot_id: str,
+    records: Sequence[UnitRecord],
+    unreadable: Mapping[str, str] | None = None,
+) -> Release:
     """The release decision record of ``lot_id`` (release.json without its audit block).
 
-    ``unit_results`` are the lot's parsed metrics.json records (results of other lots are
-    ignored). Raises ConfigError for a lot not in the lot sheet and SpecError for a lot whose
-    specification is not loaded; every problem with the evidence itself only makes attributes
-    INCONCLUSIVE.
+    ``records`` are the lot's unit records (records of other lots are ignored); ``unreadable`` maps
+    a unit id to the sentence saying why its record could not be read. Raises ConfigError for a
+    lot not in the lot sheet and SpecError for a lot whose specification is not loaded; every
+    problem with the evidence itself only makes attributes INCONCLUSIVE.
     """
     lot = run.lots.get(lot_id)
     if lot is None:
@@ -479,19 +439,18 @@ def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str
             f"{run.settings.get('specs', 'the specifications')}: has no specification {lot.spec!r}."
         )
     units = run.units_of(lot_id)
-    evidence = _gather_units(lot_id, units, unit_results)
+    evidence = _gather_units(lot_id, units, records, unreadable or {})
     failed_units = [u.unit_id for u in units if evidence[u.unit_id].error is not None]
     # the dose is judged like a unit's metric: a unit of the pseudo-assay dose, never in the sheet
     dose = _dose_evidence(run, lot, units, evidence)
     judged_units, judged = (*units, dose.unit), {**evidence, dose.unit.unit_id: dose}
 
-    def judge_spec(attributes_of: Any) -> list[dict[str, Any]]:
-        records = [_evaluate_attribute(a, lot_id, judged_units, judged) for a in attributes_of.attributes]
-        _apply_validity(attributes_of.attributes, records)
-        return records
+    def judge_spec(judged_against: Spec) -> tuple[AttributeResult, ...]:
+        results = [_evaluate_attribute(a, lot_id, judged_units, judged) for a in judged_against.attributes]
+        return tuple(_apply_validity(judged_against.attributes, results))
 
     attributes = judge_spec(spec)
-    status, reason = lot_status(spec.name, [(a["name"], a["result"]) for a in attributes], failed_units)
+    status, reason = lot_status(spec.name, [(a.name, a.result) for a in attributes], failed_units)
     starting = None
     if lot.starting_spec is not None:
         accepted_against = run.specs.get(lot.starting_spec)
@@ -500,100 +459,89 @@ def evaluate_lot(run: RunConfig, lot_id: str, unit_results: Sequence[Mapping[str
                 f"{run.settings.get('specs', 'the specifications')}: "
                 f"has no specification {lot.starting_spec!r}."
             )
-        records = judge_spec(accepted_against)
-        starting = _starting_material_record(accepted_against, records)
+        starting = _starting_material_record(accepted_against, judge_spec(accepted_against))
         status, reason = _with_starting_material(status, reason, starting)
-    return {
-        "schema_version": RELEASE_SCHEMA_VERSION,
-        "lot": {
-            "lot_id": lot.lot_id,
-            "product": lot.product,
-            "spec": spec.name,
-            "spec_description": spec.description,
-            "site": lot.site,
-            "collected_at": lot.collected_at.isoformat(),
-            "deadline_hours": run.deadline_hours,
-            "deadline": run.deadline_of(lot_id).isoformat(),
-            "extra": dict(lot.extra),
-        },
-        "status": status,
-        "status_reason": reason,
-        "counts": {
-            result: sum(a["result"] == result for a in attributes) for result in (PASS, FAIL, INCONCLUSIVE)
-        },
-        "attributes": attributes,
-        "starting_material": starting,
-        "units": [
-            {
-                "unit_id": unit.unit_id,
-                "assay": unit.assay,
-                "role": unit.role,
-                "path": str(unit.path) if unit.path is not None else None,
-                "status": "ok" if evidence[unit.unit_id].error is None else "error",
-                "error": evidence[unit.unit_id].error + "." if evidence[unit.unit_id].error else None,
-                "inputs": evidence[unit.unit_id].inputs,
-                "acquisition": evidence[unit.unit_id].acquisition,
-            }
+    return Release(
+        schema_version=RELEASE_SCHEMA_VERSION,
+        lot=LotInfo(
+            lot_id=lot.lot_id,
+            product=lot.product,
+            spec=spec.name,
+            spec_description=spec.description,
+            site=lot.site,
+            collected_at=lot.collected_at.isoformat(),
+            deadline_hours=run.deadline_hours,
+            deadline=run.deadline_of(lot_id).isoformat(),
+            extra=dict(lot.extra),
+        ),
+        status=status,  # type: ignore[arg-type]
+        status_reason=reason,
+        counts=ResultCounts.of(attributes),
+        attributes=attributes,
+        starting_material=starting,
+        units=tuple(
+            UnitSummary(
+                unit_id=unit.unit_id,
+                assay=unit.assay,
+                role=unit.role,
+                path=str(unit.path) if unit.path is not None else None,
+                status="ok" if evidence[unit.unit_id].error is None else "error",
+                error=f"{evidence[unit.unit_id].error}." if evidence[unit.unit_id].error else None,
+                inputs=evidence[unit.unit_id].inputs,
+                acquisition=evidence[unit.unit_id].acquisition,
+            )
             for unit in units
-        ],
-    }
+        ),
+    )
 
 
-def read_unit_result(path: Path, lot_id: str) -> dict[str, Any]:
-    """A metrics.json record, or an error record standing for it when it cannot be used.
+def read_lot_records(run: RunConfig, lot_id: str) -> tuple[list[UnitRecord], dict[str, str]]:
+    """The lot's unit records from their result folders, and for each unit whose record cannot be
+    used, the sentence saying why.
 
-    Results are laid out as results/<lot>/units/<unit>/metrics.json, so a file that is missing,
-    unreadable, not JSON, or without its lot and unit ids is recorded as a measuring error of the
-    unit named by its folder; the unit's attributes then become INCONCLUSIVE.
+    Every record's inputs are hashed again now: a file changed or removed since its unit was
+    measured (an instrument still writing, a copy replacing it, an edit) makes the unit an error.
     """
-    path = Path(path)
-    problem: str | None = None
-    data: Any = None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        problem = f"{path}: file not found."
-    except UnicodeDecodeError:
-        problem = f"{path}: is not UTF-8 text."
-    except json.JSONDecodeError as exc:
-        problem = f"{path} line {exc.lineno}: not valid JSON ({exc.msg})."
-    except OSError as exc:
-        problem = f"{path}: cannot be read ({exc.strerror or exc})."
-    if problem is None and not isinstance(data, dict):
-        problem = f"{path}: is not a JSON object."
-    if problem is None and not (isinstance(data.get("lot_id"), str) and isinstance(data.get("unit_id"), str)):
-        problem = f"{path}: has no lot_id or unit_id."
-    if problem is not None:
-        return {"lot_id": lot_id, "unit_id": path.parent.name, "status": "error", "error": problem}
-    return data
+    records: list[UnitRecord] = []
+    unreadable: dict[str, str] = {}
+    for unit in run.units_of(lot_id):
+        path = run.record_path(unit)
+        try:
+            record = read_unit_record(path, stage=run.record_stage(unit), lot_id=lot_id, unit_id=unit.unit_id)
+        except RecordError as exc:
+            unreadable[unit.unit_id] = str(exc)
+            continue
+        changed = changed_inputs(record.inputs) if record.ok else []
+        if changed:
+            unreadable[unit.unit_id] = " ".join(changed)
+        records.append(record)
+    return records, unreadable
 
 
 def evaluate_lot_files(
-    run: RunConfig,
-    lot_id: str,
-    unit_result_paths: Sequence[Path],
-    out_path: Path,
-    benchmarks_dir: Path | None = None,
-) -> dict[str, Any]:
-    """Read the lot's metrics.json files, evaluate the lot, add the audit block, write release.json.
+    run: RunConfig, lot_id: str, out_path: Path, benchmarks_dir: Path | None = None
+) -> Release:
+    """Read the lot's unit records, evaluate the lot, add the audit block, write release.json.
 
     ``benchmarks_dir`` holds the workflow's Snakemake benchmark files, for the timeline's analysis
-    times. The file is written atomically (rapidrelease.outputs); the returned dict is what was written.
+    times. The record is written sealed and atomically (rapidrelease.records); the returned record is
+    what was written.
     """
     started_at = datetime.now(UTC)
-    paths = [Path(p) for p in unit_result_paths]
-    # each unit's inputs are hashed again now: a file changed since it was measured is its unit's error
-    records = [with_changed_inputs_as_errors(read_unit_result(p, lot_id)) for p in paths]
-    decision = evaluate_lot(run, lot_id, records)
+    records, unreadable = read_lot_records(run, lot_id)
+    decision = evaluate_lot(run, lot_id, records, unreadable)
     finished_at = datetime.now(UTC)
     timeline = lot_timeline(
         lot_id,
         run.lots[lot_id].collected_at,
         run.deadline_of(lot_id),
-        decision["units"],
+        decision.units,
         finished_at,
         benchmarks_dir,
     )
-    decision["audit"] = audit_block(run, lot_id, paths, started_at, finished_at, timeline)
-    write_json(Path(out_path), decision)
+    paths = [run.record_path(u) for u in run.units_of(lot_id)]
+    decision = dataclasses.replace(
+        decision, audit=audit_block(run, lot_id, paths, started_at, finished_at, timeline)
+    )
+    write_record(Path(out_path), decision)
     return decision

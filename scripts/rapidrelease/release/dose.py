@@ -15,22 +15,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rapidrelease.config.run import Lot
-from rapidrelease.config.vocabulary import DOSE_ASSAY, DOSE_METRICS
+from rapidrelease.records import Json, Metric, to_json
 
-__all__ = ["DOSE_ASSAY", "DOSE_METRICS", "dose_metrics"]
+__all__ = ["dose_metrics"]
 
 
-def _metric(value: float | None, unit: str, status: str, reason: str | None, **more: Any) -> dict[str, Any]:
-    return {"value": value, "unit": unit, "kind": "dose", "status": status, "reason": reason, **more}
+def _metric(value: float | None, unit: str, status: str, reason: str | None, **more: Any) -> Metric:
+    return Metric(value, unit, "dose", status, reason, **more)
 
 
 def dose_metrics(
     lot: Lot,
     fractions: Sequence[str],
     phenotype_unit_id: str | None,
-    phenotype_metrics: Mapping[str, Any] | None,
+    phenotype_metrics: Mapping[str, Metric] | None,
     problem: str | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Metric]:
     """``viable_car_t_cells`` and ``viable_car_t_cells_per_kg`` of ``lot``.
 
     ``phenotype_metrics`` are the metrics of the lot's phenotype test unit, or None with
@@ -38,7 +38,7 @@ def dose_metrics(
     reason when an input is missing or unusable.
     """
 
-    def both(status: str, reason: str) -> dict[str, dict[str, Any]]:
+    def both(status: str, reason: str) -> dict[str, Metric]:
         return {
             "viable_car_t_cells": _metric(None, "cells", status, reason),
             "viable_car_t_cells_per_kg": _metric(None, "cells/kg", status, reason),
@@ -51,30 +51,28 @@ def dose_metrics(
         )
     if phenotype_metrics is None:
         return both("not_computable", problem or f"lot {lot.lot_id} has no phenotype test unit.")
-    factors = []
+    factors: list[tuple[str, float, float, float, Metric]] = []
     for name in fractions:
         entry = phenotype_metrics.get(name)
-        if not isinstance(entry, Mapping):
+        if entry is None:
             return both(
                 "not_computable", f"unit {phenotype_unit_id} reports no {name}, which the dose multiplies."
             )
-        value, ci = entry.get("value"), entry.get("ci95")
+        value = entry.value
         usable = (
-            entry.get("status") == "ok"
-            and entry.get("unit") == "%"
+            entry.status == "ok"
+            and entry.unit == "%"
             and isinstance(value, int | float)
-            and not isinstance(value, bool)
             and math.isfinite(value)
             and 0 <= value <= 100
         )
-        if not usable:
-            why = entry.get("reason") or f"status {entry.get('status')!r}, value {value!r}"
+        if not usable or not isinstance(value, int | float):
+            why = entry.reason or f"status {entry.status!r}, value {value!r}"
             return both(
                 "not_computable",
-                f"the dose needs {name} of unit {phenotype_unit_id} as a percentage "
-                f"({str(why).rstrip('.')}).",
+                f"the dose needs {name} of unit {phenotype_unit_id} as a percentage ({why.rstrip('.')}).",
             )
-        lo, hi = ci if isinstance(ci, list | tuple) and len(ci) == 2 else (value, value)
+        lo, hi = entry.ci95 if entry.ci95 is not None else (value, value)
         factors.append((name, value, float(lo), float(hi), entry))
     cells = lot.tnc_viable
     lo = hi = cells
@@ -85,7 +83,7 @@ def dose_metrics(
     detail = f"{lot.tnc_viable:.4g} viable nucleated cells × " + " × ".join(
         f"{value:.2f} % {name}" for name, value, *_ in factors
     )
-    evidence = {
+    evidence: dict[str, Json] = {
         "tnc_viable": lot.tnc_viable,
         "weight_kg": lot.weight_kg,
         "unit_id": phenotype_unit_id,
@@ -94,13 +92,13 @@ def dose_metrics(
                 "metric": name,
                 "value": value,
                 "ci95": [f_lo, f_hi],
-                "numerator": e.get("numerator"),
-                "denominator": e.get("denominator"),
+                "numerator": to_json(e.numerator),
+                "denominator": to_json(e.denominator),
             }
             for name, value, f_lo, f_hi, e in factors
         ],
     }
-    total = _metric(cells, "cells", "ok", None, ci95=[lo, hi], detail=detail, evidence=evidence)
+    total = _metric(cells, "cells", "ok", None, ci95=(lo, hi), detail=detail, evidence=evidence)
     if lot.weight_kg is None:
         per_kg = _metric(
             None, "cells/kg", "not_computable", f"the lot sheet gives no weight_kg for lot {lot.lot_id}."
@@ -111,7 +109,7 @@ def dose_metrics(
             "cells/kg",
             "ok",
             None,
-            ci95=[lo / lot.weight_kg, hi / lot.weight_kg],
+            ci95=(lo / lot.weight_kg, hi / lot.weight_kg),
             detail=f"{detail} ÷ {lot.weight_kg:g} kg",
             evidence=evidence,
         )

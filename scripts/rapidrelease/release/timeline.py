@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from rapidrelease.records import UnitSummary
 from rapidrelease.release.audit import utc_timestamp
 
 __all__ = ["lot_timeline", "unit_analysis_interval"]
@@ -72,11 +73,11 @@ def unit_analysis_interval(
 ) -> tuple[datetime | None, datetime | None, list[str]]:
     """Start and end (UTC) of the jobs that measured a unit, and the benchmark files they come from.
 
-    The workflow writes ``benchmarks/<rule>/<lot>/units/<unit>.tsv`` for one-job steps and
-    ``benchmarks/<rule>/<lot>/units/<unit>/<part>.tsv`` for a unit classified in parts.
+    The workflow writes ``benchmarks/<rule>/<lot>/<unit>.tsv`` for one-job steps and
+    ``benchmarks/<rule>/<lot>/<unit>/<part>.tsv`` for a unit classified in parts.
     """
-    files = sorted(Path(benchmarks_dir).glob(f"*/{lot_id}/units/{unit_id}.tsv"))
-    files += sorted(Path(benchmarks_dir).glob(f"*/{lot_id}/units/{unit_id}/*.tsv"))
+    files = sorted(Path(benchmarks_dir).glob(f"*/{lot_id}/{unit_id}.tsv"))
+    files += sorted(Path(benchmarks_dir).glob(f"*/{lot_id}/{unit_id}/*.tsv"))
     starts: list[datetime] = []
     ends: list[datetime] = []
     for path in files:
@@ -100,7 +101,7 @@ def lot_timeline(
     lot_id: str,
     collected_at: datetime,
     deadline: datetime,
-    units: Sequence[Mapping[str, Any]],
+    units: Sequence[UnitSummary],
     evaluated_at: datetime,
     benchmarks_dir: Path | None = None,
 ) -> dict[str, Any]:
@@ -116,24 +117,24 @@ def lot_timeline(
     rows: list[dict[str, Any]] = []
     analysis_starts: list[datetime] = []
     for unit in units:
-        acquisition = unit.get("acquisition") or {}
-        start = _aware(acquisition.get("start"), zone)
-        end = _aware(acquisition.get("end"), zone)
+        acquisition = unit.acquisition
+        start = _aware(acquisition.start if acquisition else None, zone)
+        end = _aware(acquisition.end if acquisition else None, zone)
         source = "FCS keywords" if start is not None or end is not None else None
         if source is None:
-            times = [t for t in (_file_time(Path(i["path"])) for i in unit.get("inputs") or []) if t]
+            times = [t for t in (_file_time(Path(i.path)) for i in unit.inputs if i.path) if t]
             if times:
                 start, end, source = min(times), max(times), "file modification time"
         job_start = job_end = None
         if benchmarks_dir is not None:
-            job_start, job_end, _ = unit_analysis_interval(benchmarks_dir, lot_id, unit["unit_id"])
+            job_start, job_end, _ = unit_analysis_interval(benchmarks_dir, lot_id, unit.unit_id)
         if job_start is not None:
             analysis_starts.append(job_start)
         rows.append(
             {
-                "unit_id": unit["unit_id"],
-                "assay": unit.get("assay"),
-                "role": unit.get("role"),
+                "unit_id": unit.unit_id,
+                "assay": unit.assay,
+                "role": unit.role,
                 "acquired_start": _stamp(start),
                 "acquired_end": _stamp(end),
                 "acquired_source": source,

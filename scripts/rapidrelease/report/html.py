@@ -24,8 +24,9 @@ from typing import Any
 import polars as pl
 
 from rapidrelease.config.vocabulary import FLOW_ASSAYS
-from rapidrelease.errors import RapidReleaseError
+from rapidrelease.errors import RecordError
 from rapidrelease.outputs import write_text
+from rapidrelease.records import FileRef, read_release, read_unit_record, to_json
 from rapidrelease.release.integrity import changed_inputs
 from rapidrelease.report.figures import control_comparison_figure, gate_figure, timeline_figure
 from rapidrelease.report.page import STATUS_TEXT as _STATUS_TEXT
@@ -510,7 +511,8 @@ def _thresholds_table(thresholds: list[dict[str, Any]]) -> str:
 
 def _background_block(metrics: dict[str, Any], prefix: str) -> str:
     """Potency percentages against the unstimulated control (bars and net values), and specific lysis."""
-    entries = {name: e for name, e in metrics.items() if isinstance(e, dict)}
+    # the comparison with a control is each metric's own evidence
+    entries = {name: {**e, **(e.get("evidence") or {})} for name, e in metrics.items() if isinstance(e, dict)}
     subtracted = {n: e for n, e in entries.items() if isinstance(e.get("background"), dict)}
     lysis = {n: e for n, e in entries.items() if e.get("kind") == "specific_lysis"}
     parts = []
@@ -681,6 +683,19 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _measured(unit: dict[str, Any], unit_dir: Path | None) -> tuple[dict[str, Any], str | None]:
+    """The unit's record as the report walks it (its evidence beside its metrics), or why it is unreadable."""
+    if unit_dir is None:
+        return {}, None
+    try:
+        record = read_unit_record(unit_dir / "metrics.json", unit_id=unit["unit_id"])
+    except RecordError as exc:
+        return {}, str(exc)
+    data = to_json(record)
+    assert isinstance(data, dict)
+    return {**data, **record.evidence}, None
+
+
 def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
     parts = [f"<h2>Unit {_e(unit['unit_id'])} · {_e(unit['assay'])} · {_e(unit['role'])}</h2>"]
     if unit.get("error"):
@@ -692,7 +707,10 @@ def _unit_section(unit: dict[str, Any], unit_dir: Path | None) -> str:
             f" on {_e(acquisition.get('cytometer'))}.</p>"
         )
     parts.append(_inputs_table(unit.get("inputs") or []))
-    measured = _read_json(unit_dir / "metrics.json") if unit_dir is not None else {}
+    measured, unreadable = _measured(unit, unit_dir)
+    if unreadable:
+        parts.append(f"<div class='error'><b>Evidence not shown.</b> {_e(unreadable)}</div>")
+        return "".join(parts)
     if measured.get("compensation"):
         parts.append(f"<p class='note'>Compensated with {_e(measured['compensation'])}.</p>")
     prefix = "unit-" + re.sub(r"[^A-Za-z0-9_-]", "_", unit["unit_id"])
@@ -828,21 +846,29 @@ def render_lot_report(release: dict[str, Any], unit_dirs: dict[str, Path]) -> st
     return html_document(f"{lot['lot_id']} · {_STATUS_TEXT.get(status, status)}", body)
 
 
-def write_lot_report(release_path: Path, unit_dirs: list[Path], out_path: Path) -> None:
-    """``rapidrelease report``: render ``release_path`` with the evidence in ``unit_dirs`` to ``out_path``."""
-    try:
-        release = json.loads(Path(release_path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RapidReleaseError(f"{release_path}: cannot be read as release.json ({exc}).") from exc
-    by_unit = {Path(d).name: Path(d) for d in unit_dirs}
-    # hashed again just before the report is written: release.json was decided on the bytes measured
-    changed = changed_inputs(i for u in release.get("units") or [] for i in u.get("inputs") or [])
+def write_lot_report(release_path: Path, unit_dirs: dict[str, Path], out_path: Path) -> None:
+    """``rapidrelease report``: render ``release_path`` with the evidence in ``unit_dirs`` (unit id →
+    results folder) to ``out_path``.
+
+    release.json is read through :mod:`rapidrelease.records` (sealed, consistent, of the published
+    schema). Just before the report is written, every data file and unit record the decision rests
+    on is hashed again; if one changed, the report shows no decision.
+    """
+    release = read_release(Path(release_path))
+    data = to_json(release)
+    assert isinstance(data, dict)
+    records = [
+        FileRef(str(f.get("role")), str(f.get("path")), f.get("sha256"), f.get("size_bytes"))
+        for f in _dicts(release.audit.get("files"))
+        if f.get("role") == "metrics"
+    ]
+    changed = changed_inputs([*(i for u in release.units for i in u.inputs), *records])
     if changed:
         print(f"rapidrelease report: {' '.join(changed)}", file=sys.stderr)
-        release = {
-            **release,
+        data = {
+            **data,
             "status": "INCONCLUSIVE",
             "status_reason": "An input changed after release.json was written, so this report shows no "
             "decision: " + " ".join(changed),
         }
-    write_text(Path(out_path), render_lot_report(release, by_unit))
+    write_text(Path(out_path), render_lot_report(data, unit_dirs))

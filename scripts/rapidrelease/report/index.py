@@ -9,7 +9,6 @@ across lots, coloured by manufacturing site, and a table of each pair of sites' 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import write_text
+from rapidrelease.records import read_release, to_json
 from rapidrelease.report.figures import trend_figure
 from rapidrelease.report.page import STATUS_TEXT, duration, escape, figure_div, html_document, table
 from rapidrelease.report.trends import AttributeTrend, Equivalence, attribute_trends
@@ -202,9 +201,8 @@ def write_index(
     """``rapidrelease index``: the index of the lots whose release.json files are given."""
     releases = []
     for path in release_paths:
-        try:
-            releases.append((Path(path), json.loads(Path(path).read_text(encoding="utf-8"))))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RapidReleaseError(f"{path}: cannot be read as release.json ({exc}).") from exc
+        record = to_json(read_release(Path(path)))
+        assert isinstance(record, dict)
+        releases.append((Path(path), record))
     out_path = Path(out_path)
     write_text(out_path, render_index(releases, out_path.parent, trend_settings))

@@ -15,7 +15,6 @@ never sees half of them.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rapidrelease.errors import RapidReleaseError
+from rapidrelease.records import read_release, to_json
 
 __all__ = ["multiqc_table", "write_multiqc_files"]
 
@@ -64,10 +64,8 @@ def multiqc_table(release: Mapping[str, Any]) -> str:
 
 def write_multiqc_files(release_path: Path, kreports: Sequence[Path], out_dir: Path) -> None:
     """Write ``<lot>_mqc.tsv`` and the copied kreports (``<unit folder>/reads.kreport``) to ``out_dir``."""
-    try:
-        release = json.loads(Path(release_path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RapidReleaseError(f"{release_path}: cannot be read as release.json ({exc}).") from exc
+    release = to_json(read_release(Path(release_path)))
+    assert isinstance(release, dict)
     lot_id = release["lot"]["lot_id"]
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -31,20 +31,32 @@ reasons; the calls are still shown.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
-from rapidrelease.config.run import DetectionSettings, Unit
-from rapidrelease.errors import ReadsError
-from rapidrelease.outputs import write_json, write_table
-from rapidrelease.release.unit_record import new_unit_record, record_failure
+from rapidrelease.config.run import DetectionSettings, RunConfig, Unit
+from rapidrelease.errors import ReadsError, RecordError
+from rapidrelease.outputs import write_table
+from rapidrelease.reads.index import KmerIndex, load_index
+from rapidrelease.reads.taxonomy import Taxonomy
+from rapidrelease.records import (
+    OK,
+    FileRef,
+    Json,
+    Metric,
+    UnitRecord,
+    file_ref,
+    read_unit_record,
+    write_record,
+)
 from rapidrelease.stats import mean_detected, tail_at_least, upper_bound
 from rapidrelease.sterility.checklist import ALL_CHECKLISTS, TARGETS, checklist_of
 
@@ -59,6 +71,7 @@ __all__ = [
     "call_organisms",
     "detection_threshold",
     "call_unit",
+    "call_contaminants",
 ]
 
 DETECTED = "DETECTED"
@@ -71,14 +84,16 @@ _PLAUSIBLE_BREADTH = 0.1  # a tenth of a reference's minimizers seen is no pile-
 class UnitReads:
     """A gathered sequencing unit: its fragments and its per-taxon table (taxa.tsv rows by taxid).
 
-    ``error`` is the sentence saying why the unit could not be classified (then ``taxa`` is empty).
+    ``error`` is the sentence saying why the unit could not be classified (then ``taxa`` is empty);
+    ``record`` is its gather record and ``files`` the files read (the record and its taxa table).
     """
 
     unit: Unit
     fragments: int
     taxa: Mapping[int, Mapping[str, Any]]
     error: str | None = None
-    record: Mapping[str, Any] = field(default_factory=dict)
+    record: UnitRecord | None = None
+    files: tuple[FileRef, ...] = ()
 
     def rpm(self, reads: int) -> float:
         """``reads`` as reads per million of this unit's fragments."""
@@ -93,36 +108,39 @@ class UnitReads:
 
 
 def load_unit_reads(unit: Unit, folder: Path) -> UnitReads:
-    """Read a unit's gathered ``reads.json`` and ``taxa.parquet`` from its results folder.
+    """Read a unit's gathered ``reads.json`` record and the ``taxa.parquet`` it was written with.
 
-    Never raises for a bad or missing file: the returned unit carries the error sentence.
+    The table must be the one the record sealed (same SHA-256). Never raises for a bad or missing
+    file: the returned unit carries the error sentence.
     """
-    import polars as pl
-
     folder = Path(folder)
-    path = folder / "reads.json"
+    path, table_path = folder / "reads.json", folder / "taxa.parquet"
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return UnitReads(unit, 0, {}, f"{path}: file not found")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return UnitReads(unit, 0, {}, f"{path}: cannot be read ({exc})")
-    if not isinstance(record, dict):
-        return UnitReads(unit, 0, {}, f"{path}: is not a JSON object")
-    if record.get("status") != "ok":
-        return UnitReads(unit, 0, {}, str(record.get("error") or f"{path}: status is not ok"), record)
-    try:
-        fragments = int(record["metrics"]["fragments_total"]["value"])
-        table = pl.read_parquet(folder / "taxa.parquet")
-    except (KeyError, TypeError, ValueError) as exc:
-        return UnitReads(unit, 0, {}, f"{path}: has no fragments_total ({exc})", record)
-    except OSError as exc:
-        return UnitReads(unit, 0, {}, f"{folder / 'taxa.parquet'}: cannot be read ({exc})", record)
-    if fragments <= 0:
+        record = read_unit_record(path, stage="gather", lot_id=unit.lot_id, unit_id=unit.unit_id)
+    except RecordError as exc:
+        return UnitReads(unit, 0, {}, str(exc).rstrip("."))
+    files = (file_ref(path, f"gathered reads ({unit.role} {unit.unit_id})"),)
+    if not record.ok:
+        return UnitReads(unit, 0, {}, record.error or f"{path}: status is not ok", record, files)
+    table_ref = file_ref(table_path, f"taxa ({unit.role} {unit.unit_id})")
+    written = next((o.sha256 for o in record.outputs if Path(o.path).name == "taxa.parquet"), None)
+    if written is None:
+        return UnitReads(unit, 0, {}, f"{path}: names no taxa table it was written with", record, files)
+    if table_ref.sha256 != written:
+        return UnitReads(
+            unit, 0, {}, f"{table_path}: is not the table {path} was written with", record, files
+        )
+    total = record.metrics.get("fragments_total")
+    fragments = total.value if total is not None else None
+    if not isinstance(fragments, int) or fragments <= 0:
         # reads per million of nothing is no measurement (and no finite number to record)
         return UnitReads(unit, 0, {}, f"{path}: reports {fragments} fragments, so nothing was read", record)
+    try:
+        table = pl.read_parquet(table_path)
+    except OSError as exc:
+        return UnitReads(unit, 0, {}, f"{table_path}: cannot be read ({exc})", record, files)
     taxa = {int(row["taxid"]): row for row in table.iter_rows(named=True)}
-    return UnitReads(unit, fragments, taxa, None, record)
+    return UnitReads(unit, fragments, taxa, None, record, (*files, table_ref))
 
 
 @dataclass(frozen=True)
@@ -134,12 +152,12 @@ class ReferenceFacts:
     occurrences.
     """
 
-    taxonomy: Any
+    taxonomy: Taxonomy
     held_clade: np.ndarray
     kmers_per_minimizer: float
 
     @classmethod
-    def from_index(cls, index: Any) -> ReferenceFacts:
+    def from_index(cls, index: KmerIndex) -> ReferenceFacts:
         window = index.spec.k - index.spec.l + 1
         held = index.taxonomy.clade_sums(np.asarray(index.minimizers_per_taxon, dtype=np.int64))
         return cls(index.taxonomy, held, (window + 1) / 2)
@@ -349,9 +367,14 @@ def detection_threshold(fragments: int, control_fragments: Sequence[int], settin
 # ----------------------------------------------------------------------------- one unit's record
 
 
-def _metric(value: Any, unit: str | None, kind: str, reason: str | None = None, **extra: Any) -> dict:
-    status = "ok" if reason is None else "inconclusive"
-    return {"value": value, "unit": unit, "kind": kind, **extra, "status": status, "reason": reason}
+def _metric(
+    value: float | str | None,
+    unit: str | None,
+    kind: str,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> Metric:
+    return Metric(value, unit, kind, OK if reason is None else "inconclusive", reason, detail=detail)
 
 
 def _sentence_list(items: Sequence[str]) -> str:
@@ -536,52 +559,60 @@ def _call_detail(calls: Sequence[OrganismCall]) -> str | None:
     return "; ".join(f"{c.name}: {c.reads:,} reads, {c.rpm:,.1f} RPM, {c.reason}" for c in detected)
 
 
-def call_unit(
+def call_unit(run: RunConfig, unit: Unit, db: Path) -> UnitRecord:
+    """Call a sequencing unit of the configured run against the lot's controls the configuration
+    gives it (:meth:`RunConfig.controls_of`), reading and writing the units' results folders."""
+    controls = run.controls_of(unit)
+    folders = {u.unit_id: run.unit_dir(u) for u in (unit, *controls)}
+    return call_contaminants(unit, controls, folders, db, run.detection)
+
+
+def call_contaminants(
     unit: Unit,
-    units_dir: Path,
-    lot_units: Sequence[Unit],
+    controls: Sequence[Unit],
+    folders: Mapping[str, Path],
     db: Path,
     settings: DetectionSettings,
-) -> dict[str, Any]:
+) -> UnitRecord:
     """Write a sequencing unit's ``metrics.json`` (and ``calls.tsv``) from its gathered reads and controls.
 
-    ``units_dir`` holds every unit's results folder (``<units_dir>/<unit_id>/reads.json``);
-    ``lot_units`` are the lot's units, of which the same assay's and library's negative and
-    positive controls are used. A test unit gets the calls, checklist, LOD and validity; a control
-    gets its own reads' metrics and, for a positive control, its spike's detection. Returns the
-    record; never raises for a bad input (the record's status is ``error``).
+    ``controls`` are the lot's negative and positive controls of the unit's assay and library;
+    ``folders`` maps each unit id to its results folder (holding ``reads.json`` and the taxa table).
+    A test unit gets the calls, checklist, LOD and validity; a control gets its own reads' metrics
+    and, for a positive control, its spike's detection. Returns the record; never raises for a bad
+    input (the record's status is ``error``). The record's inputs are the read files and the index
+    manifest as gathered, and every gathered record and taxa table read, with their SHA-256.
     """
-    from rapidrelease.reads.index import load_index
-
-    folder = Path(units_dir) / unit.unit_id
-    record = new_unit_record(unit.lot_id, unit.unit_id, unit.assay, unit.role, library=unit.library)
-    related = [
-        u
-        for u in lot_units
-        if u.assay == unit.assay
-        and u.library == unit.library
-        and u.role in ("negative_control", "positive_control")
-    ]
+    folder = Path(folders[unit.unit_id])
+    record = UnitRecord("call", unit.lot_id, unit.unit_id, unit.assay, unit.role)
+    evidence: dict[str, Json] = {"library": unit.library}
+    inputs: list[FileRef] = []
+    metrics: dict[str, Metric] = {}
     calls: list[OrganismCall] = []
     try:
         this = load_unit_reads(unit, folder)
-        # the read files, with their SHA-256 as the classification recorded them
-        record["inputs"] = list(this.record.get("inputs", []))
+        if this.record is not None:
+            # the read files and the index, with their SHA-256 as the classification recorded them
+            inputs += this.record.inputs
+        inputs += this.files
         if this.error is not None:
             raise ReadsError(this.error.rstrip(".") + ".")
-        record["index"] = this.record.get("index")
-        metrics = dict(this.record.get("metrics", {}))
+        assert this.record is not None
+        evidence["index_minimizers"] = this.record.evidence.get("index_minimizers")
+        metrics = dict(this.record.metrics)
         facts = ReferenceFacts.from_index(load_index(Path(db)))
-        others = {u.unit_id: load_unit_reads(u, Path(units_dir) / u.unit_id) for u in related if u != unit}
-        negatives = [others[u.unit_id] for u in related if u.role == "negative_control" and u != unit]
-        positives = [others[u.unit_id] for u in related if u.role == "positive_control" and u != unit]
-        record["settings"] = asdict(settings)
+        others = {u.unit_id: load_unit_reads(u, Path(folders[u.unit_id])) for u in controls if u != unit}
+        for other in others.values():
+            inputs += other.files
+        negatives = [others[u.unit_id] for u in controls if u.role == "negative_control" and u != unit]
+        positives = [others[u.unit_id] for u in controls if u.role == "positive_control" and u != unit]
+        evidence["settings"] = asdict(settings)
         if unit.role == "negative_control":
             metrics |= _negative_control_metrics(this, unit.assay, settings)
         elif unit.role == "positive_control":
             measured = [n for n in negatives if n.error is None]
             spike = assess_positive_control(this, measured, unit.library, settings, facts)
-            record["spike"] = asdict(spike)
+            evidence["spike"] = asdict(spike)
             metrics["spike_call"] = _metric(spike.call, None, "category", spike.problem)
             metrics["spike_rpm_per_unit"] = _metric(
                 spike.rpm_per_unit, f"RPM per {spike.unit}", "sensitivity", spike.problem
@@ -590,16 +621,22 @@ def call_unit(
             # a control that could not be measured invalidates the run but is no background
             measured = [n for n in negatives if n.error is None]
             calls = call_organisms(this, measured, unit.assay, unit.library, settings, facts)
-            metrics |= _test_metrics(this, calls, negatives, positives, unit, settings, facts, record)
-        record["metrics"] = metrics
+            metrics |= _test_metrics(this, calls, negatives, positives, unit, settings, facts, evidence)
+        record = dataclasses.replace(record, metrics=metrics)
     except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
-        record_failure(record, exc, "calling contaminants of")
+        record = record.failed(exc, "calling contaminants of")
     _write_calls(folder / "calls.tsv", calls)
-    write_json(folder / "metrics.json", record)
+    record = dataclasses.replace(
+        record,
+        inputs=tuple(inputs),
+        outputs=(file_ref(folder / "calls.tsv", "calls"),),
+        evidence=evidence,
+    )
+    write_record(folder / "metrics.json", record)
     return record
 
 
-def _negative_control_metrics(this: UnitReads, assay: str, settings: DetectionSettings) -> dict[str, Any]:
+def _negative_control_metrics(this: UnitReads, assay: str, settings: DetectionSettings) -> dict[str, Metric]:
     problems = _negative_control_problems([this], assay, settings)
     worst = max(
         (
@@ -620,8 +657,8 @@ def _test_metrics(
     unit: Unit,
     settings: DetectionSettings,
     facts: ReferenceFacts,
-    record: dict[str, Any],
-) -> dict[str, Any]:
+    evidence: dict[str, Json],
+) -> dict[str, Metric]:
     problems: list[str] = []
     if this.fragments < settings.min_fragments:
         problems.append(
@@ -664,23 +701,23 @@ def _test_metrics(
     for entry in checklist:
         known = by_group.get(entry["group"], 0.0)
         by_group[entry["group"]] = None if known is None or entry["lod"] is None else max(known, entry["lod"])
-    record["lod_by_group"] = {"unit": lod_unit, **by_group}
+    evidence["lod_by_group"] = {"unit": lod_unit, **by_group}
     worst = None if not by_group or None in by_group.values() else max(by_group.values())
     detected = [c for c in calls if c.call == DETECTED]
     invalid = _sentence_list(problems) or None
-    record["validity"] = {"valid": invalid is None, "problems": problems}
-    record["controls"] = {
+    evidence["validity"] = {"valid": invalid is None, "problems": problems}
+    evidence["controls"] = {
         "negative": [
             {"unit_id": c.unit.unit_id, "fragments": c.fragments, "error": c.error} for c in negatives
         ],
         "positive": [asdict(s) for s in spikes],
     }
-    record["detection_threshold"] = {"reads": threshold, "rpm": this.rpm(threshold)}
-    record["calls"] = [asdict(c) for c in calls]
-    record["checklist"] = checklist
+    evidence["detection_threshold"] = {"reads": threshold, "rpm": this.rpm(threshold)}
+    evidence["calls"] = [asdict(c) for c in calls]
+    evidence["checklist"] = checklist
     return {
         "contaminant_call": _metric(
-            DETECTED if detected else NOT_DETECTED, None, "category", invalid, detail=_call_detail(calls)
+            DETECTED if detected else NOT_DETECTED, None, "category", invalid, _call_detail(calls)
         ),
         "contaminants_detected": _metric(len(detected), "organisms", "count", invalid),
         "detection_threshold_reads": _metric(threshold, "reads", "count"),
@@ -696,8 +733,6 @@ def _test_metrics(
 
 def _write_calls(path: Path, calls: Sequence[OrganismCall]) -> None:
     """The calls as a table (one row per organism; control RPMs comma-separated)."""
-    import polars as pl
-
     integers = {"taxid", "reads", "distinct_minimizers"}
     numbers = {"rpm", "breadth", "kmer_ratio", "z", "fold", "p_value"}
     schema = {

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 from rapidrelease.config.specs import (
-    FAIL,
-    PASS,
     Attribute,
     judge,
     load_specs,
@@ -17,6 +15,7 @@ from rapidrelease.config.specs import (
     value_problem,
     written_decimals,
 )
+from rapidrelease.config.vocabulary import FAIL, PASS
 from rapidrelease.errors import ConfigError
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rapidrelease.flow.measure import measure_unit
+from rapidrelease.flow.measure import measure_tube
+from rapidrelease.records import UnitRecord, read_unit_record
 
 PANEL = Path("config/panels/car_t_phenotype.yaml")
 DEMO_FCS = Path("resources/demo/DEMO-001/DEMO-001_phenotype.fcs")
@@ -22,19 +23,29 @@ def _in_project(project_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project_root)
 
 
-def _measure(tmp_path: Path, fcs: Path | None, panel: Path | None = PANEL, assay: str = "phenotype") -> dict:
+def _measure(
+    tmp_path: Path, fcs: Path | None, panel: Path | None = PANEL, assay: str = "phenotype"
+) -> UnitRecord:
     out = tmp_path / "out"
-    record = measure_unit("LOT-1", "PHENO", assay, "test", fcs, panel, out)
+    record = measure_tube(
+        lot_id="LOT-1",
+        unit_id="PHENO",
+        assay=assay,
+        role="test",
+        fcs_path=fcs,
+        panel_path=panel,
+        out_dir=out,
+    )
     for name in ("metrics.json", "populations.tsv", "gate_plots.json"):
         assert (out / name).is_file(), f"{name} is always written"
-    assert json.loads((out / "metrics.json").read_text()) == record
+    assert read_unit_record(out / "metrics.json", "measure", "LOT-1", "PHENO") == record
     return record
 
 
-def _assert_one_sentence_error(record: dict, *fragments: str) -> None:
-    assert record["status"] == "error"
-    assert record["metrics"] == {}
-    message = record["error"]
+def _assert_one_sentence_error(record: UnitRecord, *fragments: str) -> None:
+    assert record.status == "error"
+    assert record.metrics == {}
+    message = record.error
     assert "\n" not in message and "Traceback" not in message and message.endswith(".")
     for fragment in fragments:
         assert fragment in message, message
@@ -42,20 +53,20 @@ def _assert_one_sentence_error(record: dict, *fragments: str) -> None:
 
 def test_demo_tube_metrics_agree_with_the_simulation_truth(tmp_path: Path, project_root: Path):
     record = _measure(tmp_path, DEMO_FCS)
-    assert record["status"] == "ok", record["error"]
+    assert record.status == "ok", record.error
     truth = pl.read_csv(project_root / "resources/demo/DEMO-001/truth.tsv", separator="\t")
     for row in truth.iter_rows(named=True):
-        measured = record["metrics"][row["metric"]]
-        assert measured["status"] == "ok"
+        measured = record.metrics[row["metric"]]
+        assert measured.status == "ok"
         tolerance = 0.1 * row["value"] if row["metric"].endswith("ratio") else 1.0  # 1 point, 10 % of a ratio
-        assert abs(measured["value"] - row["value"]) <= tolerance, row["metric"]
-    fcs_input = record["inputs"][0]
-    assert fcs_input["sha256"] and fcs_input["size_bytes"] == DEMO_FCS.stat().st_size
-    assert record["acquisition"]["cytometer"] == "LSRFortessa"
+        assert abs(measured.value - row["value"]) <= tolerance, row["metric"]
+    fcs_input = record.inputs[0]
+    assert fcs_input.role == "fcs"
+    assert fcs_input.sha256 and fcs_input.size_bytes == DEMO_FCS.stat().st_size
+    assert record.acquisition is not None and record.acquisition.cytometer == "LSRFortessa"
     populations = pl.read_csv(tmp_path / "out" / "populations.tsv", separator="\t")
-    assert (
-        populations.filter(pl.col("population") == "Cells/Singlets/Live/CD3pos/CARpos")["count"][0]
-        == (record["metrics"]["car_pct_cd3"]["numerator"]["count"])
+    assert populations.filter(pl.col("population") == "Cells/Singlets/Live/CD3pos/CARpos")["count"][0] == (
+        record.metrics["car_pct_cd3"].numerator.count
     )
     plots = json.loads((tmp_path / "out" / "gate_plots.json").read_text())["plots"]
     assert [p["gate"] for p in plots][:3] == ["Cells", "Cells/Singlets", "Cells/Singlets/Live"]
@@ -71,7 +82,7 @@ def test_truncated_fcs_file(tmp_path: Path):
     truncated.write_bytes(DEMO_FCS.read_bytes()[: DEMO_FCS.stat().st_size // 2])
     record = _measure(tmp_path, truncated)
     _assert_one_sentence_error(record, "DEMO-001_phenotype.fcs")
-    assert record["inputs"][0]["sha256"], "even an unreadable input is hashed for the audit trail"
+    assert record.inputs[0].sha256, "even an unreadable input is hashed for the audit trail"
 
 
 def test_a_file_that_is_not_fcs(tmp_path: Path):
@@ -103,9 +114,9 @@ def test_a_tube_with_too_few_events_makes_metrics_insufficient(tmp_path: Path, p
             metadata_dict={"spillover": fcs.keywords["$SPILLOVER"]},
         )
     record = _measure(tmp_path, small)
-    assert record["status"] == "ok"
-    assert record["metrics"]["viability_pct"]["status"] == "insufficient_events"
-    assert record["metrics"]["viability_pct"]["value"] is None
+    assert record.status == "ok"
+    assert record.metrics["viability_pct"].status == "insufficient_events"
+    assert record.metrics["viability_pct"].value is None
 
 
 def test_missing_panel_and_wrong_assay(tmp_path: Path):
@@ -130,7 +141,7 @@ def test_a_unit_measured_again_replaces_its_outputs_whole(tmp_path: Path):
     first = _measure(tmp_path, DEMO_FCS)
     broken = tmp_path / "gone.fcs"
     second = _measure(tmp_path, broken)
-    assert first["status"] == "ok" and second["status"] == "error"
+    assert first.status == "ok" and second.status == "error"
     assert pl.read_csv(tmp_path / "out" / "populations.tsv", separator="\t").height == 0
     assert not list((tmp_path / "out").glob(".*.tmp")), "no temporary file is left behind"
     shutil.rmtree(tmp_path / "out")
@@ -164,13 +175,14 @@ def test_a_matrix_file_named_by_the_panel_replaces_the_tubes_spillover(tmp_path:
     from_file = _measure(tmp_path / "file", DEMO_FCS, panel=_panel_with_matrix(tmp_path, same))
     uncorrected = _measure(tmp_path / "none", DEMO_FCS, panel=_panel_with_matrix(tmp_path, identity))
 
-    assert own["compensation"] == "the tube's own $SPILLOVER"
-    assert from_file["compensation"] == str(same)
-    assert {i["role"] for i in from_file["inputs"]} == {"fcs", "compensation"}
-    assert from_file["metrics"] == own["metrics"]  # the same matrix from a file: the same numbers
+    assert own.evidence["compensation"] == "the tube's own $SPILLOVER"
+    assert from_file.evidence["compensation"] == str(same)
+    assert {i.role for i in own.inputs} == {"fcs", "panel", "gating template"}
+    assert {i.role for i in from_file.inputs} == {"fcs", "panel", "gating template", "compensation"}
+    assert from_file.metrics == own.metrics  # the same matrix from a file: the same numbers
     # without compensation FITC (CAR) spills 20 % into PE (CCR7): CAR+ cells look CCR7-brighter
     ccr7_pos = ("cd45ra_pos_ccr7_pos_pct_car", "cd45ra_neg_ccr7_pos_pct_car")
-    shift = sum(uncorrected["metrics"][m]["value"] - own["metrics"][m]["value"] for m in ccr7_pos)
+    shift = sum(uncorrected.metrics[m].value - own.metrics[m].value for m in ccr7_pos)
     assert shift > 5.0
 
 
@@ -233,5 +245,5 @@ def test_the_rewritten_demo_tube_is_measured_as_the_original(tmp_path: Path):
     # the rewriting above changes nothing by itself: each refusal is the edited keyword's doing
     record = _measure(tmp_path, _demo_with(tmp_path, "same.fcs"))
     original = _measure(tmp_path, DEMO_FCS)
-    assert record["status"] == "ok"
-    assert record["metrics"] == original["metrics"]
+    assert record.status == "ok"
+    assert record.metrics == original.metrics

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rapidrelease.flow.measure import ControlTube, measure_unit
+from rapidrelease.flow.measure import ControlTube, measure_tube
+from rapidrelease.records import Metric, read_unit_record
 from rapidrelease.stats import mean_detected, upper_bound
 
 from .tubes import rectangle_gate, write_gatingml, write_tube
@@ -44,45 +45,47 @@ def panel(tmp_path: Path) -> Path:
     return path
 
 
-def _metrics(panel: Path, role: str, fcs: Path, controls=(), volume_ul=None) -> dict:
-    record = measure_unit(
-        "LOT-1",
-        "MIC",
-        "microbial_flow",
-        role,
-        fcs,
-        panel,
-        panel.parent / "out",
+def _metrics(panel: Path, role: str, fcs: Path, controls=(), volume_ul=None) -> dict[str, Metric]:
+    record = measure_tube(
+        lot_id="LOT-1",
+        unit_id="MIC",
+        assay="microbial_flow",
+        role=role,
+        fcs_path=fcs,
+        panel_path=panel,
+        out_dir=panel.parent / "out",
         controls=controls,
         volume_ul=volume_ul,
     )
-    assert record["status"] == "ok", record["error"]
-    return record["metrics"]
+    assert record.status == "ok", record.error
+    # the sealed metrics.json reads back, consistent, as the record returned
+    assert read_unit_record(panel.parent / "out" / "metrics.json", "measure", "LOT-1", "MIC") == record
+    return dict(record.metrics)
 
 
 def test_a_contaminated_sample_is_detected_against_sterile_medium(panel: Path, tmp_path: Path):
     medium = _tube(tmp_path / "medium.fcs", microbes=4, noise=3000, seed=1)
     test = _tube(tmp_path / "test.fcs", microbes=40, noise=3000, seed=2)
     metrics = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", medium)])
-    assert metrics["microbes_per_ml"]["value"] == pytest.approx(40 / 0.05)
+    assert metrics["microbes_per_ml"].value == pytest.approx(40 / 0.05)
     call = metrics["microbial_call"]
-    assert call["value"] == "DETECTED" and call["status"] == "ok"
-    evidence = call["evidence"]
+    assert call.value == "DETECTED" and call.status == "ok"
+    evidence = call.evidence
     # four events in the medium: at most upper_bound(4) = 9.15 in the same volume at 95 %
     assert evidence["background_upper_bound"] == pytest.approx(upper_bound(4))
     assert evidence["detection_threshold_events"] == 10
     assert evidence["negative_control"] == {"unit_id": "NC", "count": 4, "volume_ml": 0.05, "per_ml": 80.0}
-    assert "40 events in Microbes (800 events/mL) against the negative control NC's 4" in call["detail"]
+    assert "40 events in Microbes (800 events/mL) against the negative control NC's 4" in call.detail
     lod = metrics["microbial_lod_per_ml"]
-    assert lod["value"] == pytest.approx((mean_detected(10) - 4) / 0.05)
-    assert lod["unit"] == "events/mL"
+    assert lod.value == pytest.approx((mean_detected(10) - 4) / 0.05)
+    assert lod.unit == "events/mL"
 
 
 def test_a_sample_at_the_mediums_level_is_not_detected(panel: Path, tmp_path: Path):
     medium = _tube(tmp_path / "medium.fcs", microbes=4, noise=3000, seed=1)
     test = _tube(tmp_path / "test.fcs", microbes=6, noise=3000, seed=2)
     call = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", medium)])["microbial_call"]
-    assert call["value"] == "NOT_DETECTED" and call["detail"] is None
+    assert call.value == "NOT_DETECTED" and call.detail is None
 
 
 def test_a_larger_test_volume_scales_the_background(panel: Path, tmp_path: Path):
@@ -90,14 +93,17 @@ def test_a_larger_test_volume_scales_the_background(panel: Path, tmp_path: Path)
     medium = _tube(tmp_path / "medium.fcs", microbes=4, noise=3000, seed=1)
     test = _tube(tmp_path / "test.fcs", microbes=9, noise=3000, seed=2, volume_nl=2 * VOLUME_NL)
     call = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", medium)])["microbial_call"]
-    assert call["evidence"]["background_upper_bound"] == pytest.approx(2 * upper_bound(4))
-    assert call["value"] == "NOT_DETECTED"
+    assert call.evidence["background_upper_bound"] == pytest.approx(2 * upper_bound(4))
+    assert call.value == "NOT_DETECTED"
 
 
 def test_the_sheets_volume_is_used_before_the_files(panel: Path, tmp_path: Path):
     test = _tube(tmp_path / "test.fcs", microbes=40, noise=100, seed=2)
     per_ml = _metrics(panel, "test", test, volume_ul=100.0)["microbes_per_ml"]
-    assert per_ml["value"] == pytest.approx(400.0) and per_ml["volume"] == {"ml": 0.1, "source": "volume_ul"}
+    assert per_ml.value == pytest.approx(400.0) and per_ml.evidence["volume"] == {
+        "ml": 0.1,
+        "source": "volume_ul",
+    }
 
 
 @pytest.mark.parametrize(
@@ -123,8 +129,8 @@ def test_the_call_is_inconclusive_without_a_usable_control_or_volume(panel: Path
     controls = [] if case == "no control" else [ControlTube("NC", "negative_control", medium)]
     metrics = _metrics(panel, "test", test, controls)
     call, lod = metrics["microbial_call"], metrics["microbial_lod_per_ml"]
-    assert call["value"] is None and lod["value"] is None
-    assert call["status"] != "ok" and call["reason"] == lod["reason"]
+    assert call.value is None and lod.value is None
+    assert call.status != "ok" and call.reason == lod.reason
     expected = {
         "no control": "microbes_per_ml needs the lot's negative control, and the lot has none.",
         "control without volume": "the negative control NC: microbes_per_ml: unit NC has no acquired volume",
@@ -133,10 +139,10 @@ def test_the_call_is_inconclusive_without_a_usable_control_or_volume(panel: Path
         ),
         "test without volume": "microbes_per_ml: unit MIC has no acquired volume",
     }[case]
-    assert call["reason"].startswith(expected), call["reason"]
+    assert call.reason.startswith(expected), call.reason
 
 
 def test_the_negative_control_itself_gets_no_call(panel: Path, tmp_path: Path):
     medium = _tube(tmp_path / "medium.fcs", microbes=4, noise=300, seed=1)
     metrics = _metrics(panel, "negative_control", medium)
-    assert "microbial_call" not in metrics and metrics["microbes_per_ml"]["value"] == pytest.approx(80.0)
+    assert "microbial_call" not in metrics and metrics["microbes_per_ml"].value == pytest.approx(80.0)

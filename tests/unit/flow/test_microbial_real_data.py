@@ -21,7 +21,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rapidrelease.flow.measure import measure_unit
+from rapidrelease.flow.measure import measure_tube
+from rapidrelease.records import Metric
 
 pytestmark = pytest.mark.shared_data
 
@@ -38,10 +39,12 @@ def _panel(folder: Path, template: Path, assay: str, metrics: str) -> Path:
     return panel
 
 
-def _measure(fcs: Path, panel: Path, out: Path, assay: str = "microbial_flow") -> dict:
-    record = measure_unit("LOT", "U", assay, "test", fcs, panel, out)
-    assert record["status"] == "ok", record["error"]
-    return record["metrics"]
+def _measure(fcs: Path, panel: Path, out: Path, assay: str = "microbial_flow") -> dict[str, Metric]:
+    record = measure_tube(
+        lot_id="LOT", unit_id="U", assay=assay, role="test", fcs_path=fcs, panel_path=panel, out_dir=out
+    )
+    assert record.status == "ok", record.error
+    return dict(record.metrics)
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +71,13 @@ def test_drinking_water_cells_per_ml_equal_flowcore_in_all_162_files(realtime, s
         fcs = shared_data / REALTIME / "fcs" / row["file"]
         metrics = _measure(fcs, panel, folder / "out")
         volume_nl = float(read_fcs(fcs).keywords["$VOL"])
-        assert metrics["total_cells"]["value"] == row["total_cells_gate_count"], row["file"]
+        assert metrics["total_cells"].value == row["total_cells_gate_count"], row["file"]
         per_ml = metrics["total_cells_per_ml"]
-        assert per_ml["value"] == row["total_cells_gate_count"] / (volume_nl / 1e6), row["file"]
-        assert per_ml["volume"] == {"ml": volume_nl / 1e6, "source": "$VOL"}
-        lo, hi = per_ml["ci95"]
-        assert lo < per_ml["value"] < hi
-        (intact_per_ml if "_SGPI" in row["file"] else total_per_ml).append(per_ml["value"])
+        assert per_ml.value == row["total_cells_gate_count"] / (volume_nl / 1e6), row["file"]
+        assert per_ml.evidence["volume"] == {"ml": volume_nl / 1e6, "source": "$VOL"}
+        lo, hi = per_ml.ci95
+        assert lo < per_ml.value < hi
+        (intact_per_ml if "_SGPI" in row["file"] else total_per_ml).append(per_ml.value)
     assert len(intact_per_ml) == len(total_per_ml) == 81
     # PI enters membrane-damaged cells and moves them out of the SYBR gate: fewer intact than total
     assert np.median(intact_per_ml) < np.median(total_per_ml)
@@ -110,10 +113,10 @@ def test_yeast_live_dead_counts_equal_flowworkspace(fungalight, shared_data: Pat
         fcs = shared_data / FUNGALIGHT / "fcs" / name
         metrics = _measure(fcs, panel, folder / "out")
         expected = dict(truth.filter(pl.col("sample") == sample).select("pop", "flowworkspace").iter_rows())
-        assert {pop: metrics[pop]["value"] for pop in expected} == expected, sample
+        assert {pop: metrics[pop].value for pop in expected} == expected, sample
         singlet, live = expected["singlet"], expected["live"]
-        assert metrics["live_pct"]["value"] == pytest.approx(100 * live / singlet)
-        assert metrics["live_per_ml"]["volume"]["source"] == "$VOL"
+        assert metrics["live_pct"].value == pytest.approx(100 * live / singlet)
+        assert metrics["live_per_ml"].evidence["volume"]["source"] == "$VOL"
 
 
 def test_bacterial_dilution_series_is_linear(shared_data: Path, tmp_path: Path):
@@ -138,7 +141,7 @@ def test_bacterial_dilution_series_is_linear(shared_data: Path, tmp_path: Path):
     for series in ("T3_CalCurve", "T9_CalCurve"):
         k = np.arange(7)
         files = [shared_data / NOVOCYTE / series / f"{series}_2e{i}.fcs" for i in k]
-        per_ml = np.array([_measure(f, panel, tmp_path / "out")["cells_per_ml"]["value"] for f in files])
+        per_ml = np.array([_measure(f, panel, tmp_path / "out")["cells_per_ml"].value for f in files])
         relative = 2.0**-k  # 2e<k>: k two-fold dilutions
         slope, intercept = np.polyfit(relative, per_ml, 1)
         r2 = 1 - np.sum((per_ml - (slope * relative + intercept)) ** 2) / np.sum(

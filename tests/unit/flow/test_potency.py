@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rapidrelease.flow.measure import ControlTube, measure_unit
+from rapidrelease.flow.measure import ControlTube, measure_tube
 from rapidrelease.flow.thresholds import percentile_order_statistic
+from rapidrelease.records import UnitRecord, read_unit_record
 
 from .tubes import rectangle_gate, write_gatingml, write_tube
 
@@ -86,9 +87,22 @@ def lab(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _measure(lab: Path, unit: str, role: str, path: Path, controls=(), panel: str = "potency.yaml") -> dict:
-    record = measure_unit("LOT-1", unit, "potency", role, path, lab / panel, lab / unit, controls=controls)
-    assert record["status"] == "ok", record["error"]
+def _measure(
+    lab: Path, unit: str, role: str, path: Path, controls=(), panel: str = "potency.yaml"
+) -> UnitRecord:
+    record = measure_tube(
+        lot_id="LOT-1",
+        unit_id=unit,
+        assay="potency",
+        role=role,
+        fcs_path=path,
+        panel_path=lab / panel,
+        out_dir=lab / unit,
+        controls=controls,
+    )
+    assert record.status == "ok", record.error
+    # the sealed metrics.json reads back, consistent, as the record returned
+    assert read_unit_record(lab / unit / "metrics.json", "measure", "LOT-1", unit) == record
     return record
 
 
@@ -97,7 +111,7 @@ def test_thresholds_come_from_the_unstimulated_tube_and_background_is_subtracted
     _tube(lab / "unstim.fcs", UNSTIMULATED, seed=2)
     control = ControlTube("UNSTIM", "unstimulated", lab / "unstim.fcs")
     record = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", [control])
-    ifng, _ = record["thresholds"]
+    ifng, _ = record.evidence["thresholds"]
     assert (ifng["name"], ifng["control_unit_id"], ifng["percentile"]) == ("IFNgpos", "UNSTIM", 99.5)
     assert ifng["control_events"] == N_CELLS
     # the threshold is the unstimulated tube's 99.5th percentile of IFNg among its T cells
@@ -107,20 +121,21 @@ def test_thresholds_come_from_the_unstimulated_tube_and_background_is_subtracted
     channels = read_fcs(lab / "unstim.fcs").pnn_labels
     t_cells = events[:, channels.index("CD3-A")] >= 1000
     assert ifng["value"] == percentile_order_statistic(events[t_cells, channels.index("IFNg-A")], 99.5)
-    metrics = record["metrics"]
+    metrics = record.metrics
     for name, cytokine in (("ifng_pct_t", "IFNg"), ("tnfa_pct_t", "TNFa")):
         metric = metrics[name]
-        assert metric["status"] == "ok"
+        assert metric.status == "ok"
         expected = 100 * truth[cytokine] / truth["T"]
         # the bright responders are all above a threshold at the negatives' tail; 0.5 % of the
         # control is above it by construction and is the background subtracted
-        assert metric["gross"] == pytest.approx(expected, abs=0.3)
-        assert metric["background"]["unit_id"] == "UNSTIM"
-        assert metric["background"]["value"] == pytest.approx(0.5, abs=0.01)
-        assert metric["value"] == pytest.approx(metric["gross"] - metric["background"]["value"])
-        lo, hi = metric["ci95"]
-        assert lo < metric["value"] < hi and hi - lo < 2.0
-    assert metrics["polyfunctional_pct_t"]["gross"] == pytest.approx(
+        gross, background = metric.evidence["gross"], metric.evidence["background"]
+        assert gross == pytest.approx(expected, abs=0.3)
+        assert background["unit_id"] == "UNSTIM"
+        assert background["value"] == pytest.approx(0.5, abs=0.01)
+        assert metric.value == pytest.approx(gross - background["value"])
+        lo, hi = metric.ci95
+        assert lo < metric.value < hi and hi - lo < 2.0
+    assert metrics["polyfunctional_pct_t"].evidence["gross"] == pytest.approx(
         100 * truth["both"] / truth["T"], abs=0.3
     )
 
@@ -128,18 +143,18 @@ def test_thresholds_come_from_the_unstimulated_tube_and_background_is_subtracted
 def test_the_unstimulated_tube_reports_its_own_background(lab: Path):
     _tube(lab / "unstim.fcs", UNSTIMULATED, seed=2)
     record = _measure(lab, "UNSTIM", "unstimulated", lab / "unstim.fcs")
-    assert record["thresholds"][0]["control_unit_id"] == "UNSTIM"
-    assert record["metrics"]["ifng_pct_t"]["value"] == pytest.approx(0.5, abs=0.01)
-    assert "background" not in record["metrics"]["ifng_pct_t"]
+    assert record.evidence["thresholds"][0]["control_unit_id"] == "UNSTIM"
+    assert record.metrics["ifng_pct_t"].value == pytest.approx(0.5, abs=0.01)
+    assert "background" not in record.metrics["ifng_pct_t"].evidence
 
 
 def test_without_the_unstimulated_control_every_cytokine_metric_is_inconclusive(lab: Path):
     _tube(lab / "stim.fcs", STIMULATED, seed=1)
-    metrics = _measure(lab, "STIM", "stimulated", lab / "stim.fcs")["metrics"]
+    metrics = _measure(lab, "STIM", "stimulated", lab / "stim.fcs").metrics
     for name in ("ifng_pct_t", "tnfa_pct_t", "polyfunctional_pct_t"):
-        assert metrics[name]["status"] == "not_computable"
-        assert metrics[name]["value"] is None
-    assert metrics["ifng_pct_t"]["reason"] == (
+        assert metrics[name].status == "not_computable"
+        assert metrics[name].value is None
+    assert metrics["ifng_pct_t"].reason == (
         "ifng_pct_t needs population Cells/Tcells/IFNgpos, whose threshold could not be derived: threshold "
         "IFNgpos needs the lot's unstimulated control, and the lot has none."
     )
@@ -150,23 +165,28 @@ def test_an_unreadable_control_is_named(lab: Path):
     (lab / "unstim.fcs").write_bytes(b"not an FCS file")
     control = ControlTube("UNSTIM", "unstimulated", lab / "unstim.fcs")
     record = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", [control])
-    reason = record["metrics"]["ifng_pct_t"]["reason"]
+    reason = record.metrics["ifng_pct_t"].reason
     assert "needs the lot's unstimulated control, which could not be used: unit UNSTIM: " in reason
     assert "unstim.fcs" in reason
     # the control file is an input of the record, with its hash, whatever became of it
-    assert [i["role"] for i in record["inputs"]] == ["fcs", "control fcs (unstimulated UNSTIM)"]
-    assert record["inputs"][1]["sha256"]
+    assert [i.role for i in record.inputs] == [
+        "fcs",
+        "panel",
+        "gating template",
+        "control fcs (unstimulated UNSTIM)",
+    ]
+    assert record.inputs[3].sha256
 
 
 def test_a_control_with_too_few_events_gives_no_threshold(lab: Path):
     _tube(lab / "stim.fcs", STIMULATED, seed=1)
     _tube(lab / "unstim.fcs", UNSTIMULATED, seed=2, n=60)
     control = ControlTube("UNSTIM", "unstimulated", lab / "unstim.fcs")
-    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", [control])["metrics"]["ifng_pct_t"]
-    assert metric["status"] == "not_computable"
+    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", [control]).metrics["ifng_pct_t"]
+    assert metric.status == "not_computable"
     assert (
         "threshold IFNgpos rests on 60 events of Cells/Tcells in control UNSTIM, fewer than the 100"
-        in metric["reason"]
+        in metric.reason
     )
 
 
@@ -175,12 +195,12 @@ def test_a_control_above_the_stimulated_tube_is_inconclusive(lab: Path):
     _tube(lab / "stim.fcs", {"IFNg": 0.0005, "TNFa": 0.0005}, seed=1)
     _tube(lab / "unstim.fcs", {"IFNg": 0.05, "TNFa": 0.05}, seed=2)
     control = ControlTube("UNSTIM", "unstimulated", lab / "unstim.fcs")
-    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", [control])["metrics"]["ifng_pct_t"]
-    assert metric["status"] == "control_above_test" and metric["value"] is None
-    assert metric["reason"].startswith(
+    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", [control]).metrics["ifng_pct_t"]
+    assert metric.status == "control_above_test" and metric.value is None
+    assert metric.reason.startswith(
         "ifng_pct_t of the unstimulated control UNSTIM (0.50 %) is above the stimulated tube's"
     )
-    assert metric["gross"] < metric["background"]["value"]
+    assert metric.evidence["gross"] < metric.evidence["background"]["value"]
 
 
 def test_two_unstimulated_controls_are_not_guessed_between(lab: Path):
@@ -191,9 +211,9 @@ def test_two_unstimulated_controls_are_not_guessed_between(lab: Path):
         ControlTube("U1", "unstimulated", lab / "u1.fcs"),
         ControlTube("U2", "unstimulated", lab / "u2.fcs"),
     ]
-    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", controls)["metrics"]["ifng_pct_t"]
-    assert metric["status"] == "not_computable"
-    assert "threshold IFNgpos needs one unstimulated control, but the lot has 2 (U1, U2)" in metric["reason"]
+    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", controls).metrics["ifng_pct_t"]
+    assert metric.status == "not_computable"
+    assert "threshold IFNgpos needs one unstimulated control, but the lot has 2 (U1, U2)" in metric.reason
 
 
 def test_specific_lysis_against_the_target_only_control_with_counting_beads(lab: Path):
@@ -233,28 +253,28 @@ def test_specific_lysis_against_the_target_only_control_with_counting_beads(lab:
     killing_tube(lab / "cocult.fcs", 3_000, seed=1)
     killing_tube(lab / "targets.fcs", 5_000, seed=2)
     control = ControlTube("TGT", "target_only", lab / "targets.fcs")
-    metric = _measure(lab, "KILL", "stimulated", lab / "cocult.fcs", [control], panel="kill.yaml")["metrics"][
+    metric = _measure(lab, "KILL", "stimulated", lab / "cocult.fcs", [control], panel="kill.yaml").metrics[
         "specific_lysis_pct"
     ]
-    assert metric["status"] == "ok"
-    assert metric["value"] == pytest.approx(40.0)
-    assert metric["numerator"]["count"] == 3_000 and metric["control"] == {
+    assert metric.status == "ok"
+    assert metric.value == pytest.approx(40.0)
+    assert metric.numerator.count == 3_000 and metric.evidence["control"] == {
         "unit_id": "TGT",
         "targets": 5_000,
         "reference": 5_000,
     }
-    lo, hi = metric["ci95"]
+    lo, hi = metric.ci95
     assert lo < 40 < hi and hi - lo < 8  # Poisson counts of 3,000 and 5,000 targets and beads
     # the target-only tube itself has no lysis, and a co-culture without its control is inconclusive
-    own = _measure(lab, "TGT", "target_only", lab / "targets.fcs", panel="kill.yaml")["metrics"][
+    own = _measure(lab, "TGT", "target_only", lab / "targets.fcs", panel="kill.yaml").metrics[
         "specific_lysis_pct"
     ]
-    assert own["status"] == "not_applicable"
-    alone = _measure(lab, "KILL", "stimulated", lab / "cocult.fcs", panel="kill.yaml")["metrics"][
+    assert own.status == "not_applicable"
+    alone = _measure(lab, "KILL", "stimulated", lab / "cocult.fcs", panel="kill.yaml").metrics[
         "specific_lysis_pct"
     ]
-    assert alone["status"] == "missing_control"
-    assert alone["reason"] == "specific_lysis_pct needs the lot's target-only control, and the lot has none."
+    assert alone.status == "missing_control"
+    assert alone.reason == "specific_lysis_pct needs the lot's target-only control, and the lot has none."
 
 
 def test_an_fmo_threshold_comes_from_the_fmo_tube_that_leaves_that_marker_out(lab: Path):
@@ -274,16 +294,16 @@ def test_an_fmo_threshold_comes_from_the_fmo_tube_that_leaves_that_marker_out(la
         ControlTube("FMO-IFNG", "fmo", lab / "fmo_ifng.fcs", stain="IFNg-A"),
     ]
     record = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", controls, panel="fmo.yaml")
-    assert {t["name"]: t["control_unit_id"] for t in record["thresholds"]} == {
+    assert {t["name"]: t["control_unit_id"] for t in record.evidence["thresholds"]} == {
         "IFNgpos": "FMO-IFNG",
         "TNFapos": "FMO-TNFA",
     }
     # without a stain column to tell two FMO tubes apart, none is chosen
     unnamed = [ControlTube(c.unit_id, "fmo", c.path) for c in controls]
-    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", unnamed, panel="fmo.yaml")["metrics"][
+    metric = _measure(lab, "STIM", "stimulated", lab / "stim.fcs", unnamed, panel="fmo.yaml").metrics[
         "ifng_pct_t"
     ]
     assert (
         "threshold IFNgpos needs the lot's FMO control whose stain is IFNg-A, and the lot has none"
-        in metric["reason"]
+        in metric.reason
     )

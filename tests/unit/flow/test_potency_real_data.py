@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from rapidrelease.flow.measure import measure_unit
+from rapidrelease.flow.measure import measure_tube
 
 pytestmark = pytest.mark.shared_data
 
@@ -27,10 +27,17 @@ def test_seb_tubes_measured_as_potency_give_flowjos_counts(shared_data: Path, tm
     samples = truth["sample"].unique().sort().to_list()
     assert len(samples) == 30
     for sample in samples:
-        record = measure_unit(
-            "LOT", "SEB", "potency", "stimulated", shared_data / DATA / sample, panel, tmp_path / "out"
+        record = measure_tube(
+            lot_id="LOT",
+            unit_id="SEB",
+            assay="potency",
+            role="stimulated",
+            fcs_path=shared_data / DATA / sample,
+            panel_path=panel,
+            out_dir=tmp_path / "out",
         )
-        assert record["status"] == "ok", record["error"]
+        assert record.status == "ok", record.error
         flowjo = dict(truth.filter(pl.col("sample") == sample).select("path", "flowjo").iter_rows())
-        assert record["inputs"][0]["n_events"] == flowjo["(root)"]
-        assert record["metrics"]["vd2_cells"]["value"] == flowjo["Vd2"], sample
+        fcs_input = record.inputs[0]
+        assert fcs_input.role == "fcs" and fcs_input.details["n_events"] == flowjo["(root)"]
+        assert record.metrics["vd2_cells"].value == flowjo["Vd2"], sample

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rapidrelease.flow.measure import ControlTube, measure_unit
+from rapidrelease.flow.measure import ControlTube, measure_tube
+from rapidrelease.records import UnitRecord
 
 from .tubes import rectangle_gate, write_gatingml, write_tube
 
@@ -50,34 +51,46 @@ def _controls(lab: Path, **changes: str) -> list[ControlTube]:
     return [ControlTube(u, "compensation", lab / files.get(u, "pe.fcs"), stain=s) for u, s in stains.items()]
 
 
-def _measure(lab: Path, tube: Path, controls: list[ControlTube], panel: str = "when_missing") -> dict:
-    return measure_unit(
-        "LOT", "PHENO", "phenotype", "test", tube, lab / f"{panel}.yaml", lab / "out", controls=controls
+def _measure(lab: Path, tube: Path, controls: list[ControlTube], panel: str = "when_missing") -> UnitRecord:
+    return measure_tube(
+        lot_id="LOT",
+        unit_id="PHENO",
+        assay="phenotype",
+        role="test",
+        fcs_path=tube,
+        panel_path=lab / f"{panel}.yaml",
+        out_dir=lab / "out",
+        controls=controls,
     )
 
 
 def test_the_matrix_of_simulated_single_stains_is_the_true_one(lab: Path):
     record = _measure(lab, _tube(lab / "test.fcs", 5000, 5000, seed=4), _controls(lab))
-    assert record["status"] == "ok", record["error"]
-    block = record["single_stains"]
+    assert record.status == "ok", record.error
+    block = record.evidence["single_stains"]
     assert block["detectors"] == list(DETECTORS) and block["applied"]
     assert np.abs(np.array(block["matrix"]) - TRUE).max() < 0.005
     assert [c["unit_id"] for c in block["controls"]] == ["UNST", "FITC", "PE"]
     assert block["controls"][1]["positive_events"] == 1000  # the brightest 5 % of 20,000 cells
-    assert record["compensation"] == "the spillover matrix computed from the lot's single-stain controls"
+    assert (
+        record.evidence["compensation"]
+        == "the spillover matrix computed from the lot's single-stain controls"
+    )
     assert block["check_against_file"] is None
 
 
 def test_a_tube_with_its_own_spillover_keeps_it_unless_the_panel_says_always(lab: Path):
     tube = _tube(lab / "test.fcs", 5000, 5000, seed=4, spill=True)
     record = _measure(lab, tube, _controls(lab))
-    assert record["compensation"] == "the tube's own $SPILLOVER" and not record["single_stains"]["applied"]
+    assert record.status == "ok", record.error
+    assert record.evidence["compensation"] == "the tube's own $SPILLOVER"
+    assert not record.evidence["single_stains"]["applied"]
     # the file's FITC → PE of 0.3 against the true 0.2
-    check = record["single_stains"]["check_against_file"]
+    check = record.evidence["single_stains"]["check_against_file"]
     assert check["emitter"] == "FITC-A" and check["receiver"] == "PE-A"
     assert check["max_abs_difference"] == pytest.approx(0.1, abs=0.005)
     forced = _measure(lab, tube, _controls(lab), panel="always")
-    assert forced["single_stains"]["applied"]
+    assert forced.evidence["single_stains"]["applied"]
 
 
 @pytest.mark.parametrize(
@@ -94,21 +107,21 @@ def test_a_tube_with_its_own_spillover_keeps_it_unless_the_panel_says_always(lab
 )
 def test_a_tube_that_needs_the_matrix_cannot_be_measured_when_the_controls_are_wrong(lab, controls, message):
     record = _measure(lab, _tube(lab / "test.fcs", 5000, 5000, seed=4), _controls(lab, **controls))
-    assert record["status"] == "error"
-    assert record["error"].startswith(
+    assert record.status == "error"
+    assert record.error.startswith(
         "the spillover matrix this tube needs cannot be computed from the lot's single-stain controls: "
     )
-    assert message.rstrip(".") in record["error"]
+    assert message.rstrip(".") in record.error
 
 
 def test_a_control_no_brighter_than_unstained_is_named(lab: Path):
     _tube(lab / "pe.fcs", 0, 0, seed=3)  # the PE tube was never stained
     record = _measure(lab, _tube(lab / "test.fcs", 5000, 5000, seed=4), _controls(lab))
-    assert "compensation control PE is no brighter than the unstained control in PE-A" in record["error"]
+    assert "compensation control PE is no brighter than the unstained control in PE-A" in record.error
 
 
 def test_a_tube_with_its_own_matrix_is_measured_whatever_the_controls(lab: Path):
     tube = _tube(lab / "test.fcs", 5000, 5000, seed=4, spill=True)
     record = _measure(lab, tube, _controls(lab, PE="unstained"))
-    assert record["status"] == "ok"
-    assert "need exactly one unstained control" in record["single_stains"]["problem"]
+    assert record.status == "ok"
+    assert "need exactly one unstained control" in record.evidence["single_stains"]["problem"]

@@ -17,7 +17,8 @@ import polars as pl
 import pytest
 
 from rapidrelease.fcs.compensation import read_spillover_file
-from rapidrelease.flow.measure import ControlTube, measure_unit
+from rapidrelease.flow.measure import ControlTube, measure_tube
+from rapidrelease.records import UnitRecord
 
 pytestmark = pytest.mark.shared_data
 
@@ -71,7 +72,7 @@ def _gatingml(gates: list[tuple[str, str, list[str], np.ndarray]]) -> str:
 
 
 @pytest.fixture(scope="module")
-def computed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def computed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> UnitRecord:
     folder = tmp_path_factory.mktemp("single_stains")
     template = folder / "compensation.gatingml.xml"
     template.write_text(
@@ -93,22 +94,22 @@ def computed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         )
         for name, channel in channels.iter_rows()
     ]
-    record = measure_unit(
-        "LOT",
-        "ACT1",
-        "phenotype",
-        "test",
-        shared_data / DATA / "Activation" / "Activation_1.fcs",
-        panel,
-        folder / "out",
+    record = measure_tube(
+        lot_id="LOT",
+        unit_id="ACT1",
+        assay="phenotype",
+        role="test",
+        fcs_path=shared_data / DATA / "Activation" / "Activation_1.fcs",
+        panel_path=panel,
+        out_dir=folder / "out",
         controls=controls,
     )
-    assert record["status"] == "ok", record["error"]
+    assert record.status == "ok", record.error
     return record
 
 
-def test_the_computed_matrix_reproduces_the_published_one(computed: dict, shared_data: Path):
-    block = computed["single_stains"]
+def test_the_computed_matrix_reproduces_the_published_one(computed: UnitRecord, shared_data: Path):
+    block = computed.evidence["single_stains"]
     published = read_spillover_file(shared_data / DATA / "Compensation-Spillover-Matrix.csv")
     assert block["applied"] and block["detectors"] == list(published.detectors)
     matrix = np.array(block["matrix"])
@@ -134,9 +135,12 @@ def test_the_computed_matrix_reproduces_the_published_one(computed: dict, shared
     assert block["controls"][0]["stain"] == "unstained"
 
 
-def test_the_matrix_is_checked_against_the_acquisition_matrix_in_the_file(computed: dict):
-    check = computed["single_stains"]["check_against_file"]
+def test_the_matrix_is_checked_against_the_acquisition_matrix_in_the_file(computed: UnitRecord):
+    check = computed.evidence["single_stains"]["check_against_file"]
     # the files carry FACSDiva's SPILL, set at acquisition: the computed matrix differs from it
     assert check["detectors"] == 11
     assert check["max_abs_difference"] > 0.05
-    assert computed["compensation"] == "the spillover matrix computed from the lot's single-stain controls"
+    assert (
+        computed.evidence["compensation"]
+        == "the spillover matrix computed from the lot's single-stain controls"
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +14,12 @@ import pytest
 from rapidrelease.reads.classify import ClassificationTotals, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import build_index
-from rapidrelease.reads.summary import gather_unit
+from rapidrelease.reads.summary import gather_reads
+from rapidrelease.records import read_unit_record, to_json
 from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
 from .conftest import PANEL
+from support.configs import write_project
 
 SOURCES = {  # simulated sample: (panel file, taxid, share of pairs)
     "hs": ("Homo_sapiens_TPA_scaffolds_1Mb.fa.gz", 9606, 0.90),
@@ -43,7 +45,11 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[s
 
 
 def _gather(index, parts: list[Path], out: Path, reads: list[Path]) -> dict:
-    return gather_unit(index.folder, parts, out, "LOT-1", "STER", "sterility_reads", "test", reads)
+    record = gather_reads(index.folder, parts, out, "LOT-1", "STER", "sterility_reads", "test", reads)
+    assert read_unit_record(out / "reads.json", "gather", "LOT-1", "STER") == record
+    data = to_json(record)
+    assert isinstance(data, dict)
+    return data
 
 
 def test_parts_gather_to_exactly_the_whole_run(small_index, sample, tmp_path):
@@ -71,13 +77,21 @@ def test_parts_gather_to_exactly_the_whole_run(small_index, sample, tmp_path):
     assert metrics["vector_pct"]["value"] == pytest.approx(share["vec"], abs=0.3)
     assert metrics["contaminant_pct"]["value"] == pytest.approx(share["sa"] + share["kp"], abs=0.2)
     assert metrics["bacteria_pct"]["value"] == metrics["contaminant_pct"]["value"]
-    assert [i["path"] for i in record["inputs"]] == [str(r1), str(r2)]
+    assert [(i["role"], i["path"]) for i in record["inputs"]] == [
+        ("reads", str(r1)),
+        ("reads", str(r2)),
+        ("index", str(small_index.folder / "manifest.json")),
+    ]
     assert all(len(i["sha256"]) == 64 for i in record["inputs"])
     taxa = pl.read_parquet(tmp_path / "unit" / "taxa.parquet")
     aureus = taxa.filter(pl.col("taxid") == 1280).row(0, named=True)  # S. aureus, the species
     assert aureus["category"] == "bacteria" and aureus["reads_clade"] >= 0.98 * pairs["sa"]
-    saved = json.loads((tmp_path / "unit" / "reads.json").read_text())
-    assert saved == json.loads(json.dumps(record))
+    # the record seals the tables written with it, so a later stage reads exactly these
+    written = {Path(o["path"]).name: o["sha256"] for o in record["outputs"]}
+    assert (
+        written["taxa.parquet"]
+        == hashlib.sha256((tmp_path / "unit" / "taxa.parquet").read_bytes()).hexdigest()
+    )
 
 
 def _cli_part(index, reads: list[Path], out: Path) -> subprocess.CompletedProcess:
@@ -124,8 +138,7 @@ def test_a_missing_part_or_a_part_of_another_index_is_an_error(small_index, samp
         + "\n"
     )
     other = build_index([phix], PANEL / "taxonomy.tsv", tmp_path / "other")
-    record = gather_unit(other.folder, [tmp_path / "1.npz"], tmp_path / "b", "LOT-1", "STER",
-                         "sterility_reads", "test", [r1])  # fmt: skip
+    record = _gather(other, [tmp_path / "1.npz"], tmp_path / "b", [r1])
     assert record["status"] == "error"
     assert record["error"] == f"{tmp_path / '1.npz'}: classified against another index than {other.folder}."
 
@@ -152,17 +165,19 @@ def test_a_part_that_does_not_exist_is_refused_in_one_line(small_index, sample, 
     assert not (tmp_path / "p.npz").exists()
 
 
-def test_measuring_a_sequencing_unit_without_its_parts_is_refused_in_one_line(tmp_path):
+def test_gathering_a_unit_that_is_not_sequenced_is_refused_in_one_line(project, tmp_path):
+    write_project(project)
     done = subprocess.run(
-        [sys.executable, "-m", "rapidrelease", "measure", "--lot", "L", "--unit", "STER",
-         "--assay", "sterility_reads", "--role", "test", "--out", str(tmp_path / "unit")],
+        [sys.executable, "-m", "rapidrelease", "gather", "--lot", "DEMO-001", "--unit", "PHENO",
+         "--db", str(tmp_path / "db"), str(tmp_path / "1.npz")],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode != 0
     assert done.stderr == (
-        "rapidrelease: measuring a sequencing unit needs --db and its classification --parts.\n"
+        "rapidrelease: config/units.tsv: unit PHENO of lot DEMO-001 is a phenotype unit, not one of "
+        "sterility_reads, mycoplasma_reads; see `rapidrelease gather --help`.\n"
     )
-    assert not (tmp_path / "unit").exists()
+    assert not (project / "results").exists()
 
 
 def test_a_damaged_part_is_an_error_naming_it(small_index, sample, tmp_path):

@@ -12,26 +12,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
 from rapidrelease.cli import main
 from rapidrelease.config.run import Lot, RunConfig, Unit, load_run_config
-from rapidrelease.config.schemas import SCHEMA_DIR
 from rapidrelease.config.specs import Spec, specs_from_data
-from rapidrelease.errors import ConfigError, SpecError
+from rapidrelease.config.vocabulary import FAIL, INCONCLUSIVE, NOT_RELEASABLE, PASS, RELEASE_CANDIDATE
+from rapidrelease.errors import ConfigError, RecordError, SpecError
 from rapidrelease.outputs import dumps_json
-from rapidrelease.release.decision import (
-    FAIL,
-    INCONCLUSIVE,
-    NOT_RELEASABLE,
-    PASS,
-    RELEASE_CANDIDATE,
-    evaluate_lot,
-    evaluate_lot_files,
-    lot_status,
-    read_unit_result,
+from rapidrelease.records import (
+    Metric,
+    UnitRecord,
+    read_release,
+    read_unit_record,
+    record_json,
+    seal_of,
+    to_json,
+    write_record,
 )
+from rapidrelease.release.decision import evaluate_lot_files, lot_status
 
 from support.configs import (
     PANEL,
@@ -43,16 +42,7 @@ from support.configs import (
     write_project,
     write_sequenced_project,
 )
-
-RELEASE_SCHEMA = json.loads((SCHEMA_DIR / "release.schema.json").read_text(encoding="utf-8"))
-
-
-def assert_valid_release(document: dict[str, Any]) -> None:
-    validator = jsonschema.Draft202012Validator(
-        RELEASE_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
-    assert errors == []
+from support.releases import assert_valid_release, judged, minimal_audit
 
 
 @pytest.fixture
@@ -72,7 +62,7 @@ def reason_of(decision: dict[str, Any], name: str) -> str:
 
 
 def test_all_attributes_pass_gives_a_release_candidate(run: RunConfig) -> None:
-    decision = evaluate_lot(run, "DEMO-001", [unit_result()])
+    decision = judged(run, "DEMO-001", [unit_result()])
     assert decision["status"] == RELEASE_CANDIDATE
     assert decision["status_reason"] == (
         "All 3 attributes of specification SPEC-A pass; QA review and sign-off decide release."
@@ -86,22 +76,22 @@ def test_all_attributes_pass_gives_a_release_candidate(run: RunConfig) -> None:
 
 
 def test_evidence_carries_populations_counts_ci_and_source_hash(run: RunConfig) -> None:
-    viability = evaluate_lot(run, "DEMO-001", [unit_result()])["attributes"][0]
+    viability = judged(run, "DEMO-001", [unit_result()])["attributes"][0]
     assert viability["unit_id"] == "PHENO"
     assert viability["evidence"] == {
         "unit_id": "PHENO",
         "metric_status": "ok",
         "measured_value": 88.1,
-        "numerator": {"population": "Cells/Singlets/Live", "count": 22000},
-        "denominator": {"population": "Cells/Singlets", "count": 24970},
-        "ci95": [87.7, 88.5],
+        "numerator": {"population": "Cells/Singlets/Live", "count": 8810},
+        "denominator": {"population": "Cells/Singlets", "count": 10000},
+        "ci95": [87.6, 88.6],
         "inputs": [{"path": "data/DEMO-001.fcs", "sha256": "a" * 64, "size_bytes": 1300000}],
     }
     assert (viability["comparison"], viability["limit"], viability["decimals"]) == (">=", 70, 0)
 
 
 def test_lot_block_has_the_deadline_from_collection(run: RunConfig) -> None:
-    lot = evaluate_lot(run, "DEMO-001", [unit_result()])["lot"]
+    lot = judged(run, "DEMO-001", [unit_result()])["lot"]
     assert lot == {
         "lot_id": "DEMO-001",
         "product": "CAR-T (test)",
@@ -117,7 +107,7 @@ def test_lot_block_has_the_deadline_from_collection(run: RunConfig) -> None:
 
 def test_one_failure_makes_the_lot_not_releasable(run: RunConfig) -> None:
     metrics = good_metrics() | {"viability_pct": metric(65.2)}
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])
+    decision = judged(run, "DEMO-001", [unit_result(metrics=metrics)])
     assert decision["status"] == NOT_RELEASABLE
     assert decision["status_reason"] == "1 of 3 attributes fails (viability)."
     assert reason_of(decision, "viability") == "65 % < 70 %, so ≥ 70 % is not met."
@@ -126,7 +116,7 @@ def test_one_failure_makes_the_lot_not_releasable(run: RunConfig) -> None:
 def test_failure_with_missing_evidence_is_not_releasable_and_says_so(run: RunConfig) -> None:
     metrics = good_metrics() | {"viability_pct": metric(65.2), "cd4_cd8_ratio": metric(4.6, unit="")}
     del metrics["car_pct_cd3"]
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])
+    decision = judged(run, "DEMO-001", [unit_result(metrics=metrics)])
     assert decision["status"] == NOT_RELEASABLE
     assert decision["status_reason"] == (
         "2 of 3 attributes fail (viability, cd4_cd8_ratio) and 1 is inconclusive (car_of_cd3)."
@@ -136,7 +126,7 @@ def test_failure_with_missing_evidence_is_not_releasable_and_says_so(run: RunCon
 def test_rounding_to_the_limit_passes_as_usp_7_20_requires(run: RunConfig) -> None:
     # 69.5 % reported against "≥ 70" (0 decimals written) rounds to 70 and passes.
     metrics = good_metrics() | {"viability_pct": metric(69.5)}
-    viability = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])["attributes"][0]
+    viability = judged(run, "DEMO-001", [unit_result(metrics=metrics)])["attributes"][0]
     assert (viability["result"], viability["value"], viability["evidence"]["measured_value"]) == (
         PASS,
         70,
@@ -149,7 +139,7 @@ def test_rounding_to_the_limit_passes_as_usp_7_20_requires(run: RunConfig) -> No
 
 def test_lot_without_a_unit_of_the_assay(project: Path) -> None:
     run = load_run_config(write_project(project, units=[UNITS[1]]))
-    decision = evaluate_lot(run, "DEMO-001", [])
+    decision = judged(run, "DEMO-001", [])
     assert decision["status"] == INCONCLUSIVE
     assert {a["reason"] for a in decision["attributes"]} == {
         "Lot DEMO-001 has no phenotype unit with role test in the unit sheet."
@@ -164,7 +154,7 @@ def test_lot_without_a_unit_of_the_assay(project: Path) -> None:
 def test_a_control_unit_does_not_stand_in_for_the_test_unit(project: Path) -> None:
     units = [f"DEMO-001\tFMO\tphenotype\tfmo\tfmo.fcs\t\t{PANEL}\t"]
     run = load_run_config(write_project(project, units=units))
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(unit_id="FMO", role="fmo")])
+    decision = judged(run, "DEMO-001", [unit_result(unit_id="FMO", role="fmo")])
     assert decision["status"] == INCONCLUSIVE
     assert (
         reason_of(decision, "viability")
@@ -174,7 +164,7 @@ def test_a_control_unit_does_not_stand_in_for_the_test_unit(project: Path) -> No
 
 def test_unit_that_could_not_be_measured(run: RunConfig) -> None:
     record = unit_result(status="error", error="DEMO-001_phenotype.fcs: file not found.", metrics={})
-    decision = evaluate_lot(run, "DEMO-001", [record])
+    decision = judged(run, "DEMO-001", [record])
     assert decision["status"] == INCONCLUSIVE
     assert (
         reason_of(decision, "viability")
@@ -184,38 +174,38 @@ def test_unit_that_could_not_be_measured(run: RunConfig) -> None:
     assert decision["units"][0]["error"] == "DEMO-001_phenotype.fcs: file not found."
 
 
-@pytest.mark.parametrize("error", [None, "", " . ", 42])
+@pytest.mark.parametrize("error", [None, "", " . "])
 def test_unit_error_without_a_message_is_still_an_error(run: RunConfig, error: Any) -> None:
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(status="error", error=error)])
+    decision = judged(run, "DEMO-001", [unit_result(status="error", error=error)])
     assert decision["status"] == INCONCLUSIVE
     assert (
         reason_of(decision, "viability")
         == "Unit PHENO could not be measured (the measuring step gave no message)."
     )
     assert decision["units"][0]["error"] == "the measuring step gave no message."
-    assert_valid_release(decision | {"audit": _fake_audit()})
+    assert_valid_release(decision | {"audit": minimal_audit()})
 
 
-def test_unit_with_no_metrics_json_given(run: RunConfig) -> None:
-    decision = evaluate_lot(run, "DEMO-001", [])
+def test_unit_with_no_record_given(run: RunConfig) -> None:
+    decision = judged(run, "DEMO-001", [])
     assert decision["status"] == INCONCLUSIVE
     assert reason_of(decision, "viability") == (
-        "Unit PHENO could not be measured (no metrics.json was given for unit PHENO)."
+        "Unit PHENO could not be measured (no record of unit PHENO was given)."
     )
-    assert decision["units"][0]["error"] == "no metrics.json was given for unit PHENO."
+    assert decision["units"][0]["error"] == "no record of unit PHENO was given."
 
 
 def test_results_of_another_lot_are_not_evidence(run: RunConfig) -> None:
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(lot_id="DEMO-002")])
+    decision = judged(run, "DEMO-001", [unit_result(lot_id="DEMO-002")])
     assert decision["status"] == INCONCLUSIVE
     assert decision["units"][0]["status"] == "error"
 
 
 def test_two_results_for_one_unit_are_not_trusted(run: RunConfig) -> None:
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(), unit_result()])
+    decision = judged(run, "DEMO-001", [unit_result(), unit_result()])
     assert decision["status"] == INCONCLUSIVE
     assert reason_of(decision, "viability") == (
-        "Unit PHENO could not be measured (2 metrics.json results were given for unit PHENO)."
+        "Unit PHENO could not be measured (2 records of unit PHENO were given)."
     )
 
 
@@ -224,22 +214,18 @@ def test_two_results_for_one_unit_are_not_trusted(run: RunConfig) -> None:
     [
         (
             unit_result(assay="potency"),
-            "Unit PHENO could not be measured (the metrics.json of unit PHENO is for assay 'potency', "
+            "Unit PHENO could not be measured (the record of unit PHENO is for assay 'potency', "
             "but the unit sheet says 'phenotype').",
         ),
         (
-            unit_result(status="done"),
-            "Unit PHENO could not be measured (the metrics.json of unit PHENO has status 'done', "
-            "not 'ok' or 'error').",
-        ),
-        (
-            {**unit_result(), "metrics": [1, 2]},
-            "Unit PHENO could not be measured (the metrics.json of unit PHENO has no metrics mapping).",
+            unit_result(role="fmo"),
+            "Unit PHENO could not be measured (the record of unit PHENO is for role 'fmo', "
+            "but the unit sheet says 'test').",
         ),
     ],
 )
-def test_malformed_or_mismatched_records(run: RunConfig, record: dict[str, Any], reason: str) -> None:
-    decision = evaluate_lot(run, "DEMO-001", [record])
+def test_records_for_another_assay_or_role(run: RunConfig, record: UnitRecord, reason: str) -> None:
+    decision = judged(run, "DEMO-001", [record])
     assert decision["status"] == INCONCLUSIVE
     assert reason_of(decision, "viability") == reason
 
@@ -247,7 +233,7 @@ def test_malformed_or_mismatched_records(run: RunConfig, record: dict[str, Any],
 def test_metric_absent(run: RunConfig) -> None:
     metrics = good_metrics()
     del metrics["viability_pct"]
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])
+    decision = judged(run, "DEMO-001", [unit_result(metrics=metrics)])
     assert decision["status"] == INCONCLUSIVE
     assert reason_of(decision, "viability") == "No metric viability_pct is reported by unit PHENO."
 
@@ -273,13 +259,11 @@ def test_metric_absent(run: RunConfig) -> None:
             metric(0.881, unit="fraction"),
             "Unit PHENO reports viability_pct in 'fraction', but the specification's limits are in '%'.",
         ),
-        ("88.1", "The entry for viability_pct in the metrics.json of unit PHENO is malformed."),
-        ({"value": 88.1}, "Unit PHENO reports viability_pct as None, not ok."),
     ],
 )
 def test_metric_that_cannot_be_judged(run: RunConfig, entry: Any, reason: str) -> None:
     metrics = good_metrics() | {"viability_pct": entry}
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=metrics)])
+    decision = judged(run, "DEMO-001", [unit_result(metrics=metrics)])
     assert decision["status"] == INCONCLUSIVE
     viability = decision["attributes"][0]
     assert (viability["result"], viability["reason"], viability["value"]) == (INCONCLUSIVE, reason, None)
@@ -293,7 +277,7 @@ def two_test_units(project: Path, specs: str | None = None) -> RunConfig:
 
 def test_two_test_units_reporting_the_metric_without_a_pin(project: Path) -> None:
     run = two_test_units(project)
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2")])
+    decision = judged(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2")])
     assert decision["status"] == INCONCLUSIVE
     assert reason_of(decision, "viability") == (
         "Units PHENO and PHENO2 each report viability_pct; name a unit_id in the specification to choose one."
@@ -303,7 +287,7 @@ def test_two_test_units_reporting_the_metric_without_a_pin(project: Path) -> Non
 def test_two_test_units_one_failed_is_not_resolved_by_guessing(project: Path) -> None:
     run = two_test_units(project)
     failed = unit_result(unit_id="PHENO2", status="error", error="b.fcs: truncated DATA segment.", metrics={})
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(), failed])
+    decision = judged(run, "DEMO-001", [unit_result(), failed])
     assert decision["status"] == INCONCLUSIVE
     assert reason_of(decision, "viability") == (
         "Unit PHENO2, one of 2 units that may report viability_pct, could not be measured "
@@ -313,7 +297,7 @@ def test_two_test_units_one_failed_is_not_resolved_by_guessing(project: Path) ->
 
 def test_two_test_units_where_only_one_reports_the_metric(project: Path) -> None:
     run = two_test_units(project)
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2", metrics={})])
+    decision = judged(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2", metrics={})])
     assert decision["status"] == RELEASE_CANDIDATE
     assert decision["attributes"][0]["unit_id"] == "PHENO"
 
@@ -330,14 +314,14 @@ specs:
 def test_unit_id_pin_chooses_among_several_units(project: Path) -> None:
     run = two_test_units(project, specs=PINNED)
     other = good_metrics() | {"viability_pct": metric(40.0)}
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(metrics=other), unit_result(unit_id="PHENO2")])
+    decision = judged(run, "DEMO-001", [unit_result(metrics=other), unit_result(unit_id="PHENO2")])
     assert decision["status"] == RELEASE_CANDIDATE
     assert decision["attributes"][0]["evidence"]["unit_id"] == "PHENO2"
 
 
 def test_pinned_unit_missing_from_the_sheet(project: Path) -> None:
     run = load_run_config(write_project(project, specs=PINNED))
-    decision = evaluate_lot(run, "DEMO-001", [unit_result()])
+    decision = judged(run, "DEMO-001", [unit_result()])
     assert decision["status"] == INCONCLUSIVE
     assert reason_of(decision, "viability") == (
         "Unit PHENO2, named by the specification, is not in the unit sheet for lot DEMO-001."
@@ -348,7 +332,7 @@ def test_pinned_unit_missing_from_the_sheet(project: Path) -> None:
 def test_pinned_unit_of_another_role(project: Path) -> None:
     units = [UNITS[0], f"DEMO-001\tPHENO2\tphenotype\tfmo\tdata/b.fcs\t\t{PANEL}\t"]
     run = load_run_config(write_project(project, units=units, specs=PINNED))
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2", role="fmo")])
+    decision = judged(run, "DEMO-001", [unit_result(), unit_result(unit_id="PHENO2", role="fmo")])
     assert decision["status"] == INCONCLUSIVE
     assert reason_of(decision, "viability") == (
         "Unit PHENO2 is a phenotype unit with role fmo in the unit sheet, "
@@ -367,9 +351,9 @@ specs:
     run = load_run_config(write_sequenced_project(project, specs=specs, units=units))
 
     def call(value: Any) -> dict[str, Any]:
-        entry = {"value": value, "unit": None, "status": "ok"}
+        entry = Metric(value, None, "category")
         record = unit_result(unit_id="STER", assay="sterility_reads", metrics={"contaminant_call": entry})
-        return evaluate_lot(run, "DEMO-001", [record])
+        return judged(run, "DEMO-001", [record])
 
     passed, failed, numeric = call("NOT_DETECTED"), call("DETECTED"), call(0)
     assert (passed["status"], passed["attributes"][0]["value"]) == (RELEASE_CANDIDATE, "NOT_DETECTED")
@@ -379,7 +363,7 @@ specs:
     )
     assert numeric["status"] == INCONCLUSIVE
     for document in (passed, failed, numeric):
-        assert_valid_release(document | {"audit": _fake_audit()})
+        assert_valid_release(document | {"audit": minimal_audit()})
 
 
 VALIDITY_SPECS = """\
@@ -400,14 +384,14 @@ def test_an_assay_whose_validity_criterion_is_not_met_is_never_pass_or_fail(
 ) -> None:
     units = [UNITS[0], "DEMO-001\tSTER\tsterility_reads\ttest\tr1.fq.gz\tr2.fq.gz\t\t"]
     run = load_run_config(write_sequenced_project(project, specs=VALIDITY_SPECS, units=units))
-    entry = {"value": call, "unit": None, "status": "ok", "detail": "Klebsiella pneumoniae: 6 reads, 30 RPM"}
+    entry = Metric(call, None, "category", detail="Klebsiella pneumoniae: 6 reads, 30 RPM")
     if call == "invalid_run":
-        entry |= {"value": None, "status": "inconclusive", "reason": "negative control NC1 is contaminated"}
-    metrics: dict[str, Any] = {"contaminant_call": entry}
+        entry = Metric(None, None, "category", "inconclusive", "negative control NC1 is contaminated")
+    metrics: dict[str, Metric] = {"contaminant_call": entry}
     if lod is not None:
         metrics["lod"] = metric(lod, unit="CFU/mL")
     records = [unit_result(), unit_result(unit_id="STER", assay="sterility_reads", metrics=metrics)]
-    decision = evaluate_lot(run, "DEMO-001", records)
+    decision = judged(run, "DEMO-001", records)
     viability, sterility, lod_attribute = decision["attributes"]
     valid_run = lod is not None and lod <= 10.4
     assert viability["result"] == PASS
@@ -434,25 +418,25 @@ def test_an_assay_whose_validity_criterion_is_not_met_is_never_pass_or_fail(
             "so the sterility_reads assay is not valid and must be repeated."
         )
         assert lod_attribute["evidence"]["measured_value"] == 25.0
-    assert_valid_release(decision | {"audit": _fake_audit()})
+    assert_valid_release(decision | {"audit": minimal_audit()})
 
 
 def test_specification_without_attributes_is_never_a_release_candidate(run: RunConfig) -> None:
     empty = dataclasses.replace(run, specs={"SPEC-A": Spec("SPEC-A", "nothing", ())})
-    decision = evaluate_lot(empty, "DEMO-001", [unit_result()])
+    decision = judged(empty, "DEMO-001", [unit_result()])
     assert decision["status"] == INCONCLUSIVE
     assert decision["status_reason"] == "Specification SPEC-A has no attributes, so nothing supports release."
 
 
 def test_lot_not_in_the_lot_sheet_is_an_error(run: RunConfig) -> None:
     with pytest.raises(ConfigError, match=r"^config/lots.tsv: has no lot 'DEMO-404'\.$"):
-        evaluate_lot(run, "DEMO-404", [])
+        judged(run, "DEMO-404", [])
 
 
 def test_lot_whose_specification_is_not_loaded_is_an_error(run: RunConfig) -> None:
     broken = dataclasses.replace(run, specs={})
     with pytest.raises(SpecError, match=r"^config/specs.yaml: has no specification 'SPEC-A'\.$"):
-        evaluate_lot(broken, "DEMO-001", [])
+        judged(broken, "DEMO-001", [])
 
 
 @pytest.mark.parametrize(
@@ -480,7 +464,7 @@ def test_a_unit_no_attribute_reads_still_blocks_a_release_candidate_when_it_fail
         status="error",
         error="data/DEMO-001_R1.fastq.gz: the gzip data end early (truncated file)",
     )
-    decision = evaluate_lot(run, "DEMO-001", [unit_result(), broken])
+    decision = judged(run, "DEMO-001", [unit_result(), broken])
     assert results_of(decision) == {"viability": PASS, "car_of_cd3": PASS, "cd4_cd8_ratio": PASS}
     assert decision["status"] == INCONCLUSIVE
     assert decision["status_reason"] == (
@@ -488,62 +472,115 @@ def test_a_unit_no_attribute_reads_still_blocks_a_release_candidate_when_it_fail
         "a release candidate needs all of the lot's evidence."
     )
     sterile = unit_result(unit_id="STER", assay="sterility_reads", metrics={})
-    assert evaluate_lot(run, "DEMO-001", [unit_result(), sterile])["status"] == RELEASE_CANDIDATE
+    assert judged(run, "DEMO-001", [unit_result(), sterile])["status"] == RELEASE_CANDIDATE
     assert lot_status("S", [("a", FAIL)], failed_units=["STER"])[0] == NOT_RELEASABLE
 
 
 # ------------------------------------------------------------------------- files and release.json
 
 
-def write_metrics(folder: Path, record: dict[str, Any] | str) -> Path:
-    path = folder / "results" / "DEMO-001" / "units" / "PHENO" / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = record if isinstance(record, str) else json.dumps(with_inputs_on_disk(folder, record))
-    path.write_text(text, encoding="utf-8")
+def write_metrics(run: RunConfig, project: Path, record: UnitRecord) -> Path:
+    """Write ``record`` sealed where the workflow writes its unit's record, its inputs beside it."""
+    path = run.record_path(run.unit(record.lot_id, record.unit_id))
+    write_record(path, with_inputs_on_disk(project, record))
     return path
 
 
+def _tampered(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('"value": 88.1', '"value": 98.1', 1), encoding="utf-8")
+
+
+def _resealed_inconsistent(path: Path) -> None:
+    # an edit that also recomputes the seal: the counts behind the value still give it away
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["metrics"]["viability_pct"]["value"] = 98.1
+    data["seal"]["sha256"] = seal_of(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _other_unit(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["unit_id"] = "PHENO2"
+    data["seal"]["sha256"] = seal_of(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
 @pytest.mark.parametrize(
-    ("content", "problem"),
+    ("damage", "problem"),
     [
-        (None, "{path}: file not found"),
-        ("{not json", "{path} line 1: not valid JSON (Expecting property name enclosed in double quotes)"),
-        ("[1, 2]", "{path}: is not a JSON object"),
-        ('{"status": "ok"}', "{path}: has no lot_id or unit_id"),
-        (b"\xff\xfe{}", "{path}: is not UTF-8 text"),
+        (Path.unlink, "{path}: file not found"),
+        (
+            lambda p: p.write_text("{not json", encoding="utf-8"),
+            "{path}: is not a complete JSON record "
+            "(line 1: Expecting property name enclosed in double quotes)",
+        ),
+        (lambda p: p.write_text("[1, 2]", encoding="utf-8"), "{path}: is not a JSON object"),
+        (
+            lambda p: p.write_text('{"status": "ok"}', encoding="utf-8"),
+            "{path}: is not a unit record of version 1 (record_type is null); "
+            "it was written by another version or by hand",
+        ),
+        (lambda p: p.write_bytes(b"\xff\xfe{}"), "{path}: is not UTF-8 text"),
+        (
+            _tampered,
+            "{path}: its content does not match its seal: it was changed after it was written",
+        ),
+        (
+            _resealed_inconsistent,
+            "{path}: metric viability_pct is 98.1, but 8810 of 10000 events make 88.1, "
+            "so the record is not consistent",
+        ),
+        (
+            _other_unit,
+            "{path}: is the record of unit 'PHENO2', not 'PHENO'; it was copied from another result folder",
+        ),
     ],
 )
-def test_unusable_metrics_file_is_an_error_of_its_unit(
-    run: RunConfig, project: Path, content, problem
-) -> None:
-    path = write_metrics(project, "")
-    if content is None:
-        path.unlink()
-    elif isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    decision = evaluate_lot_files(run, "DEMO-001", [path], project / "release.json")
+def test_unusable_record_is_an_error_of_its_unit(run: RunConfig, project: Path, damage, problem) -> None:
+    path = write_metrics(run, project, unit_result())
+    damage(path)
+    out = project / "release.json"
+    decision = to_json(evaluate_lot_files(run, "DEMO-001", out))
+    assert isinstance(decision, dict)
     assert decision["status"] == INCONCLUSIVE
     message = problem.format(path=path)
     assert reason_of(decision, "viability") == f"Unit PHENO could not be measured ({message})."
     assert decision["units"][0]["error"] == f"{message}."
-    assert_valid_release(json.loads((project / "release.json").read_text(encoding="utf-8")))
+    assert_valid_release(json.loads(out.read_text(encoding="utf-8")))
 
 
-def test_release_json_is_written_and_matches_its_schema(run: RunConfig, project: Path) -> None:
-    path = write_metrics(project, unit_result())
+def test_release_json_is_written_sealed_and_matches_its_schema(run: RunConfig, project: Path) -> None:
+    write_metrics(run, project, unit_result())
     out = project / "results" / "DEMO-001" / "release.json"
-    returned = evaluate_lot_files(run, "DEMO-001", [path], out)
+    returned = evaluate_lot_files(run, "DEMO-001", out)
     written = json.loads(out.read_text(encoding="utf-8"))
-    assert written == returned
+    assert written == record_json(returned)
+    assert read_release(out) == returned
     assert written["status"] == RELEASE_CANDIDATE
+    assert written["seal"]["sha256"] == seal_of(written)
     assert_valid_release(written)
 
 
+def test_a_release_json_edited_to_a_release_candidate_is_refused(run: RunConfig, project: Path) -> None:
+    write_metrics(run, project, unit_result(metrics=good_metrics() | {"viability_pct": metric(65.2)}))
+    out = project / "release.json"
+    assert evaluate_lot_files(run, "DEMO-001", out).status == NOT_RELEASABLE
+    data = json.loads(out.read_text(encoding="utf-8"))
+    data["status"] = RELEASE_CANDIDATE
+    out.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RecordError, match="does not match its seal"):
+        read_release(out)
+    data["seal"]["sha256"] = seal_of(data)
+    out.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RecordError, match="it is a RELEASE_CANDIDATE although not every attribute passes"):
+        read_release(out)
+
+
 def test_audit_block_names_software_files_and_times(run: RunConfig, project: Path) -> None:
-    path = write_metrics(project, unit_result())
-    audit = evaluate_lot_files(run, "DEMO-001", [path], project / "release.json")["audit"]
+    path = write_metrics(run, project, unit_result())
+    audit = to_json(evaluate_lot_files(run, "DEMO-001", project / "release.json").audit)
+    assert isinstance(audit, dict)
     assert list(audit["packages"]) == [
         "snakemake",
         "flowkit",
@@ -575,50 +612,26 @@ def test_audit_block_names_software_files_and_times(run: RunConfig, project: Pat
 
 
 def test_decision_is_byte_identical_across_reruns(run: RunConfig, project: Path) -> None:
-    good = write_metrics(project, unit_result())
-    other = project / "results" / "DEMO-001" / "units" / "GONE" / "metrics.json"
-    first = evaluate_lot_files(run, "DEMO-001", [good, other], project / "a.json")
-    second = evaluate_lot_files(run, "DEMO-001", [other, good], project / "b.json")
-    reloaded = evaluate_lot_files(
-        load_run_config(Path("config/config.yaml")), "DEMO-001", [good], project / "c.json"
-    )
+    write_metrics(run, project, unit_result())
+    first = evaluate_lot_files(run, "DEMO-001", project / "a.json")
+    second = evaluate_lot_files(run, "DEMO-001", project / "b.json")
+    reloaded = evaluate_lot_files(load_run_config(Path("config/config.yaml")), "DEMO-001", project / "c.json")
     texts = []
     for document in (first, second, reloaded):
-        document.pop("audit")
-        texts.append(dumps_json(document))
+        decision = to_json(document)
+        assert isinstance(decision, dict)
+        decision.pop("audit")
+        texts.append(dumps_json(decision))
     assert texts[0] == texts[1] == texts[2]
 
 
 def test_cli_evaluate_writes_release_json(run: RunConfig, project: Path, capsys) -> None:
-    path = write_metrics(project, unit_result())
+    write_metrics(run, project, unit_result())
     out = project / "release.json"
-    assert (
-        main(
-            ["evaluate", "--config", "config/config.yaml", "--lot", "DEMO-001", "--out", str(out), str(path)]
-        )
-        == 0
-    )
-    assert json.loads(out.read_text(encoding="utf-8"))["status"] == RELEASE_CANDIDATE
+    assert main(["evaluate", "--config", "config/config.yaml", "--lot", "DEMO-001", "--out", str(out)]) == 0
+    assert read_release(out).status == RELEASE_CANDIDATE
     assert main(["evaluate", "--config", "config/config.yaml", "--lot", "NOPE", "--out", str(out)]) == 1
     assert capsys.readouterr().err == "rapidrelease: config/lots.tsv: has no lot 'NOPE'.\n"
-
-
-def _fake_audit() -> dict[str, Any]:
-    return {
-        "rapidrelease_version": "0",
-        "python_version": "3.11",
-        "packages": {},
-        "workflow": None,
-        "files": [],
-        "settings": {},
-        "command_line": [],
-        "run_command": None,
-        "host": "h",
-        "user": "u",
-        "started_at": "2026-11-24T10:00:00.000Z",
-        "finished_at": "2026-11-24T10:00:01.000Z",
-        "timeline": None,
-    }
 
 
 # ---------------------------------------------------------------- every combination of outcomes
@@ -679,26 +692,46 @@ def _entry_for(outcome: str, assay: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def combination_files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], list[Path]]:
-    """metrics.json files per (assay, outcome), written once and reused by every combination."""
+    """Record files per (assay, outcome), written once and reused by every combination."""
     root = tmp_path_factory.mktemp("combinations")
     files: dict[tuple[str, str], list[Path]] = {}
     for assay, outcome in itertools.product(ASSAYS, OUTCOMES):
         unit_ids = [f"U_{assay}", f"U2_{assay}"] if outcome == "ambiguous" else [f"U_{assay}"]
         paths = []
         for unit_id in unit_ids:
-            path = root / outcome / "DEMO-001" / "units" / unit_id / "metrics.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = root / outcome / "DEMO-001" / "flow" / unit_id / "metrics.json"
             record = unit_result(unit_id=unit_id, assay=assay, metrics=_entry_for(outcome, assay))
             if outcome == "unit_error":
-                record |= {"status": "error", "error": f"{unit_id}.fcs: not an FCS file.", "metrics": {}}
+                record = dataclasses.replace(
+                    record, status="error", error=f"{unit_id}.fcs: not an FCS file.", metrics={}
+                )
             if outcome == "file_malformed":
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text('{"lot_id": "DEMO-001", ', encoding="utf-8")
+            elif outcome in ("value_nan", "value_inf"):
+                # json.dumps writes NaN and -Infinity tokens, as a careless writer would
+                data = record_json(dataclasses.replace(record, metrics={}))
+                data["metrics"] = {
+                    f"m_{assay}": {"value": float((outcome == "value_nan" and "nan") or "-inf")}
+                }
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(data), encoding="utf-8")
             elif outcome != "file_missing":
-                # json.dumps writes NaN and -Infinity tokens, as a careless writer would.
-                path.write_text(json.dumps(record), encoding="utf-8")
+                write_record(path, record)
             paths.append(path)
         files[(assay, outcome)] = [] if outcome == "no_result" else paths
     return files
+
+
+def _read(paths: list[Path]) -> tuple[list[UnitRecord], dict[str, str]]:
+    """The records the paths hold, and for each unreadable one (by its folder's unit id) why."""
+    records, unreadable = [], {}
+    for path in paths:
+        try:
+            records.append(read_unit_record(path))
+        except RecordError as exc:
+            unreadable[path.parent.name] = str(exc)
+    return records, unreadable
 
 
 def _combination_run(outcomes: tuple[str, ...]) -> RunConfig:
@@ -732,7 +765,7 @@ def test_release_candidate_exactly_when_every_attribute_passes(combination_files
             for assay, outcome in zip(ASSAYS, outcomes, strict=True)
             for p in combination_files[(assay, outcome)]
         ]
-        decision = evaluate_lot(run, "DEMO-001", [read_unit_result(p, "DEMO-001") for p in paths])
+        decision = judged(run, "DEMO-001", *_read(paths))
         expected = [o if o in (PASS, FAIL) else INCONCLUSIVE for o in outcomes]
         assert [a["result"] for a in decision["attributes"]] == expected, outcomes
         if all(o == PASS for o in outcomes):

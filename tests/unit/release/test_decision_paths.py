@@ -28,16 +28,11 @@ import yaml
 
 from rapidrelease.config.run import Lot, RunConfig, Unit
 from rapidrelease.config.specs import specs_from_data
-from rapidrelease.release.decision import (
-    FAIL,
-    INCONCLUSIVE,
-    NOT_RELEASABLE,
-    PASS,
-    RELEASE_CANDIDATE,
-    evaluate_lot,
-)
+from rapidrelease.config.vocabulary import FAIL, INCONCLUSIVE, NOT_RELEASABLE, PASS, RELEASE_CANDIDATE
+from rapidrelease.records import Metric, UnitRecord
 
 from support.configs import metric, unit_result
+from support.releases import judged
 
 SPECS = yaml.safe_load("""
 specs:
@@ -72,12 +67,12 @@ STARTING = ("not_judged", "ACCEPTED", "NOT_ACCEPTED", "INCONCLUSIVE")
 OTHER_UNIT = ("measured", "unit_error")
 
 
-def _error(unit_id: str, assay: str, role: str = "test") -> dict[str, Any]:
+def _error(unit_id: str, assay: str, role: str = "test") -> UnitRecord:
     return unit_result(unit_id=unit_id, assay=assay, role=role, metrics={}, status="error",
                        error=f"data/{unit_id}.fcs: is truncated inside the DATA segment.")  # fmt: skip
 
 
-def _phenotype(case: Any) -> dict[str, Any]:
+def _phenotype(case: Any) -> UnitRecord:
     if case == "unit_error":
         return _error("PHENO", "phenotype")
     viability, ratio = case
@@ -89,13 +84,13 @@ def _phenotype(case: Any) -> dict[str, Any]:
     return unit_result(unit_id="PHENO", metrics=metrics)
 
 
-def _sterility(case: Any) -> dict[str, Any]:
+def _sterility(case: Any) -> UnitRecord:
     if case == "unit_error":
         return _error("STER", "sterility_reads")
     call, lod = case
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Metric] = {}
     if call != "absent":
-        metrics["contaminant_call"] = {"value": call, "unit": None, "kind": "category", "status": "ok"}
+        metrics["contaminant_call"] = Metric(call, None, "category")
     if lod != "absent":
         metrics["lod"] = metric({"valid": 4.2, "not_met": 25.0}[lod], unit="CFU/mL")
     return unit_result(unit_id="STER", assay="sterility_reads", metrics=metrics)
@@ -126,7 +121,7 @@ def _run(dose: str, starting: str) -> RunConfig:
     return RunConfig(Path("config.yaml"), Path("r"), 24.0, {"DEMO-001": lot}, tuple(units), specs, settings)
 
 
-def _records(phenotype: Any, sterility: Any, starting: str, other: str) -> list[dict[str, Any]]:
+def _records(phenotype: Any, sterility: Any, starting: str, other: str) -> list[UnitRecord]:
     records = [_phenotype(phenotype), _sterility(sterility)]
     records.append(
         _error("POT", "potency", "stimulated")
@@ -172,9 +167,7 @@ def test_release_candidate_only_when_every_attribute_passes_on_valid_evidence() 
         PHENOTYPE, DOSE_INPUTS, STERILITY, STARTING, OTHER_UNIT
     ):
         path = (phenotype, dose, sterility, starting, other)
-        decision = evaluate_lot(
-            runs[dose, starting], "DEMO-001", _records(phenotype, sterility, starting, other)
-        )
+        decision = judged(runs[dose, starting], "DEMO-001", _records(phenotype, sterility, starting, other))
         results = {a["name"]: a["result"] for a in decision["attributes"]}
         expected = _expected_attributes(phenotype, dose, sterility)
         assert results == expected, path

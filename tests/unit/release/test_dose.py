@@ -3,13 +3,14 @@ material's acceptance as a lot's second attribute set."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from rapidrelease.config.run import load_run_config
-from rapidrelease.release.decision import (
+from rapidrelease.config.vocabulary import (
     ACCEPTED,
     FAIL,
     INCONCLUSIVE,
@@ -17,11 +18,21 @@ from rapidrelease.release.decision import (
     NOT_RELEASABLE,
     PASS,
     RELEASE_CANDIDATE,
-    evaluate_lot,
 )
+from rapidrelease.records import UnitRecord
+from rapidrelease.release.decision import evaluate_lot_files
 
-from .test_decision import assert_valid_release
-from support.configs import LOTS, PANEL, metric, sheet, unit_result, with_inputs_on_disk, write_project
+from support.configs import (
+    LOTS,
+    PANEL,
+    metric,
+    sheet,
+    unit_result,
+    with_inputs_on_disk,
+    write_project,
+    write_records,
+)
+from support.releases import assert_valid_release, judged
 
 LOTS_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\ttnc_viable\tweight_kg\tstarting_spec"
 UNITS_HEADER = "lot_id\tunit_id\tassay\trole\tpath\ttemplate"
@@ -62,11 +73,11 @@ def _run(project: Path, tnc: str = "2.5e9", weight: str = "70", starting: str = 
     return load_run_config(config)
 
 
-def _phenotype(cd3: float = 90.0, car: float = 40.0, **more) -> dict:
+def _phenotype(cd3: float = 90.0, car: float = 40.0, **more) -> UnitRecord:
     return unit_result(metrics={"cd3_pct_live": metric(cd3), "car_pct_cd3": metric(car), **more})
 
 
-def _apheresis(viability: float = 95.0, cd3: float = 45.0) -> dict:
+def _apheresis(viability: float = 95.0, cd3: float = 45.0) -> UnitRecord:
     return unit_result(
         unit_id="APH",
         role="starting_material",
@@ -79,7 +90,7 @@ def _attribute(decision: dict, name: str) -> dict:
 
 
 def test_the_dose_is_the_viable_cells_times_the_cd3_and_car_fractions(project: Path):
-    decision = evaluate_lot(_run(project), "DEMO-001", [_phenotype()])
+    decision = judged(_run(project), "DEMO-001", [_phenotype()])
     dose, per_kg = _attribute(decision, "dose"), _attribute(decision, "dose_per_kg")
     # 2.5e9 × 90 % × 40 % = 9.0e8 viable CAR+ T cells; ÷ 70 kg
     assert (dose["result"], dose["value"]) == (PASS, 900_000_000)
@@ -88,13 +99,13 @@ def test_the_dose_is_the_viable_cells_times_the_cd3_and_car_fractions(project: P
         "(2.5e+09 viable nucleated cells × 90.00 % cd3_pct_live × 40.00 % car_pct_cd3)."
     )
     assert (per_kg["result"], per_kg["value"]) == (PASS, round(9e8 / 70))
-    # the interval multiplies the fractions' intervals (87.7–88.5 % each in the helper's metrics)
-    assert dose["evidence"]["ci95"] == pytest.approx([2.5e9 * 0.877 * 0.877, 2.5e9 * 0.885 * 0.885])
+    # the interval multiplies the fractions' intervals (±0.5 points each in the helper's metrics)
+    assert dose["evidence"]["ci95"] == pytest.approx([2.5e9 * 0.895 * 0.395, 2.5e9 * 0.905 * 0.405])
     assert decision["status"] == RELEASE_CANDIDATE
 
 
 def test_a_dose_outside_the_labelled_range_fails(project: Path):
-    decision = evaluate_lot(_run(project, tnc="1.0e10"), "DEMO-001", [_phenotype()])
+    decision = judged(_run(project, tnc="1.0e10"), "DEMO-001", [_phenotype()])
     assert _attribute(decision, "dose")["result"] == FAIL  # 3.6e9 > 2.0e9
     assert decision["status"] == NOT_RELEASABLE
 
@@ -117,12 +128,11 @@ def test_the_dose_is_inconclusive_without_every_input(project: Path, case: str, 
     if case == "unit error":
         result = unit_result(status="error", error="DEMO-001.fcs: file not found.", metrics={})
     elif case == "fraction not ok":
-        result["metrics"]["car_pct_cd3"] = metric(
-            None, status="insufficient_events", reason="car_pct_cd3 rests on 40 events."
-        )
+        not_ok = metric(None, status="insufficient_events", reason="car_pct_cd3 rests on 40 events.")
+        result = dataclasses.replace(result, metrics={**result.metrics, "car_pct_cd3": not_ok})
     elif case == "fraction absent":
-        del result["metrics"]["car_pct_cd3"]
-    decision = evaluate_lot(run, "DEMO-001", [result])
+        result = dataclasses.replace(result, metrics={"cd3_pct_live": result.metrics["cd3_pct_live"]})
+    decision = judged(run, "DEMO-001", [result])
     for name in ("dose", "dose_per_kg"):
         attribute = _attribute(decision, name)
         assert attribute["result"] == INCONCLUSIVE
@@ -131,7 +141,7 @@ def test_the_dose_is_inconclusive_without_every_input(project: Path, case: str, 
 
 
 def test_a_dose_per_kg_needs_the_weight(project: Path):
-    decision = evaluate_lot(_run(project, weight=""), "DEMO-001", [_phenotype()])
+    decision = judged(_run(project, weight=""), "DEMO-001", [_phenotype()])
     assert _attribute(decision, "dose")["result"] == PASS
     per_kg = _attribute(decision, "dose_per_kg")
     assert (
@@ -141,17 +151,17 @@ def test_a_dose_per_kg_needs_the_weight(project: Path):
 
 
 def test_accepted_starting_material_leaves_the_release_decision_alone(project: Path):
-    decision = evaluate_lot(_run(project, starting="APHERESIS"), "DEMO-001", [_phenotype(), _apheresis()])
+    decision = judged(_run(project, starting="APHERESIS"), "DEMO-001", [_phenotype(), _apheresis()])
     starting = decision["starting_material"]
     assert (starting["spec"], starting["status"]) == ("APHERESIS", ACCEPTED)
     assert [a["result"] for a in starting["attributes"]] == [PASS, PASS]
     assert decision["status"] == RELEASE_CANDIDATE
     assert _run(project).lots["DEMO-001"].starting_spec is None
-    assert evaluate_lot(_run(project), "DEMO-001", [_phenotype()])["starting_material"] is None
+    assert judged(_run(project), "DEMO-001", [_phenotype()])["starting_material"] is None
 
 
 def test_starting_material_that_fails_acceptance_makes_the_lot_not_releasable(project: Path):
-    decision = evaluate_lot(
+    decision = judged(
         _run(project, starting="APHERESIS"), "DEMO-001", [_phenotype(), _apheresis(viability=72.0)]
     )
     assert decision["starting_material"]["status"] == NOT_ACCEPTED
@@ -165,7 +175,7 @@ def test_starting_material_that_fails_acceptance_makes_the_lot_not_releasable(pr
 
 
 def test_starting_material_without_its_measurement_keeps_the_lot_from_release(project: Path):
-    decision = evaluate_lot(_run(project, starting="APHERESIS"), "DEMO-001", [_phenotype()])
+    decision = judged(_run(project, starting="APHERESIS"), "DEMO-001", [_phenotype()])
     assert decision["starting_material"]["status"] == INCONCLUSIVE
     assert decision["status"] == INCONCLUSIVE
     assert decision["status_reason"] == (
@@ -176,16 +186,9 @@ def test_starting_material_without_its_measurement_keeps_the_lot_from_release(pr
 
 
 def test_a_release_json_with_a_dose_and_starting_material_matches_its_schema(project: Path):
-    from rapidrelease.release.decision import evaluate_lot_files
-
-    paths = []
-    for record in (_phenotype(), _apheresis(viability=72.0)):
-        path = project / "results" / "DEMO-001" / "units" / record["unit_id"] / "metrics.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(with_inputs_on_disk(project, record)))
-        paths.append(path)
-    written = evaluate_lot_files(
-        _run(project, starting="APHERESIS"), "DEMO-001", paths, project / "release.json"
-    )
+    run = _run(project, starting="APHERESIS")
+    write_records(project, run, [with_inputs_on_disk(project, r) for r in (_phenotype(), _apheresis(72.0))])
+    evaluate_lot_files(run, "DEMO-001", project / "release.json")
+    written = json.loads((project / "release.json").read_text(encoding="utf-8"))
     assert written["starting_material"]["status"] == NOT_ACCEPTED
     assert_valid_release(written)

@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from rapidrelease.records import Acquisition, FileHash, UnitSummary
 from rapidrelease.release.timeline import lot_timeline, unit_analysis_interval
 
 COLLECTED = datetime.fromisoformat("2026-11-25T08:30:00+01:00")
@@ -23,14 +24,16 @@ def _write_benchmark(path: Path, finished: datetime, text: str = BENCHMARK) -> N
     os.utime(path, (finished.timestamp(), finished.timestamp()))
 
 
-def _fcs_unit(unit_id: str, start: str, end: str) -> dict:
-    return {
-        "unit_id": unit_id,
-        "assay": "phenotype",
-        "role": "test",
-        "inputs": [{"path": "/nonexistent.fcs"}],
-        "acquisition": {"start": start, "end": end, "cytometer": "LSRFortessa"},
-    }
+def _unit(
+    unit_id: str, assay: str, paths: tuple[str, ...] = (), acquisition: Acquisition | None = None
+) -> UnitSummary:
+    """A unit as release.json lists it: its input files and the instrument's clock, if any."""
+    inputs = tuple(FileHash(p, None, None) for p in paths)
+    return UnitSummary(unit_id, assay, "test", None, "ok", None, inputs, acquisition)
+
+
+def _fcs_unit(unit_id: str, start: str, end: str) -> UnitSummary:
+    return _unit(unit_id, "phenotype", ("/nonexistent.fcs",), Acquisition(start, end, "LSRFortessa"))
 
 
 def test_cytometer_clock_is_read_in_the_collection_time_zone() -> None:
@@ -82,13 +85,7 @@ def test_reads_without_a_clock_are_placed_at_their_files_modification_times(tmp_
     ):
         path.write_bytes(b"")
         os.utime(path, (moment.timestamp(), moment.timestamp()))
-    unit = {
-        "unit_id": "STER",
-        "assay": "sterility_reads",
-        "role": "test",
-        "acquisition": None,
-        "inputs": [{"path": str(r1)}, {"path": str(r2)}],
-    }
+    unit = _unit("STER", "sterility_reads", (str(r1), str(r2)))
     row = lot_timeline("L1", COLLECTED, DEADLINE, [unit], DEADLINE)["units"][0]
     assert (row["acquired_start"], row["acquired_end"]) == (
         "2026-11-25T12:00:00.000Z",
@@ -101,25 +98,23 @@ def test_analysis_spans_every_job_of_a_unit_classified_in_parts(tmp_path: Path) 
     end_1 = datetime(2026, 11, 25, 13, 0, 0, tzinfo=UTC)
     end_2 = datetime(2026, 11, 25, 13, 0, 30, tzinfo=UTC)
     gathered = datetime(2026, 11, 25, 13, 2, 0, tzinfo=UTC)
-    _write_benchmark(tmp_path / "classify_reads_part/L1/units/STER/1.tsv", end_1)
-    _write_benchmark(tmp_path / "classify_reads_part/L1/units/STER/2.tsv", end_2)
-    _write_benchmark(
-        tmp_path / "gather_reads_unit/L1/units/STER.tsv", gathered, BENCHMARK.replace("62.50", "4.00")
-    )
+    _write_benchmark(tmp_path / "classify_reads_part/L1/STER/1.tsv", end_1)
+    _write_benchmark(tmp_path / "classify_reads_part/L1/STER/2.tsv", end_2)
+    _write_benchmark(tmp_path / "gather_reads_unit/L1/STER.tsv", gathered, BENCHMARK.replace("62.50", "4.00"))
     # another unit's and another lot's jobs are not this unit's analysis
-    _write_benchmark(tmp_path / "measure_unit/L1/units/STER-NC.tsv", gathered + timedelta(hours=1))
-    _write_benchmark(tmp_path / "classify_reads_part/L2/units/STER/1.tsv", end_1 - timedelta(hours=5))
+    _write_benchmark(tmp_path / "measure_flow_unit/L1/STER-NC.tsv", gathered + timedelta(hours=1))
+    _write_benchmark(tmp_path / "classify_reads_part/L2/STER/1.tsv", end_1 - timedelta(hours=5))
     start, end, files = unit_analysis_interval(tmp_path, "L1", "STER")
     assert start == end_1 - timedelta(seconds=62.5)
     assert end == gathered
     assert len(files) == 3
 
-    unit = {"unit_id": "STER", "assay": "sterility_reads", "role": "test", "acquisition": None, "inputs": []}
+    unit = _unit("STER", "sterility_reads")
     timeline = lot_timeline("L1", COLLECTED, DEADLINE, [unit], gathered, tmp_path)
     assert timeline["analysis_start"] == "2026-11-25T12:58:57.500Z"
     assert timeline["units"][0]["analysis_end"] == "2026-11-25T13:02:00.000Z"
 
 
 def test_an_unreadable_benchmark_leaves_the_analysis_time_unknown(tmp_path: Path) -> None:
-    _write_benchmark(tmp_path / "measure_unit/L1/units/PHENO.tsv", DEADLINE, "s\nnot-a-number\n")
+    _write_benchmark(tmp_path / "measure_flow_unit/L1/PHENO.tsv", DEADLINE, "s\nnot-a-number\n")
     assert unit_analysis_interval(tmp_path, "L1", "PHENO")[:2] == (None, None)

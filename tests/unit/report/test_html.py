@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import re
@@ -13,12 +14,31 @@ import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
 
-from rapidrelease.config.run import load_run_config
-from rapidrelease.flow.measure import measure_unit
-from rapidrelease.outputs import write_json
+from rapidrelease.config.run import RunConfig, load_run_config
+from rapidrelease.flow.measure import ControlTube, measure_tube
 from rapidrelease.reads.classify import write_taxa
+from rapidrelease.records import Metric, UnitRecord, write_record
 from rapidrelease.release.decision import evaluate_lot_files
 from rapidrelease.report.html import write_lot_report
+
+
+def _demo_run(out: Path) -> RunConfig:
+    """The demo configuration (read in the project root) with its results in ``out``."""
+    return dataclasses.replace(load_run_config(Path("config/config.yaml")), results_dir=out)
+
+
+def _unit_dirs(run: RunConfig, lot: str) -> dict[str, Path]:
+    return {u.unit_id: run.unit_dir(u) for u in run.units_of(lot)}
+
+
+def _measure(run: RunConfig, lot: str, unit_id: str, fcs: Path, controls: list[ControlTube] = ()) -> None:
+    """Measure the demo configuration's unit from ``fcs`` into its results folder."""
+    unit = run.unit(lot, unit_id)
+    assert unit.template is not None
+    measure_tube(
+        lot, unit_id, unit.assay, unit.role, fcs, unit.template, run.unit_dir(unit), controls=list(controls)
+    )
+
 
 EXTERNAL = re.compile(
     r"<(?:script|link|img|iframe|source)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.I
@@ -31,20 +51,16 @@ def reports(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     out = tmp_path_factory.mktemp("reports")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project_root)
-        run = load_run_config(Path("config/config.yaml"))
+        run = _demo_run(out)
         made = {}
         for lot, fcs in (
             ("DEMO-002", Path("resources/demo/DEMO-002/DEMO-002_phenotype.fcs")),
             ("DEMO-001", out / "lost.fcs"),
         ):
-            unit_dir = out / lot / "units" / "PHENO"
-            measure_unit(
-                lot, "PHENO", "phenotype", "test", fcs, Path("config/panels/car_t_phenotype.yaml"), unit_dir
-            )
-            sequenced = _sterility_unit(out / lot / "units" / "STER", lot)
-            units = [unit_dir, sequenced]
-            evaluate_lot_files(run, lot, [u / "metrics.json" for u in units], out / lot / "release.json")
-            write_lot_report(out / lot / "release.json", units, out / lot / "report.html")
+            _measure(run, lot, "PHENO", fcs)
+            _sterility_unit(run.unit_dir(run.unit(lot, "STER")), lot)
+            evaluate_lot_files(run, lot, out / lot / "release.json")
+            write_lot_report(out / lot / "release.json", _unit_dirs(run, lot), out / lot / "report.html")
             made[lot] = out / lot / "report.html"
     return made
 
@@ -53,15 +69,15 @@ def _sterility_unit(
     folder: Path,
     lot: str,
     role: str = "test",
-    metrics: dict[str, Any] | None = None,
+    metrics: dict[str, Metric] | None = None,
     **evidence: Any,
 ) -> Path:
-    """A sequencing unit as gather_unit writes it: 2,500 pairs of host, vector and phiX.
+    """A sequencing unit as the call stage writes it: 2,500 pairs of host, vector and phiX.
 
-    ``evidence`` and ``metrics`` are what call_unit adds to it (rapidrelease.sterility.calls).
+    ``evidence`` and ``metrics`` are what the calls add to it (rapidrelease.sterility.calls).
     """
     fragments = {"host": 2413, "vector": 57, "spike_in": 25, "other": 5}
-    counts = {"fragments_total": {"value": 2500, "unit": "fragments", "kind": "count", "status": "ok"}}
+    counts = {"fragments_total": Metric(2500, "fragments", "count")}
     for category in (
         "host",
         "vector",
@@ -74,19 +90,11 @@ def _sterility_unit(
         "other",
     ):
         share = 100 * fragments.get(category, 0) / 2500
-        counts[f"{category}_pct"] = {"value": share, "unit": "%", "kind": "percent", "status": "ok"}
-    record = {
-        "lot_id": lot,
-        "unit_id": folder.name,
-        "assay": "sterility_reads",
-        "role": role,
-        "status": "ok",
-        "error": None,
-        "inputs": [],
-        **evidence,
-        "metrics": counts | (metrics or {}),
-    }
-    write_json(folder / "metrics.json", record)
+        counts[f"{category}_pct"] = Metric(share, "%", "percent")
+    record = UnitRecord(
+        "call", lot, folder.name, "sterility_reads", role, evidence=evidence, metrics=counts | (metrics or {})
+    )
+    write_record(folder / "metrics.json", record)
     taxa = {
         "taxid": np.array([9606, 29278, 10847, 1]),
         "name": np.array(["Homo sapiens", "vectors", "Enterobacteria phage phiX174", "root"], dtype=object),
@@ -105,9 +113,8 @@ def _sterility_unit(
     return folder
 
 
-def _metric(value: Any, unit: str | None, kind: str, reason: str | None = None) -> dict[str, Any]:
-    status = "ok" if reason is None else "inconclusive"
-    return {"value": value, "unit": unit, "kind": kind, "status": status, "reason": reason}
+def _metric(value: Any, unit: str | None, kind: str, reason: str | None = None) -> Metric:
+    return Metric(value, unit, kind, "ok" if reason is None else "inconclusive", reason)
 
 
 _UNCOVERED = (
@@ -231,7 +238,10 @@ _PILE_UP = _call(
 
 def _lot_with_controls(out: Path, project_root: Path, calls: list[dict[str, Any]]) -> str:
     """DEMO-001's sequencing units with call_unit's evidence, evaluated and rendered; the page."""
-    units = out / "units"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project_root)
+        run = _demo_run(out)
+    units = out / "DEMO-001" / "reads"
     folders = [
         _sterility_unit(units / "STER", "DEMO-001", **_test_evidence(calls)),
         _sterility_unit(
@@ -253,11 +263,11 @@ def _lot_with_controls(out: Path, project_root: Path, calls: list[dict[str, Any]
             spike=_SPIKE,
         ),
     ]
+    assert [f.parent for f in folders] == [run.unit_dir(run.unit("DEMO-001", "STER")).parent] * 3
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project_root)
-        run = load_run_config(Path("config/config.yaml"))
-        evaluate_lot_files(run, "DEMO-001", [f / "metrics.json" for f in folders], out / "release.json")
-    write_lot_report(out / "release.json", folders, out / "report.html")
+        evaluate_lot_files(run, "DEMO-001", out / "release.json")
+    write_lot_report(out / "release.json", _unit_dirs(run, "DEMO-001"), out / "report.html")
     return (out / "report.html").read_text(encoding="utf-8")
 
 
@@ -359,35 +369,25 @@ def test_the_report_is_one_self_contained_file(reports: dict[str, Path]):
 @pytest.fixture(scope="module")
 def flow_evidence(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """DEMO-001's potency pair and microbial tubes measured, evaluated and reported."""
-    from rapidrelease.flow.measure import ControlTube
-
     out = tmp_path_factory.mktemp("flow_report")
     demo = Path("resources/demo")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project_root)
-        run = load_run_config(Path("config/config.yaml"))
-        potency, microbial = (
-            Path("config/panels/car_t_potency.yaml"),
-            Path("config/panels/microbial_flow.yaml"),
-        )
+        run = _demo_run(out)
         stimulated = demo / "DEMO-001/DEMO-001_potency_stimulated.fcs"
         unstimulated = demo / "DEMO-001/DEMO-001_potency_unstimulated.fcs"
         medium = demo / "FLOW-RUN-01/FLOW-RUN-01_medium.fcs"
         measured = {
-            "POT-STIM": ("potency", "stimulated", stimulated, potency,
-                         [ControlTube("POT-UNSTIM", "unstimulated", unstimulated)]),
-            "POT-UNSTIM": ("potency", "unstimulated", unstimulated, potency, []),
-            "MICRO": ("microbial_flow", "test", demo / "DEMO-001/DEMO-001_microbial.fcs", microbial,
+            "POT-STIM": (stimulated, [ControlTube("POT-UNSTIM", "unstimulated", unstimulated)]),
+            "POT-UNSTIM": (unstimulated, []),
+            "MICRO": (demo / "DEMO-001/DEMO-001_microbial.fcs",
                       [ControlTube("MICRO-NC", "negative_control", medium)]),
-            "MICRO-NC": ("microbial_flow", "negative_control", medium, microbial, []),
+            "MICRO-NC": (medium, []),
         }  # fmt: skip
-        folders = []
-        for unit, (assay, role, fcs, panel, controls) in measured.items():
-            folder = out / "units" / unit
-            measure_unit("DEMO-001", unit, assay, role, fcs, panel, folder, controls=controls)
-            folders.append(folder)
-        evaluate_lot_files(run, "DEMO-001", [f / "metrics.json" for f in folders], out / "release.json")
-        write_lot_report(out / "release.json", folders, out / "report.html")
+        for unit, (fcs, controls) in measured.items():
+            _measure(run, "DEMO-001", unit, fcs, controls)
+        evaluate_lot_files(run, "DEMO-001", out / "release.json")
+        write_lot_report(out / "release.json", _unit_dirs(run, "DEMO-001"), out / "report.html")
     return (out / "report.html").read_text(encoding="utf-8")
 
 
@@ -433,8 +433,8 @@ def test_single_stain_spillover_and_starting_material_are_shown(tmp_path: Path):
         },
         "problem": None,
     }
-    record = {"lot_id": "L", "unit_id": "PHENO", "status": "ok", "metrics": {}, "single_stains": matrix}
-    write_json(tmp_path / "PHENO" / "metrics.json", record)
+    record = UnitRecord("measure", "L", "PHENO", "phenotype", "test", evidence={"single_stains": matrix})
+    write_record(tmp_path / "PHENO" / "metrics.json", record)
     starting = {
         "spec": "APHERESIS",
         "spec_description": "",
@@ -493,21 +493,12 @@ def test_a_tube_changed_after_the_decision_shows_no_decision_in_the_report(
     shutil.copyfile(project_root / "resources/demo/DEMO-002/DEMO-002_phenotype.fcs", tube)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project_root)
-        run = load_run_config(Path("config/config.yaml"))
-        unit_dir = tmp_path / "units" / "PHENO"
-        measure_unit(
-            "DEMO-002",
-            "PHENO",
-            "phenotype",
-            "test",
-            tube,
-            Path("config/panels/car_t_phenotype.yaml"),
-            unit_dir,
-        )
-        evaluate_lot_files(run, "DEMO-002", [unit_dir / "metrics.json"], tmp_path / "release.json")
+        run = _demo_run(tmp_path)
+        _measure(run, "DEMO-002", "PHENO", tube)
+        evaluate_lot_files(run, "DEMO-002", tmp_path / "release.json")
         with open(tube, "ab") as fh:  # a copy step rewrote the tube after release.json was written
             fh.write(b"\0")
-        write_lot_report(tmp_path / "release.json", [unit_dir], tmp_path / "report.html")
+        write_lot_report(tmp_path / "release.json", _unit_dirs(run, "DEMO-002"), tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<div class='banner INCONCLUSIVE'><div class='status'>Inconclusive</div>" in page
     assert (

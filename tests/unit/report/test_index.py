@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 from plotly.offline import get_plotlyjs
 
+from rapidrelease.config.run import load_run_config
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.report.index import render_index, write_index
+
+from support.configs import unit_result, write_project
+from support.releases import sealed_release
 
 HOSTILE = "<script>alert('x')</script> \"Lösung\" / ü"
 
@@ -90,16 +93,27 @@ def test_write_index_refuses_an_unreadable_release_json_naming_it(tmp_path: Path
     bad = tmp_path / "L1" / "release.json"
     bad.parent.mkdir()
     bad.write_text("{not json")
-    with pytest.raises(RapidReleaseError, match=re.escape(f"{bad}: cannot be read as release.json")):
+    with pytest.raises(RapidReleaseError, match=re.escape(f"{bad}: is not a complete JSON record")):
         write_index([bad], tmp_path / "index.html", None)
     assert not (tmp_path / "index.html").exists()
 
 
-def test_write_index_writes_the_page_beside_the_lot_folders(tmp_path: Path) -> None:
-    paths = []
-    for path, record in _releases(tmp_path)[:3]:
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(record))
-        paths.append(path)
-    write_index(paths, tmp_path / "index.html", {})
-    assert "<a href='A-02/report.html'>report</a>" in (tmp_path / "index.html").read_text(encoding="utf-8")
+def test_write_index_writes_the_page_beside_the_lot_folders(project: Path) -> None:
+    run = load_run_config(write_project(project))
+    paths = [project / lot / "release.json" for lot in ("DEMO-001", "DEMO-002")]
+    for path in paths:
+        sealed_release(path, run, path.parent.name, [unit_result(path.parent.name)])
+    write_index(paths, project / "index.html", {})
+    page = (project / "index.html").read_text(encoding="utf-8")
+    assert "<a href='DEMO-002/report.html'>report</a>" in page
+    assert page.count("Release candidate") >= 2
+
+
+def test_write_index_refuses_a_release_json_edited_after_it_was_written(project: Path) -> None:
+    run = load_run_config(write_project(project))
+    path = project / "DEMO-001" / "release.json"
+    sealed_release(path, run, "DEMO-001", [unit_result(metrics={})])
+    path.write_text(path.read_text(encoding="utf-8").replace('"INCONCLUSIVE"', '"RELEASE_CANDIDATE"', 1))
+    with pytest.raises(RapidReleaseError, match=re.escape(f"{path}: its content does not match its seal")):
+        write_index([path], project / "index.html", {})
+    assert not (project / "index.html").exists()

@@ -1,8 +1,7 @@
-"""call_unit on gathered units against the default panel's index: every path to an invalid run."""
+"""call_contaminants on gathered units against the default panel's index: every path to an invalid run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,30 @@ import polars as pl
 import pytest
 
 from rapidrelease.config.run import DetectionSettings, Unit
-from rapidrelease.outputs import write_json
 from rapidrelease.reads.classify import TAXA_COLUMNS, write_taxa
 from rapidrelease.reads.index import KmerIndex, load_index
-from rapidrelease.sterility.calls import ReferenceFacts, call_unit
+from rapidrelease.records import (
+    FileRef,
+    Metric,
+    UnitRecord,
+    file_ref,
+    read_unit_record,
+    to_json,
+    write_record,
+)
+from rapidrelease.sterility.calls import ReferenceFacts, call_contaminants
+
+
+def _call(unit: Unit, units: list[Unit], root: Path, index: KmerIndex) -> dict[str, Any]:
+    """Call ``unit`` against the other units (its controls), each gathered in ``root/<unit id>``; the
+    record as a reviewer reads it, its evidence beside its metrics."""
+    controls = [u for u in units if u != unit]
+    folders = {u.unit_id: root / u.unit_id for u in units}
+    record = call_contaminants(unit, controls, folders, index.folder, DetectionSettings())
+    assert read_unit_record(root / unit.unit_id / "metrics.json") == record
+    data = to_json(record)
+    assert isinstance(data, dict)
+    return {**data, **record.evidence}
 
 
 def _write_unit(
@@ -47,10 +66,13 @@ def _write_unit(
     write_taxa(
         folder / "taxa.tsv", {k: np.array(v, dtype=TAXA_COLUMNS[k]) for k, v in table.items()}, fragments
     )
-    record = {"lot_id": unit.lot_id, "unit_id": unit.unit_id, "assay": unit.assay, "role": unit.role,
-              "status": "ok", "error": None, "inputs": [{"path": f"{unit.unit_id}_R1.fq.gz"}],
-              "metrics": {"fragments_total": {"value": fragments, "status": "ok"}}}  # fmt: skip
-    write_json(folder / "reads.json", record)
+    record = UnitRecord(
+        "gather", unit.lot_id, unit.unit_id, unit.assay, unit.role,
+        inputs=(FileRef("reads", f"{unit.unit_id}_R1.fq.gz", None, None),),
+        outputs=(file_ref(folder / "taxa.parquet", "taxa"),),
+        metrics={"fragments_total": Metric(fragments, "fragments", "count")},
+    )  # fmt: skip
+    write_record(folder / "reads.json", record)
 
 
 SPIKE = {"spike_organism": "Staphylococcus aureus", "spike_concentration": 100.0, "spike_unit": "CFU/mL"}
@@ -79,7 +101,7 @@ def _lot(tmp_path: Path, index: KmerIndex, case: str) -> dict[str, Any]:
         if case == "broken_negative" and unit_id == "NC2":
             continue  # its classification never wrote reads.json
         _write_unit(folder, unit, *contents[unit_id], facts)
-    return call_unit(units["T"], tmp_path, list(units.values()), index.folder, DetectionSettings())
+    return _call(units["T"], list(units.values()), tmp_path, index)
 
 
 def test_a_valid_clean_run(tmp_path: Path, panel_index: KmerIndex) -> None:
@@ -92,8 +114,8 @@ def test_a_valid_clean_run(tmp_path: Path, panel_index: KmerIndex) -> None:
     assert metrics["lod"]["unit"] == "CFU/mL" and metrics["lod"]["status"] == "ok"
     # NC1's E. coli (100 RPM) is not in the test: no call at all
     assert record["calls"] == []
-    saved = json.loads((tmp_path / "T" / "metrics.json").read_text())
-    assert saved["metrics"]["contaminant_call"]["value"] == "NOT_DETECTED"
+    saved = read_unit_record(tmp_path / "T" / "metrics.json")
+    assert saved.metrics["contaminant_call"].value == "NOT_DETECTED"
     assert (tmp_path / "T" / "calls.tsv").read_text().startswith("taxid\tname\t")
 
 
@@ -134,8 +156,11 @@ def test_an_invalid_run_is_never_a_clean_call(
 def test_a_test_unit_that_was_not_classified_is_an_error(tmp_path: Path, panel_index: KmerIndex) -> None:
     unit = Unit("L", "T", "sterility_reads", "test", Path("t.fq"))
     (tmp_path / "T").mkdir()
-    write_json(tmp_path / "T" / "reads.json", {"status": "error", "error": "t.fq: truncated gzip stream."})
-    record = call_unit(unit, tmp_path, [unit], panel_index.folder, DetectionSettings())
+    failed = UnitRecord(
+        "gather", "L", "T", "sterility_reads", "test", status="error", error="t.fq: truncated gzip stream."
+    )
+    write_record(tmp_path / "T" / "reads.json", failed)
+    record = _call(unit, [unit], tmp_path, panel_index)
     assert (record["status"], record["error"], record["metrics"]) == (
         "error",
         "t.fq: truncated gzip stream.",
@@ -149,7 +174,7 @@ def test_a_unit_that_reports_no_fragments_is_an_error_not_an_infinite_rate(
     unit = Unit("L", "T", "sterility_reads", "test", Path("t.fq"))
     (tmp_path / "T").mkdir()
     _write_unit(tmp_path / "T", unit, 0, {}, ReferenceFacts.from_index(panel_index))
-    record = call_unit(unit, tmp_path, [unit], panel_index.folder, DetectionSettings())
+    record = _call(unit, [unit], tmp_path, panel_index)
     assert record["status"] == "error"
     assert record["error"].endswith("reads.json: reports 0 fragments, so nothing was read.")
 
@@ -196,7 +221,7 @@ def test_mycoplasma_assay_reports_the_ph_eur_list_and_calls_only_mycoplasmas(
     for unit, (fragments, reads) in zip(units, contents, strict=True):
         (tmp_path / unit.unit_id).mkdir()
         _write_unit(tmp_path / unit.unit_id, unit, fragments, reads, facts)
-    record = call_unit(units[0], tmp_path, units, panel_index.folder, DetectionSettings())
+    record = _call(units[0], units, tmp_path, panel_index)
     assert record["validity"] == {"valid": True, "problems": []}
     assert [(c["name"], c["call"]) for c in record["calls"]] == [("Mycoplasma hyorhinis", "DETECTED")]
     checklist = {e["organism"]: e["status"] for e in record["checklist"]}
@@ -208,3 +233,27 @@ def test_mycoplasma_assay_reports_the_ph_eur_list_and_calls_only_mycoplasmas(
         "unit",
         "mycoplasma",
     }
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda folder: (folder / "reads.json").write_text("{}"), "reads.json: is not a unit record"),
+        (
+            lambda folder: (folder / "taxa.parquet").write_bytes(
+                (folder / "taxa.parquet").read_bytes() + b"\0"
+            ),
+            "taxa.parquet: is not the table",
+        ),
+    ],
+)
+def test_gathered_evidence_that_changed_since_it_was_gathered_is_an_error(
+    tmp_path: Path, panel_index: KmerIndex, damage: Any, problem: str
+) -> None:
+    unit = Unit("L", "T", "sterility_reads", "test", Path("t.fq"))
+    (tmp_path / "T").mkdir()
+    _write_unit(tmp_path / "T", unit, 200_000, {573: 12}, ReferenceFacts.from_index(panel_index))
+    damage(tmp_path / "T")
+    record = _call(unit, [unit], tmp_path, panel_index)
+    assert record["status"] == "error" and problem in record["error"], record["error"]
+    assert record["metrics"] == {}

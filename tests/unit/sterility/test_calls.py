@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.errors import ReadsError
 from rapidrelease.reads.taxonomy import Taxonomy
+from rapidrelease.records import FileRef, Metric, UnitRecord, record_json
 from rapidrelease.sterility.calls import (
     DETECTED,
     NOT_DETECTED,
@@ -214,20 +216,33 @@ def test_a_name_two_taxa_share_must_be_given_as_a_taxid() -> None:
         facts.resolve("Staphylococcus aureus")
 
 
+def _gathered(tmp_path: Path, outputs: tuple[FileRef, ...] = ()) -> str:
+    record = UnitRecord(
+        "gather", "LOT-1", "NC1", "sterility_reads", "negative_control",
+        outputs=outputs, metrics={"fragments_total": Metric(10, "fragments", "count")},
+    )  # fmt: skip
+    return json.dumps(record_json(record))
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
         (None, "reads.json: file not found"),
-        ('{"status": "ok", ', "reads.json: cannot be read"),
-        ("[1, 2]", "reads.json: is not a JSON object"),
-        ('{"status": "ok", "metrics": {}}', "reads.json: has no fragments_total"),
-        ('{"status": "ok", "metrics": {"fragments_total": {"value": 10}}}', "taxa.parquet: cannot be read"),
+        (lambda _: '{"status": "ok", ', "reads.json: is not a complete JSON record"),
+        (lambda _: "[1, 2]", "reads.json: is not a JSON object"),
+        (lambda _: '{"status": "ok", "metrics": {}}', "reads.json: is not a unit record of version 1"),
+        (_gathered, "reads.json: names no taxa table it was written with"),
+        (
+            lambda folder: _gathered(folder, (FileRef("taxa", str(folder / "taxa.parquet"), "0" * 64, 1),)),
+            "taxa.parquet: is not the table",
+        ),
     ],
 )
 def test_a_unreadable_gathered_unit_is_an_error_naming_the_file(tmp_path: Path, content, problem) -> None:
     if content is not None:
-        (tmp_path / "reads.json").write_text(content)
+        (tmp_path / "reads.json").write_text(content(tmp_path))
     unit = Unit("LOT-1", "NC1", "sterility_reads", "negative_control", Path("nc.fq"))
     loaded = load_unit_reads(unit, tmp_path)
     assert loaded.fragments == 0 and loaded.taxa == {}
+    assert loaded.error is not None
     assert loaded.error.startswith(str(tmp_path / problem.split(":")[0])) and problem in loaded.error
