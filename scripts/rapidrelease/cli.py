@@ -35,7 +35,7 @@ def _cmd_fcs_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from rapidrelease.gating.engine import gate_files
+    from rapidrelease.gating.io import gate_files
 
     failures = gate_files(
         template_path=Path(args.template),

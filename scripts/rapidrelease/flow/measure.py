@@ -23,9 +23,9 @@ from rapidrelease.gating.engine import (
     SampleLayout,
     compile_tree,
     gate_chunks,
-    populations_table,
 )
 from rapidrelease.gating.evidence import gate_plot_data
+from rapidrelease.gating.io import populations_table
 from rapidrelease.outputs import input_record, sha256_file, write_json, write_table
 from rapidrelease.release.unit_record import new_unit_record, record_failure
 

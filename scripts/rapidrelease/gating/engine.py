@@ -8,6 +8,9 @@ in order. What makes it fast, compared with FlowKit's gate-by-gate evaluation on
 - a gate's kernel runs on its parent's events only, and parent masks are reused, not recomputed;
 - events are read and gated ``chunk_size`` at a time, so memory is bounded whatever the file size.
 
+The engine works on arrays and writes nothing: gating files and writing ``populations.tsv`` and
+per-event Parquet is :mod:`rapidrelease.gating.io`'s.
+
 Every per-event computation is independent of which other events share its chunk, so the result
 never depends on the chunk size. Compensation solves ``x = c · S`` for each event with the spillover
 matrix ``S`` factored once (LU with partial pivoting, as LAPACK's ``gesv``), by substitution in a fixed
@@ -16,19 +19,16 @@ order: the same answer whatever the number of events, equal to FlowKit's to ~1e-
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import scipy.linalg
 
 from rapidrelease.errors import GatingError, RapidReleaseError
 from rapidrelease.gating.kernels import in_ellipsoid, in_polygon, in_rectangle
-from rapidrelease.gating.template import Dimension, GateNode, GateTree, load_template, population_path
+from rapidrelease.gating.template import Dimension, GateNode, GateTree, population_path
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -39,10 +39,9 @@ __all__ = [
     "PopulationCount",
     "SampleLayout",
     "compile_tree",
+    "gate_chunks",
     "gate_events",
     "gate_fcs",
-    "gate_files",
-    "populations_table",
     "pull_back_bound",
     "transform_domain_floor",
 ]
@@ -602,107 +601,3 @@ def gate_chunks(
         width = len(compiled.layout.pnn_labels)
         sample_events = np.concatenate(sampled) if sampled else np.zeros((0, width))
     return GatingResult(sample_id, n_events, populations, masks, sample_events)
-
-
-def populations_table(results: Sequence[GatingResult]) -> pl.DataFrame:
-    """One row per sample and population: the ``populations.tsv`` of ``rapidrelease gate``.
-
-    Columns: sample (FCS file name), population (path from the root), gate (gate or quadrant id),
-    parent (parent path, empty at the root), count, parent_count, percent_parent (100·count/parent_count),
-    percent_total (100·count/events of the sample); a percentage of an empty parent is null.
-    """
-    rows = []
-    for result in results:
-        for pop in result.populations:
-            rows.append(
-                {
-                    "sample": result.sample_id,
-                    "population": population_path(pop.path),
-                    "gate": pop.path[-1],
-                    "parent": population_path(pop.parent),
-                    "count": pop.count,
-                    "parent_count": pop.parent_count,
-                    "percent_parent": 100.0 * pop.count / pop.parent_count if pop.parent_count else None,
-                    "percent_total": 100.0 * pop.count / result.n_events if result.n_events else None,
-                }
-            )
-    schema = {
-        "sample": pl.String,
-        "population": pl.String,
-        "gate": pl.String,
-        "parent": pl.String,
-        "count": pl.Int64,
-        "parent_count": pl.Int64,
-        "percent_parent": pl.Float64,
-        "percent_total": pl.Float64,
-    }
-    return pl.DataFrame(rows, schema=schema)
-
-
-def gate_files(
-    template_path: Path,
-    fcs_paths: Sequence[Path],
-    out_dir: Path,
-    events_out: Path | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    compensation: Path | None = None,
-) -> list[str]:
-    """``rapidrelease gate``: gate FCS files, write ``out_dir/populations.tsv`` (and per-event Parquet).
-
-    Each file is gated with the template's gates for that file (its own sample's gates in a FlowJo
-    workspace, matched by file name). A file that cannot be read or gated is reported on stderr and
-    left out of the table; returns those one-line messages (empty when every file was gated).
-    ``compensation`` names a spillover matrix file used instead of each file's own $SPILLOVER.
-    """
-    from rapidrelease.fcs.reader import read_fcs
-    from rapidrelease.outputs import atomic_path, write_table
-
-    if chunk_size < 1:
-        raise GatingError(f"--chunk-size must be a positive number of events, not {chunk_size}.")
-    from rapidrelease.fcs.compensation import read_spillover_file
-
-    template = load_template(template_path)
-    spillover = None if compensation is None else read_spillover_file(compensation)
-    results, failures = [], []
-    for path in fcs_paths:
-        try:
-            fcs = read_fcs(path)
-            tree = template.tree_for(fcs.sample_id)
-            layout = SampleLayout.of(fcs)
-            compiled = compile_tree(tree, layout if spillover is None else layout.with_spillover(spillover))
-            if events_out is None:
-                result = gate_chunks(fcs.sample_id, fcs.iter_event_chunks(chunk_size), compiled)
-            else:
-                with atomic_path(Path(events_out) / f"{fcs.sample_id}.parquet") as tmp:
-                    result = _gate_writing_events(fcs, compiled, chunk_size, tmp)
-        except RapidReleaseError as exc:
-            failures.append(str(exc))
-            print(f"rapidrelease: {exc}", file=sys.stderr)
-            continue
-        results.append(result)
-    write_table(populations_table(results), Path(out_dir) / "populations.tsv")
-    return failures
-
-
-def _gate_writing_events(fcs: Any, compiled: CompiledTree, chunk_size: int, out: Path) -> GatingResult:
-    # Stream per-event membership to Parquet chunk by chunk, so memory stays bounded by the chunk.
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pops = compiled.populations
-    schema = pa.schema([(population_path(p), pa.bool_()) for p, _ in pops])
-    counts = dict.fromkeys((p for p, _ in pops), 0)
-    n_events = 0
-    with pq.ParquetWriter(out, schema) as writer:
-        for chunk in fcs.iter_event_chunks(chunk_size):
-            masks = gate_events(chunk, compiled)
-            n_events += len(chunk)
-            for path, mask in masks.items():
-                counts[path] += int(np.count_nonzero(mask))
-            writer.write_table(pa.table([masks[p] for p, _ in pops], schema=schema))
-        if n_events == 0:
-            writer.write_table(schema.empty_table())
-    populations = [
-        PopulationCount(p, parent, counts[p], counts[parent] if parent else n_events) for p, parent in pops
-    ]
-    return GatingResult(fcs.sample_id, n_events, populations)
