@@ -17,17 +17,13 @@ from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
 from rapidrelease.reads.taxonomy import Taxonomy
 
-from .conftest import PANEL
+from support.reads import PANEL, read_table
 
 CONTAMINANT = {"bacteria", "mycoplasma", "fungi", "virus"}
 
 
 def _genome(path: Path, name: str, taxid: int) -> SourceGenome:
     return SourceGenome.from_records(name, taxid, [seq for _, seq in iter_fasta(path)])
-
-
-def _read_table(path: Path) -> list[list[str]]:
-    return [line.rstrip("\n").split("\t") for line in path.read_text().splitlines(keepends=True)]
 
 
 def _species(taxonomy: Taxonomy, taxid: int) -> int | None:
@@ -78,7 +74,7 @@ def test_calls_and_report_equal_kraken2s_on_the_same_panel(
         reads_path=tmp_path / "rr.out",
         batch_reads=3000,
     )
-    theirs, ours = _read_table(tmp_path / "k2.out"), _read_table(tmp_path / "rr.out")
+    theirs, ours = read_table(tmp_path / "k2.out"), read_table(tmp_path / "rr.out")
     assert len(ours) == len(theirs) == 20_000
     assert [r[2] for r in ours] == [r[2] for r in theirs], "every pair gets Kraken 2's call"
     # hit lists agree too, except that Kraken 2.1.2 counts the k-mer starting at an N as unambiguous
@@ -87,10 +83,8 @@ def test_calls_and_report_equal_kraken2s_on_the_same_panel(
     assert len(no_n) > 19_000
     assert all(ours[i] == theirs[i] for i in no_n)
     # the kreport: same percentages, counts, taxa and names (Debian's 2.1.2 drops some D/R rank codes)
-    report = [[f for j, f in enumerate(row) if j != 3] for row in _read_table(tmp_path / "k2.kreport")]
-    assert report == [
-        [f for j, f in enumerate(row) if j != 3] for row in _read_table(tmp_path / "rr.kreport")
-    ]
+    report = [[f for j, f in enumerate(row) if j != 3] for row in read_table(tmp_path / "k2.kreport")]
+    assert report == [[f for j, f in enumerate(row) if j != 3] for row in read_table(tmp_path / "rr.kreport")]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +144,7 @@ def test_held_out_strains_are_called_to_their_species(small_index, shared_data, 
     expected = {"saCOL": 1280, "kpHS": 573}  # the species
     taxonomy = small_index.taxonomy
     correct = called = 0
-    for row in _read_table(tmp_path / "out.tsv"):
+    for row in read_table(tmp_path / "out.tsv"):
         species = _species(taxonomy, int(row[2]))
         if species is not None:
             called += 1
@@ -173,7 +167,7 @@ def test_host_reads_missing_from_the_index_are_never_called_a_contaminant(small_
         out = tmp_path / f"out{len(files)}.tsv"
         classify_reads(small_index, *files, reads_path=out)
         categories = [
-            taxonomy.category[int(taxonomy.index_of([int(r[2])])[0])] for r in _read_table(out) if r[0] == "C"
+            taxonomy.category[int(taxonomy.index_of([int(r[2])])[0])] for r in read_table(out) if r[0] == "C"
         ]
         assert not CONTAMINANT & set(categories), categories
 
@@ -207,7 +201,7 @@ def test_pairs_short_reads_and_the_per_read_table(small_index, tmp_path):
     r1.write_text("".join(f"@{n}/1\n{a}\n+\n{'I' * len(a)}\n" for n, a, _ in pairs))
     r2.write_text("".join(f"@{n}/2\n{b}\n+\n{'I' * len(b)}\n" for n, _, b in pairs))
     totals = classify_reads(small_index, r1, r2, reads_path=tmp_path / "out.tsv")
-    rows = _read_table(tmp_path / "out.tsv")
+    rows = read_table(tmp_path / "out.tsv")
     assert rows[0][:4] == ["C", "long", "10710", "150|150"]
     assert rows[0][4] == "10710:116 |:| 10710:116"
     assert rows[1] == [

@@ -17,7 +17,7 @@ from rapidrelease.reads.index import build_index
 from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
 from rapidrelease.reads.summary import gather_unit
 
-from .conftest import PANEL
+from support.reads import PANEL
 
 SOURCES = {  # simulated sample: (panel file, taxid, share of pairs)
     "hs": ("Homo_sapiens_TPA_scaffolds_1Mb.fa.gz", 9606, 0.90),
