@@ -239,13 +239,15 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         if not args.out_partial:
             raise
         # in the workflow a bad read file is the unit's evidence, not a failed run: record it
-        from rapidrelease.reads.summary import save_failed_part
+        from rapidrelease.reads.parts import save_failed_part
 
         save_failed_part(Path(args.out_partial), str(exc))
         print(f"rapidrelease: {exc}", file=sys.stderr)
         return 0
     if args.out_partial:
-        totals.save(Path(args.out_partial), index)
+        from rapidrelease.reads.parts import save_part
+
+        save_part(Path(args.out_partial), totals, index)
     print(
         f"{totals.reads:,} reads: {totals.classified:,} classified "
         f"({100 * totals.classified / max(totals.reads, 1):.2f} %), {totals.too_short:,} shorter than k",

@@ -18,27 +18,10 @@ import numpy as np
 
 from rapidrelease.config.vocabulary import CATEGORIES, CONTAMINANT_CATEGORIES
 from rapidrelease.errors import RapidReleaseError
-from rapidrelease.outputs import atomic_path, input_record, write_json, write_text
+from rapidrelease.outputs import input_record, write_json, write_text
 from rapidrelease.release.unit_record import new_unit_record, record_failure
 
-__all__ = ["gather_unit", "save_failed_part", "unit_metrics"]
-
-
-def save_failed_part(path: Path, message: str) -> None:
-    """Record that a part could not be classified, with the one-sentence reason."""
-    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, error=np.frombuffer(message.encode(), dtype=np.uint8))
-
-
-def _part_error(paths: list[Path]) -> str | None:
-    for path in paths:
-        try:
-            with np.load(path) as part:
-                if "error" in part.files:
-                    return part["error"].tobytes().decode()
-        except (OSError, ValueError) as exc:
-            return f"{path}: a classification part cannot be read ({exc})."
-    return None
+__all__ = ["gather_unit", "unit_metrics"]
 
 
 def _percent(count: int, total: int) -> dict[str, Any]:
@@ -87,14 +70,9 @@ def gather_unit(
 
     Returns the reads.json record. Never raises for a bad input: the record's status is ``error``.
     """
-    from rapidrelease.reads.classify import (
-        TAXA_COLUMNS,
-        ClassificationTotals,
-        kraken_report_lines,
-        taxon_table,
-        write_taxa,
-    )
     from rapidrelease.reads.index import load_index
+    from rapidrelease.reads.kraken_outputs import TAXA_COLUMNS, kraken_report_lines, taxon_table, write_taxa
+    from rapidrelease.reads.parts import load_parts, part_error
 
     out_dir = Path(out_dir)
     # the manifest holds the SHA-256 of every FASTA and taxonomy file the index was built from
@@ -107,10 +85,10 @@ def gather_unit(
     try:
         index = load_index(Path(db))
         record["index"]["minimizers"] = index.manifest["counts"]["minimizers"]
-        error = _part_error(parts)
+        error = part_error(parts)
         if error is not None:
             raise RapidReleaseError(error)
-        totals = ClassificationTotals.load_parts(parts, index)
+        totals = load_parts(parts, index)
         if totals.reads == 0:
             # an empty read file is valid FASTQ, but as a unit's evidence it is a failed transfer or run
             files = ", ".join(str(p) for p in reads) or "the unit's read files"

@@ -16,7 +16,7 @@ from plotly.offline import get_plotlyjs
 from rapidrelease.config.run import load_run_config
 from rapidrelease.flow.measure import measure_unit
 from rapidrelease.outputs import write_json
-from rapidrelease.reads.classify import write_taxa
+from rapidrelease.reads.kraken_outputs import write_taxa
 from rapidrelease.release.decision import evaluate_lot_files
 from rapidrelease.report.html import write_lot_report
 

@@ -12,8 +12,8 @@ import pytest
 
 from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.outputs import write_json
-from rapidrelease.reads.classify import TAXA_COLUMNS, write_taxa
 from rapidrelease.reads.index import KmerIndex, load_index
+from rapidrelease.reads.kraken_outputs import TAXA_COLUMNS, write_taxa
 from rapidrelease.sterility.calls import ReferenceFacts, call_unit
 
 
