@@ -11,7 +11,7 @@ import pytest
 from rapidrelease.flow.measure import ControlTube, measure_unit
 from rapidrelease.stats import mean_detected, upper_bound
 
-from .tubes import rectangle_gate, write_gatingml, write_tube
+from support.tubes import rectangle_gate, write_gatingml, write_tube
 
 VOLUME_NL = 50_000.0  # 50 µL acquired, as $VOL (nanolitres)
 

@@ -11,7 +11,7 @@ import pytest
 from rapidrelease.flow.measure import ControlTube, measure_unit
 from rapidrelease.flow.thresholds import percentile_order_statistic
 
-from .tubes import rectangle_gate, write_gatingml, write_tube
+from support.tubes import rectangle_gate, write_gatingml, write_tube
 
 N_CELLS = 20_000
 # responders among T cells in the stimulated tube, and the background of the unstimulated one
