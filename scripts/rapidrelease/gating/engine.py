@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.linalg
@@ -29,6 +29,12 @@ import scipy.linalg
 from rapidrelease.errors import GatingError, RapidReleaseError
 from rapidrelease.gating.kernels import in_ellipsoid, in_polygon, in_rectangle
 from rapidrelease.gating.template import Dimension, GateNode, GateTree, population_path
+
+if TYPE_CHECKING:
+    from flowkit._models.transforms._base_transform import Transform
+
+    from rapidrelease.fcs.compensation import Spillover
+    from rapidrelease.fcs.reader import FCSFile
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -70,7 +76,7 @@ class SampleLayout:
     """Why the file's spillover keyword cannot be used: an error only for gates that compensate with it."""
 
     @classmethod
-    def of(cls, fcs: Any) -> SampleLayout:
+    def of(cls, fcs: FCSFile) -> SampleLayout:
         """The layout of an :class:`~rapidrelease.fcs.reader.FCSFile`."""
         try:
             spill = fcs.spillover()
@@ -83,7 +89,7 @@ class SampleLayout:
         )
         return cls(fcs.sample_id, tuple(fcs.pnn_labels), tuple(fcs.pns_labels), matrix, error)
 
-    def with_spillover(self, spillover: Any) -> SampleLayout:
+    def with_spillover(self, spillover: Spillover) -> SampleLayout:
         """This layout with ``spillover`` (a :class:`~rapidrelease.fcs.compensation.Spillover`, e.g. from a
         matrix file a panel names) in place of the file's own, for gates that compensate with "FCS"."""
         matrix = (tuple(spillover.detectors), np.asarray(spillover.matrix, dtype=np.float64))
@@ -260,17 +266,17 @@ _MONOTONE_TRANSFORMS = {
 _DOMAIN_FLOOR = {"LogTransform": 0.0}
 
 
-def transform_domain_floor(transform: Any) -> float | None:
+def transform_domain_floor(transform: Transform) -> float | None:
     """Raw value at or below which ``transform`` is not a finite, non-decreasing function (or ``None``)."""
     return _DOMAIN_FLOOR.get(type(transform).__name__)
 
 
-def _forward(transform: Any, x: float) -> float:
+def _forward(transform: Transform, x: float) -> float:
     with np.errstate(all="ignore"):
         return float(np.asarray(transform.apply(np.array([[x]], dtype=np.float64))).reshape(-1)[0])
 
 
-def _crossing(transform: Any, bound: float) -> float | None:
+def _crossing(transform: Transform, bound: float) -> float | None:
     """A raw value where ``transform`` reaches ``bound``: its inverse, or bisection when it has none."""
     if hasattr(transform, "inverse"):
         with np.errstate(all="ignore"):
@@ -294,7 +300,7 @@ def _crossing(transform: Any, bound: float) -> float | None:
     return hi
 
 
-def pull_back_bound(transform: Any, bound: float) -> tuple[float, float] | None:
+def pull_back_bound(transform: Transform, bound: float) -> tuple[float, float] | None:
     """Bracket, in raw units, where a non-decreasing transform crosses ``bound``.
 
     Returns ``(r_lo, r_hi)`` with ``T(r_lo) < bound - m`` and ``T(r_hi) > bound + m`` for a margin ``m``
@@ -539,7 +545,7 @@ class GatingResult:
 
 
 def gate_fcs(
-    fcs: Any,
+    fcs: FCSFile,
     tree: GateTree,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     keep_masks: bool = False,

@@ -24,10 +24,14 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple
 
 from rapidrelease.errors import ReadsError
 from rapidrelease.reads._stream import KIND_NAMES
+
+if TYPE_CHECKING:
+    from pysam import AlignmentFile
 
 __all__ = ["MAX_PENDING_MATES", "AlignedReads", "iter_alignment_reads"]
 
@@ -51,13 +55,13 @@ class AlignedReads(NamedTuple):
     first_record: int
 
 
-def _open_alignments(path: Path, kind: str, reference: Path | None) -> Any:
+def _open_alignments(path: Path, kind: str, reference: Path | None) -> AlignmentFile:
     import pysam
 
     mode = {"sam": "r", "bam": "rb", "cram": "rc"}[kind]
     # a missing end-of-file marker is checked by _missing_eof_marker after the last record, so the
     # error can say how far the file goes; pysam would refuse to open such a file without a record
-    options: dict[str, Any] = {"check_sq": False, "ignore_truncation": True}
+    options: dict[str, bool | str] = {"check_sq": False, "ignore_truncation": True}
     if reference is not None:
         options["reference_filename"] = str(reference)
     try:
@@ -78,7 +82,7 @@ def _open_alignments(path: Path, kind: str, reference: Path | None) -> Any:
 
 
 @contextlib.contextmanager
-def _quiet_pysam_open(pysam: Any) -> Iterator[None]:
+def _quiet_pysam_open(pysam: ModuleType) -> Iterator[None]:
     """Keep stderr for our one-sentence error while pysam opens a file.
 
     htslib logs what its return codes already say (and, for CRAM, that no index exists, which
@@ -101,7 +105,7 @@ def _quiet_pysam_open(pysam: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _alignments(path: Path, kind: str, reference: Path | None) -> Iterator[Any]:
+def _alignments(path: Path, kind: str, reference: Path | None) -> Iterator[AlignmentFile]:
     alignments = _open_alignments(path, kind, reference)
     try:
         yield alignments

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +45,10 @@ from rapidrelease.reads.kraken_outputs import (
     taxon_table,
     write_taxa,
 )
+
+if TYPE_CHECKING:
+    from rapidrelease.reads.input import ReadBatch
+    from rapidrelease.reads.taxonomy import Taxonomy
 
 __all__ = [
     "BatchResult",
@@ -91,7 +95,7 @@ class BatchResult:
     runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-def _layout(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _layout(batch: ReadBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One buffer of every mate, each followed by an 'N' separator; segment starts, lengths and reads."""
     seqs = [(batch.seq, batch.offsets)]
     if batch.seq2 is not None:
@@ -111,7 +115,7 @@ def _layout(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def classify_batch(
-    batch: Any, index: KmerIndex, options: ClassifyOptions, want_runs: bool = False
+    batch: ReadBatch, index: KmerIndex, options: ClassifyOptions, want_runs: bool = False
 ) -> BatchResult:
     """Classify one :class:`~rapidrelease.reads.input.ReadBatch` (paired when it has mate 2)."""
     n_reads = batch.n_reads
@@ -212,7 +216,7 @@ def _resolve(
 
 
 def _resolve_dense(
-    taxonomy: Any,
+    taxonomy: Taxonomy,
     hit_taxa: np.ndarray,
     ancestor: np.ndarray,
     counts: np.ndarray,
@@ -324,7 +328,7 @@ def classify_reads(
     batch_reads: int = 1_500,
     threads: int = 1,
     interleaved: bool = False,
-    batches: Iterable[Any] | None = None,
+    batches: Iterable[ReadBatch] | None = None,
     part: tuple[int, int] = (0, 1),
     count_distinct: bool | None = None,
     cram_reference: Path | None = None,
@@ -377,7 +381,7 @@ def classify_reads(
 
 
 def _classify_one(
-    batch: Any, index: KmerIndex, options: ClassifyOptions, text: KrakenText | None
+    batch: ReadBatch, index: KmerIndex, options: ClassifyOptions, text: KrakenText | None
 ) -> tuple[BatchResult, bytes]:
     result = classify_batch(batch, index, options, want_runs=text is not None)
     lines = b""
@@ -399,7 +403,7 @@ def _start_worker(folder: Path, want_lines: bool) -> None:
     _WORKER = (index, KrakenText(index.taxonomy.taxid) if want_lines else None)
 
 
-def _work(job: tuple[Any, ClassifyOptions]) -> tuple[BatchResult, bytes]:
+def _work(job: tuple[ReadBatch, ClassifyOptions]) -> tuple[BatchResult, bytes]:
     batch, options = job
     assert _WORKER is not None
     index, text = _WORKER
@@ -407,7 +411,7 @@ def _work(job: tuple[Any, ClassifyOptions]) -> tuple[BatchResult, bytes]:
 
 
 def _classified(
-    batches: Iterable[Any],
+    batches: Iterable[ReadBatch],
     index: KmerIndex,
     options: ClassifyOptions,
     want_lines: bool,
