@@ -234,6 +234,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             part=part,
             count_distinct=bool(args.out_taxa or args.out_partial),
             cram_reference=Path(args.cram_reference) if args.cram_reference else None,
+            progress=sys.stderr,
         )
     except RapidReleaseError as exc:
         if not args.out_partial:

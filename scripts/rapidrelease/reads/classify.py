@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -81,9 +81,10 @@ class BatchResult:
 
     ``calls`` int32 (n,): internal taxon index, or -1 for unclassified. ``kmers`` int32 (n,): k-mers
     of the read (both mates). ``hit_taxa``/``hit_kmers``: per lookup that hit, its taxon and the number
-    of k-mers it covers; ``hit_slots``: the index cells hit (distinct minimizers). ``runs``: for
-    Kraken's per-read output, (read, code, length) of each run of equal per-k-mer codes — codes are
-    taxon indices, -1 miss, -2 ambiguous, -3 the mate border — in read order.
+    of k-mers it covers; ``hit_slots``: the index cells hit (distinct minimizers). ``bases``: bases
+    of the batch's reads, both mates. ``runs``: for Kraken's per-read output, (read, code, length) of
+    each run of equal per-k-mer codes — codes are taxon indices, -1 miss, -2 ambiguous, -3 the mate
+    border — in read order.
     """
 
     calls: np.ndarray
@@ -92,6 +93,7 @@ class BatchResult:
     hit_taxa: np.ndarray
     hit_kmers: np.ndarray
     hit_slots: np.ndarray
+    bases: int
     runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
@@ -173,6 +175,7 @@ def classify_batch(
         hit_taxa=group_taxa[hit],
         hit_kmers=group_kmers[hit],
         hit_slots=group_slots[hit],
+        bases=int(lengths.sum()),
         runs=runs,
     )
 
@@ -332,6 +335,7 @@ def classify_reads(
     part: tuple[int, int] = (0, 1),
     count_distinct: bool | None = None,
     cram_reference: Path | None = None,
+    progress: TextIO | None = None,
 ) -> ClassificationTotals:
     """Classify a read file (or pair of files) in batches; write the kreport, per-read and per-taxon tables.
 
@@ -342,6 +346,10 @@ def classify_reads(
     totals are then merged (:func:`rapidrelease.reads.parts.load_parts`). ``cram_reference`` is the FASTA
     a CRAM input was compressed against, when the file does not embed it. Every output is written
     under a temporary name and renamed when complete.
+
+    ``progress`` is where to show the running count when it is a terminal (the command passes
+    stderr): as Kraken 2 does, ``Processed N sequences (M bp) ...`` rewritten in place after every
+    batch, then a line break. A stream that is not a terminal, such as a workflow's log, gets nothing.
     """
     from rapidrelease.outputs import write_text
 
@@ -366,11 +374,14 @@ def classify_reads(
         count_distinct = taxa_path is not None
     totals = ClassificationTotals.empty(index, count_distinct=count_distinct)
     with ExitStack() as stack:
+        shown = _Progress(progress)
+        stack.callback(shown.end)  # registered first, so it runs last, after the outputs are closed
         writer = None
         if reads_path is not None:
             writer = stack.enter_context(read_output(Path(reads_path)))
         for result, lines in _classified(batches, index, options, writer is not None, threads, stack):
             totals.add(result)
+            shown.add(result)
             if writer is not None:
                 writer.write(lines)
     if report_path is not None:
@@ -378,6 +389,30 @@ def classify_reads(
     if taxa_path is not None:
         write_taxa(Path(taxa_path), taxon_table(index, totals), totals.reads)
     return totals
+
+
+class _Progress:
+    """Kraken 2's progress line (``classify.cc``: ``\\rProcessed N sequences (M bp) ...`` on stderr,
+    only when stderr is a terminal), rewritten after every batch and ended with a line break."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream if stream is not None and stream.isatty() else None
+        self.sequences = 0  # reads (pairs) classified so far
+        self.bases = 0  # their bases, both mates
+
+    def add(self, result: BatchResult) -> None:
+        if self.stream is None:
+            return
+        self.sequences += len(result.calls)
+        self.bases += result.bases
+        self.stream.write(f"\rProcessed {self.sequences} sequences ({self.bases} bp) ...")
+        self.stream.flush()
+
+    def end(self) -> None:
+        # also when classifying fails, so an error message starts on a line of its own
+        if self.stream is not None and self.sequences:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _classify_one(

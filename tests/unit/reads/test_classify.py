@@ -3,6 +3,7 @@ host reads the index does not hold, and Kraken 2's scoring rules on a hand-made 
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from rapidrelease.cli import main
+from rapidrelease.errors import ReadsError
 from rapidrelease.reads.classify import ClassifyOptions, _resolve, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.simulate import SourceGenome, simulate_reads, write_fastq
@@ -249,3 +252,63 @@ def test_cram_reads_classify_against_the_fasta_they_were_compressed_with(small_i
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cli.kreport").read_text() == (tmp_path / "r.kreport").read_text()
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a user's is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _phix_pairs(folder: Path, n: int) -> tuple[Path, Path]:
+    phix = next(iter_fasta(PANEL / "panel" / "phiX174_sequana_NC_001422.1.fa"))[1].tobytes().decode()
+    r1, r2 = folder / "r1.fq", folder / "r2.fq"
+    mates1 = [phix[40 * i : 40 * i + 150] for i in range(n)]  # 150 bp
+    mates2 = [phix[40 * i + 200 : 40 * i + 300] for i in range(n)]  # 100 bp
+    r1.write_text("".join(f"@p{i}/1\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(mates1)))
+    r2.write_text("".join(f"@p{i}/2\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(mates2)))
+    return r1, r2
+
+
+def test_progress_is_shown_on_a_terminal_as_kraken2_shows_it_and_never_in_a_log(small_index, tmp_path):
+    r1, r2 = _phix_pairs(tmp_path, 25)
+    terminal = _Terminal()
+    classify_reads(small_index, r1, r2, batch_reads=10, progress=terminal)
+    # Kraken 2 (classify.cc): "\rProcessed N sequences (M bp) ..." after each batch, bases of both mates
+    assert terminal.getvalue() == (
+        "\rProcessed 10 sequences (2500 bp) ...\rProcessed 20 sequences (5000 bp) ..."
+        "\rProcessed 25 sequences (6250 bp) ...\n"
+    )
+    log = io.StringIO()  # not a terminal: a workflow's log stays clean
+    classify_reads(small_index, r1, r2, batch_reads=10, progress=log)
+    assert log.getvalue() == ""
+
+
+def test_progress_ends_its_line_before_the_error_of_a_file_that_breaks_off(small_index, tmp_path):
+    r1, _ = _phix_pairs(tmp_path, 25)
+    cut = tmp_path / "cut.fq"
+    cut.write_bytes(r1.read_bytes()[:-300])  # record 25 cut short, after 24 complete reads
+    terminal = _Terminal()
+    with pytest.raises(ReadsError):
+        classify_reads(small_index, cut, batch_reads=10, progress=terminal)
+    assert terminal.getvalue() == (
+        "\rProcessed 10 sequences (1500 bp) ...\rProcessed 20 sequences (3000 bp) ..."
+        "\rProcessed 24 sequences (3600 bp) ...\n"
+    )
+
+
+def test_the_classify_command_shows_progress_on_a_terminal_only(small_index, tmp_path, monkeypatch):
+    r1, r2 = _phix_pairs(tmp_path, 20)
+    command = ["classify", "--db", str(small_index.folder), "--paired", "--out-report", str(tmp_path / "k")]
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([*command, str(r1), str(r2)]) == 0
+    first, summary = terminal.getvalue().split("\n")[:2]
+    assert first == "\rProcessed 20 sequences (5000 bp) ..."
+    assert summary.startswith("20 reads: ")
+    monkeypatch.undo()
+    piped = subprocess.run(
+        [sys.executable, "-m", "rapidrelease", *command, str(r1), str(r2)], capture_output=True, text=True
+    )
+    assert piped.returncode == 0 and "Processed" not in piped.stderr and "\r" not in piped.stderr
