@@ -41,7 +41,7 @@ def _cmd_fcs_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from rapidrelease.gating.engine import gate_files
+    from rapidrelease.gating.io import gate_files
 
     failures = gate_files(
         template_path=Path(args.template),
@@ -228,18 +228,21 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             part=part,
             count_distinct=bool(args.out_taxa or args.out_partial),
             cram_reference=Path(args.cram_reference) if args.cram_reference else None,
+            progress=sys.stderr,
         )
     except RapidReleaseError as exc:
         if not args.out_partial:
             raise
         # in the workflow a bad read file is the unit's evidence, not a failed run: record it
-        from rapidrelease.reads.summary import save_failed_part
+        from rapidrelease.reads.parts import save_failed_part
 
         save_failed_part(Path(args.out_partial), str(exc))
         print(f"rapidrelease: {exc}", file=sys.stderr)
         return 0
     if args.out_partial:
-        totals.save(Path(args.out_partial), index)
+        from rapidrelease.reads.parts import save_part
+
+        save_part(Path(args.out_partial), totals, index)
     print(
         f"{totals.reads:,} reads: {totals.classified:,} classified "
         f"({100 * totals.classified / max(totals.reads, 1):.2f} %), {totals.too_short:,} shorter than k",

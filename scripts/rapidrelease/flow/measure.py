@@ -33,9 +33,9 @@ from rapidrelease.gating.engine import (
     SampleLayout,
     compile_tree,
     gate_chunks,
-    populations_table,
 )
 from rapidrelease.gating.evidence import gate_plot_data
+from rapidrelease.gating.io import populations_table
 from rapidrelease.outputs import write_json, write_table
 from rapidrelease.records import Acquisition, FileRef, Json, Metric, UnitRecord, file_ref, write_record
 

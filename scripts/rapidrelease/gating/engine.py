@@ -8,6 +8,9 @@ in order. What makes it fast, compared with FlowKit's gate-by-gate evaluation on
 - a gate's kernel runs on its parent's events only, and parent masks are reused, not recomputed;
 - events are read and gated ``chunk_size`` at a time, so memory is bounded whatever the file size.
 
+The engine works on arrays and writes nothing: gating files and writing ``populations.tsv`` and
+per-event Parquet is :mod:`rapidrelease.gating.io`'s.
+
 Every per-event computation is independent of which other events share its chunk, so the result
 never depends on the chunk size. Compensation solves ``x = c · S`` for each event with the spillover
 matrix ``S`` factored once (LU with partial pivoting, as LAPACK's ``gesv``), by substitution in a fixed
@@ -16,19 +19,22 @@ order: the same answer whatever the number of events, equal to FlowKit's to ~1e-
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import scipy.linalg
 
 from rapidrelease.errors import GatingError, RapidReleaseError
 from rapidrelease.gating.kernels import in_ellipsoid, in_polygon, in_rectangle
-from rapidrelease.gating.template import Dimension, GateNode, GateTree, load_template, population_path
+from rapidrelease.gating.template import Dimension, GateNode, GateTree, population_path
+
+if TYPE_CHECKING:
+    from flowkit._models.transforms._base_transform import Transform
+
+    from rapidrelease.fcs.compensation import Spillover
+    from rapidrelease.fcs.reader import FCSFile
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -39,10 +45,9 @@ __all__ = [
     "PopulationCount",
     "SampleLayout",
     "compile_tree",
+    "gate_chunks",
     "gate_events",
     "gate_fcs",
-    "gate_files",
-    "populations_table",
     "pull_back_bound",
     "transform_domain_floor",
 ]
@@ -71,7 +76,7 @@ class SampleLayout:
     """Why the file's spillover keyword cannot be used: an error only for gates that compensate with it."""
 
     @classmethod
-    def of(cls, fcs: Any) -> SampleLayout:
+    def of(cls, fcs: FCSFile) -> SampleLayout:
         """The layout of an :class:`~rapidrelease.fcs.reader.FCSFile`."""
         try:
             spill = fcs.spillover()
@@ -84,7 +89,7 @@ class SampleLayout:
         )
         return cls(fcs.sample_id, tuple(fcs.pnn_labels), tuple(fcs.pns_labels), matrix, error)
 
-    def with_spillover(self, spillover: Any) -> SampleLayout:
+    def with_spillover(self, spillover: Spillover) -> SampleLayout:
         """This layout with ``spillover`` (a :class:`~rapidrelease.fcs.compensation.Spillover`, e.g. from a
         matrix file a panel names) in place of the file's own, for gates that compensate with "FCS"."""
         matrix = (tuple(spillover.detectors), np.asarray(spillover.matrix, dtype=np.float64))
@@ -261,17 +266,17 @@ _MONOTONE_TRANSFORMS = {
 _DOMAIN_FLOOR = {"LogTransform": 0.0}
 
 
-def transform_domain_floor(transform: Any) -> float | None:
+def transform_domain_floor(transform: Transform) -> float | None:
     """Raw value at or below which ``transform`` is not a finite, non-decreasing function (or ``None``)."""
     return _DOMAIN_FLOOR.get(type(transform).__name__)
 
 
-def _forward(transform: Any, x: float) -> float:
+def _forward(transform: Transform, x: float) -> float:
     with np.errstate(all="ignore"):
         return float(np.asarray(transform.apply(np.array([[x]], dtype=np.float64))).reshape(-1)[0])
 
 
-def _crossing(transform: Any, bound: float) -> float | None:
+def _crossing(transform: Transform, bound: float) -> float | None:
     """A raw value where ``transform`` reaches ``bound``: its inverse, or bisection when it has none."""
     if hasattr(transform, "inverse"):
         with np.errstate(all="ignore"):
@@ -295,7 +300,7 @@ def _crossing(transform: Any, bound: float) -> float | None:
     return hi
 
 
-def pull_back_bound(transform: Any, bound: float) -> tuple[float, float] | None:
+def pull_back_bound(transform: Transform, bound: float) -> tuple[float, float] | None:
     """Bracket, in raw units, where a non-decreasing transform crosses ``bound``.
 
     Returns ``(r_lo, r_hi)`` with ``T(r_lo) < bound - m`` and ``T(r_hi) > bound + m`` for a margin ``m``
@@ -540,7 +545,7 @@ class GatingResult:
 
 
 def gate_fcs(
-    fcs: Any,
+    fcs: FCSFile,
     tree: GateTree,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     keep_masks: bool = False,
@@ -602,107 +607,3 @@ def gate_chunks(
         width = len(compiled.layout.pnn_labels)
         sample_events = np.concatenate(sampled) if sampled else np.zeros((0, width))
     return GatingResult(sample_id, n_events, populations, masks, sample_events)
-
-
-def populations_table(results: Sequence[GatingResult]) -> pl.DataFrame:
-    """One row per sample and population: the ``populations.tsv`` of ``rapidrelease gate``.
-
-    Columns: sample (FCS file name), population (path from the root), gate (gate or quadrant id),
-    parent (parent path, empty at the root), count, parent_count, percent_parent (100·count/parent_count),
-    percent_total (100·count/events of the sample); a percentage of an empty parent is null.
-    """
-    rows = []
-    for result in results:
-        for pop in result.populations:
-            rows.append(
-                {
-                    "sample": result.sample_id,
-                    "population": population_path(pop.path),
-                    "gate": pop.path[-1],
-                    "parent": population_path(pop.parent),
-                    "count": pop.count,
-                    "parent_count": pop.parent_count,
-                    "percent_parent": 100.0 * pop.count / pop.parent_count if pop.parent_count else None,
-                    "percent_total": 100.0 * pop.count / result.n_events if result.n_events else None,
-                }
-            )
-    schema = {
-        "sample": pl.String,
-        "population": pl.String,
-        "gate": pl.String,
-        "parent": pl.String,
-        "count": pl.Int64,
-        "parent_count": pl.Int64,
-        "percent_parent": pl.Float64,
-        "percent_total": pl.Float64,
-    }
-    return pl.DataFrame(rows, schema=schema)
-
-
-def gate_files(
-    template_path: Path,
-    fcs_paths: Sequence[Path],
-    out_dir: Path,
-    events_out: Path | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    compensation: Path | None = None,
-) -> list[str]:
-    """``rapidrelease gate``: gate FCS files, write ``out_dir/populations.tsv`` (and per-event Parquet).
-
-    Each file is gated with the template's gates for that file (its own sample's gates in a FlowJo
-    workspace, matched by file name). A file that cannot be read or gated is reported on stderr and
-    left out of the table; returns those one-line messages (empty when every file was gated).
-    ``compensation`` names a spillover matrix file used instead of each file's own $SPILLOVER.
-    """
-    from rapidrelease.fcs.reader import read_fcs
-    from rapidrelease.outputs import atomic_path, write_table
-
-    if chunk_size < 1:
-        raise GatingError(f"--chunk-size must be a positive number of events, not {chunk_size}.")
-    from rapidrelease.fcs.compensation import read_spillover_file
-
-    template = load_template(template_path)
-    spillover = None if compensation is None else read_spillover_file(compensation)
-    results, failures = [], []
-    for path in fcs_paths:
-        try:
-            fcs = read_fcs(path)
-            tree = template.tree_for(fcs.sample_id)
-            layout = SampleLayout.of(fcs)
-            compiled = compile_tree(tree, layout if spillover is None else layout.with_spillover(spillover))
-            if events_out is None:
-                result = gate_chunks(fcs.sample_id, fcs.iter_event_chunks(chunk_size), compiled)
-            else:
-                with atomic_path(Path(events_out) / f"{fcs.sample_id}.parquet") as tmp:
-                    result = _gate_writing_events(fcs, compiled, chunk_size, tmp)
-        except RapidReleaseError as exc:
-            failures.append(str(exc))
-            print(f"rapidrelease: {exc}", file=sys.stderr)
-            continue
-        results.append(result)
-    write_table(populations_table(results), Path(out_dir) / "populations.tsv")
-    return failures
-
-
-def _gate_writing_events(fcs: Any, compiled: CompiledTree, chunk_size: int, out: Path) -> GatingResult:
-    # Stream per-event membership to Parquet chunk by chunk, so memory stays bounded by the chunk.
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pops = compiled.populations
-    schema = pa.schema([(population_path(p), pa.bool_()) for p, _ in pops])
-    counts = dict.fromkeys((p for p, _ in pops), 0)
-    n_events = 0
-    with pq.ParquetWriter(out, schema) as writer:
-        for chunk in fcs.iter_event_chunks(chunk_size):
-            masks = gate_events(chunk, compiled)
-            n_events += len(chunk)
-            for path, mask in masks.items():
-                counts[path] += int(np.count_nonzero(mask))
-            writer.write_table(pa.table([masks[p] for p, _ in pops], schema=schema))
-        if n_events == 0:
-            writer.write_table(schema.empty_table())
-    populations = [
-        PopulationCount(p, parent, counts[p], counts[parent] if parent else n_events) for p, parent in pops
-    ]
-    return GatingResult(fcs.sample_id, n_events, populations)

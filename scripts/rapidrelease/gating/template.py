@@ -22,15 +22,25 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import networkx as nx
 import numpy as np
 
 from rapidrelease.errors import TemplateError
+
+if TYPE_CHECKING:
+    from flowkit import GatingStrategy
+    from flowkit._models.dimension import Dimension as FlowKitPlainDimension
+    from flowkit._models.dimension import QuadrantDivider
+    from flowkit._models.dimension import RatioDimension as FlowKitRatioDimension
+    from flowkit._models.gates._base_gate import Gate
+    from flowkit._models.transforms._base_transform import Transform
+
+    FlowKitDimension = FlowKitPlainDimension | FlowKitRatioDimension | QuadrantDivider
 
 __all__ = [
     "Dimension",
@@ -132,7 +142,7 @@ class GateTree:
 
     source: str
     nodes: tuple[GateNode, ...]
-    transforms: Mapping[str, Any]
+    transforms: Mapping[str, Transform]
     matrices: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], np.ndarray]]
 
     def populations(self) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -245,7 +255,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0].rstrip(". ") if text else type(exc).__name__
 
 
-def compile_strategy(strategy: Any, source: str) -> GateTree:
+def compile_strategy(strategy: GatingStrategy, source: str) -> GateTree:
     """Compile a FlowKit ``GatingStrategy`` into a :class:`GateTree`.
 
     Gates come out in an order where each gate follows its parent and every Boolean operand.
@@ -316,7 +326,7 @@ def _evaluation_order(nodes: dict[tuple[str, ...], GateNode], source: str) -> li
     return [nodes[p] for p in nx.lexicographical_topological_sort(graph, key=lambda p: position[p])]
 
 
-def _gate_comp_ref(dimensions: list[Any], gate_name: str) -> str | None:
+def _gate_comp_ref(dimensions: Sequence[FlowKitDimension], gate_name: str) -> str | None:
     # FlowKit compensates a gate's events with the one matrix its dimensions name; every dimension of
     # that gate (scatter included) then reads the compensated events. Mixed matrices are unsupported.
     refs = {d.compensation_ref for d in dimensions if d.compensation_ref not in (None, "uncompensated")}
@@ -328,7 +338,7 @@ def _gate_comp_ref(dimensions: list[Any], gate_name: str) -> str | None:
 
 
 def _compile_gate(
-    gate: Any, path: tuple[str, ...], parent: tuple[str, ...], transformations: Mapping[str, Any]
+    gate: Gate, path: tuple[str, ...], parent: tuple[str, ...], transformations: Mapping[str, Transform]
 ) -> GateNode:
     from flowkit import gates as fk_gates
     from flowkit._models.dimension import QuadrantDivider
@@ -342,7 +352,7 @@ def _compile_gate(
 
     comp_ref = _gate_comp_ref(gate.dimensions, gate.gate_name)
 
-    def dimension(dim: Any) -> Dimension:
+    def dimension(dim: FlowKitDimension) -> Dimension:
         if isinstance(dim, FkRatioDimension):
             return Dimension(
                 None, _ratio(dim.ratio_ref, transformations, gate.gate_name), comp_ref, dim.transformation_ref
@@ -402,7 +412,7 @@ def _compile_gate(
     )
 
 
-def _ratio(ratio_ref: str, transformations: Mapping[str, Any], gate_name: str) -> RatioDimension:
+def _ratio(ratio_ref: str, transformations: Mapping[str, Transform], gate_name: str) -> RatioDimension:
     ratio = transformations.get(ratio_ref)
     if ratio is None or not hasattr(ratio, "param_a"):
         raise TemplateError(f"gate {gate_name!r} names ratio {ratio_ref!r}, which is not a ratio transform.")
@@ -410,5 +420,5 @@ def _ratio(ratio_ref: str, transformations: Mapping[str, Any], gate_name: str) -
     return RatioDimension(x_label, y_label, float(ratio.param_a), float(ratio.param_b), float(ratio.param_c))
 
 
-def _opt_float(value: Any) -> float | None:
+def _opt_float(value: float | None) -> float | None:
     return None if value is None else float(value)

@@ -1,6 +1,7 @@
 """Byte blocks of a plain or gzip-compressed file, and what its first bytes say the file is.
 
-Shared by the FASTQ/FASTA parsers of :mod:`rapidrelease.reads.input` and :mod:`rapidrelease.reads.fasta`.
+Shared by the FASTQ/FASTA parsers of :mod:`rapidrelease.reads.fastq` and :mod:`rapidrelease.reads.fasta`,
+and by :mod:`rapidrelease.reads.input`, which picks the parser from what the first bytes say.
 Compression is recognised by magic bytes, never by the file name: gzip (RFC 1952 §2.3.1, ``1f 8b``),
 including BGZF and any other concatenation of gzip members (RFC 1952 §2.2), is decompressed with
 zlib; bzip2, xz and zstd are recognised only to say that they are not read.
@@ -15,10 +16,13 @@ from typing import Any, BinaryIO
 
 from rapidrelease.errors import ReadsError
 
-__all__ = ["BLOCK_BYTES", "ByteReader", "GzipTruncatedError", "iter_blocks", "sniff_format"]
+__all__ = ["BLOCK_BYTES", "KIND_NAMES", "ByteReader", "GzipTruncatedError", "iter_blocks", "sniff_format"]
 
 BLOCK_BYTES = 1 << 20
 """Largest decompressed block handed to a parser, in bytes."""
+
+KIND_NAMES = {"fastq": "FASTQ", "fasta": "FASTA", "sam": "SAM", "bam": "BAM", "cram": "CRAM"}
+"""How messages name each read format :func:`sniff_format` recognises."""
 
 _COMPRESSED_READ = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -16,22 +16,39 @@ Beyond Kraken 2, every distinct minimizer hit is remembered (by its cell in the 
 taxon's distinct k-mers and the share of its index minimizers seen (breadth) are reported:
 KrakenUniq's lesson that a real organism spreads over its genome while a false positive hits a few
 k-mers many times.
+
+The outputs are written by :mod:`rapidrelease.reads.kraken_outputs`; the totals of a part of a
+unit's reads are saved and merged by :mod:`rapidrelease.reads.parts`.
 """
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from rapidrelease.errors import ConfigError
 from rapidrelease.reads.index import KmerIndex
 from rapidrelease.reads.kmers import kmer_minimizers
+from rapidrelease.reads.kraken_outputs import (
+    AMBIGUOUS,
+    MATE_BORDER,
+    MISS,
+    KrakenText,
+    kraken_read_lines,
+    kraken_report_lines,
+    read_output,
+    taxon_table,
+    write_taxa,
+)
+
+if TYPE_CHECKING:
+    from rapidrelease.reads.input import ReadBatch
+    from rapidrelease.reads.taxonomy import Taxonomy
 
 __all__ = [
     "BatchResult",
@@ -39,11 +56,8 @@ __all__ = [
     "ClassifyOptions",
     "classify_batch",
     "classify_reads",
-    "kraken_report_lines",
 ]
 
-_MISS = -1  # a k-mer whose minimizer is not in the index (Kraken 2 prints taxid 0)
-_AMBIGUOUS = -2  # a k-mer holding a non-ACGT base (Kraken 2 prints "A")
 _DENSE_LIMIT = 16_000_000  # reads × hit taxa above which a batch is scored in slices
 
 
@@ -67,9 +81,10 @@ class BatchResult:
 
     ``calls`` int32 (n,): internal taxon index, or -1 for unclassified. ``kmers`` int32 (n,): k-mers
     of the read (both mates). ``hit_taxa``/``hit_kmers``: per lookup that hit, its taxon and the number
-    of k-mers it covers; ``hit_slots``: the index cells hit (distinct minimizers). ``runs``: for
-    Kraken's per-read output, (read, code, length) of each run of equal per-k-mer codes — codes are
-    taxon indices, -1 miss, -2 ambiguous, -3 the mate border — in read order.
+    of k-mers it covers; ``hit_slots``: the index cells hit (distinct minimizers). ``bases``: bases
+    of the batch's reads, both mates. ``runs``: for Kraken's per-read output, (read, code, length) of
+    each run of equal per-k-mer codes — codes are taxon indices, -1 miss, -2 ambiguous, -3 the mate
+    border — in read order.
     """
 
     calls: np.ndarray
@@ -78,10 +93,11 @@ class BatchResult:
     hit_taxa: np.ndarray
     hit_kmers: np.ndarray
     hit_slots: np.ndarray
+    bases: int
     runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-def _layout(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _layout(batch: ReadBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One buffer of every mate, each followed by an 'N' separator; segment starts, lengths and reads."""
     seqs = [(batch.seq, batch.offsets)]
     if batch.seq2 is not None:
@@ -101,7 +117,7 @@ def _layout(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def classify_batch(
-    batch: Any, index: KmerIndex, options: ClassifyOptions, want_runs: bool = False
+    batch: ReadBatch, index: KmerIndex, options: ClassifyOptions, want_runs: bool = False
 ) -> BatchResult:
     """Classify one :class:`~rapidrelease.reads.input.ReadBatch` (paired when it has mate 2)."""
     n_reads = batch.n_reads
@@ -149,8 +165,8 @@ def classify_batch(
     )
     runs = None
     if want_runs:
-        codes = np.full(len(kmer_positions), _AMBIGUOUS, dtype=np.int32)
-        codes[valid] = np.repeat(np.where(hit, group_taxa, _MISS), group_kmers)
+        codes = np.full(len(kmer_positions), AMBIGUOUS, dtype=np.int32)
+        codes[valid] = np.repeat(np.where(hit, group_taxa, MISS), group_kmers)
         runs = _runs(codes, segment_of_kmer, read_of_segment, batch.seq2 is not None, n_reads)
     return BatchResult(
         calls=calls,
@@ -159,6 +175,7 @@ def classify_batch(
         hit_taxa=group_taxa[hit],
         hit_kmers=group_kmers[hit],
         hit_slots=group_slots[hit],
+        bases=int(lengths.sum()),
         runs=runs,
     )
 
@@ -202,7 +219,7 @@ def _resolve(
 
 
 def _resolve_dense(
-    taxonomy: Any,
+    taxonomy: Taxonomy,
     hit_taxa: np.ndarray,
     ancestor: np.ndarray,
     counts: np.ndarray,
@@ -243,9 +260,6 @@ def _resolve_dense(
     return calls
 
 
-_BORDER = -3  # the mate-pair border in Kraken 2's per-read hit list ("|:|")
-
-
 def _runs(
     codes: np.ndarray, segment_of_kmer: np.ndarray, read_of_segment: np.ndarray, paired: bool, n_reads: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,7 +277,7 @@ def _runs(
     # mate 1's runs (rank 0), the border (1), mate 2's runs (2); lexsort is stable within a rank
     rank = np.concatenate([np.where(run_segment < n_reads, 0, 2), np.ones(n_reads, dtype=np.int64)])
     run_read = np.concatenate([run_read, np.arange(n_reads)])
-    run_code = np.concatenate([run_code, np.full(n_reads, _BORDER)])
+    run_code = np.concatenate([run_code, np.full(n_reads, MATE_BORDER)])
     run_length = np.concatenate([run_length, np.zeros(n_reads, dtype=np.int64)])
     order = np.lexsort((rank, run_read))
     return run_read[order], run_code[order], run_length[order]
@@ -271,7 +285,11 @@ def _runs(
 
 @dataclass
 class ClassificationTotals:
-    """What a whole run accumulates: per-taxon reads and hits, distinct minimizers, read counts."""
+    """What a whole run accumulates in memory: per-taxon reads and hits, distinct minimizers, read counts.
+
+    Written out by :mod:`rapidrelease.reads.kraken_outputs` (kreport, per-taxon table), or saved as one
+    part of a unit's reads and summed with the others by :mod:`rapidrelease.reads.parts`.
+    """
 
     reads: int = 0
     classified: int = 0
@@ -301,254 +319,6 @@ class ClassificationTotals:
         if self.seen_cells is not None:
             self.seen_cells[result.hit_slots] = True
 
-    def save(self, path: Path, index: KmerIndex) -> None:
-        """Write these totals (a part of a unit's reads) as ``.npz``, written atomically.
-
-        The index's manifest hash is stored with them, so parts of different indexes are never merged.
-        """
-        from rapidrelease.outputs import atomic_path
-
-        seen = np.packbits(self.seen_cells) if self.seen_cells is not None else np.zeros(0, dtype=np.uint8)
-        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                counts=np.array([self.reads, self.classified, self.too_short], dtype=np.int64),
-                direct_reads=self.direct_reads,
-                kmer_hits=self.kmer_hits,
-                seen_bits=seen,
-                index_id=np.frombuffer(_index_id(index).encode(), dtype=np.uint8),
-            )
-
-    @classmethod
-    def load_parts(cls, paths: Sequence[Path], index: KmerIndex) -> ClassificationTotals:
-        """The sum of saved parts (counts added, distinct minimizers united). A part of another index,
-        or a missing or damaged one, raises ConfigError naming it."""
-        totals = cls.empty(index, count_distinct=True)
-        for path in paths:
-            try:
-                with np.load(Path(path)) as part:
-                    if part["index_id"].tobytes().decode() != _index_id(index):
-                        raise ConfigError(f"{path}: classified against another index than {index.folder}.")
-                    reads, classified, too_short = (int(v) for v in part["counts"])
-                    totals.reads += reads
-                    totals.classified += classified
-                    totals.too_short += too_short
-                    totals.direct_reads += part["direct_reads"]
-                    totals.kmer_hits += part["kmer_hits"]
-                    bits = part["seen_bits"]
-                    if not bits.size:
-                        raise ValueError("saved without its distinct minimizers")
-                    totals.seen_cells |= np.unpackbits(bits, count=index.size).astype(bool)
-            except (OSError, ValueError, KeyError) as exc:
-                raise ConfigError(f"{path}: not a classification part of this run ({exc}).") from None
-        return totals
-
-
-def _index_id(index: KmerIndex) -> str:
-    """Identifies an index build: its inputs, parameters and counts (its manifest)."""
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(index.manifest, sort_keys=True).encode()).hexdigest()
-
-
-def _open_binary(path: Path, compressed: bool) -> IO[bytes]:
-    if compressed:  # level 1: the per-read table is large and written while classifying
-        return gzip.open(path, "wb", compresslevel=1)
-    return open(path, "wb")
-
-
-class _KrakenText:
-    """Byte strings the per-read output is assembled from: fixed pieces and every taxid, made once.
-
-    Kraken 2's per-read line is ``C|U <tab> read id <tab> taxid <tab> length[|length2] <tab> hit list``,
-    the hit list being ``taxid:k-mers`` runs separated by spaces (``0`` for no hit, ``A`` for an
-    ambiguous span, ``|:|`` between mates, ``0:0`` for a read without k-mers). Each line is a sequence
-    of slices of one byte buffer (this dictionary, the batch's read ids and the batch's numbers), so a
-    whole batch is written with array arithmetic and one gather instead of a Python loop per read.
-    """
-
-    FIXED = (b"C\t", b"U\t", b"\t", b"\n", b" ", b":", b"|", b"A", b"0", b"|:|")
-
-    def __init__(self, taxids: np.ndarray):
-        pieces = [*self.FIXED, *(str(t).encode() for t in taxids.tolist())]
-        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
-        self.buffer = np.frombuffer(b"".join(pieces), dtype=np.uint8)
-        self.starts = np.cumsum(lengths) - lengths
-        self.lengths = lengths
-        self.fixed = {piece: i for i, piece in enumerate(self.FIXED)}
-        self.first_taxon = len(self.FIXED)  # piece of internal taxon t: first_taxon + t
-
-    def piece(self, text: bytes) -> int:
-        return self.fixed[text]
-
-
-def _number_pieces(values: np.ndarray, base: int) -> tuple[np.ndarray, list[bytes]]:
-    """Piece ids (from ``base``) of the decimal text of ``values``, and those texts (distinct values)."""
-    distinct, inverse = np.unique(values, return_inverse=True)
-    return base + inverse, [str(v).encode() for v in distinct.tolist()]
-
-
-def _read_lines(batch: Any, result: BatchResult, text: _KrakenText) -> bytes:
-    """Kraken 2's per-read output for a batch, as bytes (see :class:`_KrakenText`)."""
-    assert result.runs is not None
-    n = batch.n_reads
-    run_read, run_code, run_length = result.runs
-    # a read without k-mers prints "0:0": give it one empty miss run
-    empty = np.flatnonzero(np.bincount(run_read, minlength=n) == 0)
-    if empty.size:
-        run_read = np.concatenate([run_read, empty])
-        run_code = np.concatenate([run_code, np.full(empty.size, _MISS)])
-        run_length = np.concatenate([run_length, np.zeros(empty.size, dtype=np.int64)])
-        order = np.argsort(run_read, kind="stable")
-        run_read, run_code, run_length = run_read[order], run_code[order], run_length[order]
-    paired = batch.seq2 is not None
-    lengths1 = np.diff(batch.offsets)
-    numbers = [run_length, lengths1] + ([np.diff(batch.offsets2)] if paired else [])
-    # dynamic pieces: read ids, then the batch's distinct numbers
-    names = "\0".join(batch.names).encode()
-    name_bytes = np.frombuffer(names, dtype=np.uint8)
-    name_ends = np.append(np.flatnonzero(name_bytes == 0), len(name_bytes))
-    name_starts = np.append(0, name_ends[:-1] + 1)
-    base = len(text.lengths)
-    number_ids, number_texts = _number_pieces(np.concatenate(numbers), base + n)
-    run_length_ids = number_ids[: len(run_length)]
-    length1_ids = number_ids[len(run_length) : len(run_length) + n]
-    length2_ids = number_ids[len(run_length) + n :] if paired else None
-    numbers_blob = b"".join(number_texts)
-    number_lengths = np.array([len(t) for t in number_texts], dtype=np.int64)
-    dictionary = np.concatenate([text.buffer, name_bytes, np.frombuffer(numbers_blob, dtype=np.uint8)])
-    starts = np.concatenate(
-        [
-            text.starts,
-            len(text.buffer) + name_starts,
-            len(text.buffer) + len(name_bytes) + np.cumsum(number_lengths) - number_lengths,
-        ]
-    )
-    sizes = np.concatenate([text.lengths, name_ends - name_starts, number_lengths])
-
-    # pieces of each line: head (flag, id, tab, taxid, tab, length[, |, length2], tab), then 4 per run
-    # (label, colon, count, space — the border run is "|:|" alone), then the newline
-    head = 9 if paired else 7
-    runs_per_read = np.bincount(run_read, minlength=n)
-    per_line = head + 4 * runs_per_read + 1
-    line_first = np.cumsum(per_line) - per_line
-    ids = np.full(int(per_line.sum()), -1, dtype=np.int64)
-    tab = text.piece(b"\t")
-    calls = result.calls
-    flag = np.where(calls >= 0, text.piece(b"C\t"), text.piece(b"U\t"))
-    call_piece = np.where(calls >= 0, text.first_taxon + calls, text.piece(b"0"))
-    columns = [flag, base + np.arange(n), np.full(n, tab), call_piece, np.full(n, tab), length1_ids]
-    if paired:
-        columns += [np.full(n, text.piece(b"|")), length2_ids]
-    columns.append(np.full(n, tab))
-    for j, column in enumerate(columns):
-        ids[line_first + j] = column
-    run_rank = np.arange(len(run_read)) - np.repeat(np.cumsum(runs_per_read) - runs_per_read, runs_per_read)
-    slot = line_first[run_read] + head + 4 * run_rank
-    border = run_code == _BORDER
-    label = np.where(
-        run_code >= 0,
-        text.first_taxon + np.maximum(run_code, 0),
-        np.where(run_code == _AMBIGUOUS, text.piece(b"A"), text.piece(b"0")),
-    )
-    label[border] = text.piece(b"|:|")
-    ids[slot] = label
-    ids[slot + 1] = np.where(border, -1, text.piece(b":"))
-    ids[slot + 2] = np.where(border, -1, run_length_ids)
-    last_run = np.append(run_read[1:] != run_read[:-1], True)
-    # Kraken 2 (AddHitlistString) ends a hit list that ends in an ambiguous span with a space
-    ids[slot + 3] = np.where(last_run & (run_code != _AMBIGUOUS), -1, text.piece(b" "))
-    ids[line_first + per_line - 1] = text.piece(b"\n")
-    ids = ids[ids >= 0]
-    piece_sizes = sizes[ids]
-    out_first = np.cumsum(piece_sizes) - piece_sizes
-    gather = np.arange(int(piece_sizes.sum())) + np.repeat(starts[ids] - out_first, piece_sizes)
-    return dictionary[gather].tobytes()
-
-
-def kraken_report_lines(index: KmerIndex, totals: ClassificationTotals) -> list[str]:
-    """The kreport (Kraken 2 ``reports.cc`` format): percent, clade reads, direct reads, rank code,
-    taxid, name indented two spaces per level; unclassified first (when any read is), then the tree
-    depth-first with children in decreasing clade reads; taxa with no reads left out."""
-    taxonomy = index.taxonomy
-    clade = totals.direct_reads.copy()
-    for node in range(len(clade) - 1, 0, -1):  # children have larger indices than parents
-        clade[taxonomy.parent[node]] += clade[node]
-    total = max(totals.reads, 1)
-    unclassified = totals.reads - totals.classified
-    lines = []
-    if unclassified:  # as Kraken 2 (reports.cc): no unclassified line when every read was classified
-        lines.append(
-            f"{100 * unclassified / total:6.2f}\t{unclassified}\t{unclassified}\tU\t0\tunclassified\n"
-        )
-    children: dict[int, list[int]] = {}
-    for node in np.flatnonzero(clade > 0).tolist():
-        if node:
-            children.setdefault(int(taxonomy.parent[node]), []).append(node)
-    if clade[0] == 0:
-        return lines
-    stack: list[tuple[int, int]] = [(0, 0)]
-    while stack:
-        node, level = stack.pop()
-        lines.append(
-            f"{100 * clade[node] / total:6.2f}\t{clade[node]}\t{totals.direct_reads[node]}\t"
-            f"{taxonomy.rank_code(node)}\t{taxonomy.taxid[node]}\t{'  ' * level}{taxonomy.name[node]}\n"
-        )
-        kids = sorted(children.get(node, []), key=lambda c: (-clade[c], taxonomy.taxid[c]))
-        stack.extend((kid, level + 1) for kid in reversed(kids))
-    return lines
-
-
-TAXA_COLUMNS: dict[str, type] = {
-    "taxid": np.int64,
-    "name": object,
-    "rank": object,
-    "category": object,
-    "reads_direct": np.int64,
-    "reads_clade": np.int64,
-    "kmer_hits": np.int64,
-    "kmer_hits_clade": np.int64,
-    "distinct_minimizers": np.int64,
-    "distinct_minimizers_clade": np.int64,
-    "index_minimizers_clade": np.int64,
-    "breadth": np.float64,
-}
-"""Columns of the per-taxon table and their types (``rpm_clade`` is added when it is written)."""
-
-
-def taxon_table(index: KmerIndex, totals: ClassificationTotals) -> dict[str, np.ndarray]:
-    """Per taxon with reads or hits: reads and k-mer hits (direct and clade), distinct minimizers of the
-    taxon and of its clade, minimizers the index holds for the clade, and breadth = distinct / held."""
-    taxonomy = index.taxonomy
-    n = len(taxonomy)
-    assert totals.seen_cells is not None, "distinct minimizers were not counted"
-    distinct = np.bincount(index.taxa_of_cells(np.flatnonzero(totals.seen_cells)), minlength=n)
-    clade_reads, clade_hits, clade_distinct, clade_held = taxonomy.clade_sums(
-        np.column_stack([totals.direct_reads, totals.kmer_hits, distinct, index.minimizers_per_taxon])
-    ).T
-    keep = np.flatnonzero((clade_reads > 0) | (totals.kmer_hits > 0) | (distinct > 0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        breadth = np.where(clade_held > 0, clade_distinct / np.maximum(clade_held, 1), 0.0)
-    columns = (
-        taxonomy.taxid[keep],
-        np.array([taxonomy.name[i] for i in keep], dtype=object),
-        np.array([taxonomy.rank[i] for i in keep], dtype=object),
-        np.array([taxonomy.category[i] for i in keep], dtype=object),
-        totals.direct_reads[keep],
-        clade_reads[keep],
-        totals.kmer_hits[keep],
-        clade_hits[keep],
-        distinct[keep],
-        clade_distinct[keep],
-        clade_held[keep],
-        breadth[keep],
-    )
-    return {
-        name: values.astype(dtype, copy=False)
-        for (name, dtype), values in zip(TAXA_COLUMNS.items(), columns, strict=True)
-    }
-
 
 def classify_reads(
     index: KmerIndex,
@@ -561,10 +331,11 @@ def classify_reads(
     batch_reads: int = 1_500,
     threads: int = 1,
     interleaved: bool = False,
-    batches: Iterable[Any] | None = None,
+    batches: Iterable[ReadBatch] | None = None,
     part: tuple[int, int] = (0, 1),
     count_distinct: bool | None = None,
     cram_reference: Path | None = None,
+    progress: TextIO | None = None,
 ) -> ClassificationTotals:
     """Classify a read file (or pair of files) in batches; write the kreport, per-read and per-taxon tables.
 
@@ -572,11 +343,15 @@ def classify_reads(
     With ``threads`` > 1, batches are classified by that many worker processes sharing the
     memory-mapped index, results taken in read order. ``part = (i, n)`` classifies only every n-th
     batch starting at the i-th, so n jobs can share one file's reads without splitting it; their saved
-    totals are then merged (:meth:`ClassificationTotals.load_parts`). ``cram_reference`` is the FASTA
+    totals are then merged (:func:`rapidrelease.reads.parts.load_parts`). ``cram_reference`` is the FASTA
     a CRAM input was compressed against, when the file does not embed it. Every output is written
     under a temporary name and renamed when complete.
+
+    ``progress`` is where to show the running count when it is a terminal (the command passes
+    stderr): as Kraken 2 does, ``Processed N sequences (M bp) ...`` rewritten in place after every
+    batch, then a line break. A stream that is not a terminal, such as a workflow's log, gets nothing.
     """
-    from rapidrelease.outputs import atomic_path, write_text
+    from rapidrelease.outputs import write_text
 
     if threads < 1:
         raise ConfigError(f"threads must be 1 or more, not {threads}.")
@@ -599,12 +374,14 @@ def classify_reads(
         count_distinct = taxa_path is not None
     totals = ClassificationTotals.empty(index, count_distinct=count_distinct)
     with ExitStack() as stack:
+        shown = _Progress(progress)
+        stack.callback(shown.end)  # registered first, so it runs last, after the outputs are closed
         writer = None
         if reads_path is not None:
-            temporary = stack.enter_context(atomic_path(Path(reads_path)))
-            writer = stack.enter_context(_open_binary(temporary, str(reads_path).endswith(".gz")))
+            writer = stack.enter_context(read_output(Path(reads_path)))
         for result, lines in _classified(batches, index, options, writer is not None, threads, stack):
             totals.add(result)
+            shown.add(result)
             if writer is not None:
                 writer.write(lines)
     if report_path is not None:
@@ -614,16 +391,43 @@ def classify_reads(
     return totals
 
 
+class _Progress:
+    """Kraken 2's progress line (``classify.cc``: ``\\rProcessed N sequences (M bp) ...`` on stderr,
+    only when stderr is a terminal), rewritten after every batch and ended with a line break."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream if stream is not None and stream.isatty() else None
+        self.sequences = 0  # reads (pairs) classified so far
+        self.bases = 0  # their bases, both mates
+
+    def add(self, result: BatchResult) -> None:
+        if self.stream is None:
+            return
+        self.sequences += len(result.calls)
+        self.bases += result.bases
+        self.stream.write(f"\rProcessed {self.sequences} sequences ({self.bases} bp) ...")
+        self.stream.flush()
+
+    def end(self) -> None:
+        # also when classifying fails, so an error message starts on a line of its own
+        if self.stream is not None and self.sequences:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
 def _classify_one(
-    batch: Any, index: KmerIndex, options: ClassifyOptions, text: _KrakenText | None
+    batch: ReadBatch, index: KmerIndex, options: ClassifyOptions, text: KrakenText | None
 ) -> tuple[BatchResult, bytes]:
     result = classify_batch(batch, index, options, want_runs=text is not None)
-    lines = _read_lines(batch, result, text) if text is not None else b""
+    lines = b""
+    if text is not None:
+        assert result.runs is not None
+        lines = kraken_read_lines(batch, result.calls, result.runs, text)
     result.runs = None  # not needed past here, and not worth sending between processes
     return result, lines
 
 
-_WORKER: tuple[KmerIndex, _KrakenText | None] | None = None
+_WORKER: tuple[KmerIndex, KrakenText | None] | None = None
 
 
 def _start_worker(folder: Path, want_lines: bool) -> None:
@@ -631,10 +435,10 @@ def _start_worker(folder: Path, want_lines: bool) -> None:
     from rapidrelease.reads.index import load_index
 
     index = load_index(folder)
-    _WORKER = (index, _KrakenText(index.taxonomy.taxid) if want_lines else None)
+    _WORKER = (index, KrakenText(index.taxonomy.taxid) if want_lines else None)
 
 
-def _work(job: tuple[Any, ClassifyOptions]) -> tuple[BatchResult, bytes]:
+def _work(job: tuple[ReadBatch, ClassifyOptions]) -> tuple[BatchResult, bytes]:
     batch, options = job
     assert _WORKER is not None
     index, text = _WORKER
@@ -642,7 +446,7 @@ def _work(job: tuple[Any, ClassifyOptions]) -> tuple[BatchResult, bytes]:
 
 
 def _classified(
-    batches: Iterable[Any],
+    batches: Iterable[ReadBatch],
     index: KmerIndex,
     options: ClassifyOptions,
     want_lines: bool,
@@ -650,7 +454,7 @@ def _classified(
     stack: ExitStack,
 ) -> Iterator[tuple[BatchResult, bytes]]:
     if threads == 1:
-        text = _KrakenText(index.taxonomy.taxid) if want_lines else None
+        text = KrakenText(index.taxonomy.taxid) if want_lines else None
         for batch in batches:
             yield _classify_one(batch, index, options, text)
         return
@@ -662,20 +466,3 @@ def _classified(
         )
     )
     yield from pool.imap(_work, ((batch, options) for batch in batches), chunksize=1)
-
-
-def write_taxa(path: Path, table: dict[str, np.ndarray], reads: int) -> None:
-    """The per-taxon table as TSV (and Parquet beside a ``.tsv``), with ``rpm_clade``: the clade's
-    reads per million of the ``reads`` in the sample."""
-    import polars as pl
-
-    from rapidrelease.outputs import write_table
-
-    schema = {
-        name: pl.String if dtype is object else pl.Float64 if dtype is np.float64 else pl.Int64
-        for name, dtype in TAXA_COLUMNS.items()
-    }
-    frame = pl.DataFrame({name: table[name].tolist() for name in TAXA_COLUMNS}, schema=schema)
-    frame = frame.with_columns((pl.col("reads_clade") * 1_000_000 / max(reads, 1)).alias("rpm_clade"))
-    parquet = path.with_suffix(".parquet") if path.suffix == ".tsv" else None
-    write_table(frame.sort("reads_clade", descending=True, maintain_order=True), path, parquet)

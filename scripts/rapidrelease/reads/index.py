@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from rapidrelease import __version__
 from rapidrelease.errors import ConfigError
 from rapidrelease.outputs import sha256_file, write_json
 from rapidrelease.reads.kmers import ENCODE, KRAKEN2_DEFAULTS, MinimizerSpec, kmer_minimizers
+
+if TYPE_CHECKING:
+    from rapidrelease.reads.taxonomy import Taxonomy
 
 __all__ = [
     "BUCKET_LOAD",
@@ -75,7 +78,7 @@ class KmerIndex:
 
     folder: Path
     spec: MinimizerSpec
-    taxonomy: Any
+    taxonomy: Taxonomy
     cells: (
         np.ndarray
     )  # uint32 (n_minimizers + 1,): fingerprint << value_bits | label, sorted per bucket; sentinel
@@ -134,7 +137,7 @@ def _home(keys: np.ndarray, n_buckets: int, value_bits: int) -> tuple[np.ndarray
 
 
 def _layout_table(
-    per_taxon: dict[int, list[np.ndarray]], taxonomy: Any
+    per_taxon: dict[int, list[np.ndarray]], taxonomy: Taxonomy
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, np.ndarray, int]:
     """Cells, offsets, labels, value bits and search steps of the minimizers in ``per_taxon``.
 
@@ -457,7 +460,9 @@ def _host_filter(
     return keep
 
 
-def _label_with_lca(per_taxon: dict[int, list[np.ndarray]], taxonomy: Any) -> tuple[np.ndarray, np.ndarray]:
+def _label_with_lca(
+    per_taxon: dict[int, list[np.ndarray]], taxonomy: Taxonomy
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct minimizers (sorted uint64) and, for each, the LCA of the taxa that contain it (int32).
 
     Consumes ``per_taxon``, freeing each taxon's arrays as they are merged.
@@ -496,7 +501,7 @@ def _label_with_lca(per_taxon: dict[int, list[np.ndarray]], taxonomy: Any) -> tu
 
 
 def _write_index_folder(
-    folder: Path, arrays: Mapping[str, np.ndarray], taxonomy: Any, manifest: dict[str, Any]
+    folder: Path, arrays: Mapping[str, np.ndarray], taxonomy: Taxonomy, manifest: dict[str, Any]
 ) -> None:
     """Write the index under a temporary name beside ``folder``, then put it in place."""
     import shutil

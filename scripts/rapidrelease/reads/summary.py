@@ -19,35 +19,14 @@ import numpy as np
 from rapidrelease.config.run import RunConfig, Unit
 from rapidrelease.config.vocabulary import CATEGORIES, CONTAMINANT_CATEGORIES
 from rapidrelease.errors import RapidReleaseError
-from rapidrelease.outputs import atomic_path, write_text
-from rapidrelease.reads.classify import (
-    TAXA_COLUMNS,
-    ClassificationTotals,
-    kraken_report_lines,
-    taxon_table,
-    write_taxa,
-)
+from rapidrelease.outputs import write_text
+from rapidrelease.reads.classify import ClassificationTotals
 from rapidrelease.reads.index import KmerIndex, load_index
+from rapidrelease.reads.kraken_outputs import TAXA_COLUMNS, kraken_report_lines, taxon_table, write_taxa
+from rapidrelease.reads.parts import load_parts, part_error
 from rapidrelease.records import Json, Metric, Population, UnitRecord, file_ref, write_record
 
-__all__ = ["gather_unit", "gather_reads", "save_failed_part", "unit_metrics"]
-
-
-def save_failed_part(path: Path, message: str) -> None:
-    """Record that a part could not be classified, with the one-sentence reason."""
-    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, error=np.frombuffer(message.encode(), dtype=np.uint8))
-
-
-def _part_error(paths: list[Path]) -> str | None:
-    for path in paths:
-        try:
-            with np.load(path) as part:
-                if "error" in part.files:
-                    return part["error"].tobytes().decode()
-        except (OSError, ValueError) as exc:
-            return f"{path}: a classification part cannot be read ({exc})."
-    return None
+__all__ = ["gather_unit", "gather_reads", "unit_metrics"]
 
 
 def _share(category: str, count: int, total: int) -> Metric:
@@ -126,10 +105,10 @@ def gather_reads(
     try:
         index = load_index(Path(db))
         evidence["index_minimizers"] = index.manifest["counts"]["minimizers"]
-        error = _part_error(parts)
+        error = part_error(parts)
         if error is not None:
             raise RapidReleaseError(error)
-        totals = ClassificationTotals.load_parts(parts, index)
+        totals = load_parts(parts, index)
         if totals.reads == 0:
             # an empty read file is valid FASTQ, but as a unit's evidence it is a failed transfer or run
             files = ", ".join(str(p) for p in reads) or "the unit's read files"

@@ -1,15 +1,14 @@
 """Bounded fuzzing of read_fcs: mutated small valid files may only raise FCSReadError.
 
-The seeds, mutations and target are those of tests/fuzz/fuzz_readers.py (which runs them for as
-long as a developer likes); here Hypothesis draws a fixed number of mutation lists, so a failure
-shrinks to a few mutations and is replayed from Hypothesis' database. A failure is an exception
-other than FCSReadError, a NumPy RuntimeWarning, the reader's catch-all "is malformed" message or
-an execution over 5 s.
+The seeds, mutations and target are those of tests/support/fuzz.py, which
+tests/fuzz/fuzz_readers.py runs for as long as a developer likes; here Hypothesis draws a fixed
+number of mutation lists, so a failure shrinks to a few mutations and is replayed from Hypothesis'
+database. A failure is an exception other than FCSReadError, a NumPy RuntimeWarning, the reader's
+catch-all "is malformed" message or an execution over 5 s.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import tracemalloc
 from pathlib import Path
 
@@ -20,11 +19,8 @@ from hypothesis import strategies as st
 from rapidrelease.errors import FCSReadError
 from rapidrelease.fcs.reader import read_fcs
 
-_spec = importlib.util.spec_from_file_location(
-    "fuzz_readers", Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_readers.py"
-)
-fuzz = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fuzz)
+from support import fuzz
+
 SEEDS = fuzz.fcs_seeds()
 
 

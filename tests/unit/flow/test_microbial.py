@@ -12,7 +12,7 @@ from rapidrelease.flow.measure import ControlTube, measure_tube
 from rapidrelease.records import Metric, read_unit_record
 from rapidrelease.stats import mean_detected, upper_bound
 
-from .tubes import rectangle_gate, write_gatingml, write_tube
+from support.tubes import rectangle_gate, write_gatingml, write_tube
 
 VOLUME_NL = 50_000.0  # 50 µL acquired, as $VOL (nanolitres)
 

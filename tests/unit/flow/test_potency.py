@@ -12,7 +12,7 @@ from rapidrelease.flow.measure import ControlTube, measure_tube
 from rapidrelease.flow.thresholds import percentile_order_statistic
 from rapidrelease.records import UnitRecord, read_unit_record
 
-from .tubes import rectangle_gate, write_gatingml, write_tube
+from support.tubes import rectangle_gate, write_gatingml, write_tube
 
 N_CELLS = 20_000
 # responders among T cells in the stimulated tube, and the background of the unstimulated one

@@ -11,7 +11,7 @@ import pytest
 from rapidrelease.flow.measure import ControlTube, measure_tube
 from rapidrelease.records import UnitRecord
 
-from .tubes import rectangle_gate, write_gatingml, write_tube
+from support.tubes import rectangle_gate, write_gatingml, write_tube
 
 # true spillover: FITC's dye shows 20 % of its signal in PE-A, PE's 4 % in FITC-A
 TRUE = np.array([[1.0, 0.20], [0.04, 1.0]])

@@ -3,6 +3,7 @@ host reads the index does not hold, and Kraken 2's scoring rules on a hand-made 
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -12,22 +13,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from rapidrelease.cli import main
+from rapidrelease.errors import ReadsError
 from rapidrelease.reads.classify import ClassifyOptions, _resolve, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.taxonomy import Taxonomy
 from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
-from .conftest import PANEL
+from support.reads import PANEL, read_table
 
 CONTAMINANT = {"bacteria", "mycoplasma", "fungi", "virus"}
 
 
 def _genome(path: Path, name: str, taxid: int) -> SourceGenome:
     return SourceGenome.from_records(name, taxid, [seq for _, seq in iter_fasta(path)])
-
-
-def _read_table(path: Path) -> list[list[str]]:
-    return [line.rstrip("\n").split("\t") for line in path.read_text().splitlines(keepends=True)]
 
 
 def _species(taxonomy: Taxonomy, taxid: int) -> int | None:
@@ -78,7 +77,7 @@ def test_calls_and_report_equal_kraken2s_on_the_same_panel(
         reads_path=tmp_path / "rr.out",
         batch_reads=3000,
     )
-    theirs, ours = _read_table(tmp_path / "k2.out"), _read_table(tmp_path / "rr.out")
+    theirs, ours = read_table(tmp_path / "k2.out"), read_table(tmp_path / "rr.out")
     assert len(ours) == len(theirs) == 20_000
     assert [r[2] for r in ours] == [r[2] for r in theirs], "every pair gets Kraken 2's call"
     # hit lists agree too, except that Kraken 2.1.2 counts the k-mer starting at an N as unambiguous
@@ -87,10 +86,8 @@ def test_calls_and_report_equal_kraken2s_on_the_same_panel(
     assert len(no_n) > 19_000
     assert all(ours[i] == theirs[i] for i in no_n)
     # the kreport: same percentages, counts, taxa and names (Debian's 2.1.2 drops some D/R rank codes)
-    report = [[f for j, f in enumerate(row) if j != 3] for row in _read_table(tmp_path / "k2.kreport")]
-    assert report == [
-        [f for j, f in enumerate(row) if j != 3] for row in _read_table(tmp_path / "rr.kreport")
-    ]
+    report = [[f for j, f in enumerate(row) if j != 3] for row in read_table(tmp_path / "k2.kreport")]
+    assert report == [[f for j, f in enumerate(row) if j != 3] for row in read_table(tmp_path / "rr.kreport")]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +147,7 @@ def test_held_out_strains_are_called_to_their_species(small_index, shared_data, 
     expected = {"saCOL": 1280, "kpHS": 573}  # the species
     taxonomy = small_index.taxonomy
     correct = called = 0
-    for row in _read_table(tmp_path / "out.tsv"):
+    for row in read_table(tmp_path / "out.tsv"):
         species = _species(taxonomy, int(row[2]))
         if species is not None:
             called += 1
@@ -173,7 +170,7 @@ def test_host_reads_missing_from_the_index_are_never_called_a_contaminant(small_
         out = tmp_path / f"out{len(files)}.tsv"
         classify_reads(small_index, *files, reads_path=out)
         categories = [
-            taxonomy.category[int(taxonomy.index_of([int(r[2])])[0])] for r in _read_table(out) if r[0] == "C"
+            taxonomy.category[int(taxonomy.index_of([int(r[2])])[0])] for r in read_table(out) if r[0] == "C"
         ]
         assert not CONTAMINANT & set(categories), categories
 
@@ -195,31 +192,6 @@ def test_real_nanopore_lambda_control_reads_are_lambda(small_index, shared_data,
     assert float(row["breadth"]) > 0.9
 
 
-def test_pairs_short_reads_and_the_per_read_table(small_index, tmp_path):
-    lambda_seq = (
-        next(iter_fasta(PANEL / "panel" / "lambda_NC_001416.1_nanolyse.fasta.gz"))[1].tobytes().decode()
-    )
-    r1, r2 = tmp_path / "r1.fq", tmp_path / "r2.fq"
-    pairs = [
-        ("long", lambda_seq[1000:1150], lambda_seq[2000:2150]),
-        ("short", lambda_seq[5000:5030], "ACGT" * 5),
-    ]
-    r1.write_text("".join(f"@{n}/1\n{a}\n+\n{'I' * len(a)}\n" for n, a, _ in pairs))
-    r2.write_text("".join(f"@{n}/2\n{b}\n+\n{'I' * len(b)}\n" for n, _, b in pairs))
-    totals = classify_reads(small_index, r1, r2, reads_path=tmp_path / "out.tsv")
-    rows = _read_table(tmp_path / "out.tsv")
-    assert rows[0][:4] == ["C", "long", "10710", "150|150"]
-    assert rows[0][4] == "10710:116 |:| 10710:116"
-    assert rows[1] == [
-        "U",
-        "short",
-        "0",
-        "30|20",
-        "|:|",
-    ]  # no k-mer in either mate: Kraken 2 prints only the border
-    assert totals.too_short == 1 and totals.classified == 1
-
-
 def test_worker_processes_give_the_same_outputs(small_index, panel_reads, tmp_path):
     files = (panel_reads / "r1.fq", panel_reads / "r2.fq")
     for threads in (1, 2):
@@ -230,24 +202,6 @@ def test_worker_processes_give_the_same_outputs(small_index, panel_reads, tmp_pa
         )  # fmt: skip
     assert (tmp_path / "1.out").read_bytes() == (tmp_path / "2.out").read_bytes()
     assert (tmp_path / "1.kreport").read_bytes() == (tmp_path / "2.kreport").read_bytes()
-
-
-def test_distinct_minimizers_separate_a_real_organism_from_a_repeated_hit(small_index, tmp_path):
-    # 300 reads spread over phiX versus 300 copies of one read: same read count, very different breadth
-    phix = next(iter_fasta(PANEL / "panel" / "phiX174_sequana_NC_001422.1.fa"))[1].tobytes().decode()
-    starts = np.linspace(0, len(phix) - 151, 300).astype(int)
-    spread, repeated = tmp_path / "spread.fq", tmp_path / "repeated.fq"
-    spread.write_text("".join(f"@s{i}\n{phix[s : s + 150]}\n+\n{'I' * 150}\n" for i, s in enumerate(starts)))
-    repeated.write_text("".join(f"@r{i}\n{phix[100:250]}\n+\n{'I' * 150}\n" for i in range(300)))
-    breadth = {}
-    for path in (spread, repeated):
-        classify_reads(small_index, path, taxa_path=tmp_path / f"{path.stem}.tsv")
-        lines = (tmp_path / f"{path.stem}.tsv").read_text().splitlines()
-        header = lines[0].split("\t")
-        row = dict(zip(header, next(r for r in lines if r.startswith("10847\t")).split("\t"), strict=True))
-        assert int(row["reads_clade"]) == 300
-        breadth[path.stem] = float(row["breadth"])
-    assert breadth["spread"] > 0.95 and breadth["repeated"] < 0.05
 
 
 def test_the_command_line_reports_a_bad_read_file_in_one_line(small_index, tmp_path):
@@ -298,3 +252,63 @@ def test_cram_reads_classify_against_the_fasta_they_were_compressed_with(small_i
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cli.kreport").read_text() == (tmp_path / "r.kreport").read_text()
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a user's is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _phix_pairs(folder: Path, n: int) -> tuple[Path, Path]:
+    phix = next(iter_fasta(PANEL / "panel" / "phiX174_sequana_NC_001422.1.fa"))[1].tobytes().decode()
+    r1, r2 = folder / "r1.fq", folder / "r2.fq"
+    mates1 = [phix[40 * i : 40 * i + 150] for i in range(n)]  # 150 bp
+    mates2 = [phix[40 * i + 200 : 40 * i + 300] for i in range(n)]  # 100 bp
+    r1.write_text("".join(f"@p{i}/1\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(mates1)))
+    r2.write_text("".join(f"@p{i}/2\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(mates2)))
+    return r1, r2
+
+
+def test_progress_is_shown_on_a_terminal_as_kraken2_shows_it_and_never_in_a_log(small_index, tmp_path):
+    r1, r2 = _phix_pairs(tmp_path, 25)
+    terminal = _Terminal()
+    classify_reads(small_index, r1, r2, batch_reads=10, progress=terminal)
+    # Kraken 2 (classify.cc): "\rProcessed N sequences (M bp) ..." after each batch, bases of both mates
+    assert terminal.getvalue() == (
+        "\rProcessed 10 sequences (2500 bp) ...\rProcessed 20 sequences (5000 bp) ..."
+        "\rProcessed 25 sequences (6250 bp) ...\n"
+    )
+    log = io.StringIO()  # not a terminal: a workflow's log stays clean
+    classify_reads(small_index, r1, r2, batch_reads=10, progress=log)
+    assert log.getvalue() == ""
+
+
+def test_progress_ends_its_line_before_the_error_of_a_file_that_breaks_off(small_index, tmp_path):
+    r1, _ = _phix_pairs(tmp_path, 25)
+    cut = tmp_path / "cut.fq"
+    cut.write_bytes(r1.read_bytes()[:-300])  # record 25 cut short, after 24 complete reads
+    terminal = _Terminal()
+    with pytest.raises(ReadsError):
+        classify_reads(small_index, cut, batch_reads=10, progress=terminal)
+    assert terminal.getvalue() == (
+        "\rProcessed 10 sequences (1500 bp) ...\rProcessed 20 sequences (3000 bp) ..."
+        "\rProcessed 24 sequences (3600 bp) ...\n"
+    )
+
+
+def test_the_classify_command_shows_progress_on_a_terminal_only(small_index, tmp_path, monkeypatch):
+    r1, r2 = _phix_pairs(tmp_path, 20)
+    command = ["classify", "--db", str(small_index.folder), "--paired", "--out-report", str(tmp_path / "k")]
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([*command, str(r1), str(r2)]) == 0
+    first, summary = terminal.getvalue().split("\n")[:2]
+    assert first == "\rProcessed 20 sequences (5000 bp) ..."
+    assert summary.startswith("20 reads: ")
+    monkeypatch.undo()
+    piped = subprocess.run(
+        [sys.executable, "-m", "rapidrelease", *command, str(r1), str(r2)], capture_output=True, text=True
+    )
+    assert piped.returncode == 0 and "Processed" not in piped.stderr and "\r" not in piped.stderr

@@ -1,17 +1,14 @@
 """Bounded fuzzing of the read input: mutated FASTQ, gzip, BGZF, FASTA, SAM and BAM files may only
 raise ReadsError.
 
-Seeds, mutations and target are those of tests/fuzz/fuzz_readers.py (run there for as long as a
-developer likes): bytes flipped, inserted, deleted or cut in the decompressed or the compressed
-file, BAM header and record fields set to extremes, and the file read alone, counted, as an
-interleaved file and as both mates of a pair. A failure is any other exception (a pysam error
-leaking, zlib.error, IndexError, ...), a NumPy RuntimeWarning or an execution over 5 s.
+Seeds, mutations and target are those of tests/support/fuzz.py (which tests/fuzz/fuzz_readers.py
+runs for as long as a developer likes): bytes flipped, inserted, deleted or cut in the decompressed
+or the compressed file, BAM header and record fields set to extremes, and the file read alone,
+counted, as an interleaved file and as both mates of a pair. A failure is any other exception (a
+pysam error leaking, zlib.error, IndexError, ...), a NumPy RuntimeWarning or an execution over 5 s.
 """
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,11 +16,7 @@ from hypothesis import strategies as st
 
 from rapidrelease.reads.input import iter_read_batches
 
-_spec = importlib.util.spec_from_file_location(
-    "fuzz_readers", Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_readers.py"
-)
-fuzz = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fuzz)
+from support import fuzz
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from rapidrelease.reads.index import build_index, dust_mask, load_index
 from rapidrelease.reads.kmers import kmer_minimizers
 from rapidrelease.reads.taxonomy import Taxonomy
 
-from .conftest import PANEL
+from support.reads import PANEL
 
 TAXONOMY = PANEL / "taxonomy.tsv"
 S_AUREUS, E_COLI, HUMAN = 93061, 511145, 9606  # taxa of the default panel's taxonomy

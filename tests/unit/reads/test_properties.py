@@ -17,8 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rapidrelease.reads import _stream
-from rapidrelease.reads import input as read_input
+from rapidrelease.reads import _stream, fastq
 from rapidrelease.reads.classify import classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.input import iter_read_batches
@@ -157,7 +156,7 @@ def test_batch_block_and_byte_cap_sizes_never_change_the_reads(
         expected = [(name, seq, seq[::-1]) for name, seq in reads]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_stream, "BLOCK_BYTES", block_bytes)
-        patch.setattr(read_input, "_MAX_BATCH_BYTES", max_batch_bytes)
+        patch.setattr(fastq, "_MAX_BATCH_BYTES", max_batch_bytes)
         batches = list(iter_read_batches(*paths, batch_reads=batch_reads, **options))
     assert all(0 < b.n_reads <= batch_reads for b in batches)
     assert _all_reads(batches) == expected

@@ -14,12 +14,13 @@ import pytest
 from rapidrelease.reads.classify import ClassificationTotals, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import build_index
+from rapidrelease.reads.parts import save_part
 from rapidrelease.reads.summary import gather_reads
 from rapidrelease.records import read_unit_record, to_json
 from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
-from .conftest import PANEL
 from support.configs import write_project
+from support.reads import PANEL
 
 SOURCES = {  # simulated sample: (panel file, taxid, share of pairs)
     "hs": ("Homo_sapiens_TPA_scaffolds_1Mb.fa.gz", 9606, 0.90),
@@ -63,7 +64,7 @@ def test_parts_gather_to_exactly_the_whole_run(small_index, sample, tmp_path):
         part = classify_reads(small_index, r1, r2, batch_reads=500, part=(i, 3), count_distinct=True)
         assert 0 < part.reads < whole.reads
         parts.append(tmp_path / f"{i + 1}.npz")
-        part.save(parts[-1], small_index)
+        save_part(parts[-1], part, small_index)
     record = _gather(small_index, parts, tmp_path / "unit", [r1, r2])
     assert record["status"] == "ok" and record["error"] is None
     assert (tmp_path / "unit" / "reads.kreport").read_bytes() == (tmp_path / "whole.kreport").read_bytes()
@@ -117,7 +118,7 @@ def test_a_part_that_cannot_read_its_input_makes_the_unit_an_error_naming_the_fi
     assert done.returncode == 0, "in the workflow a bad input is the unit's evidence, not a failed job"
     assert done.stderr.count("\n") == 1 and "bad_R1.fq.gz" in done.stderr
     good = classify_reads(small_index, r1, part=(1, 2), count_distinct=True)
-    good.save(tmp_path / "2.npz", small_index)
+    save_part(tmp_path / "2.npz", good, small_index)
     record = _gather(small_index, [tmp_path / "1.npz", tmp_path / "2.npz"], tmp_path / "unit", [bad])
     assert record["status"] == "error" and record["metrics"] == {}
     assert "bad_R1.fq.gz" in record["error"] and record["error"].count("\n") == 0
@@ -128,7 +129,7 @@ def test_a_part_that_cannot_read_its_input_makes_the_unit_an_error_naming_the_fi
 def test_a_missing_part_or_a_part_of_another_index_is_an_error(small_index, sample, tmp_path):
     r1, _, _ = sample
     part = classify_reads(small_index, r1, part=(0, 1), count_distinct=True)
-    part.save(tmp_path / "1.npz", small_index)
+    save_part(tmp_path / "1.npz", part, small_index)
     record = _gather(small_index, [tmp_path / "1.npz", tmp_path / "2.npz"], tmp_path / "a", [r1])
     assert record["status"] == "error" and "2.npz" in record["error"]
     phix = tmp_path / "phix.fa"
@@ -144,7 +145,7 @@ def test_a_missing_part_or_a_part_of_another_index_is_an_error(small_index, samp
 
 
 def test_a_unit_whose_read_files_hold_no_reads_is_an_error(small_index, tmp_path):
-    ClassificationTotals.empty(small_index).save(tmp_path / "1.npz", small_index)
+    save_part(tmp_path / "1.npz", ClassificationTotals.empty(small_index), small_index)
     empty = tmp_path / "empty_R1.fq.gz"
     record = _gather(small_index, [tmp_path / "1.npz"], tmp_path / "unit", [empty])
     assert (record["status"], record["metrics"]) == ("error", {})

@@ -16,7 +16,7 @@ from plotly.offline import get_plotlyjs
 
 from rapidrelease.config.run import RunConfig, load_run_config
 from rapidrelease.flow.measure import ControlTube, measure_tube
-from rapidrelease.reads.classify import write_taxa
+from rapidrelease.reads.kraken_outputs import write_taxa
 from rapidrelease.records import Metric, UnitRecord, write_record
 from rapidrelease.release.decision import evaluate_lot_files
 from rapidrelease.report.html import write_lot_report

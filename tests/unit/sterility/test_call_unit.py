@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from rapidrelease.config.run import DetectionSettings, Unit
-from rapidrelease.reads.classify import TAXA_COLUMNS, write_taxa
 from rapidrelease.reads.index import KmerIndex, load_index
+from rapidrelease.reads.kraken_outputs import TAXA_COLUMNS, write_taxa
 from rapidrelease.records import (
     FileRef,
     Metric,

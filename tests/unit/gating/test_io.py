@@ -1,4 +1,5 @@
-"""`rapidrelease gate` run as a command, the way an analyst debugs a template."""
+"""Gating I/O (:mod:`rapidrelease.gating.io`) through `rapidrelease gate`, run as a command the way an
+analyst debugs a template: populations.tsv, per-event Parquet, and a bad file reported in one line."""
 
 from __future__ import annotations
 
