@@ -6,11 +6,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from rapidrelease.config.run import run_config_from_dict, unmeasured_metric_problems
+from rapidrelease.config.run import run_config_from_dict
 from rapidrelease.config.schemas import SAFE_ID_PATTERN
-from rapidrelease.config.vocabulary import FLOW_ASSAYS, READS_ASSAYS
+from rapidrelease.config.vocabulary import READS_ASSAYS
 from rapidrelease.errors import ConfigError
-from rapidrelease.flow.panel import load_panel
+from rapidrelease.flow.panel import load_run_panels
 
 # The command that started the run, for each lot's audit block: jobs inherit the environment (also
 # through sbatch), and a job's own snakemake process must not replace it with its internal command.
@@ -30,25 +30,7 @@ try:
     RUN = run_config_from_dict(config, source=Path(workflow.configfiles[0]))
     # Each cluster job parses the workflow again (twice under SLURM): it checks the panels' files
     # only in the main process, which checked them before submitting anything.
-    PANELS = {}
-    for unit in RUN.units:
-        if unit.assay in FLOW_ASSAYS and unit.template not in PANELS:
-            try:
-                PANELS[unit.template] = load_panel(
-                    unit.template, check_template=workflow.is_main_process
-                )
-            except ConfigError as problem:
-                # name the sheet and the first unit that uses the panel, so the lab knows which row to fix
-                raise ConfigError(
-                    f"{RUN.settings['units']}, column 'template' of lot {unit.lot_id} unit "
-                    f"{unit.unit_id}: {problem}"
-                ) from None
-    # an attribute whose metric no panel reports could never be judged: refused, not INCONCLUSIVE forever
-    unmeasured = unmeasured_metric_problems(
-        RUN, {template: panel.metric_names() for template, panel in PANELS.items()}
-    )
-    if unmeasured:
-        raise ConfigError("\n".join(unmeasured))
+    PANELS = load_run_panels(RUN, check_template=workflow.is_main_process)
 except ConfigError as problem:
     _refuse(problem)
 
@@ -140,25 +122,6 @@ def get_call_inputs(wildcards):
         "db": REFDB,
         "config": get_config_files(wildcards),
     }
-
-
-def index_megabytes():
-    """Size of the k-mer index (mapped into memory by every classification job)."""
-    if RUN.reference.index is None:
-        # measured: 25.4 MB for the 29.2-Mb default panel, about 0.9 MB per Mb of FASTA
-        return 0.9 * reference_megabases()
-    return sum(p.stat().st_size for p in RUN.reference.index.glob("*.npy")) / 1e6
-
-
-def reference_megabases():
-    """Megabases of the reference FASTA, estimated from file sizes (gzip about 1:4)."""
-    return (
-        sum(
-            p.stat().st_size * (4 if p.suffix == ".gz" else 1)
-            for p in RUN.reference.fasta
-        )
-        / 1e6
-    )
 
 
 def get_lot_records(wildcards):

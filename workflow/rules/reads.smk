@@ -22,8 +22,8 @@ if RUN.reference.index is None:
             # measured (tests/benchmarks/bench_host_sampling.py): about 1 minimizer per 3 bases and 48
             # bytes per minimizer at the build's peak, 0.25 s per Mb; 390 MB and 5 s for the default
             # panel. A sampled whole host genome needs less: set it with --set-resources.
-            mem_mb=lambda wc: 500 + int(20 * reference_megabases()),
-            runtime=lambda wc: 10 + int(reference_megabases() / 200),
+            mem_mb=lambda wc: 500 + int(20 * RUN.reference.fasta_megabases()),
+            runtime=lambda wc: 10 + int(RUN.reference.fasta_megabases() / 200),
         params:
             seqid2taxid=lambda wc, input: (
                 f"--seqid2taxid {shlex.quote(input.seqid2taxid)}"
@@ -53,7 +53,9 @@ rule classify_reads_part:
         "../../envs/reads.yaml"
     threads: CLASSIFY.threads
     resources:
-        mem_mb=lambda wc, threads: 500 + int(index_megabytes()) + 200 * threads,
+        mem_mb=lambda wc, threads: 500
+        + int(RUN.reference.index_megabytes())
+        + 200 * threads,
         runtime=lambda wc, input: 10 + int(input.size_mb / CLASSIFY.parts / 50),
     params:
         part=lambda wc: f"{wc.part}/{CLASSIFY.parts}",
@@ -89,7 +91,7 @@ rule gather_reads_unit:
         "../../envs/reads.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: 500 + int(index_megabytes()),
+        mem_mb=lambda wc: 500 + int(RUN.reference.index_megabytes()),
         runtime=10,
     params:
         config=CONFIG_FILE,

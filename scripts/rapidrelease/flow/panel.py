@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rapidrelease.config.run import RunConfig, unmeasured_metric_problems
 from rapidrelease.config.schemas import load_schema, schema_problems
+from rapidrelease.config.vocabulary import FLOW_ASSAYS
 from rapidrelease.config.yaml_files import load_yaml
 from rapidrelease.errors import ConfigError, RapidReleaseError, TemplateError
 from rapidrelease.fcs.compensation import read_spillover_file
@@ -30,6 +32,7 @@ __all__ = [
     "SingleStainSettings",
     "ThresholdDefinition",
     "load_panel",
+    "load_run_panels",
 ]
 
 DEFAULT_MIN_EVENTS = 100
@@ -189,6 +192,32 @@ class Panel:
 @functools.cache
 def _load_template_cached(path: Path) -> GatingTemplate:
     return load_template(path)
+
+
+def load_run_panels(run: RunConfig, check_template: bool = True) -> dict[Path, Panel]:
+    """Every panel the run's flow units name, loaded once each, by panel file.
+
+    A panel that cannot be loaded is a ConfigError naming the unit sheet and the first unit that
+    uses it, so the lab knows which row to fix; so is a specification attribute whose metric no
+    panel of its lots reports (it could only ever be INCONCLUSIVE).
+    """
+    panels: dict[Path, Panel] = {}
+    for unit in run.units:
+        if unit.assay not in FLOW_ASSAYS or unit.template is None or unit.template in panels:
+            continue
+        try:
+            panels[unit.template] = load_panel(unit.template, check_template=check_template)
+        except ConfigError as problem:
+            raise ConfigError(
+                f"{run.settings['units']}, column 'template' of lot {unit.lot_id} unit {unit.unit_id}: "
+                f"{problem}"
+            ) from None
+    unmeasured = unmeasured_metric_problems(
+        run, {template: panel.metric_names() for template, panel in panels.items()}
+    )
+    if unmeasured:
+        raise ConfigError("\n".join(unmeasured))
+    return panels
 
 
 def load_panel(path: Path, check_template: bool = True) -> Panel:
