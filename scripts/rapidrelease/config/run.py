@@ -22,6 +22,7 @@ import functools
 import glob
 import hashlib
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from rapidrelease.config.vocabulary import (
     READS_ASSAYS,
     READS_CONTROL_ROLES,
     ROLES_OF_ASSAY,
+    SHARED_CONTROL_ROLES,
 )
 from rapidrelease.config.yaml_files import load_yaml, read_config_bytes
 from rapidrelease.errors import ConfigError
@@ -56,6 +58,7 @@ __all__ = [
     "load_run_config",
     "run_config_from_dict",
     "describe_run_config",
+    "independence_problems",
     "unmeasured_metric_problems",
 ]
 
@@ -70,6 +73,8 @@ _LOT_COLUMNS = (
     "starting_spec",
 )
 _EXAMPLE_TIME = "2026-11-24T08:30:00+01:00"
+RESULTS_FILES = frozenset({"index.html"})
+"""Names of files the workflow writes at the top of the results folder, beside the lots' folders."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,8 @@ class Unit:
     spike_concentration: float | None = None
     spike_unit: str | None = None
     stain: str | None = None
+    line: int = field(default=0, compare=False)
+    """The unit's row in the unit sheet (its line number), for messages that name it."""
 
 
 @dataclass(frozen=True)
@@ -336,7 +343,7 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         )
     if problems:
         raise problems_error(problems, config_path)
-    return RunConfig(
+    run = RunConfig(
         config_path=config_path,
         results_dir=Path(settings["results"]),
         deadline_hours=deadline_hours,
@@ -350,6 +357,58 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         detection=DetectionSettings(**(settings.get("detection") or {})),
         dose=DoseSettings(**{k: tuple(v) for k, v in (settings.get("dose") or {}).items()}),
     )
+    problems = independence_problems(run)
+    if problems:
+        raise problems_error(problems, config_path)
+    return run
+
+
+def independence_problems(run: RunConfig) -> list[str]:
+    """Units whose data file is not an independent measurement, one sentence each naming the row.
+
+    A control must be a different measurement from the test it controls (and from the other controls
+    it is judged with): a test listed as its own negative control (by the same path) would hide any
+    contamination. A data file may serve two
+    lots only as a shared run control (a sequencing run's negative or positive control, a flow run's
+    sterile medium): one lot's test file in another lot is a copy-and-paste slip that would
+    decide the second lot on the first lot's cells. Byte-identical copies under other names are
+    caught when the units are measured (rapidrelease.flow.measure, rapidrelease.sterility.calls).
+    """
+    sheet = run.settings["units"]
+    problems: list[str] = []
+    reported: set[frozenset[tuple[str, str]]] = set()
+    for unit in run.units:
+        files = _data_files(unit)
+        for control in run.controls_of(unit):
+            shared = files & _data_files(control)
+            pair = frozenset({(unit.lot_id, unit.unit_id), (control.lot_id, control.unit_id)})
+            if shared and pair not in reported:
+                reported.add(pair)
+                problems.append(
+                    f"{sheet} row {control.line}: unit {control.unit_id} of lot {control.lot_id}, a "
+                    f"{control.role.replace('_', ' ')}, names the same file as unit {unit.unit_id} (row "
+                    f"{unit.line}), {sorted(shared)[0]}; a control must be a different measurement "
+                    "from the test it controls."
+                )
+    first_use: dict[str, Unit] = {}
+    for unit in run.units:
+        for name in sorted(_data_files(unit)):
+            other = first_use.setdefault(name, unit)
+            if other.lot_id == unit.lot_id:
+                continue
+            if unit.role in SHARED_CONTROL_ROLES and other.role == unit.role and other.assay == unit.assay:
+                continue
+            problems.append(
+                f"{sheet} row {unit.line}: unit {unit.unit_id} of lot {unit.lot_id} names {name}, "
+                f"the data file of unit {other.unit_id} of lot {other.lot_id} (row {other.line}); a data "
+                "file may serve two lots only as the same shared run control (negative or positive control)."
+            )
+    return problems
+
+
+def _data_files(unit: Unit) -> set[str]:
+    """The unit's data files as normalised paths (``a/./b.fcs`` and ``a/b.fcs`` are one file)."""
+    return {os.path.normpath(os.path.abspath(p)) for p in (unit.path, unit.path2) if p is not None}
 
 
 def _classify_settings(settings: Mapping[str, Any]) -> ClassifySettings:
@@ -452,6 +511,9 @@ def _read_lots(
     lots: dict[str, Lot] = {}
     for item in checked:
         cells = item.row.cells
+        if cells.get("lot_id", "").casefold() in RESULTS_FILES:
+            # results/<lot>/ beside results/index.html: the lot's folder and the index would collide
+            item.add("lot_id", f"{cells['lot_id']!r} is the name of a file in the results folder.")
         for column in ("spec", "starting_spec"):
             if spec_names is not None and cells.get(column) and cells[column] not in spec_names:
                 item.add(column, f"{cells[column]!r} is not a specification in the specs file.")
@@ -538,6 +600,7 @@ def _read_units(
             spike_concentration=item.record.get("spike_concentration"),
             spike_unit=item.record.get("spike_unit"),
             stain=item.record.get("stain"),
+            line=item.row.line,
         )
         for item in checked
         if not item.bad

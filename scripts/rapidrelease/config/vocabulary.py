@@ -19,6 +19,7 @@ __all__ = [
     "ALL_ROLES",
     "CONTROL_ROLES_OF_ASSAY",
     "READS_CONTROL_ROLES",
+    "SHARED_CONTROL_ROLES",
     "CATEGORIES",
     "CONTAMINANT_CATEGORIES",
     "PASS",
@@ -65,6 +66,10 @@ CONTROL_ROLES_OF_ASSAY: Mapping[str, tuple[str, ...]] = {
 
 READS_CONTROL_ROLES: tuple[str, ...] = ("negative_control", "positive_control")
 """Roles of sequencing units that a test of the same assay and library is called against."""
+
+SHARED_CONTROL_ROLES: frozenset[str] = frozenset({"negative_control", "positive_control"})
+"""Roles of a run's controls, whose data file the lots measured in that run may share (a sequencing
+run's negative and positive controls, a flow run's sterile-medium control)."""
 
 CATEGORIES: tuple[str, ...] = (
     "host",

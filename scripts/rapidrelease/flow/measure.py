@@ -307,9 +307,17 @@ def _measure(
         )
         try:
             tubes[control.unit_id] = _read_tube(found, index, control, panel)
+            if found.inputs[index].sha256 == found.inputs[0].sha256:
+                # a copy of the tube under test under another name is no independent control
+                del tubes[control.unit_id]
+                raise MetricError(
+                    f"{control.path}: holds the same bytes as the tube under test, {fcs_path} "
+                    f"(SHA-256 {fcs.sha256[:12]}…), so it is no independent control."
+                )
         except RapidReleaseError as exc:
             problems.setdefault(control.role, f"unit {control.unit_id}: {exc}")
-            found.inputs[index] = file_ref(control.path, found.inputs[index].role)
+            if found.inputs[index].sha256 is None:
+                found.inputs[index] = file_ref(control.path, found.inputs[index].role)
         chosen.append(
             {"unit_id": control.unit_id, "role": control.role, "sha256": found.inputs[index].sha256}
         )

@@ -443,6 +443,18 @@ def assess_positive_control(
         taxid = facts.resolve(organism)
     except ReadsError as exc:
         return SpikeResult(**result, rpm_per_unit=None, problem=f"positive control {unit.unit_id}: {exc}")
+    node = facts.node_of(taxid)
+    category = str(facts.taxonomy.category[node]) if node is not None else "other"
+    targets = TARGETS.get(unit.assay, TARGETS["sterility_reads"])
+    if category not in targets:
+        # the product's own reads (host), the vector or a spike-in are in every sample: a "spike" of
+        # them shows nothing about the assay's sensitivity to a contaminant
+        problem = (
+            f"positive control {unit.unit_id}: its spike {organism} is {category.replace('_', '-')} in the "
+            f"reference taxonomy, not one of the organisms the {unit.assay} assay detects "
+            f"({', '.join(targets)}), so it shows nothing of the assay's sensitivity"
+        )
+        return SpikeResult(**result | {"taxid": taxid}, rpm_per_unit=None, problem=problem)
     reads = control.reads_of(taxid, "species")
     rpm = control.rpm(reads)
     result |= {"taxid": taxid, "reads": reads, "rpm": rpm}
@@ -604,6 +616,7 @@ def call_contaminants(
         others = {u.unit_id: load_unit_reads(u, Path(folders[u.unit_id])) for u in controls if u != unit}
         for other in others.values():
             inputs += other.files
+        others = {unit_id: _independent_of(this, other) for unit_id, other in others.items()}
         negatives = [others[u.unit_id] for u in controls if u.role == "negative_control" and u != unit]
         positives = [others[u.unit_id] for u in controls if u.role == "positive_control" and u != unit]
         evidence["settings"] = asdict(settings)
@@ -634,6 +647,25 @@ def call_contaminants(
     )
     write_record(folder / "metrics.json", record)
     return record
+
+
+def _independent_of(this: UnitReads, control: UnitReads) -> UnitReads:
+    """``control``, or the same control as an error when its reads are the test's own bytes.
+
+    A test listed as its own control under another file name (a copy) would be its own background:
+    every contaminant would cancel out, and the run would look clean.
+    """
+    if control.error is not None or this.record is None or control.record is None:
+        return control
+    mine = {f.sha256 for f in this.record.inputs if f.role == "reads" and f.sha256}
+    same = [f for f in control.record.inputs if f.role == "reads" and f.sha256 in mine]
+    if not same:
+        return control
+    error = (
+        f"{same[0].path}: holds the same reads as unit {this.unit.unit_id} under test "
+        f"(SHA-256 {str(same[0].sha256)[:12]}…), so it is no independent control"
+    )
+    return dataclasses.replace(control, fragments=0, taxa={}, error=error)
 
 
 def _negative_control_metrics(this: UnitReads, assay: str, settings: DetectionSettings) -> dict[str, Metric]:

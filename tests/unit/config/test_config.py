@@ -653,3 +653,64 @@ def test_a_path_snakemake_would_read_as_a_path_variable_is_refused(project: Path
     # upper case, spaces and other markup are not path variables
     upper = [f"DEMO-001\tPHENO\tphenotype\ttest\tdata/tube <B> & 'x'.fcs\t\t{PANEL}\t", UNITS[1]]
     assert load_run_config(write_project(project, units=upper)).units[0].path.name == "tube <B> & 'x'.fcs"
+
+
+@pytest.mark.parametrize("lot_id", ["index.html", "INDEX.HTML"])
+def test_a_lot_id_that_names_a_results_file_is_refused(project: Path, lot_id: str) -> None:
+    path = write_project(
+        project, lots=[f"{lot_id}\tCAR-T\tSPEC-A\t2026-11-24T08:30:00+01:00\tSITE-A"], units=[]
+    )
+    assert problems_of(path) == [
+        f"config/lots.tsv row 2, column 'lot_id': {lot_id!r} is the name of a file in the results folder."
+    ]
+
+
+SEQUENCED_HEADER = UNITS_HEADER + "\tlibrary\tspike_organism\tspike_concentration\tspike_unit"
+MICROBIAL_PANEL = "config/panels/microbial_flow.yaml"
+
+
+def _sequenced(lot: str, unit: str, role: str, r1: str, spike: str = "\t\t\t") -> str:
+    return f"{lot}\t{unit}\tsterility_reads\t{role}\t{r1}\t\t\t\t{spike}"
+
+
+def test_a_test_listed_as_its_own_control_is_refused_naming_the_row(project: Path) -> None:
+    # a contaminated sample listed as its own negative control would hide its contamination
+    rows = [
+        _sequenced("DEMO-001", "STER", "test", "data/ster_R1.fq.gz"),
+        _sequenced("DEMO-001", "NC", "negative_control", "data/./ster_R1.fq.gz"),
+        _sequenced("DEMO-001", "PC", "positive_control", "data/pc_R1.fq.gz", "\tS. aureus\t100\tCFU/mL"),
+        f"DEMO-001\tMICRO\tmicrobial_flow\ttest\tdata/micro.fcs\t\t{MICROBIAL_PANEL}\t",
+        f"DEMO-001\tMEDIUM\tmicrobial_flow\tnegative_control\tdata/micro.fcs\t\t{MICROBIAL_PANEL}\t",
+    ]
+    path = write_sequenced_project(project, units_text=sheet(SEQUENCED_HEADER, rows))
+    ster, micro = Path("data/ster_R1.fq.gz").resolve(), Path("data/micro.fcs").resolve()
+    assert problems_of(path) == [
+        f"config/units.tsv row 3: unit NC of lot DEMO-001, a negative control, names the same file as unit "
+        f"STER (row 2), {ster}; a control must be a different measurement from the test it controls.",
+        f"config/units.tsv row 6: unit MEDIUM of lot DEMO-001, a negative control, names the same file as "
+        f"unit MICRO (row 5), {micro}; a control must be a different measurement from the test it controls.",
+    ]
+
+
+def test_a_data_file_serves_two_lots_only_as_a_shared_run_control(project: Path) -> None:
+    shared_controls = [
+        _sequenced(lot, unit, role, f"run/{unit}_R1.fq.gz", spike)
+        for lot in ("DEMO-001", "DEMO-002")
+        for unit, role, spike in (
+            ("NC", "negative_control", "\t\t\t"),
+            ("PC", "positive_control", "\tS. aureus\t100\tCFU/mL"),
+        )
+    ]
+    tests = [
+        _sequenced("DEMO-001", "STER", "test", "data/DEMO-001_R1.fq.gz"),
+        _sequenced("DEMO-002", "STER", "test", "data/DEMO-001_R1.fq.gz"),  # the other lot's sample
+    ]
+    path = write_sequenced_project(project, units_text=sheet(SEQUENCED_HEADER, shared_controls + tests))
+    sample = Path("data/DEMO-001_R1.fq.gz").resolve()
+    assert problems_of(path) == [
+        f"config/units.tsv row 7: unit STER of lot DEMO-002 names {sample}, the data file of unit STER of "
+        "lot DEMO-001 (row 6); a data file may serve two lots only as the same shared run control "
+        "(negative or positive control).",
+    ]
+    # the run's controls alone, shared by both lots, are fine
+    load_run_config(write_sequenced_project(project, units_text=sheet(SEQUENCED_HEADER, shared_controls)))

@@ -146,3 +146,19 @@ def test_the_negative_control_itself_gets_no_call(panel: Path, tmp_path: Path):
     medium = _tube(tmp_path / "medium.fcs", microbes=4, noise=300, seed=1)
     metrics = _metrics(panel, "negative_control", medium)
     assert "microbial_call" not in metrics and metrics["microbes_per_ml"].value == pytest.approx(80.0)
+
+
+def test_a_contaminated_tube_listed_as_its_own_sterile_medium_is_no_control(panel: Path, tmp_path: Path):
+    # 2×10⁴ microbes/mL, and a byte-identical copy of the tube named as the run's medium control
+    test = _tube(tmp_path / "test.fcs", microbes=1000, noise=3000, seed=2)
+    copy = tmp_path / "medium.fcs"
+    copy.write_bytes(test.read_bytes())
+    metrics = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", copy)])
+    assert metrics["microbes_per_ml"].value == pytest.approx(2.0e4)
+    call = metrics["microbial_call"]
+    assert call.value is None and call.status == "missing_control"
+    assert f"{copy}: holds the same bytes as the tube under test, {test}" in (call.reason or "")
+    # its twin with a real medium control: the contamination is detected
+    medium = _tube(tmp_path / "real_medium.fcs", microbes=4, noise=3000, seed=1)
+    twin = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", medium)])
+    assert twin["microbial_call"].value == "DETECTED"

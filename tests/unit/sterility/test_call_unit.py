@@ -37,7 +37,12 @@ def _call(unit: Unit, units: list[Unit], root: Path, index: KmerIndex) -> dict[s
 
 
 def _write_unit(
-    folder: Path, unit: Unit, fragments: int, reads: dict[int, int], facts: ReferenceFacts
+    folder: Path,
+    unit: Unit,
+    fragments: int,
+    reads: dict[int, int],
+    facts: ReferenceFacts,
+    reads_sha256: str | None = None,
 ) -> None:
     """A gathered unit (reads.json and taxa) holding ``reads`` pairs per species taxid, spread over
     the genome, and the rest human."""
@@ -66,9 +71,11 @@ def _write_unit(
     write_taxa(
         folder / "taxa.tsv", {k: np.array(v, dtype=TAXA_COLUMNS[k]) for k, v in table.items()}, fragments
     )
+    # each unit's own read file unless told otherwise (a copy of another unit's)
+    sha256 = reads_sha256 or unit.unit_id.ljust(64, "0")
     record = UnitRecord(
         "gather", unit.lot_id, unit.unit_id, unit.assay, unit.role,
-        inputs=(FileRef("reads", f"{unit.unit_id}_R1.fq.gz", None, None),),
+        inputs=(FileRef("reads", f"{unit.unit_id}_R1.fq.gz", sha256, 1),),
         outputs=(file_ref(folder / "taxa.parquet", "taxa"),),
         metrics={"fragments_total": Metric(fragments, "fragments", "count")},
     )  # fmt: skip
@@ -257,3 +264,31 @@ def test_gathered_evidence_that_changed_since_it_was_gathered_is_an_error(
     record = _call(unit, [unit], tmp_path, panel_index)
     assert record["status"] == "error" and problem in record["error"], record["error"]
     assert record["metrics"] == {}
+
+
+def test_a_sample_listed_as_its_own_negative_control_under_another_name_is_no_control(
+    tmp_path: Path, panel_index: KmerIndex
+) -> None:
+    # K. pneumoniae at 400 RPM, and one "negative control" that is a copy of the sample's own reads
+    facts = ReferenceFacts.from_index(panel_index)
+    units = [
+        Unit("L", "T", "sterility_reads", "test", Path("t.fq")),
+        Unit("L", "NC1", "sterility_reads", "negative_control", Path("copy-of-t.fq")),
+        Unit("L", "NC2", "sterility_reads", "negative_control", Path("nc2.fq")),
+        Unit("L", "PC", "sterility_reads", "positive_control", Path("pc.fq"), **SPIKE),
+    ]
+    contents = {"T": (200_000, {573: 80}), "NC1": (200_000, {573: 80}), "NC2": (50_000, {}),
+                "PC": (50_000, {1280: 500})}  # fmt: skip
+    for unit in units:
+        (tmp_path / unit.unit_id).mkdir()
+        copy = "T".ljust(64, "0") if unit.unit_id == "NC1" else None
+        _write_unit(tmp_path / unit.unit_id, unit, *contents[unit.unit_id], facts, reads_sha256=copy)
+    record = _call(units[0], units, tmp_path, panel_index)
+    call = record["metrics"]["contaminant_call"]
+    assert call["status"] == "inconclusive"
+    assert (
+        "negative control NC1 could not be measured (NC1_R1.fq.gz: holds the same reads as unit T"
+        in (call["reason"])
+    )
+    # the copy is no background: K. pneumoniae is still called against the real negative control
+    assert [c["name"] for c in record["calls"] if c["call"] == "DETECTED"] == ["Klebsiella pneumoniae"]

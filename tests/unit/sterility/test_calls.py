@@ -200,6 +200,14 @@ def test_spike_organism_by_name_or_taxid(facts: ReferenceFacts) -> None:
             "positive control PC: spike organism 'Staphylococcus auerus': no taxon",
         ),
         ("Staphylococcus aureus", 500, "positive control PC has 500 fragments, fewer than the 2,000 a valid"),
+        # the product's own reads as the "spike": every sample holds them, so they show no sensitivity
+        (
+            "Homo sapiens",
+            100_000,
+            "positive control PC: its spike Homo sapiens is host in the reference taxonomy, not one of the "
+            "organisms the sterility_reads assay detects (bacteria, fungi, mycoplasma)",
+        ),
+        ("9606", 100_000, "positive control PC: its spike 9606 is host in the reference taxonomy"),
     ],
 )
 def test_a_positive_control_that_cannot_give_an_lod_says_why(facts, spike, fragments, problem) -> None:
