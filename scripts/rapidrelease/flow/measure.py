@@ -10,6 +10,7 @@ atomically; ``metrics.json`` last.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +150,8 @@ def measure_tube(
 
 
 class _Tube:
-    """A tube read and laid out once: its FCS file, its tree from the template, its channel layout."""
+    """A tube read and laid out once: its FCS file, its tree from the template, its channel layout and
+    its acquired volume in mL (with where the volume came from)."""
 
     def __init__(self, spec: ControlTube, panel: Panel) -> None:
         if not spec.path.is_file():
@@ -163,17 +165,28 @@ class _Tube:
         if panel.compensation_path is not None:
             layout = layout.with_spillover(read_spillover_file(panel.compensation_path))
         self.layout = layout
+        self.volume_ml, self.volume_source = self._volume(panel.volume_tolerance_pct)
 
-    def volume(self) -> tuple[float | None, str | None]:
-        """Acquired volume in mL: the sheet's volume_ul if given, else the file's $VOL (nanolitres)."""
-        if self.spec.volume_ul is not None:
-            return self.spec.volume_ul / 1000.0, "volume_ul"
+    def _volume(self, tolerance_pct: float) -> tuple[float | None, str | None]:
+        """The sheet's volume_ul if given, else the file's $VOL (nanolitres), in mL; MetricError when
+        both are given and disagree by more than ``tolerance_pct`` % of the file's."""
         text = self.fcs.keywords.get("$VOL", "").strip()
         try:
             nanolitres = float(text)
         except ValueError:
-            return None, None
-        return (nanolitres / 1e6, "$VOL") if nanolitres > 0 else (None, None)
+            nanolitres = math.nan
+        recorded = nanolitres / 1e6 if math.isfinite(nanolitres) and nanolitres > 0 else None
+        if self.spec.volume_ul is None:
+            return (recorded, "$VOL") if recorded is not None else (None, None)
+        sheet = self.spec.volume_ul / 1000.0
+        # a sheet volume far from the instrument's own reading would move every count per mL with it
+        if recorded is not None and abs(sheet - recorded) > tolerance_pct / 100 * recorded:
+            raise MetricError(
+                f"{self.spec.path}: the unit sheet's volume_ul ({self.spec.volume_ul:g} µL) disagrees "
+                f"with the file's $VOL ({recorded * 1000:g} µL) by more than {tolerance_pct:g} %; "
+                "correct the sheet or leave volume_ul empty to use $VOL."
+            )
+        return sheet, "volume_ul"
 
 
 def _read_tube(found: _Found, index: int, spec: ControlTube, panel: Panel) -> _Tube:
@@ -364,13 +377,12 @@ def _measure(
     )
 
     def counts_of(measured: _Tube, gated: GatingResult) -> TubeCounts:
-        volume_ml, source = measured.volume()
         return TubeCounts(
             measured.spec.unit_id,
             {pop.path: pop.count for pop in gated.populations},
             gated.n_events,
-            volume_ml,
-            source,
+            measured.volume_ml,
+            measured.volume_source,
         )
 
     control_counts: dict[str, list[TubeCounts]] = {}

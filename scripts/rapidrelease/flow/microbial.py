@@ -60,6 +60,13 @@ def detection_metrics(
         return inconclusive(background.status, f"the negative control {control.unit_id}: {background.reason}")
     assert tested.numerator is not None and background.numerator is not None
     assert isinstance(tested.value, float) and isinstance(background.value, float)
+    ceiling = detection.negative_control_max_per_ml
+    if background.value > ceiling:
+        return inconclusive(
+            "invalid_control",
+            f"the negative control {control.unit_id} holds {background.value:.4g} {per_ml} in "
+            f"{metric.numerator[-1]}, above the {ceiling:g} {per_ml} a valid sterile-medium control allows",
+        )
     x, v_t = tested.numerator.count, _volume_ml(tested)
     c, v_c = background.numerator.count, _volume_ml(background)
     scale = v_t / v_c

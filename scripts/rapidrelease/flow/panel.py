@@ -35,6 +35,10 @@ __all__ = [
     "load_run_panels",
 ]
 
+DEFAULT_VOLUME_TOLERANCE_PCT = 10.0
+"""How far a sheet's volume_ul may lie from the cytometer's own $VOL when a panel sets no tolerance:
+volumetric acquisition is accurate to a few per cent, so a larger gap is a typing or unit error."""
+
 DEFAULT_MIN_EVENTS = 100
 """Fewest denominator events for a reportable percentage when a panel sets none (binomial SE ≤ 5 points)."""
 
@@ -115,12 +119,22 @@ DETECTION_METRICS = ("microbial_call", "microbial_lod_per_ml")
 """The metrics a panel with ``detection`` adds: the call against the negative control and the LOD."""
 
 
+DEFAULT_MEDIUM_MAX_PER_ML = 1000.0
+"""The most events per mL a sterile-medium control may hold in the judged gate when a panel sets no
+ceiling: above it the control is contaminated or the gate catches debris, and no test can be judged."""
+
+
 @dataclass(frozen=True)
 class Detection:
-    """How a microbial_flow test tube is called against its negative control."""
+    """How a microbial_flow test tube is called against its negative control.
+
+    ``negative_control_max_per_ml`` is the ceiling of a valid sterile-medium control, in the judged
+    metric's unit (events/mL).
+    """
 
     metric: str
     confidence: float = 0.95
+    negative_control_max_per_ml: float = DEFAULT_MEDIUM_MAX_PER_ML
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,8 @@ class Panel:
     single_stains: SingleStainSettings | None = None
     min_events: int = DEFAULT_MIN_EVENTS
     """The panel's default fewest events (a derived threshold's control must hold as many)."""
+    volume_tolerance_pct: float = DEFAULT_VOLUME_TOLERANCE_PCT
+    """How far (% of $VOL) a unit sheet's volume_ul may be from the file's $VOL."""
 
     def metric_names(self) -> list[str]:
         """The names of the metrics a tube measured with this panel reports, in panel order."""
@@ -254,6 +270,7 @@ def load_panel(path: Path, check_template: bool = True) -> Panel:
         detection=detection,
         single_stains=_single_stains(path, data["single_stains"], data) if "single_stains" in data else None,
         min_events=default_min,
+        volume_tolerance_pct=float(data.get("volume_tolerance_pct", DEFAULT_VOLUME_TOLERANCE_PCT)),
     )
     if not check_template:
         return panel
@@ -349,7 +366,11 @@ def _detection(path: Path, assay: str, spec: Mapping[str, Any], metrics: list[Me
         raise ConfigError(
             f"{path}, detection → metric: {spec['metric']!r} is not a concentration metric of the panel."
         )
-    return Detection(metric=str(spec["metric"]), confidence=float(spec.get("confidence", 0.95)))
+    return Detection(
+        metric=str(spec["metric"]),
+        confidence=float(spec.get("confidence", 0.95)),
+        negative_control_max_per_ml=float(spec.get("negative_control_max_per_ml", DEFAULT_MEDIUM_MAX_PER_ML)),
+    )
 
 
 def _single_stains(path: Path, spec: Mapping[str, Any], data: Mapping[str, Any]) -> SingleStainSettings:

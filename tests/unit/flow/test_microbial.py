@@ -97,13 +97,47 @@ def test_a_larger_test_volume_scales_the_background(panel: Path, tmp_path: Path)
     assert call.value == "NOT_DETECTED"
 
 
-def test_the_sheets_volume_is_used_before_the_files(panel: Path, tmp_path: Path):
+def test_the_sheets_volume_is_used_before_the_files_when_they_agree(panel: Path, tmp_path: Path):
+    # the sheet's 52 µL (a measured volume) beside the instrument's 50 µL $VOL, within 10 %
     test = _tube(tmp_path / "test.fcs", microbes=40, noise=100, seed=2)
-    per_ml = _metrics(panel, "test", test, volume_ul=100.0)["microbes_per_ml"]
-    assert per_ml.value == pytest.approx(400.0) and per_ml.evidence["volume"] == {
-        "ml": 0.1,
-        "source": "volume_ul",
-    }
+    per_ml = _metrics(panel, "test", test, volume_ul=52.0)["microbes_per_ml"]
+    assert per_ml.value == pytest.approx(40 / 0.052)
+    assert per_ml.evidence["volume"] == {"ml": 0.052, "source": "volume_ul"}
+    # and alone when the file records no volume
+    bare = _tube(tmp_path / "bare.fcs", microbes=40, noise=100, seed=2, volume_nl=None)
+    assert _metrics(panel, "test", bare, volume_ul=100.0)["microbes_per_ml"].value == pytest.approx(400.0)
+
+
+@pytest.mark.parametrize("volume_ul", [10_000.0, 0.25, 56.0])
+def test_a_sheet_volume_that_contradicts_the_files_is_the_units_error(
+    panel: Path, tmp_path: Path, volume_ul: float
+):
+    # 200× the file's $VOL would dilute a detected count to nothing, with no warning
+    test = _tube(tmp_path / "test.fcs", microbes=1000, noise=3000, seed=2)
+    medium = _tube(tmp_path / "medium.fcs", microbes=4, noise=3000, seed=1)
+    record = measure_tube(
+        "LOT-1", "MIC", "microbial_flow", "test", test, panel, tmp_path / "out",
+        [ControlTube("NC", "negative_control", medium)], volume_ul=volume_ul,
+    )  # fmt: skip
+    assert (record.status, record.metrics) == ("error", {})
+    assert record.error == (
+        f"{test}: the unit sheet's volume_ul ({volume_ul:g} µL) disagrees with the file's $VOL (50 µL) by "
+        "more than 10 %; correct the sheet or leave volume_ul empty to use $VOL."
+    )
+
+
+def test_a_sterile_medium_above_its_ceiling_makes_the_call_inconclusive(panel: Path, tmp_path: Path):
+    # 60 events in 50 µL: 1,200/mL in the microbial gate, above the default 1,000/mL
+    medium = _tube(tmp_path / "medium.fcs", microbes=60, noise=3000, seed=1)
+    test = _tube(tmp_path / "test.fcs", microbes=4, noise=3000, seed=2)
+    metrics = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", medium)])
+    call = metrics["microbial_call"]
+    assert (call.value, call.status) == (None, "invalid_control")
+    assert call.reason == (
+        "the negative control NC holds 1200 events/mL in Microbes, above the 1000 events/mL a valid "
+        "sterile-medium control allows"
+    )
+    assert metrics["microbial_lod_per_ml"].status == "invalid_control"
 
 
 @pytest.mark.parametrize(
