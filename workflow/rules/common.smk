@@ -1,6 +1,8 @@
 # The only place that reads the configuration: config.yaml, the lot and unit sheets, the
 # specifications and the flow panels are validated here, before any job runs. Which controls a unit
 # is measured against and where its results go are the package's (RunConfig.controls_of, unit_dir).
+import atexit
+import hashlib
 import os
 import shlex
 import sys
@@ -10,6 +12,7 @@ from rapidrelease.config.run import run_config_from_dict
 from rapidrelease.config.schemas import SAFE_ID_PATTERN
 from rapidrelease.config.vocabulary import READS_ASSAYS
 from rapidrelease.errors import ConfigError
+from rapidrelease.fingerprints import Fingerprints
 from rapidrelease.flow.panel import load_run_panels
 
 # The command that started the run, for each lot's audit block: jobs inherit the environment (also
@@ -35,6 +38,10 @@ except ConfigError as problem:
     _refuse(problem)
 
 CONFIG_FILE = workflow.configfiles[0]
+# Every job gets the SHA-256 of the files it reads as a parameter, so that a file replaced by other
+# bytes reruns it whatever the file's time (cp -p, rsync -t, touch -d); digests are cached by stat.
+FINGERPRINTS = Fingerprints(Path(".snakemake") / "rapidrelease" / "fingerprints.json")
+atexit.register(FINGERPRINTS.save)
 RESULTS = str(RUN.results_dir)
 # Snakemake benchmark files of the measuring jobs: the lot's timeline reads each job's start and
 # end from them (rapidrelease.release.timeline).
@@ -89,9 +96,32 @@ def get_flow_inputs(wildcards):
     )
 
 
+def get_unit_settings(wildcards):
+    """A digest of what the sheets and config.yaml say of a unit, of the controls it is judged against
+    and of the detection settings: a parameter, so that only this unit's jobs rerun when they change.
+    """
+    unit = get_unit(wildcards)
+    settings = repr((unit, RUN.controls_of(unit), RUN.detection))
+    return hashlib.sha256(settings.encode()).hexdigest()
+
+
+def digest_of(get_sources):
+    """A params function: the content digest of the source files ``get_sources(wildcards)`` names (data,
+    panels, templates, configuration, reference FASTA), so the job reruns when their bytes change
+    whatever their times. Files other jobs write are left to their times: a params value that read
+    them before the job that rewrites them ran would never match again."""
+    return lambda wildcards: FINGERPRINTS.of(get_sources(wildcards))
+
+
 def get_read_files(wildcards):
     unit = get_unit(wildcards)
     return existing([unit.path, unit.path2])
+
+
+def get_reference_files(wildcards):
+    """The FASTA files, taxonomy and sequence map the index is built from."""
+    reference = RUN.reference
+    return [*reference.fasta, reference.taxonomy, reference.seqid2taxid]
 
 
 def get_gather_inputs(wildcards):
@@ -109,8 +139,7 @@ def get_gather_inputs(wildcards):
 
 
 def get_call_inputs(wildcards):
-    """The gathered reads of the unit and of the lot's controls it is called against, the index and
-    the configuration (the detection settings)."""
+    """The gathered reads of the unit and of the lot's controls it is called against, and the index."""
     unit = get_unit(wildcards)
     folders = [RUN.unit_dir(u) for u in (unit, *RUN.controls_of(unit))]
     return {

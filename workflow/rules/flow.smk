@@ -3,7 +3,6 @@ rule measure_flow_unit:
     unusable input is recorded in its record, not raised."""
     input:
         get_flow_inputs,
-        config=get_config_files,
     output:
         record=f"{RESULTS}/{{lot}}/flow/{{unit}}/metrics.json",
         populations=f"{RESULTS}/{{lot}}/flow/{{unit}}/populations.tsv",
@@ -19,6 +18,8 @@ rule measure_flow_unit:
         mem_mb=3000,
         runtime=20,
     params:
+        settings=get_unit_settings,
+        content=digest_of(get_flow_inputs),
         config=CONFIG_FILE,
     shell:
         "rapidrelease measure --config {params.config:q} --lot {wildcards.lot:q} --unit {wildcards.unit:q}"

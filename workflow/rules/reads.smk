@@ -25,6 +25,7 @@ if RUN.reference.index is None:
             mem_mb=lambda wc: 500 + int(20 * RUN.reference.fasta_megabases()),
             runtime=lambda wc: 10 + int(RUN.reference.fasta_megabases() / 200),
         params:
+            content=digest_of(get_reference_files),
             seqid2taxid=lambda wc, input: (
                 f"--seqid2taxid {shlex.quote(input.seqid2taxid)}"
                 if input.seqid2taxid
@@ -58,6 +59,7 @@ rule classify_reads_part:
         + 200 * threads,
         runtime=lambda wc, input: 10 + int(input.size_mb / CLASSIFY.parts / 50),
     params:
+        content=digest_of(get_read_files),
         part=lambda wc: f"{wc.part}/{CLASSIFY.parts}",
         paired=lambda wc: "--paired" if get_unit(wc).path2 is not None else "",
         reads=lambda wc: [str(p) for p in (get_unit(wc).path, get_unit(wc).path2) if p],
@@ -94,6 +96,8 @@ rule gather_reads_unit:
         mem_mb=lambda wc: 500 + int(RUN.reference.index_megabytes()),
         runtime=10,
     params:
+        settings=get_unit_settings,
+        content=digest_of(get_read_files),
         config=CONFIG_FILE,
     shell:
         "rapidrelease gather --config {params.config:q} --lot {wildcards.lot:q} --unit {wildcards.unit:q}"
@@ -120,6 +124,7 @@ rule call_reads_unit:
         mem_mb=1000,
         runtime=5,
     params:
+        settings=get_unit_settings,
         config=CONFIG_FILE,
     shell:
         "rapidrelease call --config {params.config:q} --lot {wildcards.lot:q} --unit {wildcards.unit:q}"

@@ -19,6 +19,7 @@ rule evaluate_lot:
         mem_mb=500,
         runtime=5,
     params:
+        content=digest_of(get_config_files),
         config=CONFIG_FILE,
         benchmarks=BENCHMARKS,
     shell:

@@ -46,6 +46,7 @@ rule lots_index:
         mem_mb=1000,
         runtime=5,
     params:
+        content=digest_of(get_config_files),
         config=CONFIG_FILE,
     shell:
         "rapidrelease index --config {params.config:q} --out {output:q} {input.releases:q} 2> {log:q}"

@@ -120,7 +120,7 @@ class Unit:
     spike_concentration: float | None = None
     spike_unit: str | None = None
     stain: str | None = None
-    line: int = field(default=0, compare=False)
+    line: int = field(default=0, compare=False, repr=False)
     """The unit's row in the unit sheet (its line number), for messages that name it."""
 
 
