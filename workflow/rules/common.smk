@@ -51,7 +51,7 @@ CLASSIFY = RUN.classify
 # build_reference_index) under resources/, as the model workflows keep their genome indices.
 REFDB = str(RUN.reference.index or "resources/refdb")
 
-# Rules run the rapidrelease command. Under --sdm conda it comes from each rule's environment;
+# Rules run the rapidrelease command. Under --sdm conda it comes from the workflow's own checkout;
 # otherwise from the environment snakemake itself runs in, whose bin folder every job's shell puts
 # first on PATH (that environment need not be activated, e.g. `.venv/bin/snakemake`).
 if "conda" not in {
@@ -64,6 +64,15 @@ if "conda" not in {
             "install it there (see README.md) or run with --sdm conda."
         )
     shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(_bin))}:"$PATH"; ')
+else:
+    # each rule's environment (envs/*.yaml) holds the third-party packages only; `rapidrelease` is a
+    # shell function running the package from scripts/, put on PYTHONPATH here because Snakemake
+    # clears PYTHONPATH for conda jobs (braces doubled: Snakemake formats the prefix)
+    _scripts = Path(workflow.basedir).parent / "scripts"
+    shell.prefix(
+        f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(_scripts))}; "
+        'rapidrelease() {{ python -m rapidrelease "$@"; }}; '
+    )
 
 
 wildcard_constraints:
