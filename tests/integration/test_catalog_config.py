@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_demo_workflow import _snakemake
+from support.workflow import run_snakemake
 
 # one lot with every kind of unit: five flow tubes, four sequencing units of one classify part each
 EXPECTED_JOBS = {
@@ -69,14 +69,14 @@ def test_the_catalog_settings_say_how_the_workflow_deploys_and_that_it_has_a_rep
 
 @pytest.mark.slow
 def test_the_test_configuration_is_lint_clean(project_root: Path, test_site: Path):
-    lint = _snakemake(project_root, test_site, "--configfile", "config/config.yaml", "--lint")
+    lint = run_snakemake(project_root, test_site, "--configfile", "config/config.yaml", "--lint")
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
 
 
 @pytest.mark.slow
 def test_the_test_configuration_plans_every_stage_for_its_one_lot(project_root: Path, test_site: Path):
-    plan = _snakemake(
+    plan = run_snakemake(
         project_root, test_site, "--configfile", "config/config.yaml", "--dry-run", "--printshellcmds"
     )
     assert plan.returncode == 0, plan.stderr[-3000:]

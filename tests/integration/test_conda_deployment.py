@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_demo_workflow import _release, _snakemake, _workdir
+from support.workflow import release_of, run_snakemake, site_folder
 
 pytestmark = pytest.mark.slow
 
@@ -63,10 +63,10 @@ def conda_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     conda.chmod(0o755)
     # Snakemake activates an environment with `source <conda>/bin/activate <env>`
     (stand_in / "bin" / "activate").write_text('. "$1/bin/activate"\n', encoding="utf-8")
-    workdir = _workdir(project_root, tmp_path_factory.mktemp("conda-site"), parts=1)
+    workdir = site_folder(project_root, tmp_path_factory.mktemp("conda-site"), parts=1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PATH", f"{stand_in / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-        done = _snakemake(project_root, workdir, "--sdm", "conda", timeout=1800)
+        done = run_snakemake(project_root, workdir, "--sdm", "conda", timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     (workdir / "run.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     return workdir
@@ -83,7 +83,7 @@ def test_every_job_runs_in_its_rules_environment_and_the_decisions_are_the_demos
     log = (conda_run / "run.log").read_text(encoding="utf-8")
     jobs = log.count("\nrule ") + log.count("\nlocalrule ") - log.count("\nlocalrule all:")
     assert jobs > 20 and log.count("Activating conda environment") == jobs
-    first, second = _release(conda_run, "DEMO-001"), _release(conda_run, "DEMO-002")
+    first, second = release_of(conda_run, "DEMO-001"), release_of(conda_run, "DEMO-002")
     assert first["status"] == "RELEASE_CANDIDATE"
     assert [a["result"] for a in first["attributes"]] == ["PASS"] * 10
     assert second["status"] == "NOT_RELEASABLE"
