@@ -54,7 +54,7 @@ import pytest
 from rapidrelease.flow.measure import measure_tube
 from rapidrelease.records import to_json
 
-from support.workflow import append_rows, record_of, release_of, run_snakemake, site_folder
+from support.workflow import append_rows, own_copy, record_of, release_of, run_snakemake, site_folder
 
 pytestmark = pytest.mark.slow
 
@@ -264,9 +264,11 @@ def corpus_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     unstimulated = (demo / "DEMO-001" / "DEMO-001_potency_unstimulated.fcs").read_bytes()
     (incoming / "FCS-BAD-CONTROL_unstimulated.fcs").write_bytes(unstimulated[: len(unstimulated) // 2])
     lots.append("FCS-BAD-CONTROL" + LOT_ROW.format(spec=POTENCY_SPEC))
+    stimulated = own_copy(
+        workdir, "resources/demo/DEMO-001/DEMO-001_potency_stimulated.fcs", "FCS-BAD-CONTROL"
+    )
     units += [
-        f"FCS-BAD-CONTROL\tPOT-STIM\tpotency\tstimulated\tresources/demo/DEMO-001/"
-        f"DEMO-001_potency_stimulated.fcs\t\t{POTENCY_PANEL}\t",
+        f"FCS-BAD-CONTROL\tPOT-STIM\tpotency\tstimulated\t{stimulated}\t\t{POTENCY_PANEL}\t",
         f"FCS-BAD-CONTROL\tPOT-UNSTIM\tpotency\tunstimulated\tincoming/FCS-BAD-CONTROL_unstimulated.fcs"
         f"\t\t{POTENCY_PANEL}\t",
     ]
@@ -282,7 +284,8 @@ def corpus_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         path = MISSING.get(lot, f"incoming/{_file_of(lot)}")
         if content is not None:
             (workdir / path).write_bytes(content)
-        mate = "" if lot.endswith("NOT-BAM") else r2  # a BAM holds both mates
+        # a BAM holds both mates; a lot's test files serve that lot alone
+        mate = "" if lot.endswith("NOT-BAM") else own_copy(workdir, r2, lot)
         lots.append(lot + LOT_ROW.format(spec=READS_SPEC))
         units.append(f"{lot}\tSTER\tsterility_reads\ttest\t{path}\t{mate}\t\t\tshotgun\t\t\t")
         units += [f"{lot}\t{row}" for row in controls]

@@ -20,7 +20,7 @@ from support.workflow import run_snakemake
 # one lot with every kind of unit: five flow tubes, four sequencing units of one classify part each
 EXPECTED_JOBS = {
     "build_reference_index": 1,
-    "measure_unit": 5,
+    "measure_flow_unit": 5,
     "classify_reads_part": 4,
     "gather_reads_unit": 4,
     "call_reads_unit": 4,

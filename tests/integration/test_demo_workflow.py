@@ -13,6 +13,7 @@ import pytest
 from support.workflow import (
     BIN,
     append_rows,
+    lot_like,
     record_of,
     release_of,
     run_snakemake,
@@ -137,12 +138,6 @@ def test_a_missing_file_that_arrives_is_measured_and_decided_at_the_next_run(
     demo = workdir / "resources" / "demo"
     (workdir / "incoming").mkdir()
     # every unit of DEMO-001 (its sequencing run's controls, potency pair and microbial tubes), one replaced
-    demo_units = [row.split("\t", 1)[1] for row in (workdir / "config" / "units.tsv").read_text().splitlines()
-                  if row.startswith("DEMO-001\t")]  # fmt: skip
-
-    def units_of(lot: str, **replaced: str) -> list[str]:
-        return [f"{lot}\t{replaced.get(row.split(chr(9))[0], row)}" for row in demo_units]
-
     lot_row = "\tCAR-T (demo, synthetic)\tCART-DEMO-release\t2026-11-25T08:00:00+01:00\tSITE-A\t1.2e9\t78"
     append_rows(
         workdir / "config" / "lots.tsv", [f"{lot}{lot_row}" for lot in ("BAD-MISSING", "BAD-NOREADS")]
@@ -151,12 +146,15 @@ def test_a_missing_file_that_arrives_is_measured_and_decided_at_the_next_run(
     append_rows(
         workdir / "config" / "units.tsv",
         [
-            *units_of(
-                "BAD-MISSING", PHENO=f"PHENO\tphenotype\ttest\tincoming/not-yet-written.fcs\t\t{panel}\t"
+            *lot_like(
+                workdir,
+                "BAD-MISSING",
+                PHENO=f"PHENO\tphenotype\ttest\tincoming/not-yet-written.fcs\t\t{panel}\t\t\t\t\t",
             ),
-            *units_of(
+            *lot_like(
+                workdir,
                 "BAD-NOREADS",
-                STER="STER\tsterility_reads\ttest\tincoming/reads-not-yet-written.fastq.gz\t\t\t",
+                STER="STER\tsterility_reads\ttest\tincoming/reads-not-yet-written.fastq.gz\t\t\t\t\t\t\t",
             ),
         ],
     )

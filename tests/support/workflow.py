@@ -90,3 +90,35 @@ def append_rows(path: Path, rows: list[str]) -> None:
     """Add rows to a sheet, as a lab adds lots and units."""
     with open(path, "a", encoding="utf-8") as fh:
         fh.writelines(row + "\n" for row in rows)
+
+
+def own_copy(workdir: Path, path: str, lot: str) -> str:
+    """A copy of the site's data file ``path`` for ``lot`` alone, under ``lots/<lot>/`` (a lot's test
+    files may serve only that lot); its path as a unit sheet writes it."""
+    copy = Path("lots") / lot / Path(path).name
+    (workdir / copy).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(workdir / path, workdir / copy)
+    return str(copy)
+
+
+def lot_like(workdir: Path, lot: str, like: str = "DEMO-001", **replaced: str) -> list[str]:
+    """The unit rows of lot ``like`` for another ``lot``: the sequencing run's shared controls as they
+    are, every other data file a copy of its own, and the units named in ``replaced`` (unit id → the
+    row after the lot id) instead."""
+    rows = []
+    header, *lines = (workdir / "config" / "units.tsv").read_text(encoding="utf-8").splitlines()
+    columns = header.split("\t")
+    for line in lines:
+        cells = dict(zip(columns, line.split("\t"), strict=False))
+        if cells["lot_id"] != like:
+            continue
+        if cells["unit_id"] in replaced:
+            rows.append(f"{lot}\t{replaced[cells['unit_id']]}")
+            continue
+        if cells["role"] not in ("negative_control", "positive_control"):
+            for column in ("path", "path2"):
+                if cells.get(column):
+                    cells[column] = own_copy(workdir, cells[column], lot)
+        cells["lot_id"] = lot
+        rows.append("\t".join(cells.get(column, "") for column in columns))
+    return rows

@@ -376,39 +376,40 @@ def independence_problems(run: RunConfig) -> list[str]:
     """
     sheet = run.settings["units"]
     problems: list[str] = []
+    files = {(unit.lot_id, unit.unit_id): _data_files(unit) for unit in run.units}
     reported: set[frozenset[tuple[str, str]]] = set()
     for unit in run.units:
-        files = _data_files(unit)
+        mine = files[unit.lot_id, unit.unit_id]
         for control in run.controls_of(unit):
-            shared = files & _data_files(control)
+            shared = mine.keys() & files[control.lot_id, control.unit_id].keys()
             pair = frozenset({(unit.lot_id, unit.unit_id), (control.lot_id, control.unit_id)})
             if shared and pair not in reported:
                 reported.add(pair)
                 problems.append(
                     f"{sheet} row {control.line}: unit {control.unit_id} of lot {control.lot_id}, a "
                     f"{control.role.replace('_', ' ')}, names the same file as unit {unit.unit_id} (row "
-                    f"{unit.line}), {sorted(shared)[0]}; a control must be a different measurement "
+                    f"{unit.line}), {mine[min(shared)]}; a control must be a different measurement "
                     "from the test it controls."
                 )
     first_use: dict[str, Unit] = {}
     for unit in run.units:
-        for name in sorted(_data_files(unit)):
-            other = first_use.setdefault(name, unit)
+        for key, written in sorted(files[unit.lot_id, unit.unit_id].items()):
+            other = first_use.setdefault(key, unit)
             if other.lot_id == unit.lot_id:
                 continue
             if unit.role in SHARED_CONTROL_ROLES and other.role == unit.role and other.assay == unit.assay:
                 continue
             problems.append(
-                f"{sheet} row {unit.line}: unit {unit.unit_id} of lot {unit.lot_id} names {name}, "
+                f"{sheet} row {unit.line}: unit {unit.unit_id} of lot {unit.lot_id} names {written}, "
                 f"the data file of unit {other.unit_id} of lot {other.lot_id} (row {other.line}); a data "
                 "file may serve two lots only as the same shared run control (negative or positive control)."
             )
     return problems
 
 
-def _data_files(unit: Unit) -> set[str]:
-    """The unit's data files as normalised paths (``a/./b.fcs`` and ``a/b.fcs`` are one file)."""
-    return {os.path.normpath(os.path.abspath(p)) for p in (unit.path, unit.path2) if p is not None}
+def _data_files(unit: Unit) -> dict[str, str]:
+    """The unit's data files, by normalised path (``a/./b.fcs`` and ``a/b.fcs`` are one file), as written."""
+    return {os.path.normpath(os.path.abspath(p)): str(p) for p in (unit.path, unit.path2) if p is not None}
 
 
 def _classify_settings(settings: Mapping[str, Any]) -> ClassifySettings:
