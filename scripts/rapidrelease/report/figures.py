@@ -9,13 +9,17 @@ category ticks alike; a name from a sheet, a template or a file enters a label t
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 
 from rapidrelease.report.trends import AttributeTrend
+
+if TYPE_CHECKING:  # the timeline section draws its view with this module's figures
+    from rapidrelease.report.sections.timeline import Timeline, UnitTimes
 
 __all__ = ["control_comparison_figure", "gate_figure", "timeline_figure", "trend_figure"]
 
@@ -231,8 +235,8 @@ def control_comparison_figure(
     return fig
 
 
-def _utc(text: Any) -> datetime | None:
-    if not isinstance(text, str):
+def _utc(text: str | None) -> datetime | None:
+    if text is None:
         return None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -240,21 +244,21 @@ def _utc(text: Any) -> datetime | None:
         return None
 
 
-def timeline_figure(timeline: dict[str, Any]) -> go.Figure:
+def timeline_figure(timeline: Timeline) -> go.Figure:
     """The lot's 24-hour window (``audit.timeline`` of release.json) drawn on one UTC time axis.
 
     One row per unit: its acquisition (cytometer clock or file time) and its analysis as bars; the
     collection and the deadline as vertical lines and the evaluation's end as a marker.
     """
     fig = go.Figure()
-    rows = timeline.get("units") or []
-    names = [_plain(r.get("unit_id")) for r in rows]
+    rows = timeline.units
+    names = [_plain(r.unit_id) for r in rows]
 
-    def bars(start_key: str, end_key: str, label: str, colour: str) -> None:
+    def bars(interval: Callable[[UnitTimes], tuple[str | None, str | None]], label: str, colour: str) -> None:
         xs: list[Any] = []
         ys: list[Any] = []
         for name, row in zip(names, rows, strict=True):
-            start, end = _utc(row.get(start_key)), _utc(row.get(end_key))
+            start, end = (_utc(moment) for moment in interval(row))
             if start is None and end is None:
                 continue
             start = start or end
@@ -273,9 +277,9 @@ def timeline_figure(timeline: dict[str, Any]) -> go.Figure:
                 )
             )
 
-    bars("acquired_start", "acquired_end", "acquired", _INSIDE[1])
-    bars("analysis_start", "analysis_end", "analysed", _INSIDE[2])
-    end = _utc(timeline.get("analysis_end"))
+    bars(lambda r: (r.acquired_start, r.acquired_end), "acquired", _INSIDE[1])
+    bars(lambda r: (r.analysis_start, r.analysis_end), "analysed", _INSIDE[2])
+    end = _utc(timeline.analysis_end)
     if end is not None and names:
         fig.add_trace(
             go.Scatter(
@@ -286,8 +290,11 @@ def timeline_figure(timeline: dict[str, Any]) -> go.Figure:
                 marker={"symbol": "diamond", "size": 9, "color": _GATE_LINE},
             )
         )
-    for key, label, colour in (("collected_at", "collected", _OUTSIDE), ("deadline", "deadline", _INSIDE[0])):
-        moment = _utc(timeline.get(key))
+    for text, label, colour in (
+        (timeline.collected_at, "collected", _OUTSIDE),
+        (timeline.deadline, "deadline", _INSIDE[0]),
+    ):
+        moment = _utc(text)
         if moment is not None:
             # add_vline's annotation cannot take a datetime on every plotly version; a shape and an
             # annotation in paper coordinates can

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rapidrelease.report.figures import control_comparison_figure, gate_figure, timeline_figure, trend_figure
+from rapidrelease.report.sections.timeline import Timeline, UnitTimes
 from rapidrelease.report.trends import AttributeTrend, TrendPoint
 
 HOSTILE = "<b>CAR+ & <i onmouseover='x'>T"  # no slash: a population's name is the last part of its path
@@ -33,7 +34,9 @@ def test_a_gate_its_axes_and_populations_are_labelled_with_their_names_as_text()
 def test_bars_timelines_and_trends_show_names_as_text() -> None:
     bars = control_comparison_figure("t", [HOSTILE], [1.0], [0.5], "RPM", ("test", "control"))
     assert list(bars.data[0].x) == [SHOWN]
-    window = timeline_figure({"units": [{"unit_id": HOSTILE}], "hours_to_result": 1.0, "hours_left": 23.0})
+    window = timeline_figure(
+        Timeline(None, None, None, None, 1.0, 23.0, (UnitTimes(HOSTILE, None, None, None, None, None),))
+    )
     assert list(window.layout.yaxis.categoryarray) == [SHOWN]
     point = TrendPoint(
         HOSTILE, HOSTILE, "2026-11-24T08:00:00+01:00", 1.0, "PASS", "INCONCLUSIVE", False, False
