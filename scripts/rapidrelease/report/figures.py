@@ -1,21 +1,36 @@
 """Plotly figures of the evidence: gates over their parent's events with the counts on the plot,
-controls beside their tubes, the lot's 24-hour window, and control charts across lots."""
+controls beside their tubes, the lot's 24-hour window, and control charts across lots.
+
+Plotly reads tags (``<b>``, ``<a href=…>``) and entities in every label it draws, titles, legends and
+category ticks alike; a name from a sheet, a template or a file enters a label through
+:func:`_plain`, so that it is drawn as the text it is.
+"""
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 
 from rapidrelease.report.trends import AttributeTrend
 
+if TYPE_CHECKING:  # the timeline section draws its view with this module's figures
+    from rapidrelease.report.sections.timeline import Timeline, UnitTimes
+
 __all__ = ["control_comparison_figure", "gate_figure", "timeline_figure", "trend_figure"]
 
 _OUTSIDE = "#9aa3ad"
 _INSIDE = ["#d1495b", "#2e86ab", "#3b8d4f", "#e09f3e"]  # one per population of a gate (quadrants: 4)
 _GATE_LINE = "#111111"
+
+
+def _plain(text: object) -> str:
+    """``text`` as a plotly label that shows it literally."""
+    return html.escape(str(text), quote=False)
 
 
 def _finite(values: list[float | None]) -> np.ndarray:
@@ -48,7 +63,7 @@ def _wide(values: np.ndarray) -> bool:
 
 
 def _count_text(pop: dict[str, Any]) -> str:
-    name = pop["population"].rsplit("/", 1)[-1]
+    name = _plain(pop["population"].rsplit("/", 1)[-1])
     pct = pop["percent_parent"]
     pct_text = "—" if pct is None else f"{pct:.1f} %"
     return f"<b>{name}</b> {pop['count']:,} / {pop['parent_count']:,} ({pct_text})"
@@ -66,7 +81,8 @@ def gate_figure(plot: dict[str, Any]) -> go.Figure:
     colour_of = {pop: _INSIDE[i % len(_INSIDE)] for i, pop in enumerate(populations)}
     geometry = plot["geometry"]
     fig = go.Figure()
-    title = plot["gate"] if plot["kind"] != "quadrant" else f"{plot['gate']} (quadrants)"
+    gate, parent = _plain(plot["gate"]), _plain(plot["parent"] or "all events")
+    title = gate if plot["kind"] != "quadrant" else f"{gate} (quadrants)"
 
     if "y" not in plot:  # one dimension: histogram of the parent, the range marked
         lo, hi = geometry["bounds"][0] if geometry["type"] == "rectangle" else (None, None)
@@ -77,9 +93,7 @@ def gate_figure(plot: dict[str, Any]) -> go.Figure:
             x = np.arcsinh(x / _ASINH_COFACTOR)
             lo, hi = (None if b is None else float(np.arcsinh(b / _ASINH_COFACTOR)) for b in (lo, hi))
             axis_title += f" · asinh(x/{_ASINH_COFACTOR:g})"
-        fig.add_trace(
-            go.Histogram(x=x, nbinsx=120, marker_color=_OUTSIDE, name=plot["parent"] or "all events")
-        )
+        fig.add_trace(go.Histogram(x=x, nbinsx=120, marker_color=_OUTSIDE, name=parent))
         x_range = _span(x, [lo, hi])
         fig.add_vrect(
             x0=lo if lo is not None else x_range[0],
@@ -104,7 +118,7 @@ def gate_figure(plot: dict[str, Any]) -> go.Figure:
                     y=y[idx],
                     mode="markers",
                     marker={"size": 3, "color": _OUTSIDE if pop is None else colour_of[pop], "opacity": 0.6},
-                    name="outside" if pop is None else pop.rsplit("/", 1)[-1],
+                    name="outside" if pop is None else _plain(pop.rsplit("/", 1)[-1]),
                     hoverinfo="skip",
                 )
             )
@@ -127,7 +141,7 @@ def gate_figure(plot: dict[str, Any]) -> go.Figure:
     )
     fig.update_layout(
         title={
-            "text": f"{title}<br><sup>parent: {plot['parent'] or 'all events'}</sup>",
+            "text": f"{title}<br><sup>parent: {parent}</sup>",
             "font": {"size": 13},
         },
         width=430,
@@ -140,7 +154,8 @@ def gate_figure(plot: dict[str, Any]) -> go.Figure:
 
 
 def _axis_title(axis: dict[str, str]) -> str:
-    return axis["label"] if axis["scale"] == "linear" else f"{axis['label']} · {axis['scale']}"
+    label = _plain(axis["label"])
+    return label if axis["scale"] == "linear" else f"{label} · {_plain(axis['scale'])}"
 
 
 def _draw_geometry(
@@ -192,8 +207,9 @@ def control_comparison_figure(
 ) -> go.Figure:
     """Bars of a tube's values next to its control's, per metric (potency against the unstimulated
     tube, microbes per mL against sterile medium); ``errors`` are the tube's 95 % intervals and
-    ``line`` a horizontal mark (value, label), e.g. the limit of detection."""
+    ``line`` a horizontal mark (value, label), e.g. the limit of detection. Every text is plain."""
     fig = go.Figure()
+    names = [_plain(n) for n in names]
     error_y = None
     if errors is not None:
         error_y = {
@@ -202,12 +218,12 @@ def control_comparison_figure(
             "array": [0.0 if e is None else e[1] - v for e, v in zip(errors, test, strict=True)],
             "arrayminus": [0.0 if e is None else v - e[0] for e, v in zip(errors, test, strict=True)],
         }
-    fig.add_trace(go.Bar(x=names, y=test, name=labels[0], marker_color=_INSIDE[0], error_y=error_y))
-    fig.add_trace(go.Bar(x=names, y=control, name=labels[1], marker_color=_OUTSIDE))
+    fig.add_trace(go.Bar(x=names, y=test, name=_plain(labels[0]), marker_color=_INSIDE[0], error_y=error_y))
+    fig.add_trace(go.Bar(x=names, y=control, name=_plain(labels[1]), marker_color=_OUTSIDE))
     if line is not None:
-        fig.add_hline(y=line[0], line_dash="dash", line_color=_GATE_LINE, annotation_text=line[1])
+        fig.add_hline(y=line[0], line_dash="dash", line_color=_GATE_LINE, annotation_text=_plain(line[1]))
     fig.update_layout(
-        title={"text": title, "font": {"size": 13}},
+        title={"text": _plain(title), "font": {"size": 13}},
         barmode="group",
         width=max(430, 120 * len(names) + 160),
         height=380,
@@ -215,12 +231,12 @@ def control_comparison_figure(
         template="simple_white",
         legend={"orientation": "h", "y": -0.18},
     )
-    fig.update_yaxes(title_text=unit, rangemode="tozero")
+    fig.update_yaxes(title_text=_plain(unit), rangemode="tozero")
     return fig
 
 
-def _utc(text: Any) -> datetime | None:
-    if not isinstance(text, str):
+def _utc(text: str | None) -> datetime | None:
+    if text is None:
         return None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -228,21 +244,21 @@ def _utc(text: Any) -> datetime | None:
         return None
 
 
-def timeline_figure(timeline: dict[str, Any]) -> go.Figure:
+def timeline_figure(timeline: Timeline) -> go.Figure:
     """The lot's 24-hour window (``audit.timeline`` of release.json) drawn on one UTC time axis.
 
     One row per unit: its acquisition (cytometer clock or file time) and its analysis as bars; the
     collection and the deadline as vertical lines and the evaluation's end as a marker.
     """
     fig = go.Figure()
-    rows = timeline.get("units") or []
-    names = [str(r.get("unit_id")) for r in rows]
+    rows = timeline.units
+    names = [_plain(r.unit_id) for r in rows]
 
-    def bars(start_key: str, end_key: str, label: str, colour: str) -> None:
+    def bars(interval: Callable[[UnitTimes], tuple[str | None, str | None]], label: str, colour: str) -> None:
         xs: list[Any] = []
         ys: list[Any] = []
         for name, row in zip(names, rows, strict=True):
-            start, end = _utc(row.get(start_key)), _utc(row.get(end_key))
+            start, end = (_utc(moment) for moment in interval(row))
             if start is None and end is None:
                 continue
             start = start or end
@@ -261,9 +277,9 @@ def timeline_figure(timeline: dict[str, Any]) -> go.Figure:
                 )
             )
 
-    bars("acquired_start", "acquired_end", "acquired", _INSIDE[1])
-    bars("analysis_start", "analysis_end", "analysed", _INSIDE[2])
-    end = _utc(timeline.get("analysis_end"))
+    bars(lambda r: (r.acquired_start, r.acquired_end), "acquired", _INSIDE[1])
+    bars(lambda r: (r.analysis_start, r.analysis_end), "analysed", _INSIDE[2])
+    end = _utc(timeline.analysis_end)
     if end is not None and names:
         fig.add_trace(
             go.Scatter(
@@ -274,8 +290,11 @@ def timeline_figure(timeline: dict[str, Any]) -> go.Figure:
                 marker={"symbol": "diamond", "size": 9, "color": _GATE_LINE},
             )
         )
-    for key, label, colour in (("collected_at", "collected", _OUTSIDE), ("deadline", "deadline", _INSIDE[0])):
-        moment = _utc(timeline.get(key))
+    for text, label, colour in (
+        (timeline.collected_at, "collected", _OUTSIDE),
+        (timeline.deadline, "deadline", _INSIDE[0]),
+    ):
+        moment = _utc(text)
         if moment is not None:
             # add_vline's annotation cannot take a datetime on every plotly version; a shape and an
             # annotation in paper coordinates can
@@ -320,18 +339,18 @@ def trend_figure(
     ``spec_limits`` (lower, upper) of the specification are drawn dotted where given.
     """
     fig = go.Figure()
-    lots = [p.lot_id for p in trend.points]
+    lots = [_plain(p.lot_id) for p in trend.points]
     sites = sorted({p.site for p in trend.points})
     for i, site in enumerate(sites):
         points = [p for p in trend.points if p.site == site]
         colour = _SITE_COLOURS[i % len(_SITE_COLOURS)]
         fig.add_trace(
             go.Scatter(
-                x=[p.lot_id for p in points],
+                x=[_plain(p.lot_id) for p in points],
                 y=[p.value for p in points],
                 mode="markers",
-                name=site or "no site",
-                text=[f"{p.lot_id} · {p.status} · {p.collected_at}" for p in points],
+                name=_plain(site or "no site"),
+                text=[_plain(f"{p.lot_id} · {p.status} · {p.collected_at}") for p in points],
                 hovertemplate="%{text}<br>%{y}<extra></extra>",
                 marker={
                     "size": 10,
@@ -379,7 +398,10 @@ def trend_figure(
                 annotation_position="top left",
             )
     fig.update_layout(
-        title={"text": f"{trend.name}" + (f" ({trend.unit})" if trend.unit else ""), "font": {"size": 13}},
+        title={
+            "text": _plain(trend.name + (f" ({trend.unit})" if trend.unit else "")),
+            "font": {"size": 13},
+        },
         width=600,
         height=340,
         margin={"l": 60, "r": 90, "t": 50, "b": 70},

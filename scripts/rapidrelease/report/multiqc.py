@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from rapidrelease.config.vocabulary import INCONCLUSIVE
 from rapidrelease.errors import RapidReleaseError
-from rapidrelease.records import read_release, to_json
+from rapidrelease.records import Release, read_release
 
 __all__ = ["multiqc_table", "write_multiqc_files"]
 
@@ -37,36 +37,29 @@ _HEADER = """# id: 'rapidrelease'
 """
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     # a tab or line break would shift or end the row
     return " ".join(str(value).split())
 
 
-def multiqc_table(release: Mapping[str, Any]) -> str:
+def multiqc_table(release: Release) -> str:
     """The lot's MultiQC custom-content table: the header, the column names and one row."""
-    counts = release.get("counts") or {}
+    counts = release.counts
     columns = ["Sample", "status", "pass", "fail", "inconclusive"]
-    values: list[Any] = [
-        release["lot"]["lot_id"],
-        release["status"],
-        counts.get("PASS", 0),
-        counts.get("FAIL", 0),
-        counts.get("INCONCLUSIVE", 0),
-    ]
-    for attribute in release.get("attributes") or []:
-        unit = attribute.get("unit")
-        columns.append(f"{attribute['name']} ({unit})" if unit else attribute["name"])
-        values.append(attribute.get("value") if attribute.get("result") != "INCONCLUSIVE" else "INCONCLUSIVE")
+    values: list[object] = [release.lot.lot_id, release.status, counts.PASS, counts.FAIL, counts.INCONCLUSIVE]
+    for attribute in release.attributes:
+        unit = attribute.unit
+        columns.append(f"{attribute.name} ({unit})" if unit else attribute.name)
+        values.append(INCONCLUSIVE if attribute.result == INCONCLUSIVE else attribute.value)
     return _HEADER + "\t".join(map(_cell, columns)) + "\n" + "\t".join(map(_cell, values)) + "\n"
 
 
 def write_multiqc_files(release_path: Path, kreports: Sequence[Path], out_dir: Path) -> None:
     """Write ``<lot>_mqc.tsv`` and the copied kreports (``<unit folder>/reads.kreport``) to ``out_dir``."""
-    release = to_json(read_release(Path(release_path)))
-    assert isinstance(release, dict)
-    lot_id = release["lot"]["lot_id"]
+    release = read_release(Path(release_path))
+    lot_id = release.lot.lot_id
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

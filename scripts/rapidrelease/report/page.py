@@ -1,21 +1,37 @@
-"""Building blocks shared by the lot report and the lots index: one style, escaping, tables, figures.
+"""What every page shares: the Jinja2 templates they are rendered from, figures, and how numbers read.
 
 Every page is one self-contained HTML file: the style sheet inline and plotly.js embedded once in
-the head, so that it makes no network request and opens from a USB stick. Every text that comes
-from a sheet, a file or a keyword passes through :func:`escape`; figures are serialised by plotly,
-whose JSON escapes ``<``, ``>`` and ``/`` so that no text can close the script it sits in.
+the head (``templates/base.html.j2``), so that it makes no network request and opens from a USB
+stick. The templates are rendered with autoescape on, so every text that comes from a sheet, a file
+or a keyword is shown as text, never read as markup; the only markup a page takes from Python is
+plotly.js and the figures, serialised by plotly, whose JSON escapes ``<``, ``>`` and ``/`` so that
+no text can close the script it sits in. A name a template does not know is an error
+(``StrictUndefined``), not an empty cell; None is shown as nothing.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
-from typing import Any
+import math
+import re
+from typing import Any, TypeGuard
 
+import jinja2
+import plotly.graph_objects as go
 import plotly.io as pio
+from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-__all__ = ["CSS", "STATUS_TEXT", "duration", "escape", "figure_div", "html_document", "table"]
+__all__ = [
+    "STATUS_TEXT",
+    "amount",
+    "count",
+    "dom_id",
+    "duration",
+    "figure_div",
+    "is_number",
+    "num",
+    "render_page",
+]
 
 STATUS_TEXT = {
     "RELEASE_CANDIDATE": "Release candidate",
@@ -23,52 +39,41 @@ STATUS_TEXT = {
     "INCONCLUSIVE": "Inconclusive",
 }
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d232a}
-main{max-width:1320px;margin:0 auto;padding:18px 28px 40px}
-h1{font-size:22px;margin:0 0 4px}
-h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d6dbe0;padding-bottom:4px}
-h3{font-size:15px;margin:18px 0 6px}
-.banner{padding:16px 28px;color:#fff} .banner .status{font-size:26px;font-weight:700;letter-spacing:.02em}
-.banner .reason{font-size:15px;margin-top:4px} .banner .lot{font-size:14px;opacity:.92;margin-top:6px}
-.RELEASE_CANDIDATE{background:#2f7d46} .NOT_RELEASABLE{background:#b3261e} .INCONCLUSIVE{background:#a15c00}
-table{border-collapse:collapse;width:100%;font-size:13px;margin:6px 0}
-th,td{border-bottom:1px solid #e3e7eb;padding:5px 8px;text-align:left;vertical-align:top}
-th{background:#f3f5f7;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.result{font-weight:700;padding:1px 7px;border-radius:3px;color:#fff;font-size:12px}
-.result.PASS{background:#2f7d46} .result.FAIL{background:#b3261e} .result.INCONCLUSIVE{background:#a15c00}
-.result.RELEASE_CANDIDATE{background:#2f7d46} .result.NOT_RELEASABLE{background:#b3261e}
-.error{background:#fdecea;border-left:4px solid #b3261e;padding:8px 12px;margin:8px 0}
-.note{color:#56606b;font-size:12.5px}
-code,.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
-.plots{display:flex;flex-wrap:wrap;gap:6px}
-.plot{border:1px solid #e3e7eb;break-inside:avoid}
-@media print{.banner{-webkit-print-color-adjust:exact;print-color-adjust:exact}
-h2{break-after:avoid} .plot{break-inside:avoid}}
-"""
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is an int or a float (true and false are not numbers)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def escape(value: Any) -> str:
-    """``value`` as HTML text (None as empty): markup in a name is shown, never interpreted."""
-    return html.escape("" if value is None else str(value))
+def num(value: object, none: str = "—") -> str:
+    """A measured number to 3 significant digits (no exponent from 1,000 up); ``none`` for null;
+    anything else as its text."""
+    if value is None:
+        return none
+    if not is_number(value):
+        return str(value)
+    if not math.isfinite(value):
+        return "∞" if value > 0 else "−∞" if value < 0 else none
+    text = f"{value:.3g}"
+    if "e" in text and abs(value) >= 1:
+        text = f"{float(text):.0f}"
+    return text
 
 
-def figure_div(fig: Any, div_id: str) -> str:
-    """A plotly figure as a ``<div class='plot'>`` that uses the page's one copy of plotly.js."""
-    div = pio.to_html(
-        fig,
-        include_plotlyjs=False,
-        full_html=False,
-        div_id=div_id,
-        config={"displaylogo": False, "responsive": False},
-    )
-    return f"<div class='plot'>{div}</div>"
+def count(value: object, none: str = "—") -> str:
+    """A count with thousands separators; ``none`` for null."""
+    if value is None:
+        return none
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return num(value, none)
 
 
-def table(headers: Sequence[str], rows: Sequence[str]) -> str:
-    """A table of ready-made ``<tr>`` rows under ``headers`` (headers are markup, not escaped)."""
-    head = "".join(f"<th>{h}</th>" for h in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def amount(value: object, unit: object) -> str:
+    """A number with its unit, or "unknown" for null."""
+    if value is None:
+        return "unknown"
+    return f"{num(value)} {'' if unit is None else unit}".rstrip()
 
 
 def duration(hours: float) -> str:
@@ -79,12 +84,42 @@ def duration(hours: float) -> str:
     return f"{days} d {text}" if days else text
 
 
-def html_document(title: str, body: Sequence[str]) -> str:
-    """The whole page: ``title`` (text, escaped here) and the ``body`` markup, with style and plotly.js."""
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title>"
-        f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>"
-        + "".join(body)
-        + "</body></html>\n"
+def dom_id(text: str) -> str:
+    """``text`` as part of an element id: every character but letters, digits, ``_`` and ``-`` an ``_``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
+
+
+def figure_div(fig: go.Figure, div_id: str) -> Markup:
+    """A plotly figure as a ``<div class='plot'>`` that uses the page's one copy of plotly.js."""
+    div = pio.to_html(
+        fig,
+        include_plotlyjs=False,
+        full_html=False,
+        div_id=div_id,
+        config={"displaylogo": False, "responsive": False},
     )
+    return Markup("<div class='plot'>{}</div>").format(Markup(div))
+
+
+def _shown(value: object) -> object:
+    # a missing value is an empty cell, as a person expects, not the word None
+    return "" if value is None else value
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("rapidrelease.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    finalize=_shown,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters.update(
+    num=num, count=count, amount=amount, duration=duration, status_text=lambda s: STATUS_TEXT.get(s, s)
+)
+
+
+def render_page(template: str, **context: Any) -> str:
+    """The page ``templates/<template>`` renders from ``context``, with plotly.js for its figures."""
+    return _TEMPLATES.get_template(template).render(plotly_js=Markup(get_plotlyjs()), **context)

@@ -25,9 +25,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from scipy import stats
+
+from rapidrelease.config.vocabulary import INCONCLUSIVE, RELEASE_CANDIDATE
+from rapidrelease.records import AttributeResult, Release
 
 __all__ = [
     "D2_RANGE_OF_TWO",
@@ -181,18 +183,18 @@ def equivalence_of_means(
     return decided((difference - half, difference + half), p_value, equivalent, reason)
 
 
-def _number(value: Any) -> float | None:
+def _number(value: float | str | None) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def _collected(release: Mapping[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(release["lot"]["collected_at"]))
+def _collected(release: Release) -> datetime:
+    return datetime.fromisoformat(release.lot.collected_at)
 
 
 def attribute_trends(
-    releases: Sequence[Mapping[str, Any]],
+    releases: Sequence[Release],
     baseline_lots: Sequence[str] | None = None,
     margins: Mapping[str, float] | None = None,
     alpha: float = 0.05,
@@ -203,30 +205,25 @@ def attribute_trends(
     replaces the default baseline (every RELEASE_CANDIDATE lot); ``margins`` maps attribute names to
     equivalence margins in the attribute's unit.
     """
-    ordered = sorted(releases, key=lambda r: (_collected(r), r["lot"]["lot_id"]))
+    ordered = sorted(releases, key=lambda r: (_collected(r), r.lot.lot_id))
     chosen = set(baseline_lots) if baseline_lots is not None else None
-    names: dict[str, dict[str, Any]] = {}
+    names: dict[str, AttributeResult] = {}
     for release in ordered:
-        for attribute in release.get("attributes") or []:
-            names.setdefault(attribute["name"], attribute)
+        for attribute in release.attributes:
+            names.setdefault(attribute.name, attribute)
     trends = []
     for name, first in names.items():
         rows = []
         for release in ordered:
-            attribute = next((a for a in release.get("attributes") or [] if a["name"] == name), None)
-            value = (
-                None
-                if attribute is None or attribute.get("result") == "INCONCLUSIVE"
-                else attribute.get("value")
-            )
-            number = _number(value)
+            attribute = next((a for a in release.attributes if a.name == name), None)
+            if attribute is None or attribute.result == INCONCLUSIVE:
+                continue
+            number = _number(attribute.value)
             if number is None:
                 continue
-            lot = release["lot"]
-            in_baseline = (
-                release["status"] == "RELEASE_CANDIDATE" if chosen is None else lot["lot_id"] in chosen
-            )
-            rows.append((lot, release["status"], attribute["result"], number, in_baseline))
+            lot = release.lot
+            in_baseline = release.status == RELEASE_CANDIDATE if chosen is None else lot.lot_id in chosen
+            rows.append((lot, release.status, attribute.result, number, in_baseline))
         if not rows:
             continue
         limits = individuals_limits([r[3] for r in rows if r[4]])
@@ -237,9 +234,9 @@ def attribute_trends(
         )
         points = tuple(
             TrendPoint(
-                lot_id=lot["lot_id"],
-                site=str(lot.get("site") or ""),
-                collected_at=str(lot["collected_at"]),
+                lot_id=lot.lot_id,
+                site=lot.site,
+                collected_at=lot.collected_at,
                 value=number,
                 result=result,
                 status=status,
@@ -259,8 +256,8 @@ def attribute_trends(
         trends.append(
             AttributeTrend(
                 name=name,
-                description=str(first.get("description") or ""),
-                unit=str(first.get("unit") or ""),
+                description=first.description,
+                unit=first.unit,
                 points=points,
                 limits=limits,
                 limits_reason=reason,

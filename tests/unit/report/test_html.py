@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import html
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from markupsafe import escape
 from plotly.offline import get_plotlyjs
 
 from rapidrelease.config.run import RunConfig, load_run_config
 from rapidrelease.flow.measure import ControlTube, measure_tube
 from rapidrelease.reads.kraken_outputs import write_taxa
-from rapidrelease.records import Metric, UnitRecord, write_record
+from rapidrelease.records import (
+    AttributeResult,
+    Metric,
+    Release,
+    ResultCounts,
+    StartingMaterial,
+    UnitRecord,
+    UnitSummary,
+    write_record,
+)
 from rapidrelease.release.decision import evaluate_lot_files
-from rapidrelease.report.html import write_lot_report
+from rapidrelease.report.html import render_lot_report, write_lot_report
 
 
 def _demo_run(out: Path) -> RunConfig:
@@ -284,7 +294,7 @@ def test_a_sterility_test_shows_its_call_validity_lod_calls_checklist_and_contro
     section = _section(page, "STER")
     assert "<b>Contaminant call: DETECTED</b>" in section
     assert "The assay is not valid:" in section
-    assert f"<li>{html.escape(_UNCOVERED)}</li>" in section
+    assert f"<li>{escape(_UNCOVERED)}</li>" in section
     assert (
         "Limit of detection (95 %): 4.51 CFU/mL for the spiked organism; least sensitive checklist "
         "organism: unknown; detection threshold 8 reads (3200 RPM)"
@@ -299,7 +309,7 @@ def test_a_sterility_test_shows_its_call_validity_lod_calls_checklist_and_contro
     assert (
         "Contaminant reads against the negative controls" in bars and "detection threshold 3200 RPM" in bars
     )
-    assert html.escape("∞× the negative control's RPM (needs 10×), Poisson p 4.3e-32") in calls
+    assert escape("∞× the negative control's RPM (needs 10×), Poisson p 4.3e-32") in calls
     checklist = section[section.index("<h3>Checklist") : section.index("<h3>Controls</h3>")]
     assert checklist.index("Staphylococcus aureus") < checklist.index("Aspergillus brasiliensis")
     assert "<b>NOT_DETECTED</b>" in checklist and "<b>NOT_COVERED</b>" in checklist
@@ -320,7 +330,7 @@ def test_an_organism_name_is_text_never_markup(project_root: Path, tmp_path: Pat
     hostile = _KLEBSIELLA | {"name": "<script>alert('x')</script> pneumoniae"}
     page = _lot_with_controls(tmp_path, project_root, [hostile])
     assert "<script>alert(" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; pneumoniae" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; pneumoniae" in page
 
 
 def test_a_sequencing_unit_without_call_evidence_shows_none(reports: dict[str, Path]):
@@ -415,9 +425,11 @@ def test_microbial_detection_is_shown_against_the_sterile_medium_with_its_lod(fl
     assert "Microbial call" not in _section(flow_evidence, "MICRO-NC")
 
 
-def test_single_stain_spillover_and_starting_material_are_shown(tmp_path: Path):
-    from rapidrelease.report.html import render_lot_report
-
+def test_single_stain_spillover_and_starting_material_are_shown(
+    tmp_path: Path,
+    make_release: Callable[..., Release],
+    make_attribute: Callable[..., AttributeResult],
+):
     matrix = {
         "population": "Cells",
         "positive_fraction": 0.05,
@@ -435,25 +447,24 @@ def test_single_stain_spillover_and_starting_material_are_shown(tmp_path: Path):
     }
     record = UnitRecord("measure", "L", "PHENO", "phenotype", "test", evidence={"single_stains": matrix})
     write_record(tmp_path / "PHENO" / "metrics.json", record)
-    starting = {
-        "spec": "APHERESIS",
-        "spec_description": "",
-        "status": "NOT_ACCEPTED",
-        "status_reason": "viability of the starting material fails.",
-        "counts": {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 0},
-        "attributes": [
-            {"name": "viability", "metric": "viability_pct", "result": "FAIL", "value": 72.0, "unit": "%",
-             "criterion": "≥ 80 %", "reason": "72.0 % < 80 %.", "evidence": {}}
-        ],
-    }  # fmt: skip
-    release = {
-        "lot": {"lot_id": "L"},
-        "status": "NOT_RELEASABLE",
-        "status_reason": "The lot is not releasable.",
-        "attributes": [],
-        "starting_material": starting,
-        "units": [{"unit_id": "PHENO", "assay": "phenotype", "role": "test"}],
-    }
+    viability = make_attribute(
+        "viability", 72.0, "FAIL", metric="viability_pct", criterion="≥ 80 %", reason="72.0 % < 80 %."
+    )
+    starting = StartingMaterial(
+        "APHERESIS",
+        "",
+        "NOT_ACCEPTED",
+        "viability of the starting material fails.",
+        ResultCounts.of((viability,)),
+        (viability,),
+    )
+    release = make_release(
+        "L",
+        "NOT_RELEASABLE",
+        status_reason="The lot is not releasable.",
+        starting_material=starting,
+        units=(UnitSummary("PHENO", "phenotype", "test", None, "ok", None, (), None),),
+    )
     page = render_lot_report(release, {"PHENO": tmp_path / "PHENO"})
     assert "<h2>Starting material · specification APHERESIS</h2>" in page
     assert "<span class='result FAIL'>NOT_ACCEPTED</span>" in page
@@ -506,3 +517,22 @@ def test_a_tube_changed_after_the_decision_shows_no_decision_in_the_report(
         in page
     )
     assert f"{tube}: changed after it was measured" in capsys.readouterr().err
+
+
+def test_a_unit_record_edited_after_the_decision_shows_no_decision_and_why_its_evidence_is_not_shown(
+    project_root: Path, tmp_path: Path
+):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project_root)
+        run = _demo_run(tmp_path)
+        _measure(run, "DEMO-002", "PHENO", Path("resources/demo/DEMO-002/DEMO-002_phenotype.fcs"))
+        evaluate_lot_files(run, "DEMO-002", tmp_path / "release.json")
+        record = run.unit_dir(run.unit("DEMO-002", "PHENO")) / "metrics.json"
+        record.write_text(record.read_text(encoding="utf-8").replace('"LSRFortessa"', '"Aurora"'), "utf-8")
+        write_lot_report(tmp_path / "release.json", _unit_dirs(run, "DEMO-002"), tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<div class='banner INCONCLUSIVE'><div class='status'>Inconclusive</div>" in page
+    assert f"{record}: changed after it was measured" in page
+    section = _section(page, "PHENO")
+    assert "<b>Evidence not shown.</b>" in section and "its content does not match its seal" in section
+    assert 'id="unit-PHENO-gate-' not in section

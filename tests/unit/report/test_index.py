@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from plotly.offline import get_plotlyjs
 
 from rapidrelease.config.run import load_run_config
 from rapidrelease.errors import RapidReleaseError
+from rapidrelease.records import AttributeResult, Release
 from rapidrelease.report.index import render_index, write_index
 
 from support.configs import unit_result, write_project
@@ -18,46 +20,52 @@ from support.releases import sealed_release
 HOSTILE = "<script>alert('x')</script> \"Lösung\" / ü"
 
 
-def _release(lot: str, site: str, day: int, status: str, dose: float | None, hours: float = 20.0) -> dict:
-    return {
-        "lot": {
-            "lot_id": lot,
-            "product": HOSTILE,
-            "site": site,
-            "collected_at": f"2026-11-{day:02d}T08:00:00+01:00",
-        },
-        "status": status,
-        "status_reason": f"reason of {lot}",
-        "counts": {"PASS": 1 if status == "RELEASE_CANDIDATE" else 0, "FAIL": 0, "INCONCLUSIVE": 0},
-        "attributes": [
-            {
-                "name": "dose_per_kg",
-                "description": "Viable CAR+ T cells per kg",
-                "value": dose,
-                "unit": "cells/kg",
-                "result": "INCONCLUSIVE" if dose is None else "PASS",
-                "comparison": "between",
-                "lower": 1.0e6,
-                "upper": 1.0e7,
-                "limit": None,
-            }
-        ],
-        "audit": {"timeline": {"hours_to_result": hours, "hours_left": 24.0 - hours}},
-    }
+Lots = Callable[[Path], list[tuple[Path, Release]]]
 
 
-def _releases(tmp_path: Path) -> list[tuple[Path, dict]]:
-    doses = [5.0e6, 5.2e6, 4.9e6, 5.1e6, 5.0e6, 5.3e6, 4.8e6, 5.1e6, 5.0e6, 5.2e6]
-    releases = [
-        _release(f"A-{i:02d}", "SITE-A" if i % 2 else "SITE-B", i + 1, "RELEASE_CANDIDATE", d)
-        for i, d in enumerate(doses)
-    ]
-    releases.append(_release("LATE-01", "SITE-B", 20, "NOT_RELEASABLE", 9.5e6, hours=27.5))
-    return [(tmp_path / r["lot"]["lot_id"] / "release.json", r) for r in releases]
+@pytest.fixture
+def lots(make_release: Callable[..., Release], make_attribute: Callable[..., AttributeResult]) -> Lots:
+    """``lots(folder)``: ten release candidates of two sites and a late lot of a high dose, each with
+    the path of its release.json in ``folder``."""
+
+    def lot(lot_id: str, site: str, day: int, status: str, dose: float | None, hours: float = 20.0):
+        dose_per_kg = make_attribute(
+            "dose_per_kg",
+            dose,
+            "INCONCLUSIVE" if dose is None else "PASS",
+            description="Viable CAR+ T cells per kg",
+            unit="cells/kg",
+            comparison="between",
+            lower=1.0e6,
+            upper=1.0e7,
+            limit=None,
+        )
+        return make_release(
+            lot_id,
+            status,
+            [dose_per_kg],
+            product=HOSTILE,
+            site=site,
+            collected_at=f"2026-11-{day:02d}T08:00:00+01:00",
+            audit={"timeline": {"hours_to_result": hours, "hours_left": 24.0 - hours}},
+        )
+
+    def made(folder: Path) -> list[tuple[Path, Release]]:
+        doses = [5.0e6, 5.2e6, 4.9e6, 5.1e6, 5.0e6, 5.3e6, 4.8e6, 5.1e6, 5.0e6, 5.2e6]
+        releases = [
+            lot(f"A-{i:02d}", "SITE-A" if i % 2 else "SITE-B", i + 1, "RELEASE_CANDIDATE", d)
+            for i, d in enumerate(doses)
+        ]
+        releases.append(lot("LATE-01", "SITE-B", 20, "NOT_RELEASABLE", 9.5e6, hours=27.5))
+        return [(folder / r.lot.lot_id / "release.json", r) for r in releases]
+
+    return made
 
 
-def test_every_lot_is_listed_in_order_of_collection_with_links_and_time_to_result(tmp_path: Path) -> None:
-    page = render_index(_releases(tmp_path), tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
+def test_every_lot_is_listed_in_order_of_collection_with_links_and_time_to_result(
+    lots: Lots, tmp_path: Path
+) -> None:
+    page = render_index(lots(tmp_path), tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
     table = page[page.index("<h1>Lots</h1>") : page.index("<h2>Attributes across lots</h2>")]
     assert table.index("<b>A-00</b>") < table.index("<b>A-09</b>") < table.index("<b>LATE-01</b>")
     assert "<a href='LATE-01/report.html'>report</a>" in table
@@ -68,24 +76,24 @@ def test_every_lot_is_listed_in_order_of_collection_with_links_and_time_to_resul
 
 
 def test_a_lot_beyond_three_sigma_of_the_released_lots_is_counted_and_sites_are_compared(
-    tmp_path: Path,
+    lots: Lots, tmp_path: Path
 ) -> None:
-    page = render_index(_releases(tmp_path), tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
+    page = render_index(lots(tmp_path), tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
     assert "<b>dose_per_kg</b>: 10 baseline lots, 1 beyond the limits" in page
     comparison = page[page.index("<h2>Site-to-site comparability</h2>") :]
     assert "SITE-A (n = 5," in comparison and "SITE-B (n = 6," in comparison
     # the late lot's high dose spreads SITE-B's values: equivalence within 1×10⁶ cells/kg is not shown
     assert "<span class='result FAIL'>not shown equivalent</span>" in comparison
-    without = render_index(_releases(tmp_path)[:-1], tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
+    without = render_index(lots(tmp_path)[:-1], tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
     assert "<span class='result PASS'>equivalent</span>" in without
     assert 'id="trend-dose_per_kg"' in page
     assert page.count(get_plotlyjs()[:200]) == 1
 
 
-def test_names_from_the_sheets_are_text_never_markup(tmp_path: Path) -> None:
-    page = render_index(_releases(tmp_path), tmp_path, None)
+def test_names_from_the_sheets_are_text_never_markup(lots: Lots, tmp_path: Path) -> None:
+    page = render_index(lots(tmp_path), tmp_path, None)
     assert "<script>alert" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &quot;Lösung&quot; / ü" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &#34;Lösung&#34; / ü" in page
     assert "no equivalence margin is configured" in page
 
 

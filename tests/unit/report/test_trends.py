@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from scipy import stats
 
+from rapidrelease.records import AttributeResult, Release
 from rapidrelease.report.trends import attribute_trends, equivalence_of_means, individuals_limits
+
+LotOf = Callable[..., Release]
 
 
 def test_individuals_limits_use_the_average_moving_range() -> None:
@@ -47,31 +52,30 @@ def test_equivalence_needs_two_lots_per_site_and_a_margin() -> None:
     assert unset.equivalent is None and "trends.margins" in unset.reason
 
 
-def _release(lot: str, site: str, day: int, status: str, **values: float | str | None) -> dict:
-    return {
-        "lot": {"lot_id": lot, "site": site, "collected_at": f"2026-11-{day:02d}T08:00:00+01:00"},
-        "status": status,
-        "attributes": [
-            {
-                "name": name,
-                "value": value,
-                "unit": "%",
-                "description": name,
-                "result": "INCONCLUSIVE" if value is None else "PASS",
-            }
+@pytest.fixture
+def lot(make_release: Callable[..., Release], make_attribute: Callable[..., AttributeResult]) -> LotOf:
+    """``lot(lot_id, site, day, status, **values)``: a lot collected on 2026-11-<day>, with its values."""
+
+    def made(lot_id: str, site: str, day: int, status: str, **values: float | str | None) -> Release:
+        attributes = [
+            make_attribute(name, value, "INCONCLUSIVE" if value is None else "PASS")
             for name, value in values.items()
-        ],
-    }
+        ]
+        return make_release(
+            lot_id, status, attributes, site=site, collected_at=f"2026-11-{day:02d}T08:00:00+01:00"
+        )
+
+    return made
 
 
-def test_a_lot_beyond_the_baselines_limits_is_flagged_whatever_its_status() -> None:
+def test_a_lot_beyond_the_baselines_limits_is_flagged_whatever_its_status(lot: LotOf) -> None:
     releases = [
-        _release("L03", "SITE-A", 3, "RELEASE_CANDIDATE", viability=90.0),
-        _release("L01", "SITE-A", 1, "RELEASE_CANDIDATE", viability=88.0),
-        _release("L02", "SITE-B", 2, "RELEASE_CANDIDATE", viability=89.0),
-        _release("L04", "SITE-B", 4, "RELEASE_CANDIDATE", viability=91.0),
-        _release("L05", "SITE-B", 5, "NOT_RELEASABLE", viability=60.0),
-        _release("L06", "SITE-A", 6, "INCONCLUSIVE", viability=None),
+        lot("L03", "SITE-A", 3, "RELEASE_CANDIDATE", viability=90.0),
+        lot("L01", "SITE-A", 1, "RELEASE_CANDIDATE", viability=88.0),
+        lot("L02", "SITE-B", 2, "RELEASE_CANDIDATE", viability=89.0),
+        lot("L04", "SITE-B", 4, "RELEASE_CANDIDATE", viability=91.0),
+        lot("L05", "SITE-B", 5, "NOT_RELEASABLE", viability=60.0),
+        lot("L06", "SITE-A", 6, "INCONCLUSIVE", viability=None),
     ]
     (trend,) = attribute_trends(releases)
     # time order, not file order; the inconclusive value is not charted
@@ -83,20 +87,17 @@ def test_a_lot_beyond_the_baselines_limits_is_flagged_whatever_its_status() -> N
     assert [p.baseline for p in trend.points] == [True, True, True, True, False]
 
 
-def test_a_named_baseline_replaces_the_release_candidates() -> None:
-    releases = [_release(f"L{d}", "SITE-A", d, "RELEASE_CANDIDATE", dose=float(d)) for d in range(1, 6)]
+def test_a_named_baseline_replaces_the_release_candidates(lot: LotOf) -> None:
+    releases = [lot(f"L{d}", "SITE-A", d, "RELEASE_CANDIDATE", dose=float(d)) for d in range(1, 6)]
     (trend,) = attribute_trends(releases, baseline_lots=["L1", "L2"], margins={"dose": 1.0})
     assert trend.limits.n_baseline == 2 and trend.limits.mean == pytest.approx(1.5)
     assert trend.comparisons == ()  # one site: nothing to compare
 
 
-def test_sites_are_compared_pairwise_with_the_attributes_margin() -> None:
+def test_sites_are_compared_pairwise_with_the_attributes_margin(lot: LotOf) -> None:
     releases = [
-        _release(f"A{d}", "SITE-A", d, "RELEASE_CANDIDATE", dose=5.0 + 0.1 * (d % 3)) for d in range(1, 7)
-    ] + [
-        _release(f"B{d}", "SITE-B", d + 10, "RELEASE_CANDIDATE", dose=5.05 + 0.1 * (d % 2))
-        for d in range(1, 7)
-    ]
+        lot(f"A{d}", "SITE-A", d, "RELEASE_CANDIDATE", dose=5.0 + 0.1 * (d % 3)) for d in range(1, 7)
+    ] + [lot(f"B{d}", "SITE-B", d + 10, "RELEASE_CANDIDATE", dose=5.05 + 0.1 * (d % 2)) for d in range(1, 7)]
     (trend,) = attribute_trends(releases, margins={"dose": 0.5})
     (comparison,) = trend.comparisons
     assert (comparison.site_a, comparison.site_b, comparison.n_a, comparison.n_b) == (
