@@ -102,8 +102,9 @@ def _watch_once(site: Path, inbox: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def _runs(inbox: Path) -> list[Path]:
-    return sorted((inbox / ".rapidrelease-watch" / "runs").glob("*.log"))
+def _runs(site: Path) -> list[Path]:
+    # the watcher's own folder is beside the configuration, outside the inbox
+    return sorted((site / "config" / ".rapidrelease-watch" / "runs").glob("*.log"))
 
 
 def test_each_lot_is_processed_once_after_its_delivery_is_complete(project_root: Path, tmp_path: Path):
@@ -121,7 +122,7 @@ def test_each_lot_is_processed_once_after_its_delivery_is_complete(project_root:
     # 1. the lot's manifest is there, its sequencing run is still being copied: nothing runs
     first = _watch_once(site, inbox)
     assert "waiting: Illumina run" in first.stderr and "has no CopyComplete.txt" in first.stderr
-    assert not release.exists() and _runs(inbox) == []
+    assert not release.exists() and _runs(site) == []
     assert (site / "config" / "lots.tsv").read_text() == LOT_HEADER
 
     # 2. the sequencer marks the run copied: the lot is registered and run, once
@@ -135,13 +136,13 @@ def test_each_lot_is_processed_once_after_its_delivery_is_complete(project_root:
     assert decision["status"] == "RELEASE_CANDIDATE"
     assert [a["result"] for a in decision["attributes"]] == ["PASS"] * 10
     assert (site / "results" / "DEMO-001" / "report.html").is_file()
-    assert len(_runs(inbox)) == 1
+    assert len(_runs(site)) == 1
     decided_at = release.stat().st_mtime_ns
 
     # 3. nothing new: nothing is run, written or logged
     third = _watch_once(site, inbox)
     assert third.stderr == ""
-    assert len(_runs(inbox)) == 1 and release.stat().st_mtime_ns == decided_at
+    assert len(_runs(site)) == 1 and release.stat().st_mtime_ns == decided_at
 
     # 4. a second lot, sequenced in a later run with the same controls, is run alone
     later = _run_folder(
@@ -154,7 +155,7 @@ def test_each_lot_is_processed_once_after_its_delivery_is_complete(project_root:
     _delivery(demo, inbox, "DEMO-002", run="SEQ-RUN-02")
     fourth = _watch_once(site, inbox)
     assert "lot DEMO-002 registered" in fourth.stderr and "DEMO-001" not in fourth.stderr
-    runs = _runs(inbox)
+    runs = _runs(site)
     assert len(runs) == 2
     second_run = runs[1].read_text()
     assert "results/DEMO-002/release.json" in second_run and "results/DEMO-001" not in second_run
@@ -162,6 +163,10 @@ def test_each_lot_is_processed_once_after_its_delivery_is_complete(project_root:
     assert (
         json.loads((site / "results" / "DEMO-002" / "release.json").read_text())["status"] == "NOT_RELEASABLE"
     )
-    state = json.loads((inbox / ".rapidrelease-watch" / "state.json").read_text())
-    assert {k: v["status"] for k, v in state.items()} == {"DEMO-001": "processed", "DEMO-002": "processed"}
+    state = json.loads((site / "config" / ".rapidrelease-watch" / "state.json").read_text())
+    assert {k: v["status"] for k, v in state["deliveries"].items()} == {
+        "DEMO-001": "processed",
+        "DEMO-002": "processed",
+    }
+    assert not (inbox / ".rapidrelease-watch").exists()
     assert _watch_once(site, inbox).stderr == ""

@@ -10,6 +10,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from rapidrelease.watch import (
     STATE_DIR_NAME,
     WAITING,
     WatchLockedError,
+    WatchStateError,
     examine_delivery,
     register_delivery,
     scan_inbox,
@@ -32,6 +34,8 @@ from rapidrelease.watch import (
 )
 
 PROJECT = Path(__file__).resolve().parents[2]
+# the watcher's own folder by default: beside the site's configuration, outside the inbox
+STATE = Path("config") / STATE_DIR_NAME
 DEMO = PROJECT / "resources" / "demo"
 LOT_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\n"
 UNIT_HEADER = "lot_id\tunit_id\tassay\trole\tpath\tpath2\ttemplate\n"
@@ -71,6 +75,18 @@ def _deliver(inbox: Path, lot: str = "DEMO-001", units: str | None = None, fcs: 
     if fcs:
         shutil.copyfile(DEMO / "DEMO-001" / "DEMO-001_phenotype.fcs", folder / f"{lot}_phenotype.fcs")
     return folder
+
+
+def _fake_snakemake(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Stand in for the Snakemake run (tests/integration runs the real one); the lots of each run."""
+    ran: list[list[str]] = []
+
+    def run(lot_ids, *args, **kwargs):
+        ran.append(list(lot_ids))
+        return 0
+
+    monkeypatch.setattr("rapidrelease.watch.scan._run_snakemake", run)
+    return ran
 
 
 def test_a_delivery_is_waiting_until_its_manifest_and_every_named_file_are_there(inbox: Path):
@@ -245,13 +261,13 @@ def test_a_delivery_the_configuration_refuses_is_logged_once_and_the_sheets_are_
     )
     assert (site / "config" / "units.tsv").read_text() == UNIT_HEADER
     assert (site / "config" / "lots.tsv").read_text() == LOT_HEADER
-    state = json.loads((inbox / STATE_DIR_NAME / "state.json").read_text())
-    assert state["DEMO-001"]["status"] == REFUSED
+    state = json.loads((site / STATE / "state.json").read_text())
+    assert state["deliveries"]["DEMO-001"]["status"] == REFUSED
     # nothing changed: the second scan does nothing and says nothing
     echo = io.StringIO()
     assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
     assert echo.getvalue() == ""
-    assert (inbox / STATE_DIR_NAME / "watch.log").read_text().count(": refused: ") == 1
+    assert (site / STATE / "watch.log").read_text().count(": refused: ") == 1
     # a change to the site's specifications is a reason to try the delivery again
     with open(site / "config" / "specs.yaml", "a") as fh:
         fh.write("# reviewed\n")
@@ -261,28 +277,28 @@ def test_a_delivery_the_configuration_refuses_is_logged_once_and_the_sheets_are_
 
 
 def test_a_second_delivery_of_the_same_lot_is_refused_while_the_first_is_in_the_inbox(
-    site: Path, inbox: Path
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    ran = _fake_snakemake(monkeypatch)
     first = _deliver(inbox, lot="DEMO-001")
-    # as the watcher leaves it once the first delivery has been processed
-    [processed] = scan_inbox(inbox, stable_seconds=0)
-    state_dir = inbox / STATE_DIR_NAME
-    state_dir.mkdir()
-    entry = {"lot_id": "DEMO-001", "fingerprint": processed.fingerprint, "status": "processed"}
-    (state_dir / "state.json").write_text(json.dumps({"DEMO-001": entry}))
+    assert watch(inbox, once=True, stable_seconds=0, echo=io.StringIO()) == ["DEMO-001"]
+    # a resend with other content (here a corrected sampling time) beside the first
     again = inbox / "DEMO-001-resent"
     shutil.copytree(first, again)
+    lot = again / "lot.tsv"
+    lot.write_text(lot.read_text().replace("08:30:00", "09:30:00"))
     echo = io.StringIO()
     assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
     assert (
         f"{again.resolve()}: refused: lot DEMO-001 was already delivered in {inbox / 'DEMO-001'}; "
         "remove one of the two folders"
     ) in echo.getvalue()
+    assert ran == [["DEMO-001"]]
 
 
 def test_a_second_watcher_on_the_same_inbox_exits_with_one_sentence(site: Path, inbox: Path):
-    state_dir = inbox / STATE_DIR_NAME
-    state_dir.mkdir()
+    state_dir = site / STATE
+    state_dir.mkdir(mode=0o700)
     with open(state_dir / "lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.write("pid 4242 since 2026-12-02T10:00:00+00:00\n")
@@ -328,3 +344,82 @@ def test_a_data_file_that_links_out_of_the_inbox_is_refused(inbox: Path, tmp_pat
     [delivery] = scan_inbox(inbox, stable_seconds=0)
     assert delivery.state == REFUSED
     assert "column 'path': 'DEMO-001_phenotype.fcs' is not inside the inbox" in delivery.reason
+
+
+# --- the watcher's own folder ---------------------------------------------------------------------
+
+
+def test_links_planted_in_the_inbox_are_never_written_through(site: Path, inbox: Path, tmp_path: Path):
+    # issue 14: a `lock` link in <inbox>/.rapidrelease-watch/ truncated a file outside the inbox and a
+    # `watch.log` link appended to another; whoever writes the inbox could plant them
+    planted = inbox / STATE_DIR_NAME
+    planted.mkdir()
+    victims = {name: tmp_path / f"victim-{name}" for name in ("lock", "watch.log", "state.json")}
+    for name, victim in victims.items():
+        victim.write_text("not the watcher's\n")
+        (planted / name).symlink_to(victim)
+    folder = _deliver(inbox, fcs=False)
+    assert watch(inbox, once=True, stable_seconds=0, echo=io.StringIO()) == []
+    assert {victim.read_text() for victim in victims.values()} == {"not the watcher's\n"}
+    # the watcher kept its state beside the configuration, a folder only its user may write
+    state = site / STATE
+    assert f"{folder.resolve()}: waiting:" in (state / "watch.log").read_text()
+    assert os.stat(state).st_mode & 0o777 == 0o700
+    assert (state / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+@pytest.mark.parametrize(
+    ("plant", "problem"),
+    [
+        ("folder link", "is a symbolic link or not a folder"),
+        ("lock", "lock: is a symbolic link; the watcher never reads or writes through a link"),
+        ("watch.log", "watch.log: is a symbolic link; the watcher never reads or writes through a link"),
+        ("state.json", "state.json: is a symbolic link; the watcher never reads or writes through a link"),
+        ("hard link", "lock: is not a plain file of the watcher's own"),
+        ("open to others", "can be written by other users (mode 777); run chmod go-w on it"),
+        ("inside the inbox", "is inside the inbox"),
+    ],
+)
+def test_a_state_folder_the_watcher_cannot_trust_is_refused_with_one_sentence(
+    site: Path, inbox: Path, tmp_path: Path, plant: str, problem: str
+):
+    victim = tmp_path / "victim"
+    victim.write_text("not the watcher's\n")
+    state = tmp_path / "state"
+    if plant == "folder link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        state.symlink_to(tmp_path / "elsewhere")
+    elif plant == "inside the inbox":
+        state = inbox / "state"
+    else:
+        state.mkdir(mode=0o700)
+        if plant == "open to others":
+            state.chmod(0o777)
+        elif plant == "hard link":
+            os.link(victim, state / "lock")
+        else:
+            (state / plant).symlink_to(victim)
+    _deliver(inbox, fcs=False)
+    with pytest.raises(WatchStateError, match="^[^\n]*" + re.escape(problem) + "[^\n]*$"):
+        watch(inbox, once=True, stable_seconds=0, echo=io.StringIO(), state_dir=state)
+    assert victim.read_text() == "not the watcher's\n"
+    assert not (tmp_path / "elsewhere" / "lock").exists()
+    assert (site / "config" / "units.tsv").read_text() == UNIT_HEADER
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "rapidrelease"), "watch", "--inbox", str(inbox), "--once",
+         "--state", str(state)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("rapidrelease: ") and problem in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_a_state_folder_serves_one_inbox(site: Path, inbox: Path, tmp_path: Path):
+    assert watch(inbox, once=True, stable_seconds=0, echo=io.StringIO()) == []
+    other = tmp_path / "other-inbox"
+    other.mkdir()
+    with pytest.raises(WatchStateError, match=r"holds the state of inbox .*; give each inbox a state folder"):
+        watch(other, once=True, stable_seconds=0, echo=io.StringIO())
+    assert watch(other, once=True, stable_seconds=0, echo=io.StringIO(), state_dir=tmp_path / "other") == []

@@ -27,11 +27,14 @@ watcher on the same inbox exits at once, and a scan that finds nothing new chang
 """
 
 from rapidrelease.watch.delivery import READY, REFUSED, WAITING, Delivery, examine_delivery, scan_inbox
-from rapidrelease.watch.scan import STATE_DIR_NAME, WatchLockedError, watch
+from rapidrelease.watch.scan import watch
 from rapidrelease.watch.site import register_delivery
+from rapidrelease.watch.state import STATE_DIR_NAME, WatchLockedError, WatchStateError, default_state_dir
 
 __all__ = [
     "WatchLockedError",
+    "WatchStateError",
+    "default_state_dir",
     "Delivery",
     "examine_delivery",
     "register_delivery",

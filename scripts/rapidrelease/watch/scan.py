@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,54 +15,34 @@ from typing import Any, TextIO
 
 from rapidrelease.config.schemas import WORKFLOW_DIR
 from rapidrelease.errors import ConfigError, RapidReleaseError
-from rapidrelease.outputs import write_json
 from rapidrelease.watch.delivery import REFUSED, WAITING, Delivery, scan_inbox
 from rapidrelease.watch.site import register_delivery, site_digest, site_sheets
+from rapidrelease.watch.state import (
+    STATE_FILE,
+    StateFolder,
+    WatchStateError,
+    default_state_dir,
+    printable,
+    utc_now,
+)
 
-__all__ = ["WatchLockedError", "watch", "STATE_DIR_NAME"]
-
-STATE_DIR_NAME = ".rapidrelease-watch"
-
-
-class WatchLockedError(RapidReleaseError):
-    """Another watcher holds the inbox's lock."""
-
-
-@contextmanager
-def _inbox_lock(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / "lock", "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise WatchLockedError(
-                f"{state_dir / 'lock'}: another rapidrelease watch is running on this inbox "
-                f"({holder}); this one exits."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {_now()}\n")
-        handle.flush()
-        yield
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+__all__ = ["watch"]
 
 
 class _Log:
-    """Each line to the inbox's watch.log and to ``echo``, with a UTC time stamp."""
+    """Each line to the state folder's watch.log and to ``echo``, with a UTC time stamp.
 
-    def __init__(self, path: Path, echo: TextIO) -> None:
-        self.path, self.echo = path, echo
+    Characters that could forge a line or move a terminal's cursor (a manifest cell is quoted in a
+    refusal) are shown escaped.
+    """
+
+    def __init__(self, fd: int, echo: TextIO) -> None:
+        self.fd, self.echo = fd, echo
 
     def __call__(self, message: str) -> None:
-        line = f"{_now()} {message}"
+        line = f"{utc_now()} {printable(message)}"
+        os.write(self.fd, (line + "\n").encode("utf-8"))
         print(line, file=self.echo, flush=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
 
 
 def _run_snakemake(
@@ -81,23 +59,23 @@ def _run_snakemake(
         *options.snakemake_args,
         *targets,
     ]  # fmt: skip
-    run_log = options.state_dir / "runs" / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.log"
-    run_log.parent.mkdir(parents=True, exist_ok=True)
-    log(f"running snakemake for {', '.join(lot_ids)} (output in {run_log}): {' '.join(command)}")
-    with open(run_log, "w", encoding="utf-8") as out:
+    run_log, fd = options.state.new_run_log(f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.log")
+    with os.fdopen(fd, "w+b") as out:
+        log(f"running snakemake for {', '.join(lot_ids)} (output in {run_log}): {' '.join(command)}")
         code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
-    if code == 0:
-        log(f"snakemake finished {', '.join(lot_ids)}.")
-    else:
-        tail = run_log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
-        log(f"snakemake exited {code} for {', '.join(lot_ids)}; it is tried again at the next scan:\n"
-            + "\n".join(tail))  # fmt: skip
+        if code == 0:
+            log(f"snakemake finished {', '.join(lot_ids)}.")
+            return code
+        out.seek(max(0, os.fstat(out.fileno()).st_size - 4096))
+        tail = out.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+    log(f"snakemake exited {code} for {', '.join(lot_ids)}; it is tried again at the next scan:\n"
+        + "\n".join(tail))  # fmt: skip
     return code
 
 
 @dataclass(frozen=True)
 class _Options:
-    state_dir: Path
+    state: StateFolder
     stable_seconds: float
     cores: int
     snakefile: Path
@@ -114,45 +92,67 @@ def watch(
     snakemake_args: Sequence[str] = (),
     snakefile: Path | None = None,
     echo: TextIO = sys.stderr,
+    state_dir: Path | None = None,
 ) -> list[str]:
     """Scan ``inbox`` once, or every ``interval`` seconds, and run Snakemake for new complete lots.
 
     Snakemake runs ``snakefile`` (default: this installation's workflow/Snakefile) in the current
-    folder, the site's, where ``config_path``'s relative paths start. Returns the lot ids run by
-    the last scan. Raises WatchLockedError when another watcher holds the inbox; a problem during
-    one scan of a continuous watch is logged and the next scan goes on.
+    folder, the site's, where ``config_path``'s relative paths start. The watcher's state, lock and
+    log are in ``state_dir`` (default: ``.rapidrelease-watch`` beside ``config_path``), which must
+    be outside the inbox. Returns the lot ids run by the last scan. Raises WatchLockedError when
+    another watcher holds the state folder, WatchStateError when it cannot be trusted; a problem
+    during one scan of a continuous watch is logged and the next scan goes on.
     """
     inbox, config_path = Path(inbox), Path(config_path)
     if not inbox.is_dir():
         raise ConfigError(f"{inbox}: the inbox is not a folder.")
     if not config_path.is_file():
         raise ConfigError(f"{config_path}: configuration file not found.")
-    options = _Options(
-        state_dir=inbox / STATE_DIR_NAME,
-        stable_seconds=stable_seconds,
-        cores=cores,
-        snakefile=Path(snakefile) if snakefile is not None else WORKFLOW_DIR / "Snakefile",
-        snakemake_args=tuple(snakemake_args),
-    )
-    with _inbox_lock(options.state_dir):
-        log = _Log(options.state_dir / "watch.log", echo)
-        while True:
-            try:
-                ran = _scan_once(inbox, config_path, options, log)
-            except RapidReleaseError as exc:
+    state = StateFolder(default_state_dir(config_path) if state_dir is None else Path(state_dir), inbox)
+    try:
+        options = _Options(
+            state=state,
+            stable_seconds=stable_seconds,
+            cores=cores,
+            snakefile=Path(snakefile) if snakefile is not None else WORKFLOW_DIR / "Snakefile",
+            snakemake_args=tuple(snakemake_args),
+        )
+        with state.lock(), os.fdopen(state.open_log(), "ab", buffering=0) as log_file:
+            log = _Log(log_file.fileno(), echo)
+            while True:
+                try:
+                    ran = _scan_once(inbox, config_path, options, log)
+                except RapidReleaseError as exc:
+                    if once:
+                        raise
+                    log(f"this scan stopped: {exc}")
+                    ran = []
                 if once:
-                    raise
-                log(f"this scan stopped: {exc}")
-                ran = []
-            if once:
-                return ran
-            time.sleep(interval)
+                    return ran
+                time.sleep(interval)
+    finally:
+        state.close()
+
+
+def _load_state(folder: StateFolder, inbox: Path) -> dict[str, Any]:
+    """The deliveries as last seen, by folder name; a state folder serves one inbox."""
+    real_inbox = os.path.realpath(inbox)
+    saved = folder.read_state()
+    if saved is None:
+        # written at the end of the first scan, so the folder is bound to this inbox from then on
+        return {"inbox": real_inbox, "deliveries": {}, "new": True}
+    if saved.get("inbox") != real_inbox or not isinstance(saved.get("deliveries"), dict):
+        raise WatchStateError(
+            f"{folder.path / STATE_FILE}: holds the state of inbox {saved.get('inbox')!r}, not of "
+            f"{real_inbox}; give each inbox a state folder of its own (--state)."
+        )
+    return saved
 
 
 def _scan_once(inbox: Path, config_path: Path, options: _Options, log: _Log) -> list[str]:
-    state_path = options.state_dir / "state.json"
-    state: dict[str, dict[str, Any]] = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    before = json.dumps(state, sort_keys=True)
+    saved = _load_state(options.state, inbox)
+    state: dict[str, dict[str, Any]] = saved["deliveries"]
+    before = "" if saved.pop("new", False) else json.dumps(saved, sort_keys=True)
     to_run: list[str] = []
     for delivery in scan_inbox(inbox, options.stable_seconds):
         key = delivery.folder.name
@@ -179,10 +179,10 @@ def _scan_once(inbox: Path, config_path: Path, options: _Options, log: _Log) -> 
             registered, message = register_delivery(delivery, config_path)
         if not registered:
             log(f"{delivery.folder}: refused: {message}")
-            state[key] = {**entry, "status": REFUSED, "reason": message, "at": _now()}
+            state[key] = {**entry, "status": REFUSED, "reason": message, "at": utc_now()}
             continue
         log(f"{delivery.folder}: {message}.")
-        state[key] = {**entry, "status": "registered", "at": _now()}
+        state[key] = {**entry, "status": "registered", "at": utc_now()}
         to_run.append(str(delivery.lot_id))
     if to_run:
         settings, _, _ = site_sheets(config_path)
@@ -190,9 +190,9 @@ def _scan_once(inbox: Path, config_path: Path, options: _Options, log: _Log) -> 
         for entry in state.values():
             if entry.get("status") == "registered" and entry.get("lot_id") in to_run:
                 entry["status"] = "processed" if code == 0 else "failed"
-                entry["at"] = _now()
-    if json.dumps(state, sort_keys=True) != before:
-        write_json(state_path, state)
+                entry["at"] = utc_now()
+    if json.dumps(saved, sort_keys=True) != before:
+        options.state.write_state(saved)
     return to_run
 
 
