@@ -423,3 +423,142 @@ def test_a_state_folder_serves_one_inbox(site: Path, inbox: Path, tmp_path: Path
     with pytest.raises(WatchStateError, match=r"holds the state of inbox .*; give each inbox a state folder"):
         watch(other, once=True, stable_seconds=0, echo=io.StringIO())
     assert watch(other, once=True, stable_seconds=0, echo=io.StringIO(), state_dir=tmp_path / "other") == []
+
+
+# --- hostile deliveries: each beside a good twin that proves the scan still reaches it -------------
+
+SECRET = "root:x:0:0:SECRET-FIRST-LINE:/root:/bin/bash\n"
+
+
+def _scan_beside_a_twin(inbox: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """One scan with a good delivery, TWIN-1, beside the others: it must be registered and run."""
+    ran = _fake_snakemake(monkeypatch)
+    _deliver(inbox, lot="TWIN-1")
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == ["TWIN-1"]
+    assert ran == [["TWIN-1"]]
+    log = echo.getvalue()
+    assert "TWIN-1: lot TWIN-1 registered (1 units" in log
+    assert "SECRET" not in log
+    return log
+
+
+def _refusal(log: str, folder: Path) -> str:
+    """The one line that refuses ``folder``; there must be exactly one, and it must name it."""
+    lines = [line for line in log.splitlines() if ": refused: " in line]
+    assert len(lines) == 1, log
+    assert f" {folder}: refused: " in lines[0]
+    return lines[0]
+
+
+def _outside(tmp_path: Path) -> Path:
+    """A folder outside the inbox holding what looks like a delivery, with a line nobody may see."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "lot.tsv").write_text(SECRET)
+    (outside / "units.tsv").write_text(SECRET)
+    return outside
+
+
+def test_a_delivery_folder_that_is_a_link_is_refused_unread(
+    site: Path, inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    (inbox / "LINKED").symlink_to(_outside(tmp_path))
+    # a link to a folder with no manifest (an instrument's run folder, say) is no delivery
+    (tmp_path / "run").mkdir()
+    (inbox / "RUN-LINK").symlink_to(tmp_path / "run")
+    log = _scan_beside_a_twin(inbox, monkeypatch)
+    line = _refusal(log, inbox.resolve() / "LINKED")
+    assert line.endswith("LINKED is a symbolic link; a delivery must be a folder in the inbox itself, "
+                         "and a link is not followed.")  # fmt: skip
+
+
+@pytest.mark.parametrize("manifest", ["lot.tsv", "units.tsv"])
+def test_a_manifest_that_is_a_link_is_refused_unread(
+    site: Path, inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manifest: str
+):
+    outside = _outside(tmp_path)
+    folder = _deliver(inbox, lot="DEMO-001")
+    (folder / manifest).unlink()
+    (folder / manifest).symlink_to(outside / manifest)
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    assert f"{folder.resolve() / manifest} is a symbolic link; a manifest must be a file" in line
+
+
+def test_a_data_path_through_a_linked_run_folder_is_refused(
+    site: Path, inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    run = tmp_path / "seq-run"
+    run.mkdir()
+    shutil.copyfile(DEMO / "DEMO-001" / "DEMO-001_phenotype.fcs", run / "tube.fcs")
+    (inbox / "RUN-0412").symlink_to(run)
+    folder = _deliver(
+        inbox,
+        units="DEMO-001\tPHENO\tphenotype\ttest\t../RUN-0412/tube.fcs\t\tconfig/panels/car_t_phenotype.yaml\n",
+    )
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    assert "row 2, column 'path': '../RUN-0412/tube.fcs' is not inside the inbox" in line
+
+
+def test_no_line_of_a_manifest_is_quoted_in_the_log(site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch):
+    # a header the watcher does not know may be any file's first line: it is named by position only
+    folder = _deliver(inbox)
+    (folder / "units.tsv").write_text(SECRET + "a\tb\n")
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    assert line.endswith(
+        "units.tsv row 1: column 1 of the header is not a known column (the columns are lot_id, unit_id, "
+        "assay, role, path, path2, template, volume_ul, stain, library, spike_organism, "
+        "spike_concentration, spike_unit)."
+    )
+
+
+def test_a_cell_with_a_control_character_is_refused(site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch):
+    # an escape sequence would rewrite a terminal showing the log; a quoted tab would shift the cells
+    # of the site's sheet
+    folder = _deliver(
+        inbox,
+        units='DEMO-001\t"PH\x1b[2J\tENO"\tphenotype\ttest\tDEMO-001_phenotype.fcs\t\t'
+        "config/panels/car_t_phenotype.yaml\n",
+    )
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    assert line.endswith("units.tsv row 2 holds a control character (U+001B); a manifest holds text cells "
+                         "separated by tabs.")  # fmt: skip
+    assert "\x1b" not in line
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [
+        ("link loop", "row 2, column 'path': 'loop.fcs' is a loop of symbolic links."),
+        ("two-link loop", "row 2, column 'path': 'a.fcs' is a loop of symbolic links."),
+        ("NUL in a path", "units.tsv holds a NUL byte; a manifest is text."),
+        ("NUL in a lot cell", "lot.tsv holds a NUL byte; a manifest is text."),
+        ("256-byte name", "is longer than the file system allows (a name of at most 255 bytes"),
+        ("5,000-byte path", "is longer than the file system allows (a name of at most 255 bytes"),
+    ],
+)
+def test_a_delivery_that_crashed_the_scan_is_refused_alone(
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch, case: str, problem: str
+):
+    # issue 14: each of these stopped the scan for every lot of the inbox with a traceback
+    paths = {
+        "link loop": "loop.fcs",
+        "two-link loop": "a.fcs",
+        "NUL in a path": "DEMO-001_pheno\0type.fcs",
+        "256-byte name": "a" * 252 + ".fcs",
+        "5,000-byte path": "/".join(["d" * 200] * 25) + "/tube.fcs",
+    }
+    path = paths.get(case, "DEMO-001_phenotype.fcs")
+    folder = _deliver(
+        inbox, units=f"DEMO-001\tPHENO\tphenotype\ttest\t{path}\t\tconfig/panels/car_t_phenotype.yaml\n"
+    )
+    if case == "link loop":
+        (folder / "loop.fcs").symlink_to("loop.fcs")
+    elif case == "two-link loop":
+        (folder / "a.fcs").symlink_to("b.fcs")
+        (folder / "b.fcs").symlink_to("a.fcs")
+    elif case == "NUL in a lot cell":
+        lot = folder / "lot.tsv"
+        lot.write_text(lot.read_text().replace("SITE-A", "SITE\0A"))
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    assert problem in line

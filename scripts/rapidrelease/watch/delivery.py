@@ -1,17 +1,35 @@
-"""Delivery folders in an inbox: when one is complete, and what its manifests say."""
+"""Delivery folders in an inbox: when one is complete, what its manifests say, and what it may name.
+
+A delivery is written by whoever can write the inbox, so nothing in it is followed or trusted
+before it is checked: a delivery folder or manifest that is a symbolic link is refused without
+being read, a manifest is read once through a descriptor opened with ``O_NOFOLLOW`` and parsed
+from those bytes, and every data path must resolve (``realpath``) inside the inbox's own
+``realpath``. A path that cannot be resolved — a link loop, a name longer than the file system
+allows — or a manifest that is not text refuses that delivery with one sentence; no exception
+from one delivery ever stops the examination of the others. No line of a file is quoted in a
+reason.
+"""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import errno
 import hashlib
 import os
+import stat
+import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rapidrelease.config.schemas import load_schema
-from rapidrelease.config.sheets import Sheet, read_sheet
+from rapidrelease.config.sheets import Sheet, read_sheet, split_sheet_line
+from rapidrelease.config.yaml_files import decode_text
+from rapidrelease.errors import ConfigError
 
 __all__ = [
     "Delivery",
@@ -40,7 +58,8 @@ class Delivery:
 
     ``fingerprint`` changes whenever a manifest or a file the units name changes (path, size,
     modification time); ``lots`` and ``units`` are the manifests, read only once the delivery is
-    stable.
+    stable; ``files`` maps each data path as the units name it to the file it resolves to, inside
+    the inbox.
     """
 
     folder: Path
@@ -50,11 +69,24 @@ class Delivery:
     lot_id: str | None = None
     lots: Sheet | None = None
     units: Sheet | None = None
+    files: Mapping[str, Path] = field(default_factory=dict)
 
 
-def _last_change(stat: os.stat_result) -> float:
+class _Waiting(Exception):
+    """The delivery is not complete yet; the message says what it waits for."""
+
+
+class _Refused(Exception):
+    """The delivery is refused; the message is the one sentence that says why."""
+
+
+def _last_change(info: os.stat_result) -> float:
     # ctime too: a copy that preserves the source's mtime (cp -p, rsync -t) still changes ctime
-    return max(stat.st_mtime, stat.st_ctime)
+    return max(info.st_mtime, info.st_ctime)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _run_folder_waiting(path: Path, inbox: Path) -> str | None:
@@ -78,79 +110,219 @@ def _run_folder_waiting(path: Path, inbox: Path) -> str | None:
 
 def _fingerprint(inbox: Path, files: Sequence[tuple[Path, os.stat_result]]) -> str:
     digest = hashlib.sha256()
-    for path, stat in files:
+    for path, info in files:
         relative = os.path.relpath(path, inbox)
-        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
+def _shown(name: str) -> str:
+    """A cell as a reason quotes it: its repr, cut short (a 4,000-character path says nothing more)."""
+    return repr(name if len(name) <= 80 else name[:60] + "…")
+
+
+def _os_problem(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "is a loop of symbolic links"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "is longer than the file system allows (a name of at most 255 bytes, a path of 4,095)"
+    return f"cannot be reached ({exc.strerror or exc})"
+
+
+def _manifest_bytes(path: Path, stable: Callable[[Path, os.stat_result], str | None]) -> bytes:
+    """The manifest's bytes, read once through a descriptor that does not follow a link."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise _Waiting(f"its manifest {path.name} has not arrived") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise _Refused(
+            f"{path} is a symbolic link; a manifest must be a file written into the delivery itself, "
+            "and a link is not followed."
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise _Refused(f"{path} is not a plain file.")
+    why = stable(path, info)
+    if why:
+        raise _Waiting(why)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        opened = os.fstat(fh.fileno())
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            raise _Waiting(f"{path} was replaced while it was being read")
+        data = fh.read()
+    if b"\0" in data:
+        raise _Refused(f"{path} holds a NUL byte; a manifest is text.")
+    return data
+
+
+def _manifest_sheet(path: Path, data: bytes, schema_name: str) -> Sheet:
+    """The manifest parsed as the site's sheets are, from the bytes read; a reason quotes no line of it."""
+    schema = load_schema(schema_name)
+    try:
+        text = decode_text(path, data)
+    except ConfigError as exc:
+        raise _Refused(str(exc)) from None
+    lines = text.split("\n")
+    for number, raw in enumerate(lines, start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        for ch in line:
+            # a tab separates cells; any other control or line-separator character could shift a
+            # cell into the next column of the site's sheet or forge a line of the log
+            if ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+                raise _Refused(
+                    f"{path} row {number} holds a control character (U+{ord(ch):04X}); a manifest "
+                    "holds text cells separated by tabs."
+                )
+    header_at = next(
+        (n for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")), 0
+    )
+    if header_at and schema.get("additionalProperties", True) is False:
+        try:
+            header = split_sheet_line(lines[header_at - 1].rstrip("\r"))
+        except csv.Error:
+            raise _Refused(f"{path} row {header_at}: the header cannot be split into cells.") from None
+        known = schema.get("properties", {})
+        unknown = [str(position) for position, name in enumerate(header, 1) if name and name not in known]
+        if unknown:
+            # the column is named by its position only: the line may be any file's first line
+            raise _Refused(
+                f"{path} row {header_at}: column {', '.join(unknown)} of the header is not a known "
+                f"column (the columns are {', '.join(known)})."
+            )
+    with tempfile.TemporaryDirectory(prefix="rapidrelease-watch-") as private:
+        # parsed from a private copy of the bytes read, so what is checked is what was read
+        copy = Path(private) / path.name
+        copy.write_bytes(data)
+        problems: list[str] = []
+        sheet = read_sheet(copy, schema, problems)
+    if sheet is None:
+        first = problems[0].replace(str(copy), str(path)) if problems else f"{path} cannot be read."
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise _Refused(first + more)
+    return dataclasses.replace(sheet, path=path)
+
+
+def _data_file(
+    folder: Path, inbox: Path, units: Sheet, row_line: int, column: str, name: str, unit_id: str
+) -> Path:
+    """The file a data path names, resolved; refused unless it is a plain file inside the inbox."""
+    where = f"{units.path} row {row_line}, column '{column}'"
+    outside = (
+        f"{where}: {_shown(name)} is not inside the inbox {inbox}; data paths are relative to the "
+        "delivery folder, and no link in them may lead out of the inbox."
+    )
+    if os.path.isabs(name):
+        raise _Refused(outside)
+    joined = os.path.join(folder, name)
+    # NAME_MAX and PATH_MAX of Linux file systems: a longer path can only ever fail
+    if any(len(os.fsencode(part)) > 255 for part in name.split("/")) or len(os.fsencode(joined)) > 4095:
+        raise _Refused(f"{where}: {_shown(name)} {_os_problem(OSError(errno.ENAMETOOLONG, ''))}.")
+    if not _inside(os.path.normpath(joined), str(inbox)):
+        raise _Refused(outside)
+    try:
+        real = os.path.realpath(joined, strict=True)
+    except FileNotFoundError:
+        raise _Waiting(f"{os.path.realpath(joined)} (unit {unit_id}) has not arrived") from None
+    except OSError as exc:
+        raise _Refused(f"{where}: {_shown(name)} {_os_problem(exc)}.") from None
+    if not _inside(real, str(inbox)):
+        raise _Refused(outside)
+    if not stat.S_ISREG(os.stat(real).st_mode):
+        raise _Refused(f"{where}: {_shown(name)} is not a plain file.")
+    return Path(real)
+
+
 def examine_delivery(folder: Path, inbox: Path, stable_seconds: float, now: float | None = None) -> Delivery:
-    """Decide whether a delivery folder is complete; reads no file that may still be being written."""
-    folder, inbox = Path(folder).resolve(), Path(inbox).resolve()
+    """Decide whether a delivery folder is complete; reads no file that may still be being written.
+
+    Never raises for what the delivery holds: anything wrong with it is a refusal in one sentence.
+    """
+    inbox = Path(os.path.realpath(inbox))
+    # the folder's own name is not followed: a link there is refused below
+    folder = Path(os.path.realpath(Path(folder).parent)) / Path(folder).name
     now = time.time() if now is None else now
     seen: list[tuple[Path, os.stat_result]] = []
+    found: dict[str, Any] = {}
 
-    def result(state: str, reason: str = "", **found: Any) -> Delivery:
+    def result(state: str, reason: str = "") -> Delivery:
         return Delivery(folder, state, reason, _fingerprint(inbox, seen), **found)
 
-    def unstable(path: Path) -> str | None:
-        stat = path.stat()
-        seen.append((path, stat))
-        if now - _last_change(stat) < stable_seconds:
+    def stable(path: Path, info: os.stat_result) -> str | None:
+        seen.append((path, info))
+        if now - _last_change(info) < stable_seconds:
             return f"{path} changed less than {stable_seconds:g} s ago (it may still be being written)"
         return None
 
-    for name in (LOT_MANIFEST, UNITS_MANIFEST):
-        if not (folder / name).is_file():
-            return result(WAITING, f"its manifest {name} has not arrived")
-        why = unstable(folder / name)
-        if why:
-            return result(WAITING, why)
-    problems: list[str] = []
-    lots = read_sheet(folder / LOT_MANIFEST, load_schema("lots.schema.yaml"), problems)
-    units = read_sheet(folder / UNITS_MANIFEST, load_schema("units.schema.yaml"), problems)
-    if lots is None or units is None:
-        return result(REFUSED, " ".join(problems))
-    if len(lots.rows) != 1 or not lots.rows[0].cells.get("lot_id"):
-        return result(REFUSED, f"{lots.path} must hold exactly one lot row with a lot_id.")
-    lot_id = lots.rows[0].cells["lot_id"]
-    if not units.rows:
-        return result(REFUSED, f"{units.path} lists no units.", lot_id=lot_id)
-    for row in units.rows:
-        if row.cells["lot_id"] != lot_id:
-            return result(
-                REFUSED,
-                f"{units.path} row {row.line} names lot {row.cells['lot_id']!r}, not {lot_id!r}.",
-                lot_id=lot_id,
-            )
-    for row in units.rows:
-        for column in DATA_COLUMNS:
-            name = row.cells.get(column, "")
-            if not name:
-                continue
-            data = (folder / name).resolve()
-            if Path(name).is_absolute() or inbox not in data.parents:
-                return result(
-                    REFUSED,
-                    f"{units.path} row {row.line}, column '{column}': {name!r} is not inside the inbox "
-                    f"{inbox}; data paths are relative to the delivery folder.",
-                    lot_id=lot_id,
+    try:
+        if os.path.islink(folder):
+            raise _Refused(_LINKED_FOLDER.format(folder=folder))
+        data = {name: _manifest_bytes(folder / name, stable) for name in (LOT_MANIFEST, UNITS_MANIFEST)}
+        lots = _manifest_sheet(folder / LOT_MANIFEST, data[LOT_MANIFEST], "lots.schema.yaml")
+        units = _manifest_sheet(folder / UNITS_MANIFEST, data[UNITS_MANIFEST], "units.schema.yaml")
+        if len(lots.rows) != 1 or not lots.rows[0].cells.get("lot_id"):
+            raise _Refused(f"{lots.path} must hold exactly one lot row with a lot_id.")
+        lot_id = found["lot_id"] = lots.rows[0].cells["lot_id"]
+        if not units.rows:
+            raise _Refused(f"{units.path} lists no units.")
+        for row in units.rows:
+            if row.cells["lot_id"] != lot_id:
+                raise _Refused(
+                    f"{units.path} row {row.line} names lot {_shown(row.cells['lot_id'])}, not {lot_id!r}."
                 )
-            if not data.is_file():
-                return result(WAITING, f"{data} (unit {row.cells['unit_id']}) has not arrived", lot_id=lot_id)
-            why = unstable(data) or _run_folder_waiting(data, inbox)
-            if why:
-                return result(WAITING, why, lot_id=lot_id)
-    return result(READY, lot_id=lot_id, lots=lots, units=units)
+        files: dict[str, Path] = {}
+        for row in units.rows:
+            for column in DATA_COLUMNS:
+                name = row.cells.get(column, "")
+                if not name or name in files:
+                    continue
+                real = _data_file(folder, inbox, units, row.line, column, name, row.cells["unit_id"])
+                why = stable(real, os.stat(real)) or _run_folder_waiting(real, inbox)
+                if why:
+                    raise _Waiting(why)
+                files[name] = real
+    except _Waiting as waiting:
+        return result(WAITING, str(waiting))
+    except _Refused as refused:
+        return result(REFUSED, str(refused))
+    except (OSError, ValueError) as exc:
+        # a last guard: whatever the delivery holds, it is refused alone and the scan goes on
+        problem = _os_problem(exc) if isinstance(exc, OSError) else "holds a name no file system accepts"
+        return result(REFUSED, f"{folder}: something it names {problem}.")
+    found.update(lots=lots, units=units, files=files)
+    return result(READY)
+
+
+_LINKED_FOLDER = (
+    "{folder} is a symbolic link; a delivery must be a folder in the inbox itself, and a link is not "
+    "followed."
+)
 
 
 def scan_inbox(inbox: Path, stable_seconds: float, now: float | None = None) -> list[Delivery]:
-    """Every delivery folder of the inbox (a folder holding a manifest), examined, in name order."""
-    inbox = Path(inbox)
-    return [
-        examine_delivery(folder, inbox, stable_seconds, now)
-        for folder in sorted(inbox.iterdir())
-        if folder.is_dir()
-        and not folder.name.startswith(".")
-        and any((folder / name).exists() for name in (LOT_MANIFEST, UNITS_MANIFEST))
-    ]
+    """Every delivery folder of the inbox (a folder holding a manifest), examined, in name order.
+
+    A link in the inbox that leads to a folder holding a manifest is refused as a delivery, unread;
+    other links (to an instrument's run folder, say) are no delivery and are passed over.
+    """
+    inbox = Path(os.path.realpath(inbox))
+    deliveries: list[Delivery] = []
+    for name in sorted(os.listdir(inbox)):
+        folder = inbox / name
+        if name.startswith("."):
+            continue
+        # lexists looks through a link only to see whether a manifest is there, reading nothing
+        if not any(os.path.lexists(folder / manifest) for manifest in (LOT_MANIFEST, UNITS_MANIFEST)):
+            continue
+        if os.path.islink(folder):
+            deliveries.append(
+                Delivery(
+                    folder,
+                    REFUSED,
+                    _LINKED_FOLDER.format(folder=folder),
+                    _fingerprint(inbox, [(folder, os.lstat(folder))]),
+                )
+            )
+        elif os.path.isdir(folder):
+            deliveries.append(examine_delivery(folder, inbox, stable_seconds, now))
+    return deliveries

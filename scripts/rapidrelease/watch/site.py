@@ -102,7 +102,8 @@ def register_delivery(delivery: Delivery, config_path: Path) -> tuple[bool, str]
     settings, lots_path, units_path = site_sheets(config_path)
 
     def absolute(name: str) -> str:
-        return str((delivery.folder / name).resolve())
+        # the file examine_delivery resolved inside the inbox, not the path resolved again
+        return str(delivery.files[name])
 
     lots_text, lot_origins = _sheet_with_lot(lots_path, delivery.lot_id, delivery.lots, absolute)
     units_text, unit_origins = _sheet_with_lot(units_path, delivery.lot_id, delivery.units, absolute)
