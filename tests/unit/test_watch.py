@@ -562,3 +562,82 @@ def test_a_delivery_that_crashed_the_scan_is_refused_alone(
         lot.write_text(lot.read_text().replace("SITE-A", "SITE\0A"))
     line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
     assert problem in line
+
+
+def _own_panel(folder: Path) -> Path:
+    """A panel a delivery brings: the site's phenotype panel with CAR+ counted as its own denominator."""
+    site_panel = (PROJECT / "config" / "panels" / "car_t_phenotype.yaml").read_text()
+    rigged = site_panel.replace(
+        "    numerator: Cells/Singlets/Live/CD3pos/CARpos\n    denominator: Cells/Singlets/Live/CD3pos\n",
+        "    numerator: Cells/Singlets/Live/CD3pos\n    denominator: Cells/Singlets/Live/CD3pos\n",
+    )
+    assert rigged != site_panel
+    (folder / "panel.yaml").write_text(rigged)
+    return folder / "panel.yaml"
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "{panel}",  # the delivery's panel by its absolute path
+        "../inbox/DEMO-001/panel.yaml",  # relative to the site's folder, where Snakemake runs
+        "config/panels/../../../inbox/DEMO-001/panel.yaml",  # through the site's panels folder
+        "panel.yaml",  # a file name that is no site panel
+    ],
+)
+def test_a_delivery_cannot_bring_its_own_panel(
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch, named: str
+):
+    # issue 14: a units row naming a panel inside the delivery (CAR+ numerator = denominator) was
+    # registered and decided RELEASE_CANDIDATE
+    folder = _deliver(inbox, fcs=True, units="")
+    panel = _own_panel(folder)
+    named = named.format(panel=panel)
+    (folder / "units.tsv").write_text(
+        UNIT_HEADER + f"DEMO-001\tPHENO\tphenotype\ttest\tDEMO-001_phenotype.fcs\t\t{named}\n"
+    )
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    shown = repr(named if len(named) <= 80 else named[:60] + "…")
+    assert line.endswith(
+        f"units.tsv row 2, column 'template': {shown} is not one of the site's panels "
+        "(car_t_phenotype.yaml, car_t_potency.yaml, microbial_flow.yaml); a delivery names a panel of "
+        "config/panels/ and cannot bring its own."
+    )
+    assert "DEMO-001" not in (site / "config" / "units.tsv").read_text()
+
+
+def test_a_site_panel_that_links_into_the_inbox_is_not_one(
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = _deliver(inbox, units="")
+    (site / "config" / "panels" / "rigged.yaml").symlink_to(_own_panel(folder))
+    (folder / "units.tsv").write_text(
+        UNIT_HEADER
+        + "DEMO-001\tPHENO\tphenotype\ttest\tDEMO-001_phenotype.fcs\t\tconfig/panels/rigged.yaml\n"
+    )
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    assert "column 'template': 'config/panels/rigged.yaml' is not one of the site's panels" in line
+
+
+def test_a_delivery_names_a_site_panel_by_its_file_name_or_as_the_site_sheet_does(site: Path, inbox: Path):
+    # a panel kept elsewhere by the site, named in its unit sheet for another lot
+    shutil.copy(site / "config" / "panels" / "car_t_phenotype.yaml", site / "phenotype_v2.yaml")
+    with open(site / "config" / "units.tsv", "a") as fh:
+        fh.write(
+            "OLD-7\tPHENO\tphenotype\ttest\tresources/demo/DEMO-002/DEMO-002_phenotype.fcs\t\tphenotype_v2.yaml\n"
+        )
+    with open(site / "config" / "lots.tsv", "a") as fh:
+        fh.write("OLD-7\tCAR-T\tCART-DEMO-release\t2026-11-20T08:30:00+01:00\tSITE-A\n")
+    _deliver(
+        inbox,
+        units="DEMO-001\tPHENO\tphenotype\ttest\tDEMO-001_phenotype.fcs\t\tcar_t_phenotype.yaml\n"
+        "DEMO-001\tPHENO-2\tphenotype\ttest\tDEMO-001_phenotype.fcs\t\tphenotype_v2.yaml\n",
+    )
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    registered, message = register_delivery(delivery, Path("config/config.yaml"))
+    assert registered, message
+    rows = [line.split("\t") for line in (site / "config" / "units.tsv").read_text().splitlines()]
+    assert [row[6] for row in rows if row[0] == "DEMO-001"] == [
+        "config/panels/car_t_phenotype.yaml",
+        "phenotype_v2.yaml",
+    ]

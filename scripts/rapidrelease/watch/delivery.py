@@ -41,6 +41,7 @@ __all__ = [
     "WAITING",
     "READY",
     "REFUSED",
+    "shown_cell",
 ]
 
 LOT_MANIFEST, UNITS_MANIFEST = "lot.tsv", "units.tsv"
@@ -116,7 +117,7 @@ def _fingerprint(inbox: Path, files: Sequence[tuple[Path, os.stat_result]]) -> s
     return digest.hexdigest()
 
 
-def _shown(name: str) -> str:
+def shown_cell(name: str) -> str:
     """A cell as a reason quotes it: its repr, cut short (a 4,000-character path says nothing more)."""
     return repr(name if len(name) <= 80 else name[:60] + "…")
 
@@ -209,7 +210,7 @@ def _data_file(
     """The file a data path names, resolved; refused unless it is a plain file inside the inbox."""
     where = f"{units.path} row {row_line}, column '{column}'"
     outside = (
-        f"{where}: {_shown(name)} is not inside the inbox {inbox}; data paths are relative to the "
+        f"{where}: {shown_cell(name)} is not inside the inbox {inbox}; data paths are relative to the "
         "delivery folder, and no link in them may lead out of the inbox."
     )
     if os.path.isabs(name):
@@ -217,7 +218,7 @@ def _data_file(
     joined = os.path.join(folder, name)
     # NAME_MAX and PATH_MAX of Linux file systems: a longer path can only ever fail
     if any(len(os.fsencode(part)) > 255 for part in name.split("/")) or len(os.fsencode(joined)) > 4095:
-        raise _Refused(f"{where}: {_shown(name)} {_os_problem(OSError(errno.ENAMETOOLONG, ''))}.")
+        raise _Refused(f"{where}: {shown_cell(name)} {_os_problem(OSError(errno.ENAMETOOLONG, ''))}.")
     if not _inside(os.path.normpath(joined), str(inbox)):
         raise _Refused(outside)
     try:
@@ -225,11 +226,11 @@ def _data_file(
     except FileNotFoundError:
         raise _Waiting(f"{os.path.realpath(joined)} (unit {unit_id}) has not arrived") from None
     except OSError as exc:
-        raise _Refused(f"{where}: {_shown(name)} {_os_problem(exc)}.") from None
+        raise _Refused(f"{where}: {shown_cell(name)} {_os_problem(exc)}.") from None
     if not _inside(real, str(inbox)):
         raise _Refused(outside)
     if not stat.S_ISREG(os.stat(real).st_mode):
-        raise _Refused(f"{where}: {_shown(name)} is not a plain file.")
+        raise _Refused(f"{where}: {shown_cell(name)} is not a plain file.")
     return Path(real)
 
 
@@ -267,9 +268,8 @@ def examine_delivery(folder: Path, inbox: Path, stable_seconds: float, now: floa
             raise _Refused(f"{units.path} lists no units.")
         for row in units.rows:
             if row.cells["lot_id"] != lot_id:
-                raise _Refused(
-                    f"{units.path} row {row.line} names lot {_shown(row.cells['lot_id'])}, not {lot_id!r}."
-                )
+                named = shown_cell(row.cells["lot_id"])
+                raise _Refused(f"{units.path} row {row.line} names lot {named}, not {lot_id!r}.")
         files: dict[str, Path] = {}
         for row in units.rows:
             for column in DATA_COLUMNS:

@@ -165,7 +165,7 @@ def _scan_once(inbox: Path, config_path: Path, options: _Options, log: _Log) -> 
             continue
         if WAITING in known:
             known = state[key] = {k: v for k, v in known.items() if k != WAITING}
-        site = site_digest(config_path, delivery)
+        site = site_digest(config_path)
         if known.get("fingerprint") == delivery.fingerprint and (
             known.get("status") == "processed"
             or (known.get("status") == REFUSED and known.get("site") == site)
