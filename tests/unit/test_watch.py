@@ -641,3 +641,15 @@ def test_a_delivery_names_a_site_panel_by_its_file_name_or_as_the_site_sheet_doe
         "config/panels/car_t_phenotype.yaml",
         "phenotype_v2.yaml",
     ]
+
+
+@pytest.mark.parametrize("lot", ["index.html", "Index.HTML"])
+def test_a_lot_id_that_is_a_results_file_is_refused(
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch, lot: str
+):
+    # issue 14: the lot id index.html was accepted, and its folder stopped every later run
+    folder = _deliver(inbox, lot=lot)
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    assert line.endswith(
+        f"lot.tsv row 2, column 'lot_id': {lot!r} is the name of a file in the results folder, not a lot id."
+    )

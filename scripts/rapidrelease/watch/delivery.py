@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rapidrelease.config.run import RESULTS_FILES
 from rapidrelease.config.schemas import load_schema
 from rapidrelease.config.sheets import Sheet, read_sheet, split_sheet_line
 from rapidrelease.config.yaml_files import decode_text
@@ -264,6 +265,12 @@ def examine_delivery(folder: Path, inbox: Path, stable_seconds: float, now: floa
         if len(lots.rows) != 1 or not lots.rows[0].cells.get("lot_id"):
             raise _Refused(f"{lots.path} must hold exactly one lot row with a lot_id.")
         lot_id = found["lot_id"] = lots.rows[0].cells["lot_id"]
+        if lot_id.casefold() in RESULTS_FILES:
+            # results/<lot>/ would be the lots index's own file, and every later run would stop on it
+            raise _Refused(
+                f"{lots.path} row {lots.rows[0].line}, column 'lot_id': {shown_cell(lot_id)} is the name of "
+                "a file in the results folder, not a lot id."
+            )
         if not units.rows:
             raise _Refused(f"{units.path} lists no units.")
         for row in units.rows:
