@@ -21,6 +21,8 @@ import pytest
 
 from rapidrelease.errors import ConfigError
 from rapidrelease.watch import (
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_ROWS,
     READY,
     REFUSED,
     STATE_DIR_NAME,
@@ -653,3 +655,55 @@ def test_a_lot_id_that_is_a_results_file_is_refused(
     assert line.endswith(
         f"lot.tsv row 2, column 'lot_id': {lot!r} is the name of a file in the results folder, not a lot id."
     )
+
+
+def _units_rows(lot: str, count: int, assay: str = "phenotype") -> str:
+    return "".join(
+        f"{lot}\tU{i}\t{assay}\ttest\t{lot}_phenotype.fcs\t\tconfig/panels/car_t_phenotype.yaml\n"
+        for i in range(count)
+    )
+
+
+def test_a_manifest_holds_at_most_a_thousand_rows(inbox: Path):
+    _deliver(inbox, units=_units_rows("DEMO-001", MAX_MANIFEST_ROWS))
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.state == READY and len(delivery.units.rows) == 1_000
+    with open(inbox / "DEMO-001" / "units.tsv", "a") as fh:
+        fh.write("# a comment is no row\n\n" + _units_rows("DEMO-001", 1).replace("U0", "U1000"))
+    [delivery] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.state == REFUSED
+    assert delivery.reason.endswith(
+        "units.tsv has 1,001 rows; a delivery's manifest holds at most 1,000 (one lot's units)."
+    )
+
+
+def test_a_hundred_thousand_row_manifest_is_refused_before_any_row_is_checked(
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # issue 14: spent minutes (the configuration check grows with the square of the rows)
+    folder = _deliver(inbox, units=_units_rows("DEMO-001", 100_000, assay="phenotyp"))
+    checked = []
+    monkeypatch.setattr("rapidrelease.watch.site.run_config_from_dict", lambda *a: checked.append(a))
+    line = _refusal(_scan_beside_a_twin(inbox, monkeypatch), folder.resolve())
+    assert line.endswith(
+        "units.tsv has 100,000 rows; a delivery's manifest holds at most 1,000 (one lot's units)."
+    )
+    assert len(checked) == 1  # the twin's
+    # larger still, it is refused unread
+    with open(folder / "units.tsv", "r+") as fh:
+        fh.truncate(MAX_MANIFEST_BYTES + 1)
+    [delivery, _] = scan_inbox(inbox, stable_seconds=0)
+    assert delivery.reason.endswith(
+        "units.tsv holds 16,777,217 bytes; a delivery's manifest holds at most 16,777,216 (1,000 rows of "
+        "one lot)."
+    )
+
+
+def test_a_refusal_shows_twenty_problems_of_a_manifest_at_most(site: Path, inbox: Path):
+    folder = _deliver(inbox, units=_units_rows("DEMO-001", 30, assay="phenotyp"))
+    echo = io.StringIO()
+    watch(inbox, once=True, stable_seconds=0, echo=echo)
+    log = echo.getvalue()
+    assert log.count("is not one of phenotype") == 20
+    assert log.endswith("\n… and 10 more problems.\n")
+    assert f"{folder.resolve()}: refused: the configuration would be refused with it:\n30 problems" in log

@@ -26,7 +26,16 @@ again at the next scan. State, lock and log live in ``<inbox>/.rapidrelease-watc
 watcher on the same inbox exits at once, and a scan that finds nothing new changes nothing.
 """
 
-from rapidrelease.watch.delivery import READY, REFUSED, WAITING, Delivery, examine_delivery, scan_inbox
+from rapidrelease.watch.delivery import (
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_ROWS,
+    READY,
+    REFUSED,
+    WAITING,
+    Delivery,
+    examine_delivery,
+    scan_inbox,
+)
 from rapidrelease.watch.scan import watch
 from rapidrelease.watch.site import register_delivery
 from rapidrelease.watch.state import STATE_DIR_NAME, WatchLockedError, WatchStateError, default_state_dir
@@ -44,4 +53,6 @@ __all__ = [
     "WAITING",
     "READY",
     "REFUSED",
+    "MAX_MANIFEST_ROWS",
+    "MAX_MANIFEST_BYTES",
 ]

@@ -17,10 +17,10 @@ import dataclasses
 import errno
 import hashlib
 import os
+import re
 import stat
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,8 @@ __all__ = [
     "READY",
     "REFUSED",
     "shown_cell",
+    "MAX_MANIFEST_ROWS",
+    "MAX_MANIFEST_BYTES",
 ]
 
 LOT_MANIFEST, UNITS_MANIFEST = "lot.tsv", "units.tsv"
@@ -52,6 +54,13 @@ _ONT_RUN_SIGNS = ("fastq_pass", "fastq_fail", "bam_pass", "pod5_pass", "pod5")
 DATA_COLUMNS = ("path", "path2")
 
 WAITING, READY, REFUSED = "waiting", "ready", "refused"
+# A lot has tens of units (the demo's nine; a large panel with single stains and FMOs, ~100). The
+# configuration check of a delivery grows with the square of its rows (10,000 rows took 222 s), so
+# a manifest is refused above 1,000 rows (or 16 MiB, unread) before any row is parsed.
+MAX_MANIFEST_ROWS = 1_000
+MAX_MANIFEST_BYTES = 16 * 2**20
+# C0 and C1 controls but tab and line ends, and the Unicode line and paragraph separators
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]|\r(?!\n|\Z)")
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,11 @@ def _manifest_bytes(path: Path, stable: Callable[[Path, os.stat_result], str | N
         )
     if not stat.S_ISREG(info.st_mode):
         raise _Refused(f"{path} is not a plain file.")
+    if info.st_size > MAX_MANIFEST_BYTES:
+        raise _Refused(
+            f"{path} holds {info.st_size:,} bytes; a delivery's manifest holds at most "
+            f"{MAX_MANIFEST_BYTES:,} ({MAX_MANIFEST_ROWS:,} rows of one lot)."
+        )
     why = stable(path, info)
     if why:
         raise _Waiting(why)
@@ -152,7 +166,9 @@ def _manifest_bytes(path: Path, stable: Callable[[Path, os.stat_result], str | N
         opened = os.fstat(fh.fileno())
         if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
             raise _Waiting(f"{path} was replaced while it was being read")
-        data = fh.read()
+        data = fh.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise _Waiting(f"{path} grew while it was being read")
     if b"\0" in data:
         raise _Refused(f"{path} holds a NUL byte; a manifest is text.")
     return data
@@ -166,19 +182,21 @@ def _manifest_sheet(path: Path, data: bytes, schema_name: str) -> Sheet:
     except ConfigError as exc:
         raise _Refused(str(exc)) from None
     lines = text.split("\n")
-    for number, raw in enumerate(lines, start=1):
-        line = raw[:-1] if raw.endswith("\r") else raw
-        for ch in line:
-            # a tab separates cells; any other control or line-separator character could shift a
-            # cell into the next column of the site's sheet or forge a line of the log
-            if ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
-                raise _Refused(
-                    f"{path} row {number} holds a control character (U+{ord(ch):04X}); a manifest "
-                    "holds text cells separated by tabs."
-                )
-    header_at = next(
-        (n for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")), 0
-    )
+    used = [n for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
+    if len(used) - 1 > MAX_MANIFEST_ROWS:
+        raise _Refused(
+            f"{path} has {len(used) - 1:,} rows; a delivery's manifest holds at most "
+            f"{MAX_MANIFEST_ROWS:,} (one lot's units)."
+        )
+    # a tab separates cells; any other control or line-separator character could shift a cell into
+    # the next column of the site's sheet or forge a line of the log
+    control = _CONTROL.search(text)
+    if control:
+        raise _Refused(
+            f"{path} row {text.count(chr(10), 0, control.start()) + 1} holds a control character "
+            f"(U+{ord(control.group()[0]):04X}); a manifest holds text cells separated by tabs."
+        )
+    header_at = used[0] if used else 0
     if header_at and schema.get("additionalProperties", True) is False:
         try:
             header = split_sheet_line(lines[header_at - 1].rstrip("\r"))

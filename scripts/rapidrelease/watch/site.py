@@ -23,6 +23,7 @@ from rapidrelease.watch.delivery import DATA_COLUMNS, Delivery, shown_cell
 __all__ = ["panels_folder", "register_delivery", "site_digest", "site_sheets"]
 
 _Origin = tuple[Path, int]
+_SHOWN_PROBLEMS = 20
 
 
 def _sheet_with_lot(
@@ -202,8 +203,13 @@ def register_delivery(delivery: Delivery, config_path: Path) -> tuple[bool, str]
                 return f"{path} row {line}"
 
             pattern = "(" + "|".join(re.escape(k) for k in sources) + r")(?: row (\d+))?"
-            problems = re.sub(pattern, where, str(exc))
-            return False, f"the configuration would be refused with it:\n{problems}"
+            # a count of the problems, then one line each; every row of a manifest may be wrong, and
+            # the log shows enough to correct the first ones
+            problems = re.sub(pattern, where, str(exc)).split("\n")
+            if len(problems) > 1 + _SHOWN_PROBLEMS:
+                more = len(problems) - 1 - _SHOWN_PROBLEMS
+                problems = [*problems[: 1 + _SHOWN_PROBLEMS], f"… and {more:,} more problems."]
+            return False, "the configuration would be refused with it:\n" + "\n".join(problems)
     changed = []
     for path, text in ((lots_path, lots_text), (units_path, units_text)):
         if path.read_text(encoding="utf-8-sig") != text:
