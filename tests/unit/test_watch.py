@@ -707,3 +707,73 @@ def test_a_refusal_shows_twenty_problems_of_a_manifest_at_most(site: Path, inbox
     assert log.count("is not one of phenotype") == 20
     assert log.endswith("\n… and 10 more problems.\n")
     assert f"{folder.resolve()}: refused: the configuration would be refused with it:\n30 problems" in log
+
+
+# --- a delivery is run once for its content --------------------------------------------------------
+
+
+def test_a_delivery_renamed_after_it_was_processed_is_not_run_again(
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # issue 14: renaming a processed delivery's folder registered and ran its lot again
+    ran = _fake_snakemake(monkeypatch)
+    folder = _deliver(inbox)
+    assert watch(inbox, once=True, stable_seconds=0, echo=io.StringIO()) == ["DEMO-001"]
+    sheets = [(site / "config" / name).read_text() for name in ("lots.tsv", "units.tsv")]
+    processed_at = _state(site)["processed"][_content(site)]["at"]
+    renamed = folder.rename(inbox / "DEMO-001-renamed")
+    log = _scan_beside_a_twin(inbox, monkeypatch)
+    assert ran == [["DEMO-001"]]  # the twin's run is counted by _scan_beside_a_twin
+    assert log.count("\n") == 2  # the renamed delivery, the twin registered (the stand-in logs no run)
+    assert (
+        f"{renamed.resolve()}: not run again: it holds the same manifests and data as the delivery of lot "
+        f"DEMO-001 processed at {processed_at} in {inbox / 'DEMO-001'}; the site's sheets still name its "
+        "files there.\n"
+    ) in log
+    # the lot's rows are as they were when it was processed
+    assert (site / "config" / "lots.tsv").read_text().startswith(sheets[0])
+    assert f"{folder.resolve()}/DEMO-001_phenotype.fcs" in (site / "config" / "units.tsv").read_text()
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    assert echo.getvalue() == ""
+
+
+def test_a_second_copy_or_a_touched_delivery_is_not_run_again_and_a_corrected_one_is(
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
+):
+    ran = _fake_snakemake(monkeypatch)
+    folder = _deliver(inbox)
+    assert watch(inbox, once=True, stable_seconds=0, echo=io.StringIO()) == ["DEMO-001"]
+    processed_at = _state(site)["processed"][_content(site)]["at"]
+    copy = shutil.copytree(folder, inbox / "DEMO-001-copy")
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    assert echo.getvalue().endswith(
+        f"{copy.resolve()}: not run again: it holds the same manifests and data as the delivery of lot "
+        f"DEMO-001 processed at {processed_at} in {inbox / 'DEMO-001'}; the site's sheets still name its "
+        "files there.\n"
+    )
+    shutil.rmtree(copy)
+    # new times, the same bytes (a copy without -t, a backup restored)
+    for path in folder.iterdir():
+        os.utime(path, (time.time() - 10, time.time() - 10))
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    assert echo.getvalue().endswith(
+        f"{folder.resolve()}: not run again: it holds the same manifests and data as the delivery of lot "
+        f"DEMO-001 processed at {processed_at}.\n"
+    )
+    # a corrected delivery replaces its folder's files: other bytes, run again
+    shutil.copyfile(DEMO / "DEMO-002" / "DEMO-002_phenotype.fcs", folder / "DEMO-001_phenotype.fcs")
+    assert watch(inbox, once=True, stable_seconds=0, echo=io.StringIO()) == ["DEMO-001"]
+    assert ran == [["DEMO-001"], ["DEMO-001"]]
+    assert len(_state(site)["processed"]) == 2
+
+
+def _state(site: Path) -> dict:
+    return json.loads((site / STATE / "state.json").read_text())
+
+
+def _content(site: Path) -> str:
+    [content] = _state(site)["processed"]
+    return content

@@ -31,9 +31,11 @@ from rapidrelease.config.schemas import load_schema
 from rapidrelease.config.sheets import Sheet, read_sheet, split_sheet_line
 from rapidrelease.config.yaml_files import decode_text
 from rapidrelease.errors import ConfigError
+from rapidrelease.outputs import sha256_file
 
 __all__ = [
     "Delivery",
+    "content_digest",
     "examine_delivery",
     "scan_inbox",
     "LOT_MANIFEST",
@@ -316,6 +318,22 @@ def examine_delivery(folder: Path, inbox: Path, stable_seconds: float, now: floa
         return result(REFUSED, f"{folder}: something it names {problem}.")
     found.update(lots=lots, units=units, files=files)
     return result(READY)
+
+
+def content_digest(delivery: Delivery) -> str:
+    """SHA-256 of what a ready delivery holds: its manifests' bytes and each data file's SHA-256.
+
+    Files are taken by the path its units give them, and neither the folder's name nor any time
+    goes in, so a delivery renamed, or copied into the inbox again, has the same digest.
+    """
+    assert delivery.lots is not None and delivery.units is not None
+    digest = hashlib.sha256()
+    digest.update(
+        f"{LOT_MANIFEST}\0{delivery.lots.sha256}\n{UNITS_MANIFEST}\0{delivery.units.sha256}\n".encode()
+    )
+    for name in sorted(delivery.files):
+        digest.update(f"{name}\0{sha256_file(delivery.files[name])}\n".encode())
+    return digest.hexdigest()
 
 
 _LINKED_FOLDER = (

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from rapidrelease.config.schemas import WORKFLOW_DIR
 from rapidrelease.errors import ConfigError, RapidReleaseError
-from rapidrelease.watch.delivery import REFUSED, WAITING, Delivery, scan_inbox
+from rapidrelease.watch.delivery import REFUSED, WAITING, Delivery, content_digest, scan_inbox
 from rapidrelease.watch.site import register_delivery, site_digest, site_sheets
 from rapidrelease.watch.state import (
     STATE_FILE,
@@ -27,6 +27,9 @@ from rapidrelease.watch.state import (
 )
 
 __all__ = ["watch"]
+
+# a delivery whose content was processed before, under this folder name or another
+_SAME_CONTENT = "same content"
 
 
 class _Log:
@@ -135,23 +138,32 @@ def watch(
 
 
 def _load_state(folder: StateFolder, inbox: Path) -> dict[str, Any]:
-    """The deliveries as last seen, by folder name; a state folder serves one inbox."""
+    """The state of the folder's inbox; a state folder serves one inbox.
+
+    ``deliveries`` holds each delivery folder as last seen, by name; ``processed`` each delivery
+    Snakemake finished, by its content digest, so the same content under another name is known.
+    """
     real_inbox = os.path.realpath(inbox)
     saved = folder.read_state()
     if saved is None:
         # written at the end of the first scan, so the folder is bound to this inbox from then on
-        return {"inbox": real_inbox, "deliveries": {}, "new": True}
+        return {"inbox": real_inbox, "deliveries": {}, "processed": {}, "new": True}
     if saved.get("inbox") != real_inbox or not isinstance(saved.get("deliveries"), dict):
         raise WatchStateError(
             f"{folder.path / STATE_FILE}: holds the state of inbox {saved.get('inbox')!r}, not of "
             f"{real_inbox}; give each inbox a state folder of its own (--state)."
         )
+    saved.setdefault("processed", {})
     return saved
+
+
+_DONE = ("processed", _SAME_CONTENT)
 
 
 def _scan_once(inbox: Path, config_path: Path, options: _Options, log: _Log) -> list[str]:
     saved = _load_state(options.state, inbox)
     state: dict[str, dict[str, Any]] = saved["deliveries"]
+    processed: dict[str, dict[str, Any]] = saved["processed"]
     before = "" if saved.pop("new", False) else json.dumps(saved, sort_keys=True)
     to_run: list[str] = []
     for delivery in scan_inbox(inbox, options.stable_seconds):
@@ -167,33 +179,72 @@ def _scan_once(inbox: Path, config_path: Path, options: _Options, log: _Log) -> 
             known = state[key] = {k: v for k, v in known.items() if k != WAITING}
         site = site_digest(config_path)
         if known.get("fingerprint") == delivery.fingerprint and (
-            known.get("status") == "processed"
-            or (known.get("status") == REFUSED and known.get("site") == site)
+            known.get("status") in _DONE or (known.get("status") == REFUSED and known.get("site") == site)
         ):
             continue
-        entry = {"lot_id": delivery.lot_id, "fingerprint": delivery.fingerprint, "site": site}
-        claimed = _claimed_elsewhere(delivery, state, inbox)
-        if delivery.state == REFUSED or claimed:
-            registered, message = False, delivery.reason or claimed
-        else:
-            registered, message = register_delivery(delivery, config_path)
-        if not registered:
-            log(f"{delivery.folder}: refused: {message}")
-            state[key] = {**entry, "status": REFUSED, "reason": message, "at": utc_now()}
-            continue
-        log(f"{delivery.folder}: {message}.")
-        state[key] = {**entry, "status": "registered", "at": utc_now()}
-        to_run.append(str(delivery.lot_id))
+        entry: dict[str, Any] = {"lot_id": delivery.lot_id, "fingerprint": delivery.fingerprint, "site": site}
+        status, message = _consider(delivery, entry, state, processed, inbox, config_path)
+        log(f"{delivery.folder}: {message}")
+        state[key] = {**entry, "status": status, "at": utc_now()}
+        if status == REFUSED:
+            state[key]["reason"] = message.removeprefix("refused: ")
+        elif status == "registered":
+            to_run.append(str(delivery.lot_id))
     if to_run:
         settings, _, _ = site_sheets(config_path)
         code = _run_snakemake(to_run, config_path, settings, options, log)
-        for entry in state.values():
+        for key, entry in state.items():
             if entry.get("status") == "registered" and entry.get("lot_id") in to_run:
                 entry["status"] = "processed" if code == 0 else "failed"
                 entry["at"] = utc_now()
+                if code == 0:
+                    processed[entry["content"]] = {
+                        "lot_id": entry["lot_id"],
+                        "delivery": key,
+                        "at": entry["at"],
+                    }
     if json.dumps(saved, sort_keys=True) != before:
         options.state.write_state(saved)
     return to_run
+
+
+def _consider(
+    delivery: Delivery,
+    entry: dict[str, Any],
+    state: Mapping[str, Mapping[str, Any]],
+    processed: Mapping[str, Mapping[str, Any]],
+    inbox: Path,
+    config_path: Path,
+) -> tuple[str, str]:
+    """What becomes of a complete or refused delivery: its new status and the line logged for it.
+
+    Whatever the delivery holds, the answer is one sentence about it, never an exception that
+    would stop the scan for the deliveries after it.
+    """
+    if delivery.state == REFUSED:
+        return REFUSED, f"refused: {delivery.reason}"
+    try:
+        entry["content"] = content_digest(delivery)
+    except OSError as exc:
+        return REFUSED, f"refused: its files could not be read to the end ({exc.strerror or exc})."
+    done = processed.get(entry["content"])
+    if done is not None:
+        # the same manifests and data under another folder name (a rename, a second copy) or
+        # touched: run once is enough
+        moved = ""
+        if done.get("delivery") != delivery.folder.name:
+            moved = f" in {inbox / str(done.get('delivery'))}; the site's sheets still name its files there"
+        return _SAME_CONTENT, (
+            f"not run again: it holds the same manifests and data as the delivery of lot "
+            f"{done.get('lot_id')} processed at {done.get('at')}{moved}."
+        )
+    claimed = _claimed_elsewhere(delivery, state, inbox)
+    if claimed:
+        return REFUSED, f"refused: {claimed}"
+    registered, message = register_delivery(delivery, config_path)
+    if not registered:
+        return REFUSED, f"refused: {message}"
+    return "registered", f"{message}."
 
 
 def _claimed_elsewhere(delivery: Delivery, state: Mapping[str, Mapping[str, Any]], inbox: Path) -> str:
