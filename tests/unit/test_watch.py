@@ -777,3 +777,26 @@ def _state(site: Path) -> dict:
 def _content(site: Path) -> str:
     [content] = _state(site)["processed"]
     return content
+
+
+def test_a_refusal_is_logged_once_though_the_scan_registers_other_lots(
+    site: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # refused before TWIN-1 in the scan's order: TWIN-1's rows change the site's sheets after them
+    typo = _deliver(inbox, lot="AAA-1", units=_units_rows("AAA-1", 1, assay="phenotyp"))
+    nul = _deliver(inbox, lot="AAB-1")
+    (nul / "units.tsv").write_bytes(b"lot_id\tunit_id\nAAB-1\tPH\0ENO\n")
+    log = _scan_beside_a_twin(inbox, monkeypatch).splitlines()
+    assert [line.split(": ")[0].split(" ")[1] for line in log if ": refused: " in line] == [
+        str(typo.resolve()),
+        str(nul.resolve()),
+    ]
+    echo = io.StringIO()
+    assert watch(inbox, once=True, stable_seconds=0, echo=echo) == []
+    assert echo.getvalue() == ""
+    # a person's change to the site tries the one refused by the configuration again, not the other
+    with open(site / "config" / "specs.yaml", "a") as fh:
+        fh.write("# reviewed\n")
+    echo = io.StringIO()
+    watch(inbox, once=True, stable_seconds=0, echo=echo)
+    assert echo.getvalue().count(": refused: ") == 1 and f"{typo.resolve()}: refused: " in echo.getvalue()

@@ -358,14 +358,11 @@ def scan_inbox(inbox: Path, stable_seconds: float, now: float | None = None) -> 
         if not any(os.path.lexists(folder / manifest) for manifest in (LOT_MANIFEST, UNITS_MANIFEST)):
             continue
         if os.path.islink(folder):
-            deliveries.append(
-                Delivery(
-                    folder,
-                    REFUSED,
-                    _LINKED_FOLDER.format(folder=folder),
-                    _fingerprint(inbox, [(folder, os.lstat(folder))]),
-                )
-            )
+            try:
+                fingerprint = _fingerprint(inbox, [(folder, os.lstat(folder))])
+            except OSError:
+                continue  # removed since the folder was listed; the next scan sees what is there
+            deliveries.append(Delivery(folder, REFUSED, _LINKED_FOLDER.format(folder=folder), fingerprint))
         elif os.path.isdir(folder):
             deliveries.append(examine_delivery(folder, inbox, stable_seconds, now))
     return deliveries

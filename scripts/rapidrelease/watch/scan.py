@@ -166,6 +166,7 @@ def _scan_once(inbox: Path, config_path: Path, options: _Options, log: _Log) -> 
     processed: dict[str, dict[str, Any]] = saved["processed"]
     before = "" if saved.pop("new", False) else json.dumps(saved, sort_keys=True)
     to_run: list[str] = []
+    refused_by_site: list[str] = []
     for delivery in scan_inbox(inbox, options.stable_seconds):
         key = delivery.folder.name
         known = state.get(key, {})
@@ -178,18 +179,29 @@ def _scan_once(inbox: Path, config_path: Path, options: _Options, log: _Log) -> 
         if WAITING in known:
             known = state[key] = {k: v for k, v in known.items() if k != WAITING}
         site = site_digest(config_path)
+        # a refusal for what the delivery itself holds has no site digest: only a change of the
+        # delivery can undo it
         if known.get("fingerprint") == delivery.fingerprint and (
-            known.get("status") in _DONE or (known.get("status") == REFUSED and known.get("site") == site)
+            known.get("status") in _DONE
+            or (known.get("status") == REFUSED and known.get("site") in (None, site))
         ):
             continue
-        entry: dict[str, Any] = {"lot_id": delivery.lot_id, "fingerprint": delivery.fingerprint, "site": site}
+        entry: dict[str, Any] = {"lot_id": delivery.lot_id, "fingerprint": delivery.fingerprint}
         status, message = _consider(delivery, entry, state, processed, inbox, config_path)
         log(f"{delivery.folder}: {message}")
         state[key] = {**entry, "status": status, "at": utc_now()}
         if status == REFUSED:
             state[key]["reason"] = message.removeprefix("refused: ")
+            if entry.get("site", True) is not None:
+                refused_by_site.append(key)
         elif status == "registered":
             to_run.append(str(delivery.lot_id))
+    if refused_by_site:
+        # judged against the site as this scan leaves it, so the sheets the watcher itself wrote for
+        # a lot after them are no reason to try them again and log them twice
+        site = site_digest(config_path)
+        for key in refused_by_site:
+            state[key]["site"] = site
     if to_run:
         settings, _, _ = site_sheets(config_path)
         code = _run_snakemake(to_run, config_path, settings, options, log)
@@ -222,10 +234,12 @@ def _consider(
     would stop the scan for the deliveries after it.
     """
     if delivery.state == REFUSED:
+        entry["site"] = None
         return REFUSED, f"refused: {delivery.reason}"
     try:
         entry["content"] = content_digest(delivery)
     except OSError as exc:
+        entry["site"] = None
         return REFUSED, f"refused: its files could not be read to the end ({exc.strerror or exc})."
     done = processed.get(entry["content"])
     if done is not None:
