@@ -14,16 +14,21 @@ changed (content or metadata) for ``stable_seconds`` — a file still being copi
 and every instrument run folder holding one of those files carries its completion marker:
 ``CopyComplete.txt`` or ``RTAComplete.txt`` beside an Illumina ``RunInfo.xml``, a
 ``final_summary_*.txt`` in an Oxford Nanopore run folder. Until then nothing of it is read but
-file metadata. A data path that leaves the inbox, or a manifest that is not one lot, refuses the
-delivery.
+file metadata.
 
-A complete delivery that is new, or changed since it was processed, is checked as the site's
-configuration would be with its rows in place of the lot's rows; if that configuration is valid the
-site's sheets are rewritten (atomically, every other row and comment kept) and Snakemake runs for
-that lot's outputs only, so no other lot is touched. A refused delivery is logged with every problem
-and tried again only when it or the site's configuration changes; a failed Snakemake run is tried
-again at the next scan. State, lock and log live in ``<inbox>/.rapidrelease-watch/``: a second
-watcher on the same inbox exits at once, and a scan that finds nothing new changes nothing.
+Whoever can write the inbox can write a delivery, so a delivery is confined (``delivery``): one
+that is a link, or whose manifest is, is refused unread; every data path must resolve inside the
+inbox; a manifest holds at most 1,000 rows; and panels come only from the site (``site``). Anything
+wrong with one delivery refuses it in one sentence, and the scan goes on with the others.
+
+A complete delivery whose content (manifests and data files' SHA-256) was not processed before is
+checked as the site's configuration would be with its rows in place of the lot's rows; if that
+configuration is valid the site's sheets are rewritten (atomically, every other row and comment
+kept) and Snakemake runs for that lot's outputs only, so no other lot is touched. A refused
+delivery is tried again only when it or the site's configuration changes; a failed Snakemake run
+is tried again at the next scan. State, lock and log are the watcher's own, outside the inbox
+(``state``): a second watcher on them exits at once, and a scan that finds nothing new changes
+nothing.
 """
 
 from rapidrelease.watch.delivery import (
