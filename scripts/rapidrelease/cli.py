@@ -106,6 +106,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         cores=args.cores,
         snakemake_args=args.snakemake_arg,
         snakefile=Path(args.snakefile) if args.snakefile else None,
+        state_dir=Path(args.state) if args.state else None,
     )
     return 0
 
@@ -358,6 +359,11 @@ def _add_watch(sub: _Subparsers) -> None:
         help="a delivery's files must be unchanged this long before it is read (default 60)",
     )
     p.add_argument("--cores", type=int, default=1, help="snakemake --cores (default 1)")
+    p.add_argument(
+        "--state",
+        help="the watcher's own folder for its state, lock and log, outside the inbox "
+        "(default: .rapidrelease-watch beside the --config file)",
+    )
     p.add_argument("--snakefile", help="the workflow (default: this installation's workflow/Snakefile)")
     p.add_argument(
         "--snakemake-arg",
