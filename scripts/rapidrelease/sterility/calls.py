@@ -717,7 +717,8 @@ def _test_metrics(
         lod_problem = f"the positive controls give concentrations in different units ({', '.join(units)})"
         problems.append(lod_problem)
     elif any(s.rpm_per_unit is None for s in spikes):
-        lod_problem = "a positive control failed, so the limit of detection is unknown"
+        failed = _sentence_list([s.problem for s in spikes if s.problem is not None])
+        lod_problem = f"the limit of detection is unknown: {failed}"
     # the RPM a taxon absent from the controls reaches with the run's detection probability
     lod_rpm = this.rpm(1) * mean_detected(threshold, settings.detection_probability)
     usable = [] if lod_problem else spikes
