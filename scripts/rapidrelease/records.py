@@ -340,7 +340,8 @@ class AttributeResult:
     ``value`` is the measured value rounded to the specification's ``decimals`` (None when
     INCONCLUSIVE), ``value_text`` as written in the report; ``comparison`` with ``limit`` (or
     ``lower`` and ``upper``) is the criterion, ``criterion`` its text. ``validity`` marks a criterion
-    that judges the run rather than the product.
+    that judges the run rather than the product; ``covers`` says what a limit of detection is claimed
+    for (None for any other attribute).
     """
 
     name: str
@@ -359,6 +360,7 @@ class AttributeResult:
     upper: float | None
     decimals: int | None
     validity: bool
+    covers: str | None
     result: Literal["PASS", "FAIL", "INCONCLUSIVE"]
     reason: str
     evidence: AttributeEvidence

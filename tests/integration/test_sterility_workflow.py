@@ -40,7 +40,8 @@ specs:
     attributes:
       sterility: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED}
       sterility_lod:
-        {assay: sterility_reads, metric: lod, comparison: "<=", limit: 1.0, unit: CFU/mL, validity: true}
+        {assay: sterility_reads, metric: lod, comparison: "<=", limit: 1.0, unit: CFU/mL, validity: true,
+         covers: spike}
 """
 
 

@@ -25,7 +25,7 @@ from rapidrelease.config.schemas import (
     schema_problems,
     show_value,
 )
-from rapidrelease.config.vocabulary import FAIL, PASS
+from rapidrelease.config.vocabulary import FAIL, LOD_METRIC, PASS, READS_ASSAYS
 from rapidrelease.config.yaml_files import load_yaml
 
 __all__ = [
@@ -61,6 +61,8 @@ class Attribute:
     unit as printed (``"%"``, or ``""`` for a ratio). The metric is read from the lot's unit of
     ``assay`` with ``role`` (``test`` by default), or from the unit ``unit_id`` when it is given.
     ``validity`` marks an assay-validity criterion (it judges the run, not the product).
+    ``covers`` is, for a limit of detection, what it is claimed for: ``("spike",)``,
+    ``("checklist",)`` or the checklist organisms by name (:data:`LOD_COVERAGE`).
     """
 
     name: str
@@ -76,6 +78,7 @@ class Attribute:
     role: str = "test"
     unit_id: str | None = None
     validity: bool = False
+    covers: tuple[str, ...] = ()
 
     @property
     def categorical(self) -> bool:
@@ -90,6 +93,16 @@ class Attribute:
             return str(self.limit)
         symbol = "=" if self.comparison == "equals" else _SYMBOL[self.comparison]
         return f"{symbol} {with_unit(_plain(self.limit), self.unit)}"
+
+    def coverage_text(self) -> str | None:
+        """What a limit of detection is claimed for, in words; None for any other attribute."""
+        if not self.covers:
+            return None
+        if self.covers == ("spike",):
+            return "the organism spiked into the positive control"
+        if self.covers == ("checklist",):
+            return f"every organism of the {self.assay} checklist"
+        return ", ".join(self.covers)
 
     def criterion_record(self) -> dict[str, Any]:
         """The criterion in machine form, keyed as in specs.yaml (JSON-ready)."""
@@ -282,6 +295,17 @@ def _attribute_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
             numbers[key] = _exact(value)
     if "lower" in numbers and "upper" in numbers and numbers["lower"] > numbers["upper"]:
         problems.append(("upper", f"{_plain(numbers['upper'])} is below lower ({_plain(numbers['lower'])})."))
+    is_lod = raw.get("metric") == LOD_METRIC and raw.get("assay") in READS_ASSAYS
+    if is_lod and "covers" not in raw:
+        problems.append(
+            (
+                "covers",
+                "a limit of detection must say what it is claimed for: spike (the positive control's "
+                "organism), checklist (every compendial organism) or a list of checklist organisms.",
+            )
+        )
+    elif "covers" in raw and not is_lod:
+        problems.append(("covers", f"is only used for the metric {LOD_METRIC} of a sequencing assay."))
     if comparison == "equals" and isinstance(raw.get("limit"), str) and "decimals" in raw:
         problems.append(("decimals", "is not used with a category limit."))
     if "decimals" in raw and numbers:
@@ -324,6 +348,7 @@ def _build_attribute(name: str, raw: Mapping[str, Any]) -> Attribute:
         role=raw.get("role", "test"),
         unit_id=raw.get("unit_id"),
         validity=bool(raw.get("validity", False)),
+        covers=(raw["covers"],) if isinstance(raw.get("covers"), str) else tuple(raw.get("covers", ())),
     )
 
 

@@ -20,6 +20,8 @@ __all__ = [
     "CONTROL_ROLES_OF_ASSAY",
     "READS_CONTROL_ROLES",
     "SHARED_CONTROL_ROLES",
+    "LOD_METRIC",
+    "organism_lod_metric",
     "CATEGORIES",
     "CONTAMINANT_CATEGORIES",
     "PASS",
@@ -70,6 +72,17 @@ READS_CONTROL_ROLES: tuple[str, ...] = ("negative_control", "positive_control")
 SHARED_CONTROL_ROLES: frozenset[str] = frozenset({"negative_control", "positive_control"})
 """Roles of a run's controls, whose data file the lots measured in that run may share (a sequencing
 run's negative and positive controls, a flow run's sterile-medium control)."""
+
+LOD_METRIC = "lod"
+"""A sequencing assay's limit of detection, which a specification judges for the organisms it covers:
+``lod`` itself for the spiked organism, ``lod_checklist_max`` for the whole checklist, and
+``lod[<organism>]`` for each checklist organism (:func:`organism_lod_metric`)."""
+
+
+def organism_lod_metric(organism: str) -> str:
+    """The name of the metric holding one checklist organism's limit of detection."""
+    return f"{LOD_METRIC}[{organism}]"
+
 
 CATEGORIES: tuple[str, ...] = (
     "host",

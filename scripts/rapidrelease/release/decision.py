@@ -35,6 +35,7 @@ from rapidrelease.config.vocabulary import (
     NOT_RELEASABLE,
     PASS,
     RELEASE_CANDIDATE,
+    organism_lod_metric,
 )
 from rapidrelease.errors import ConfigError, RecordError, SpecError
 from rapidrelease.records import (
@@ -168,6 +169,7 @@ def _attribute_record(
         upper=criterion["upper"],
         decimals=criterion["decimals"],
         validity=attribute.validity,
+        covers=attribute.coverage_text(),
         result=result,  # type: ignore[arg-type]
         reason=reason,
         evidence=_evidence(evidence, entry),
@@ -237,7 +239,9 @@ def _evaluate_attribute(
         )
     source = suppliers[0]
     unit_id = source.unit.unit_id
-    entry = source.metrics[attribute.metric]
+    entry = _covered(attribute, source.metrics)
+    if isinstance(entry, str):
+        return inconclusive(f"Unit {unit_id} {entry}.", source)
     if entry.status != "ok":
         detail = f" ({_sentence(entry.reason)})" if entry.reason else ""
         return inconclusive(
@@ -261,6 +265,25 @@ def _evaluate_attribute(
     return _attribute_record(
         attribute, judgement.result, reason, source, entry, judgement.value, judgement.value_text
     )
+
+
+def _covered(attribute: Attribute, metrics: Mapping[str, Metric]) -> Metric | str:
+    """The metric the attribute judges: for a limit of detection, that of the organisms it covers (the
+    least sensitive of them), or the phrase saying why the unit reports none."""
+    if not attribute.covers or attribute.covers == ("spike",):
+        return metrics[attribute.metric]
+    if attribute.covers == ("checklist",):
+        names = ["lod_checklist_max"]
+    else:
+        names = [organism_lod_metric(organism) for organism in attribute.covers]
+    missing = [name for name in names if name not in metrics]
+    if missing:
+        return f"reports no {missing[0]}, which the attribute covers (a checklist organism of the assay?)"
+    covered = [metrics[name] for name in names]
+    failed = next((m for m in covered if m.status != "ok"), None)
+    if failed is not None:
+        return failed
+    return max(covered, key=lambda m: m.value if isinstance(m.value, int | float) else math.inf)
 
 
 def _apply_validity(

@@ -43,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from rapidrelease.config.run import DetectionSettings, RunConfig, Unit
+from rapidrelease.config.vocabulary import organism_lod_metric
 from rapidrelease.errors import ReadsError, RecordError
 from rapidrelease.outputs import write_table
 from rapidrelease.reads.index import KmerIndex, load_index
@@ -716,7 +717,8 @@ def _test_metrics(
         lod_problem = f"the positive controls give concentrations in different units ({', '.join(units)})"
         problems.append(lod_problem)
     elif any(s.rpm_per_unit is None for s in spikes):
-        lod_problem = "a positive control failed, so the limit of detection is unknown"
+        failed = _sentence_list([s.problem for s in spikes if s.problem is not None])
+        lod_problem = f"the limit of detection is unknown: {failed}"
     # the RPM a taxon absent from the controls reaches with the run's detection probability
     lod_rpm = this.rpm(1) * mean_detected(threshold, settings.detection_probability)
     usable = [] if lod_problem else spikes
@@ -747,19 +749,45 @@ def _test_metrics(
     evidence["detection_threshold"] = {"reads": threshold, "rpm": this.rpm(threshold)}
     evidence["calls"] = [asdict(c) for c in calls]
     evidence["checklist"] = checklist
+    spiked = sorted({s.organism for s in usable})
+    worst_entry = max((e for e in checklist if e["lod"] is not None), key=lambda e: e["lod"], default=None)
+    organism_lods = {
+        organism_lod_metric(e["organism"]): _metric(
+            e["lod"],
+            lod_unit,
+            "concentration",
+            invalid if e["lod"] is not None else lod_problem or invalid or e["reason"],
+            detail=f"{e['organism']} {e['strain']}",
+        )
+        for e in checklist
+    }
     return {
         "contaminant_call": _metric(
             DETECTED if detected else NOT_DETECTED, None, "category", invalid, _call_detail(calls)
         ),
         "contaminants_detected": _metric(len(detected), "organisms", "count", invalid),
         "detection_threshold_reads": _metric(threshold, "reads", "count"),
+        # the spiked organism's: what the positive control measured
         "lod": _metric(
-            lod, lod_unit, "concentration", invalid if lod is not None else lod_problem or invalid
+            lod,
+            lod_unit,
+            "concentration",
+            invalid if lod is not None else lod_problem or invalid,
+            detail=f"for {', '.join(spiked)}, the positive control's spike" if spiked else None,
         ),
-        # the least sensitive checklist organism: a stricter LOD criterion a specification may choose
+        # the least sensitive checklist organism: the LOD of a claim that covers the whole checklist
         "lod_checklist_max": _metric(
-            worst, lod_unit, "concentration", invalid if worst is not None else lod_problem or invalid
+            worst,
+            lod_unit,
+            "concentration",
+            invalid if worst is not None else lod_problem or invalid,
+            detail=(
+                f"least sensitive: {worst_entry['organism']}, of {len(checklist)} checklist organisms"
+                if worst_entry is not None and worst is not None
+                else None
+            ),
         ),
+        **organism_lods,
     }
 
 

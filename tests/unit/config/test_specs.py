@@ -175,7 +175,7 @@ specs:
         "limit; the rounded value could not be compared with it.",
         "specs.yaml, spec 'S', attribute 'f', key 'limit': '70 %' is not a number.",
         "specs.yaml, spec 'S', attribute 'g', key 'limt': is not a known key (allowed: assay, metric, "
-        "comparison, limit, lower, upper, decimals, unit, description, role, unit_id, validity).",
+        "comparison, limit, lower, upper, decimals, unit, description, role, unit_id, covers, validity).",
         "specs.yaml, spec 'S', attribute 'g', key 'metric': a value is required.",
         "specs.yaml, spec 'S', attribute 'h', key 'decimals': is not used with a category limit.",
         "specs.yaml, spec 'S', attribute 'i', key 'lower': is not used with comparison '<='.",

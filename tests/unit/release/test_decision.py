@@ -373,7 +373,8 @@ specs:
       viability: {assay: phenotype, metric: viability_pct, comparison: ">=", limit: 70, unit: "%"}
       sterility: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED}
       sterility_lod:
-        {assay: sterility_reads, metric: lod, comparison: "<=", limit: 10, unit: CFU/mL, validity: true}
+        {assay: sterility_reads, metric: lod, comparison: "<=", limit: 10, unit: CFU/mL, validity: true,
+         covers: spike}
 """
 
 
@@ -786,3 +787,79 @@ def test_release_candidate_exactly_when_every_attribute_passes(combination_files
     assert seen[RELEASE_CANDIDATE] == 1
     assert seen[NOT_RELEASABLE] == total - (len(OUTCOMES) - 1) ** len(ASSAYS)
     assert seen[INCONCLUSIVE] == total - 1 - seen[NOT_RELEASABLE]
+
+
+COVERAGE_SPECS = """\
+specs:
+  SPEC-A:
+    attributes:
+      sterility_lod:
+        {{assay: sterility_reads, metric: lod, comparison: "<=", limit: 10, unit: CFU/mL, validity: true,
+         covers: {covers}}}
+"""
+
+
+def _lods(spike: float, checklist: dict[str, float | None]) -> dict[str, Metric]:
+    """The limits of detection a sterility test's record holds: the spike's, each checklist
+    organism's and the worst of them (None: the reference holds nothing of it)."""
+    known = [v for v in checklist.values() if v is not None]
+    worst = max(known) if len(known) == len(checklist) else None
+    worst_reason = None if worst is not None else "the reference holds no k-mers of one organism"
+    metrics = {
+        "lod": Metric(spike, "CFU/mL", "concentration", detail="for Staphylococcus aureus"),
+        "lod_checklist_max": Metric(worst, "CFU/mL", "concentration", "ok" if worst else "inconclusive",
+                                    worst_reason),
+    }  # fmt: skip
+    for organism, value in checklist.items():
+        status, reason = ("ok", None) if value is not None else ("inconclusive", "not in the reference")
+        metrics[f"lod[{organism}]"] = Metric(value, "CFU/mL", "concentration", status, reason)
+    return metrics
+
+
+@pytest.mark.parametrize(
+    ("covers", "result", "value", "covered"),
+    [
+        ("spike", PASS, 6, "the organism spiked into the positive control"),  # 0 decimals, as the limit
+        # the demo's panel: the LOD it measured holds for S. aureus, not for C. sporogenes
+        ("checklist", INCONCLUSIVE, None, "every organism of the sterility_reads checklist"),
+        ("[Staphylococcus aureus, Candida albicans]", PASS, 8, "Staphylococcus aureus, Candida albicans"),
+        ("[Staphylococcus aureus, Clostridium sporogenes]", INCONCLUSIVE, None, None),
+        ("[Aspergillus brasiliensis]", INCONCLUSIVE, None, None),
+        ("[Serratia marcescens]", INCONCLUSIVE, None, None),
+    ],
+)
+def test_a_limit_of_detection_passes_only_for_every_organism_it_covers(
+    project: Path, covers: str, result: str, value: float | None, covered: str | None
+) -> None:
+    units = ["DEMO-001\tSTER\tsterility_reads\ttest\tr1.fq.gz\tr2.fq.gz\t\t"]
+    specs = COVERAGE_SPECS.format(covers=covers)
+    run = load_run_config(write_sequenced_project(project, specs=specs, units=units))
+    checklist = {"Staphylococcus aureus": 5.6, "Candida albicans": 8.2, "Clostridium sporogenes": 10656.0,
+                 "Aspergillus brasiliensis": None}  # fmt: skip
+    record = unit_result(unit_id="STER", assay="sterility_reads", metrics=_lods(5.6, checklist))
+    (lod,) = judged(run, "DEMO-001", [record])["attributes"]
+    assert (lod["result"], lod["value"]) == (result, value), lod["reason"]
+    if covered is not None:
+        assert lod["covers"] == covered
+    if "Clostridium" in covers:
+        assert lod["reason"].startswith("10656 CFU/mL > 10 CFU/mL, so ≤ 10 CFU/mL is not met")
+    if "Serratia" in covers:
+        assert lod["reason"] == (
+            "Unit STER reports no lod[Serratia marcescens], which the attribute covers "
+            "(a checklist organism of the assay?)."
+        )
+    if covers == "checklist":
+        assert "the reference holds no k-mers of one organism" in lod["reason"]
+
+
+def test_a_limit_of_detection_must_say_what_it_covers(project: Path) -> None:
+    units = ["DEMO-001\tSTER\tsterility_reads\ttest\tr1.fq.gz\tr2.fq.gz\t\t"]
+    specs = COVERAGE_SPECS.format(covers="spike").replace(",\n         covers: spike", "")
+    with pytest.raises(ConfigError, match="key 'covers': a limit of detection must say what it is claimed"):
+        load_run_config(write_sequenced_project(project, specs=specs, units=units))
+    wrong = (
+        "specs:\n  SPEC-A:\n    attributes:\n      viability: {assay: phenotype, metric: viability_pct, "
+        'comparison: ">=", limit: 70, unit: "%", covers: spike}\n'
+    )
+    with pytest.raises(ConfigError, match="key 'covers': is only used for the metric lod of a sequencing"):
+        load_run_config(write_project(project, specs=wrong))

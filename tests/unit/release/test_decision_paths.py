@@ -46,7 +46,8 @@ specs:
          unit: cells/kg}
       sterility: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED}
       sterility_lod:
-        {assay: sterility_reads, metric: lod, comparison: "<=", limit: 10, unit: CFU/mL, validity: true}
+        {assay: sterility_reads, metric: lod, comparison: "<=", limit: 10, unit: CFU/mL, validity: true,
+         covers: spike}
   APHERESIS:
     attributes:
       starting_viability:
