@@ -32,6 +32,7 @@ def _attribute(name: str, value: float | str | None, result: str = PASS, **field
         upper=None,
         decimals=1,
         validity=False,
+        covers=None,
         result=result,  # type: ignore[arg-type]
         reason=f"{name} is {value}.",
         evidence=AttributeEvidence("PHENO", "ok", value, None, None, None),

@@ -20,12 +20,14 @@ _RESULT_ORDER = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
 @dataclass(frozen=True)
 class AttributeRow:
     """An attribute as its table row shows it: ``value`` with its unit ("—" when there is none) and
-    ``ci`` its 95 % interval; ``events`` the populations and unit it rests on, one line each."""
+    ``ci`` its 95 % interval; ``covers`` what a limit of detection is claimed for; ``events`` the
+    populations and unit it rests on, one line each."""
 
     name: str
     metric: str
     value: str
     ci: str | None
+    covers: str | None
     criterion: str
     result: str
     reason: str
@@ -43,6 +45,7 @@ def _row(attribute: AttributeResult) -> AttributeRow:
         metric=attribute.metric,
         value="—" if attribute.value_text is None else with_unit(attribute.value_text, attribute.unit),
         ci=None if ci is None else f"{ci[0]:.3g}–{ci[1]:.3g}",
+        covers=attribute.covers,
         criterion=attribute.criterion,
         result=attribute.result,
         reason=attribute.reason,

@@ -57,3 +57,13 @@ def test_the_starting_material_wears_the_badge_of_its_acceptance(make_attribute:
     assert view is not None and (view.status, view.result) == ("NOT_ACCEPTED", "FAIL")
     assert [r.name for r in view.rows] == ["viability"]
     assert starting_material_view(None) is None
+
+
+def test_a_limit_of_detection_shows_what_it_covers_beside_its_value(make_attribute: Attribute) -> None:
+    lod = make_attribute(
+        "sterility_lod", 5.6, "PASS", metric="lod", unit="CFU/mL", value_text="5.6",
+        covers="the organism spiked into the positive control",
+    )  # fmt: skip
+    (row,) = attribute_rows([lod])
+    assert (row.value, row.covers) == ("5.6 CFU/mL", "the organism spiked into the positive control")
+    assert attribute_rows([make_attribute("viability", 88.1)])[0].covers is None
