@@ -14,6 +14,7 @@ from pathlib import Path
 from rapidrelease.config.vocabulary import FLOW_ASSAYS, READS_ASSAYS
 from rapidrelease.errors import RecordError
 from rapidrelease.records import Acquisition, UnitRecord, UnitSummary, read_unit_record
+from rapidrelease.release.integrity import changed_inputs
 from rapidrelease.report.page import dom_id
 from rapidrelease.report.sections.audit import FileRow
 from rapidrelease.report.sections.evidence import as_text
@@ -51,6 +52,10 @@ def unit_view(unit: UnitSummary, unit_dir: Path | None) -> UnitView:
             record = read_unit_record(unit_dir / "metrics.json", unit_id=unit.unit_id)
         except RecordError as exc:
             unreadable = str(exc)
+        # the plots and tables shown are those the record was sealed with, or none
+        changed = changed_inputs(record.outputs) if record is not None else []
+        if changed:
+            record, unreadable = None, " ".join(changed)
     # the decision keeps each input's hash; the record says what the file was to the stage
     roles = {} if record is None else {f.path: f.role for f in record.inputs}
     inputs = tuple(FileRow(roles.get(f.path or "", ""), f.path, f.size_bytes, f.sha256) for f in unit.inputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from rapidrelease.records import Acquisition, FileHash, FileRef, Metric, UnitRecord, UnitSummary, write_record
@@ -70,3 +71,24 @@ def test_a_record_that_cannot_be_read_is_shown_as_the_sentence_naming_it(tmp_pat
 def test_a_unit_the_decision_could_not_measure_shows_its_sentence_and_no_evidence(tmp_path: Path) -> None:
     view = unit_view(_summary("data/L.fcs: file not found."), _record(tmp_path / "PHENO"))
     assert view.error == "data/L.fcs: file not found." and view.flow is None
+
+
+def test_gate_plots_changed_after_the_record_sealed_them_are_not_shown(tmp_path: Path) -> None:
+    folder = tmp_path / "PHENO"
+    folder.mkdir()
+    plots = folder / "gate_plots.json"
+    plots.write_text('{"plots": []}', encoding="utf-8")
+    record = UnitRecord(
+        "measure", "L", "PHENO", "phenotype", "test",
+        outputs=(FileRef("gate plots", str(plots), hashlib.sha256(b'{"plots": []}').hexdigest(), 13),),
+        metrics={"viability_pct": Metric(88.1, "%", "percent")},
+    )  # fmt: skip
+    write_record(folder / "metrics.json", record)
+    assert unit_view(_summary(), folder).flow is not None
+    # gates redrawn by hand beside an untouched record: the report shows neither
+    plots.write_text('{"plots": [{"gate": "a gate nobody measured"}]}', encoding="utf-8")
+    view = unit_view(_summary(), folder)
+    assert view.flow is None
+    assert view.unreadable is not None and view.unreadable.startswith(
+        f"{plots}: changed after it was measured"
+    )
