@@ -2,7 +2,6 @@
 # specifications and the flow panels are validated here, before any job runs. Which controls a unit
 # is measured against and where its results go are the package's (RunConfig.controls_of, unit_dir).
 import atexit
-import hashlib
 import os
 import shlex
 import sys
@@ -106,19 +105,14 @@ def get_flow_inputs(wildcards):
 
 
 def get_unit_settings(wildcards):
-    """A digest of what the sheets and config.yaml say of a unit, of the controls it is judged against
-    and of the detection settings: a parameter, so that only this unit's jobs rerun when they change.
-    """
-    unit = get_unit(wildcards)
-    settings = repr((unit, RUN.controls_of(unit), RUN.detection))
-    return hashlib.sha256(settings.encode()).hexdigest()
+    """A parameter: only this unit's jobs rerun when what the configuration says of it changes."""
+    return RUN.settings_digest(get_unit(wildcards))
 
 
 def digest_of(get_sources):
-    """A params function: the content digest of the source files ``get_sources(wildcards)`` names (data,
-    panels, templates, configuration, reference FASTA), so the job reruns when their bytes change
-    whatever their times. Files other jobs write are left to their times: a params value that read
-    them before the job that rewrites them ran would never match again."""
+    """A params function: the content digest of the source files ``get_sources(wildcards)`` names.
+    Files other jobs write are left to their times: a digest read before they are rewritten would
+    never match again."""
     return lambda wildcards: FINGERPRINTS.of(get_sources(wildcards))
 
 
@@ -158,7 +152,6 @@ def get_call_inputs(wildcards):
             for name in ("reads.json", "taxa.parquet")
         ],
         "db": REFDB,
-        "config": get_config_files(wildcards),
     }
 
 

@@ -264,6 +264,12 @@ class RunConfig:
             and u.role in CONTROL_ROLES_OF_ASSAY.get(unit.assay, ())
         )
 
+    def settings_digest(self, unit: Unit) -> str:
+        """The SHA-256 of what the configuration says of ``unit``: its sheet row, those of the controls
+        it is judged against and the detection settings (the workflow reruns its jobs when it changes)."""
+        settings = repr((unit, self.controls_of(unit), self.detection))
+        return hashlib.sha256(settings.encode()).hexdigest()
+
     def unit_dir(self, unit: Unit) -> Path:
         """The unit's results folder: ``<results>/<lot>/flow/<unit>`` or ``<results>/<lot>/reads/<unit>``."""
         stage = "reads" if unit.assay in READS_ASSAYS else "flow"

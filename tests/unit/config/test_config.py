@@ -714,3 +714,15 @@ def test_a_data_file_serves_two_lots_only_as_a_shared_run_control(project: Path)
     ]
     # the run's controls alone, shared by both lots, are fine
     load_run_config(write_sequenced_project(project, units_text=sheet(SEQUENCED_HEADER, shared_controls)))
+
+
+def test_a_units_settings_digest_changes_with_its_own_row_and_its_controls_only(project: Path) -> None:
+    before = load_run_config(write_project(project))
+    pheno1, pheno2 = before.unit("DEMO-001", "PHENO"), before.unit("DEMO-002", "PHENO")
+    units = [UNITS[0], UNITS[1].replace("\t50", "\t55")]  # DEMO-002's volume_ul corrected
+    after = load_run_config(write_project(project, units=units))
+    assert after.settings_digest(after.unit("DEMO-001", "PHENO")) == before.settings_digest(pheno1)
+    assert after.settings_digest(after.unit("DEMO-002", "PHENO")) != before.settings_digest(pheno2)
+    # a row's place in the sheet is no setting
+    moved = load_run_config(write_project(project, units=[UNITS[1], UNITS[0]]))
+    assert moved.settings_digest(moved.unit("DEMO-001", "PHENO")) == before.settings_digest(pheno1)
