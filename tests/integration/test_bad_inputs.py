@@ -236,9 +236,9 @@ def _spec_block(name: str, attributes: tuple[str, ...], demo_specs: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def corpus_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def corpus_run(project_root: Path, demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One snakemake run over the demo lots and one lot per bad (or oddly written) input file."""
-    workdir = site_folder(project_root, tmp_path_factory.mktemp("bad_inputs"), parts=1)
+    workdir = site_folder(project_root, tmp_path_factory.mktemp("bad_inputs"), index=demo_index, parts=1)
     demo = workdir / "resources" / "demo"
     incoming = workdir / "incoming"
     incoming.mkdir()
