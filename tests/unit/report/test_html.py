@@ -16,6 +16,7 @@ from markupsafe import escape
 from plotly.offline import get_plotlyjs
 
 from rapidrelease.config.run import RunConfig, load_run_config
+from rapidrelease.config.vocabulary import CATEGORIES
 from rapidrelease.flow.measure import ControlTube, measure_tube
 from rapidrelease.reads.kraken_outputs import write_taxa
 from rapidrelease.records import (
@@ -88,17 +89,7 @@ def _sterility_unit(
     """
     fragments = {"host": 2413, "vector": 57, "spike_in": 25, "other": 5}
     counts = {"fragments_total": Metric(2500, "fragments", "count")}
-    for category in (
-        "host",
-        "vector",
-        "spike_in",
-        "adapter",
-        "bacteria",
-        "fungi",
-        "mycoplasma",
-        "virus",
-        "other",
-    ):
+    for category in CATEGORIES:
         share = 100 * fragments.get(category, 0) / 2500
         counts[f"{category}_pct"] = Metric(share, "%", "percent")
     record = UnitRecord(
