@@ -16,10 +16,36 @@ from typing import Any, BinaryIO
 
 from rapidrelease.errors import ReadsError
 
-__all__ = ["BLOCK_BYTES", "KIND_NAMES", "ByteReader", "GzipTruncatedError", "iter_blocks", "sniff_format"]
+__all__ = [
+    "BATCH_BASES",
+    "BLOCK_BYTES",
+    "KIND_NAMES",
+    "MAX_READ_BASES",
+    "ByteReader",
+    "GzipTruncatedError",
+    "iter_blocks",
+    "read_too_long",
+    "sniff_format",
+]
 
 BLOCK_BYTES = 1 << 20
 """Largest decompressed block handed to a parser, in bytes."""
+
+MAX_READ_BASES = 1 << 27
+"""Longest read (one mate) the parsers pass on: 134,217,728 bases, looked up at call time.
+
+A parser holds a read whole (pysam does for SAM/BAM/CRAM; FASTQ holds its text, twice the bases),
+so this bounds their memory; the classifier itself scans any read in windows. It is ~30× the
+longest reads sequenced (a few Mb, ultra-long nanopore), so a longer "read" is an assembly or a
+corrupt file, and is refused by :func:`read_too_long` rather than filling memory.
+"""
+
+BATCH_BASES = 1 << 23
+"""Most bases (both mates) the parsers put in one batch, unless a single read (pair) holds more.
+
+Batches of short reads stop at their read count first; 8 Mi bases keep a batch of long reads, and
+the copies of it that travel to worker processes, near 10 MB each.
+"""
 
 KIND_NAMES = {"fastq": "FASTQ", "fasta": "FASTA", "sam": "SAM", "bam": "BAM", "cram": "CRAM"}
 """How messages name each read format :func:`sniff_format` recognises."""
@@ -43,6 +69,17 @@ class GzipTruncatedError(ReadsError):
     def __init__(self, message: str, decompressed_bytes: int) -> None:
         super().__init__(message)
         self.decompressed_bytes = decompressed_bytes
+
+
+def read_too_long(path: Path, record: int, name: str, bases: int, exact: bool = True) -> ReadsError:
+    """The refusal of a read longer than :data:`MAX_READ_BASES`: ``bases`` is its length, or (not
+    ``exact``) how far the parser got before it stopped reading it."""
+    limit = MAX_READ_BASES
+    length = f"{bases:,} bases" if exact else f"more than {limit:,} bases"
+    return ReadsError(
+        f"{path}: read {name!r} (record {record:,}) has {length}, and reads longer than {limit:,} bases "
+        "are not classified (it is likely an assembly or a damaged file, not a sequenced read)."
+    )
 
 
 def _open(path: Path) -> BinaryIO:

@@ -28,7 +28,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple
 
 from rapidrelease.errors import ReadsError
-from rapidrelease.reads._stream import KIND_NAMES
+from rapidrelease.reads import _stream
+from rapidrelease.reads._stream import KIND_NAMES, read_too_long
 
 if TYPE_CHECKING:
     from pysam import AlignmentFile
@@ -37,6 +38,9 @@ __all__ = ["MAX_PENDING_MATES", "AlignedReads", "iter_alignment_reads"]
 
 MAX_PENDING_MATES = 1_000_000
 """Most SAM/BAM/CRAM reads held while waiting for their mate (about 0.5 GB for 150-bp reads)."""
+
+MAX_PENDING_BASES = 1 << 28
+"""Most bases of those reads: long paired reads reach it before the read count."""
 
 _COMPLEMENT = str.maketrans("ACGTURYSWKMBDHVNacgturyswkmbdhvn", "TGCAAYRSWMKVHDBNtgcaayrswmkvhdbn")
 
@@ -144,20 +148,28 @@ def _missing_eof_marker(path: Path, kind: str) -> str | None:
 
 
 def iter_alignment_reads(
-    path: Path, kind: str, batch_reads: int, reference: Path | None
+    path: Path, kind: str, batch_reads: int, reference: Path | None, batch_bases: int | None = None
 ) -> Iterator[AlignedReads]:
-    """SAM/BAM/CRAM reads in batches of at most ``batch_reads`` reads (pairs); see the module
-    docstring for flags and pairing.
+    """SAM/BAM/CRAM reads in batches of at most ``batch_reads`` reads (pairs) and ``batch_bases``
+    bases (default :data:`~rapidrelease.reads._stream.BATCH_BASES`; one read or pair alone may hold
+    more); see the module docstring for flags and pairing. A read longer than
+    :data:`~rapidrelease.reads._stream.MAX_READ_BASES` is refused before its bases are decoded.
 
     The loop body runs once per record in Python, so it is written for speed: plain lists, no
     method calls beyond pysam's attribute decoding.
     """
+    if batch_bases is None:
+        batch_bases = _stream.BATCH_BASES
+    max_read = _stream.MAX_READ_BASES
     names: list[str] = []  # single-end reads waiting for a full batch
     seqs: list[str] = []
+    bases = 0  # in seqs
     pair_names: list[str] = []
     pair_seqs1: list[str] = []
     pair_seqs2: list[str] = []
+    pair_bases = 0
     pending: dict[str, tuple[str, bool, int]] = {}  # name → (sequence, is READ1, record number)
+    pending_bases = 0
     fragment = 1  # 1-based number of the next read (pair) to yield
     record = 0
     with _alignments(path, kind, reference) as alignments:
@@ -167,44 +179,62 @@ def iter_alignment_reads(
                 flag = aligned.flag
                 if flag & 0x900:
                     continue
+                name = aligned.query_name or ""
+                if aligned.query_length > max_read:
+                    raise read_too_long(path, record, name, aligned.query_length)
                 seq = aligned.query_sequence or ""
                 if flag & 0x10:
                     seq = seq.translate(_COMPLEMENT)[::-1]
-                name = aligned.query_name or ""
                 if name[-2:] in ("/1", "/2") and len(name) >= 3:  # _read_id, inlined for speed
                     name = name[:-2]
                 mate_bits = flag & 0xC0
                 if not (flag & 0x1) or mate_bits == 0 or mate_bits == 0xC0:
+                    if names and bases + len(seq) > batch_bases:
+                        yield AlignedReads(names, seqs, None, fragment)
+                        fragment += len(names)
+                        names, seqs, bases = [], [], 0
                     names.append(name)
                     seqs.append(seq)
+                    bases += len(seq)
                     if len(names) == batch_reads:
                         yield AlignedReads(names, seqs, None, fragment)
                         fragment += batch_reads
-                        names, seqs = [], []
+                        names, seqs, bases = [], [], 0
                     continue
                 is_read1 = mate_bits == 0x40
                 mate = pending.pop(name, None)
                 if mate is None:
-                    if len(pending) >= MAX_PENDING_MATES:
+                    if len(pending) >= MAX_PENDING_MATES or pending_bases > MAX_PENDING_BASES:
+                        held = (
+                            f"more than {MAX_PENDING_MATES:,} reads"
+                            if len(pending) >= MAX_PENDING_MATES
+                            else f"{len(pending):,} reads of more than {MAX_PENDING_BASES:,} bases"
+                        )
                         raise ReadsError(
-                            f"{path}: at record {record:,}, more than {MAX_PENDING_MATES:,} reads wait for "
-                            "their mates; sort it by read name (samtools collate, or samtools sort -n) so "
-                            "mates are adjacent."
+                            f"{path}: at record {record:,}, {held} wait for their mates; sort it by read "
+                            "name (samtools collate, or samtools sort -n) so mates are adjacent."
                         )
                     pending[name] = (seq, is_read1, record)
+                    pending_bases += len(seq)
                     continue
+                pending_bases -= len(mate[0])
                 if mate[1] == is_read1:
                     raise ReadsError(
                         f"{path}: record {record:,} is read {1 if is_read1 else 2} of {name!r} again "
                         f"(first at record {mate[2]:,}); a pair has one READ1 and one READ2 record."
                     )
+                if pair_names and pair_bases + len(seq) + len(mate[0]) > batch_bases:
+                    yield AlignedReads(pair_names, pair_seqs1, pair_seqs2, fragment)
+                    fragment += len(pair_names)
+                    pair_names, pair_seqs1, pair_seqs2, pair_bases = [], [], [], 0
                 pair_names.append(name)
                 pair_seqs1.append(mate[0] if mate[1] else seq)
                 pair_seqs2.append(seq if mate[1] else mate[0])
+                pair_bases += len(seq) + len(mate[0])
                 if len(pair_names) == batch_reads:
                     yield AlignedReads(pair_names, pair_seqs1, pair_seqs2, fragment)
                     fragment += batch_reads
-                    pair_names, pair_seqs1, pair_seqs2 = [], [], []
+                    pair_names, pair_seqs1, pair_seqs2, pair_bases = [], [], [], 0
         except (OSError, ValueError) as exc:
             raise _alignment_error(path, kind, record + 1, exc, reference) from None
     missing = _missing_eof_marker(path, kind)
@@ -218,12 +248,17 @@ def iter_alignment_reads(
         fragment += len(pair_names)
     # then the reads whose mate is not in the file, in file order
     for name, (seq, _, _) in pending.items():
+        if names and bases + len(seq) > batch_bases:
+            yield AlignedReads(names, seqs, None, fragment)
+            fragment += len(names)
+            names, seqs, bases = [], [], 0
         names.append(name)
         seqs.append(seq)
+        bases += len(seq)
         if len(names) == batch_reads:
             yield AlignedReads(names, seqs, None, fragment)
             fragment += batch_reads
-            names, seqs = [], []
+            names, seqs, bases = [], [], 0
     if names:
         yield AlignedReads(names, seqs, None, fragment)
 

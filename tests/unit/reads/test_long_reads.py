@@ -1,6 +1,8 @@
 """Reads of any length: a read longer than a slice is scanned in windows, and its call, hit list and
 totals are those of the same read scanned whole (Kraken 2 scores a read by all of its minimizer hits,
-both mates together), with memory bounded by the slice, not the read.
+both mates together), with memory bounded by the slice, not the read. The readers cap a batch's
+bases, and refuse, in one sentence naming the file, the read and its length, a read longer than they
+may hold.
 
 The reads are real sequence from the small panel (mutated, cut with N's, soft-masked, chimeric) and
 the slices are made small, so that a few hundred kb cross hundreds of window borders.
@@ -8,6 +10,7 @@ the slices are made small, so that a few hundred kb cross hundreds of window bor
 
 from __future__ import annotations
 
+import gzip
 import tracemalloc
 from pathlib import Path
 
@@ -17,12 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rapidrelease.cli import main
-from rapidrelease.reads import classify
+from rapidrelease.errors import ReadsError
+from rapidrelease.reads import _stream, classify
 from rapidrelease.reads.classify import ClassificationTotals, ClassifyOptions, classify_batch, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
-from rapidrelease.reads.input import ReadBatch
+from rapidrelease.reads.input import ReadBatch, iter_read_batches
+from rapidrelease.reads.parts import part_error
 
-from support.reads import fastq_bytes, read_table
+from support.reads import fastq_bytes, read_table, reads_error, reads_of
 
 WHOLE = 1 << 40  # a slice no read fills: the read scanned unsplit
 OPTIONS = [ClassifyOptions(), ClassifyOptions(confidence=0.4), ClassifyOptions(min_hit_groups=400)]
@@ -216,3 +221,146 @@ def test_classify_and_its_parts_give_the_unsplit_outputs(small_index, genomes, t
     for ours, theirs in zip(windowed["parts"], whole["parts"], strict=True):
         assert ours.keys() == theirs.keys()
         assert all(np.array_equal(ours[key], theirs[key]) for key in ours)
+
+
+# --- reading long reads: batches capped by bases, a read's length capped -----------------------------
+
+
+def _random_reads(
+    rng: np.random.Generator, lengths: list[int], prefix: str = "read"
+) -> list[tuple[str, str]]:
+    bases = np.frombuffer(b"ACGT", dtype=np.uint8)
+    return [(f"{prefix}{i}", bases[rng.integers(0, 4, n)].tobytes().decode()) for i, n in enumerate(lengths)]
+
+
+def _write_bam(path: Path, records: list[tuple[str, int, str]]) -> Path:
+    import pysam
+
+    with pysam.AlignmentFile(str(path), "wb", header={"HD": {"VN": "1.6", "SO": "unsorted"}}) as out:
+        for name, flag, seq in records:
+            record = pysam.AlignedSegment()
+            record.query_name, record.flag, record.query_sequence = name, flag, seq
+            out.write(record)
+    return path
+
+
+def _fasta(records: list[tuple[str, str]]) -> bytes:
+    return "".join(
+        f">{name}\n" + "\n".join(seq[i : i + 70] for i in range(0, len(seq), 70)) + "\n"
+        for name, seq in records
+    ).encode()
+
+
+def test_every_reader_keeps_a_batch_within_the_base_cap(tmp_path):
+    cap = 20_000
+    rng = np.random.default_rng(21)
+    lengths = [int(n) for n in rng.integers(0, 9_000, 40)]
+    lengths[5] = lengths[17] = 31_000  # longer than the cap: a batch of its own
+    reads = _random_reads(rng, lengths)
+    mates = [(name, seq[::-1][: len(seq) // 2 + 7]) for name, seq in reads]
+    files = {
+        "fastq": tmp_path / "r.fastq",
+        "fastq.gz": tmp_path / "r.fastq.gz",
+        "fasta": tmp_path / "r.fa",
+        "bam": tmp_path / "r.bam",
+    }
+    files["fastq"].write_bytes(fastq_bytes(reads))
+    files["fastq.gz"].write_bytes(gzip.compress(fastq_bytes(reads)))
+    files["fasta"].write_bytes(_fasta(reads))
+    _write_bam(files["bam"], [(name, 4, seq) for name, seq in reads])
+    (tmp_path / "r2.fastq").write_bytes(fastq_bytes([(f"{n}/2", s) for n, s in mates]))
+    (tmp_path / "i.fastq").write_bytes(
+        fastq_bytes([r for pair in zip(reads, mates, strict=True) for r in pair])
+    )
+    pairs_bam = _write_bam(
+        tmp_path / "pairs.bam",
+        [r for (n, s), (_, s2) in zip(reads, mates, strict=True) for r in ((n, 77, s), (n, 141, s2))],
+    )
+    layouts = [((path,), {}, False) for path in files.values()] + [
+        ((files["fastq"], tmp_path / "r2.fastq"), {}, True),
+        ((tmp_path / "i.fastq",), {"interleaved": True}, True),
+        ((pairs_bam,), {}, True),
+    ]
+    for paths, options, paired in layouts:
+        batches = list(iter_read_batches(*paths, batch_reads=1_000, batch_bases=cap, **options))
+        assert reads_of(batches) == reads, paths
+        if paired:
+            assert reads_of(batches, 2) == mates, paths
+        sizes = [(b.n_reads, int(b.offsets[-1]) + (int(b.offsets2[-1]) if b.paired else 0)) for b in batches]
+        assert all(n == 1 or bases <= cap for n, bases in sizes), (paths, sizes)
+        assert len(batches) >= sum(lengths) // cap, "the cap, not the read count, cut the batches"
+
+
+@pytest.fixture
+def read_limit(monkeypatch) -> int:
+    """The longest read lowered to 50,000 bases, so the test's files stay small."""
+    monkeypatch.setattr(_stream, "MAX_READ_BASES", 50_000)
+    return 50_000
+
+
+def _refusal(path: Path, name: str, record: int, length: int | None) -> str:
+    bases = f"{length:,} bases" if length else "more than 50,000 bases"
+    return (
+        f"{path}: read {name!r} (record {record}) has {bases}, and reads longer than 50,000 bases are not "
+        "classified (it is likely an assembly or a damaged file, not a sequenced read)."
+    )
+
+
+def test_a_read_longer_than_the_limit_is_refused_in_one_sentence(tmp_path, read_limit, monkeypatch):
+    rng = np.random.default_rng(8)
+    at_limit, over = _random_reads(rng, [read_limit, read_limit + 1], "contig")
+    ok = [("short", "ACGT" * 40), at_limit]
+    bad = [("short", "ACGT" * 40), at_limit, over]
+    for name, content in (("fastq", fastq_bytes), ("fa", _fasta)):
+        good = tmp_path / f"ok.{name}"
+        good.write_bytes(content(ok))
+        assert [len(s) for _, s in reads_of(list(iter_read_batches(good)))] == [160, read_limit]
+    bam = _write_bam(tmp_path / "ok.bam", [(n, 4, s) for n, s in ok])
+    assert [len(s) for _, s in reads_of(list(iter_read_batches(bam)))] == [160, read_limit]
+
+    fastq, fasta = tmp_path / "bad.fastq", tmp_path / "bad.fa"
+    fastq.write_bytes(fastq_bytes(bad))
+    fasta.write_bytes(_fasta(bad))
+    bam = _write_bam(tmp_path / "bad.bam", [(n, 4, s) for n, s in bad])
+    gz = tmp_path / "bad.fastq.gz"
+    gz.write_bytes(gzip.compress(fastq_bytes(_random_reads(rng, [read_limit + 20_000], "contig") + ok)))
+    # whole in memory, the length is known; met while streaming, the reader stops at the limit
+    assert reads_error(fastq) == _refusal(fastq, "contig1", 3, read_limit + 1)
+    assert reads_error(bam) == _refusal(bam, "contig1", 3, read_limit + 1)
+    assert reads_error(fasta) == _refusal(fasta, "contig1", 3, None)
+    monkeypatch.setattr(_stream, "BLOCK_BYTES", 4096)
+    assert reads_error(gz) == _refusal(gz, "contig0", 1, None)
+    # one mate too long in a pair of files: that file is named
+    r1 = tmp_path / "r1.fastq"
+    r1.write_bytes(fastq_bytes([(n, s[:100]) for n, s in bad]))
+    with pytest.raises(ReadsError, match=f"^{fastq}: read 'contig1' "):
+        list(iter_read_batches(r1, fastq))
+
+
+def test_the_workflow_records_a_read_too_long_as_the_units_error(small_index, tmp_path, read_limit, capsys):
+    reads = tmp_path / "assembly.fastq"
+    reads.write_bytes(fastq_bytes(_random_reads(np.random.default_rng(1), [300, read_limit + 10])))
+    expected = _refusal(reads, "read1", 2, read_limit + 10)
+    part = tmp_path / "1.npz"
+    command = ["classify", "--db", str(small_index.folder)]
+    assert main([*command, "--part", "1/1", "--out-partial", str(part), str(reads)]) == 0
+    assert part_error([part]) == expected  # the unit's evidence, so its lot is INCONCLUSIVE
+    capsys.readouterr()
+    assert main([*command, "--out-report", str(tmp_path / "r.kreport"), str(reads)]) == 1
+    assert capsys.readouterr().err == f"rapidrelease: {expected}\n"
+
+
+def test_reading_a_long_fastq_read_holds_its_text_and_one_copy(tmp_path):
+    # the parser holds a record's text (2 bytes per base) in a buffer grown by doubling, and the
+    # bases it passes on; copying a long read once held 8 bytes per base more for column numbers
+    n = 4_000_000
+    path = tmp_path / "long.fastq"
+    path.write_bytes(fastq_bytes(_random_reads(np.random.default_rng(4), [n])))
+    tracemalloc.start()
+    try:
+        (batch,) = iter_read_batches(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert batch.offsets[-1] == n
+    assert peak < 7 * n
