@@ -180,8 +180,9 @@ def iter_alignment_reads(
                 if flag & 0x900:
                     continue
                 name = aligned.query_name or ""
-                if aligned.query_length > max_read:
-                    raise read_too_long(path, record, name, aligned.query_length)
+                length = aligned.query_length  # SEQ's length, read before its bases are decoded
+                if length > max_read:
+                    raise read_too_long(path, record, name, length)
                 seq = aligned.query_sequence or ""
                 if flag & 0x10:
                     seq = seq.translate(_COMPLEMENT)[::-1]
@@ -189,13 +190,13 @@ def iter_alignment_reads(
                     name = name[:-2]
                 mate_bits = flag & 0xC0
                 if not (flag & 0x1) or mate_bits == 0 or mate_bits == 0xC0:
-                    if names and bases + len(seq) > batch_bases:
+                    bases += length
+                    if bases > batch_bases and names:  # the batch so far, without this read
                         yield AlignedReads(names, seqs, None, fragment)
                         fragment += len(names)
-                        names, seqs, bases = [], [], 0
+                        names, seqs, bases = [], [], length
                     names.append(name)
                     seqs.append(seq)
-                    bases += len(seq)
                     if len(names) == batch_reads:
                         yield AlignedReads(names, seqs, None, fragment)
                         fragment += batch_reads
