@@ -24,6 +24,7 @@ __all__ = [
     "ByteReader",
     "GzipTruncatedError",
     "iter_blocks",
+    "read_limit",
     "read_too_long",
     "sniff_format",
 ]
@@ -32,7 +33,8 @@ BLOCK_BYTES = 1 << 20
 """Largest decompressed block handed to a parser, in bytes."""
 
 MAX_READ_BASES = 1 << 27
-"""Longest read (one mate) the parsers pass on: 134,217,728 bases, looked up at call time.
+"""Longest read the parsers pass on: 134,217,728 bases, and half of that for each mate of a pair
+(both mates are classified as one read); looked up at call time.
 
 A parser holds a read whole (pysam does for SAM/BAM/CRAM; FASTQ holds its text, twice the bases),
 so this bounds their memory; the classifier itself scans any read in windows. It is ~30× the
@@ -71,14 +73,22 @@ class GzipTruncatedError(ReadsError):
         self.decompressed_bytes = decompressed_bytes
 
 
-def read_too_long(path: Path, record: int, name: str, bases: int, exact: bool = True) -> ReadsError:
-    """The refusal of a read longer than :data:`MAX_READ_BASES`: ``bases`` is its length, or (not
-    ``exact``) how far the parser got before it stopped reading it."""
-    limit = MAX_READ_BASES
-    length = f"{bases:,} bases" if exact else f"more than {limit:,} bases"
+def read_limit(mate: bool) -> int:
+    """The most bases a read may have (:data:`MAX_READ_BASES`), or a ``mate`` of a pair (half)."""
+    return MAX_READ_BASES // 2 if mate else MAX_READ_BASES
+
+
+def read_too_long(
+    path: Path, record: int, name: str, bases: int, exact: bool = True, mate: bool = False
+) -> ReadsError:
+    """The refusal of a read (or ``mate``) longer than :func:`read_limit`: ``bases`` is its length, or
+    (not ``exact``) how far the parser got before it stopped reading it."""
+    limit = read_limit(mate)
+    what = "a mate of a pair may have (both mates are classified as one read)" if mate else "a read may have"
+    length = f"{bases:,} bases, more than the {limit:,}" if exact else f"more than the {limit:,} bases"
     return ReadsError(
-        f"{path}: read {name!r} (record {record:,}) has {length}, and reads longer than {limit:,} bases "
-        "are not classified (it is likely an assembly or a damaged file, not a sequenced read)."
+        f"{path}: read {name!r} (record {record:,}) has {length} {what}; it is likely an assembly or a "
+        "damaged file, not a sequenced read."
     )
 
 

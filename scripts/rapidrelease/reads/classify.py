@@ -29,6 +29,7 @@ unit's reads are saved and merged by :mod:`rapidrelease.reads.parts`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -549,7 +550,9 @@ def classify_reads(
     if not 0 <= which < parts:
         raise ConfigError(f"part {which + 1} of {parts} does not exist.")
     if parts > 1:
-        batches = (batch for number, batch in enumerate(batches) if number % parts == which)
+        # islice, not a generator expression, whose variable would keep a batch alive while the next
+        # one is read
+        batches = itertools.islice(batches, which, None, parts)
     if count_distinct is None:
         count_distinct = taxa_path is not None
     totals = ClassificationTotals.empty(index, count_distinct=count_distinct)
@@ -635,8 +638,8 @@ def _classified(
 ) -> Iterator[tuple[BatchResult, bytes]]:
     if threads == 1:
         text = KrakenText(index.taxonomy.taxid) if want_lines else None
-        for batch in batches:
-            yield _classify_one(batch, index, options, text)
+        # map, not a for loop, whose variable would keep a batch alive while the next one is read
+        yield from map(lambda batch: _classify_one(batch, index, options, text), batches)
         return
     import multiprocessing
 

@@ -42,7 +42,9 @@ def _byte_classes() -> np.ndarray:
 _CLASS = _byte_classes()
 
 
-def iter_fasta(path: Path, max_bases: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+def iter_fasta(
+    path: Path, max_bases: int | None = None, mates: bool = False
+) -> Iterator[tuple[str, np.ndarray]]:
     """Each record of a plain or gzipped FASTA file as (header, sequence), in file order.
 
     ``header`` is the whole header line without ``>`` and without the line ending (decoded as
@@ -50,14 +52,15 @@ def iter_fasta(path: Path, max_bases: int | None = None) -> Iterator[tuple[str, 
     removed, case as written. A record with a header and no sequence lines yields an empty array.
     An empty file (or one of blank lines only) yields nothing; whether that is acceptable is the
     caller's decision. With ``max_bases`` (FASTA reads), a record longer than that is refused as a
-    read too long as soon as it passes it (:func:`rapidrelease.reads._stream.read_too_long`).
+    read (or, with ``mates``, a mate) too long as soon as it passes it
+    (:func:`rapidrelease.reads._stream.read_too_long`).
 
     Raises ReadsError naming the file, record (1-based) and line (1-based) when a sequence line comes
     before the first header, a header is empty, a sequence line holds a character that is not an
     IUPAC code, ``-`` or ``*``, or the gzip data are truncated or corrupt.
     """
     path = Path(path)
-    parser = _FastaParser(path, max_bases)
+    parser = _FastaParser(path, max_bases, mates)
     try:
         for block in iter_blocks(path):
             yield from parser.feed(block, final=False)
@@ -72,9 +75,10 @@ def iter_fasta(path: Path, max_bases: int | None = None) -> Iterator[tuple[str, 
 class _FastaParser:
     """Block-at-a-time state: the record being assembled and the position in the file."""
 
-    def __init__(self, path: Path, max_bases: int | None = None) -> None:
+    def __init__(self, path: Path, max_bases: int | None = None, mates: bool = False) -> None:
         self.path = path
         self.max_bases = max_bases
+        self.mates = mates
         self.header: str | None = None
         self.pieces: list[np.ndarray] = []
         self.bases = 0  # in self.pieces
@@ -130,7 +134,9 @@ class _FastaParser:
                     self.bases += len(piece)
                     if self.max_bases is not None and self.bases > self.max_bases:
                         name = self.header.split(maxsplit=1)[0] if self.header.strip() else self.header
-                        raise read_too_long(self.path, self.record, name, self.bases, exact=False)
+                        raise read_too_long(
+                            self.path, self.record, name, self.bases, exact=False, mate=self.mates
+                        )
 
     def _finish(self) -> tuple[str, np.ndarray]:
         assert self.header is not None

@@ -33,7 +33,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from rapidrelease.errors import ReadsError
 from rapidrelease.reads import _stream
-from rapidrelease.reads._stream import ByteReader, GzipTruncatedError, read_too_long
+from rapidrelease.reads._stream import ByteReader, GzipTruncatedError, read_limit, read_too_long
 from rapidrelease.reads.fasta import iter_fasta
 
 __all__ = ["Reads", "concat_slices", "iter_fasta_reads", "iter_fastq"]
@@ -165,10 +165,13 @@ def _read_id(header: str) -> str:
 # --- FASTQ ---------------------------------------------------------------------------------------
 
 
-def iter_fastq(path: Path, batch_reads: int, batch_bases: int | None = None) -> Iterator[Reads]:
+def iter_fastq(
+    path: Path, batch_reads: int, batch_bases: int | None = None, mates: bool = False
+) -> Iterator[Reads]:
     """Validated FASTQ records in batches of ``batch_reads`` and at most ``batch_bases`` bases (default
     :data:`~rapidrelease.reads._stream.BATCH_BASES`; one read alone may hold more), see the module
-    docstring. A read longer than :data:`~rapidrelease.reads._stream.MAX_READ_BASES` is refused.
+    docstring. A read longer than :func:`~rapidrelease.reads._stream.read_limit` allows is refused;
+    ``mates``: the records are mates of pairs.
 
     Bytes go into one reusable buffer: the records not yet yielded (``filled`` bytes, whose line
     breaks are at ``line_ends``) at its start, new blocks read after them.
@@ -191,7 +194,7 @@ def iter_fastq(path: Path, batch_reads: int, batch_bases: int | None = None) -> 
             while n_breaks < 4 * batch_reads and (filled < text_cap or n_breaks < 4):
                 if n_breaks < 4:
                     # the buffer holds only the first unfinished record here (earlier ones were yielded)
-                    _check_unfinished(path, buf, filled, np.concatenate(found_parts), record)
+                    _check_unfinished(path, buf, filled, np.concatenate(found_parts), record, mates)
                 if filled + block_bytes + 1 > len(buf):
                     size = max(min(2 * len(buf), largest), filled + block_bytes + 1)
                     grown = np.empty(size, dtype=np.uint8)
@@ -233,7 +236,8 @@ def iter_fastq(path: Path, batch_reads: int, batch_bases: int | None = None) -> 
                 if k == available < batch_reads and not eof and filled < text_cap:
                     break  # room for more records: read on
                 last = eof and done + k == complete and unterminated
-                yield _fastq_batch(path, arr, start, line_ends[4 * done : 4 * (done + k)], record, last)
+                ends = line_ends[4 * done : 4 * (done + k)]
+                yield _fastq_batch(path, arr, start, ends, record, last, mates)
                 record += k
                 done += k
             if eof and len(line_ends) > 4 * done:
@@ -252,19 +256,21 @@ def iter_fastq(path: Path, batch_reads: int, batch_bases: int | None = None) -> 
                 line_ends = line_ends[4 * done :] - consumed
 
 
-def _check_unfinished(path: Path, buf: np.ndarray, filled: int, line_ends: np.ndarray, record: int) -> None:
+def _check_unfinished(
+    path: Path, buf: np.ndarray, filled: int, line_ends: np.ndarray, record: int, mates: bool
+) -> None:
     """Refuse the unfinished record at the start of the buffer once it holds more than a record may:
     by its name when its header is one and its sequence line is longer than a read may be."""
-    limit = _stream.MAX_READ_BASES
+    limit = read_limit(mates)
     if len(line_ends) and buf[0] == _AT:
         header_end = int(line_ends[0])
         name = _read_id(buf[1:header_end].tobytes().decode("utf-8", errors="replace").rstrip("\r"))
         if len(line_ends) > 1:
             bases = int(line_ends[1]) - header_end - 1 - int(buf[int(line_ends[1]) - 1] == _CR)
             if bases > limit:
-                raise read_too_long(path, record, name, bases)
+                raise read_too_long(path, record, name, bases, mate=mates)
         elif filled - header_end - 1 > limit + 1:  # + 1: its \r
-            raise read_too_long(path, record, name, filled - header_end - 1, exact=False)
+            raise read_too_long(path, record, name, filled - header_end - 1, exact=False, mate=mates)
     if filled > _MAX_RECORD_BYTES:
         raise ReadsError(
             f"{path}: record {record:,} runs past {_MAX_RECORD_BYTES / 2**20:g} MiB with line "
@@ -302,7 +308,13 @@ def _end_of_file(buf: np.ndarray, filled: int, line_ends: np.ndarray) -> tuple[i
 
 
 def _fastq_batch(
-    path: Path, arr: np.ndarray, start: int, line_ends: np.ndarray, first_record: int, unterminated: bool
+    path: Path,
+    arr: np.ndarray,
+    start: int,
+    line_ends: np.ndarray,
+    first_record: int,
+    unterminated: bool,
+    mates: bool = False,
 ) -> Reads:
     """Validate and copy the records whose four lines end at ``line_ends`` (absolute positions in
     ``arr``, the first line starting at ``start``)."""
@@ -345,9 +357,9 @@ def _fastq_batch(
                 f"(line {line + 4:,}) has {qual_lengths[i]:,} quality values for {seq_lengths[i]:,} bases"
             )
         raise ReadsError(f"{path}: record {record:,} {problem}.")
-    if n and int(seq_lengths.max()) > _stream.MAX_READ_BASES:  # a record that came whole in one block
-        i = int(np.argmax(seq_lengths))
-        raise read_too_long(path, first_record + i, names[i], int(seq_lengths[i]))
+    if n and int(seq_lengths.max()) > read_limit(mates):  # a record that came whole in one block
+        i = int(np.argmax(seq_lengths > read_limit(mates)))  # the first in the file
+        raise read_too_long(path, first_record + i, names[i], int(seq_lengths[i]), mate=mates)
     seq, offsets = concat_slices(arr, seq_s, seq_lengths)
     if len(seq) and (seq.min() < _FIRST_PRINTABLE or seq.max() > _LAST_PRINTABLE):
         position = int(np.argmax((seq < _FIRST_PRINTABLE) | (seq > _LAST_PRINTABLE)))
@@ -374,17 +386,18 @@ def _first(arr: np.ndarray, position: int) -> str:
 # --- FASTA reads ---------------------------------------------------------------------------------
 
 
-def iter_fasta_reads(path: Path, batch_reads: int, batch_bases: int | None = None) -> Iterator[Reads]:
+def iter_fasta_reads(
+    path: Path, batch_reads: int, batch_bases: int | None = None, mates: bool = False
+) -> Iterator[Reads]:
     """FASTA reads (one record per read) in batches of ``batch_reads`` and at most ``batch_bases``
-    bases (as :func:`iter_fastq`); ids cut as for FASTQ; a read longer than
-    :data:`~rapidrelease.reads._stream.MAX_READ_BASES` is refused."""
+    bases, reads too long refused (as :func:`iter_fastq`); ids cut as for FASTQ."""
     if batch_bases is None:
         batch_bases = _stream.BATCH_BASES
     names: list[str] = []
     pieces: list[np.ndarray] = []
     bases = 0
     record = 1
-    for header, seq in iter_fasta(path, max_bases=_stream.MAX_READ_BASES):
+    for header, seq in iter_fasta(path, max_bases=read_limit(mates), mates=mates):
         if names and bases + len(seq) > batch_bases:
             yield _fasta_batch(names, pieces, record)
             record += len(names)
@@ -392,7 +405,9 @@ def iter_fasta_reads(path: Path, batch_reads: int, batch_bases: int | None = Non
         names.append(_read_id(header))
         pieces.append(seq)
         bases += len(seq)
-        if len(names) == batch_reads:
+        del seq  # the batch holds it; the loop variable would hold it on while the next is assembled
+        # a full batch goes at once, not held while the next read is assembled
+        if len(names) == batch_reads or bases >= batch_bases:
             yield _fasta_batch(names, pieces, record)
             record += len(names)
             names, pieces, bases = [], [], 0

@@ -86,10 +86,10 @@ def iter_read_batches(
 
     Every batch has at most ``batch_reads`` reads (pairs) and at most ``batch_bases`` bases, both
     mates counted (default :data:`~rapidrelease.reads._stream.BATCH_BASES`), unless a single read
-    (pair) holds more — so memory is bounded by the batch whatever the file size. A read (one mate)
-    longer than :data:`~rapidrelease.reads._stream.MAX_READ_BASES` is refused: the parsers hold a
-    read whole. An empty file gives no batches: a valid empty input; whether zero reads is
-    acceptable is the caller's decision.
+    (pair) holds more — so memory is bounded by the batch whatever the file size. A read longer than
+    :data:`~rapidrelease.reads._stream.MAX_READ_BASES`, or a mate of a pair longer than half of it,
+    is refused: the parsers hold a read whole. An empty file gives no batches: a valid empty input;
+    whether zero reads is acceptable is the caller's decision.
 
     Raises ReadsError, one sentence naming the file(s), the record (1-based; and the line for
     FASTQ) and the problem, for every input that cannot be read completely: missing, not a read
@@ -116,12 +116,11 @@ def iter_read_batches(
                 f"{path}: is {KIND_NAMES[kind]}, whose mates are paired by their FLAG; it cannot be "
                 "read as interleaved."
             )
-        for reads in iter_alignment_reads(path, kind, batch_reads, reference, batch_bases):
-            yield _batch_of(reads)
+        # map, not a for loop, whose variable would keep a batch alive while the next one is read
+        yield from map(_batch_of, iter_alignment_reads(path, kind, batch_reads, reference, batch_bases))
         return
     if path2 is None and not interleaved:
-        for reads in _iter_single(path, kind, batch_reads, batch_bases):
-            yield ReadBatch(reads.names, reads.seq, reads.offsets, None, None, reads.first_record)
+        yield from map(_single_end, _iter_single(path, kind, batch_reads, batch_bases))
         return
     if interleaved:
         yield from _iter_interleaved(path, kind, batch_reads, batch_bases)
@@ -183,13 +182,19 @@ def read_stats(
 # --- FASTQ / FASTA: one file, two files, interleaved ---------------------------------------------
 
 
-def _iter_single(path: Path, kind: str, batch_reads: int, batch_bases: int) -> Iterator[Reads]:
+def _single_end(reads: Reads) -> ReadBatch:
+    return ReadBatch(reads.names, reads.seq, reads.offsets, None, None, reads.first_record)
+
+
+def _iter_single(
+    path: Path, kind: str, batch_reads: int, batch_bases: int, mates: bool = False
+) -> Iterator[Reads]:
     if kind == "empty":
         return
     if kind == "fastq":
-        yield from iter_fastq(path, batch_reads, batch_bases)
+        yield from iter_fastq(path, batch_reads, batch_bases, mates)
     elif kind == "fasta":
-        yield from iter_fasta_reads(path, batch_reads, batch_bases)
+        yield from iter_fasta_reads(path, batch_reads, batch_bases, mates)
     else:
         raise ReadsError(f"{path}: is {KIND_NAMES[kind]}; only FASTQ or FASTA can be read here.")
 
@@ -198,8 +203,8 @@ def _iter_two_files(
     path: Path, kind: str, path2: Path, kind2: str, batch_reads: int, batch_bases: int
 ) -> Iterator[ReadBatch]:
     # half the bases from each file, so that their pairs keep to the cap
-    mates1 = _iter_single(path, kind, batch_reads, batch_bases // 2)
-    mates2 = _iter_single(path2, kind2, batch_reads, batch_bases // 2)
+    mates1 = _iter_single(path, kind, batch_reads, batch_bases // 2, mates=True)
+    mates2 = _iter_single(path2, kind2, batch_reads, batch_bases // 2, mates=True)
     r1: Reads | None = None
     r2: Reads | None = None
     while True:
@@ -222,11 +227,12 @@ def _iter_two_files(
         b, r2 = _split(r2, k)
         _check_mate_names(a.names, b.names, a.first_record, f"{path} and {path2}", "in the two files")
         yield ReadBatch(a.names, a.seq, a.offsets, b.seq, b.offsets, a.first_record)
+        del a, b  # not held while the next mates are read
 
 
 def _iter_interleaved(path: Path, kind: str, batch_reads: int, batch_bases: int) -> Iterator[ReadBatch]:
     carry: Reads | None = None
-    for chunk in _iter_single(path, kind, 2 * batch_reads, batch_bases):
+    for chunk in _iter_single(path, kind, 2 * batch_reads, batch_bases, mates=True):
         joined = _concat(carry, chunk) if carry is not None else chunk
         n = len(joined.names)
         whole, carry = _split(joined, n - n % 2)
@@ -292,8 +298,8 @@ def _batch_of(reads: AlignedReads) -> ReadBatch:
     return ReadBatch(reads.names, seq1, offsets1, seq2, offsets2, reads.first_record)
 
 
-def _join(seqs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _join(seqs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs)), out=offsets[1:])
-    # htslib decodes SEQ from 4-bit codes to the letters of "=ACMGRSVTWYHKDBN", all ASCII
-    return np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8), offsets
+    # joining one read returns that read's bytes, so a long read is not copied
+    return np.frombuffer(b"".join(seqs), dtype=np.uint8), offsets

@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rapidrelease.cli import main
-from rapidrelease.errors import ReadsError
 from rapidrelease.reads import _stream, classify
 from rapidrelease.reads.classify import ClassificationTotals, ClassifyOptions, classify_batch, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
@@ -298,11 +297,13 @@ def read_limit(monkeypatch) -> int:
     return 50_000
 
 
-def _refusal(path: Path, name: str, record: int, length: int | None) -> str:
-    bases = f"{length:,} bases" if length else "more than 50,000 bases"
+def _refusal(path: Path, name: str, record: int, length: int | None, mate: bool = False) -> str:
+    limit = "25,000" if mate else "50,000"
+    bases = f"{length:,} bases, more than the {limit}" if length else f"more than the {limit} bases"
+    what = "a mate of a pair may have (both mates are classified as one read)" if mate else "a read may have"
     return (
-        f"{path}: read {name!r} (record {record}) has {bases}, and reads longer than 50,000 bases are not "
-        "classified (it is likely an assembly or a damaged file, not a sequenced read)."
+        f"{path}: read {name!r} (record {record}) has {bases} {what}; it is likely an assembly or a "
+        "damaged file, not a sequenced read."
     )
 
 
@@ -330,11 +331,24 @@ def test_a_read_longer_than_the_limit_is_refused_in_one_sentence(tmp_path, read_
     assert reads_error(fasta) == _refusal(fasta, "contig1", 3, None)
     monkeypatch.setattr(_stream, "BLOCK_BYTES", 4096)
     assert reads_error(gz) == _refusal(gz, "contig0", 1, None)
-    # one mate too long in a pair of files: that file is named
-    r1 = tmp_path / "r1.fastq"
-    r1.write_bytes(fastq_bytes([(n, s[:100]) for n, s in bad]))
-    with pytest.raises(ReadsError, match=f"^{fastq}: read 'contig1' "):
-        list(iter_read_batches(r1, fastq))
+    # a pair is classified as one read: each mate may have half the limit, in any layout
+    half = read_limit // 2
+    pair = (
+        [(f"p{i}", s[:100]) for i, (_, s) in enumerate(bad)],
+        [(f"p{i}", s[: half + i]) for i, (_, s) in enumerate(bad)],
+    )
+    r1, r2, interleaved = tmp_path / "r1.fastq", tmp_path / "r2.fastq", tmp_path / "i.fastq"
+    r1.write_bytes(fastq_bytes(pair[0]))
+    r2.write_bytes(fastq_bytes(pair[1]))
+    interleaved.write_bytes(fastq_bytes([r for two in zip(*pair, strict=True) for r in two]))
+    pairs_bam = _write_bam(
+        tmp_path / "pairs.bam",
+        [r for a, b in zip(*pair, strict=True) for r in ((a[0], 77, a[1]), (b[0], 141, b[1]))],
+    )
+    assert reads_error(r1, path2=r2) == _refusal(r2, "p1", 2, half + 1, mate=True)
+    assert reads_error(interleaved, interleaved=True) == _refusal(interleaved, "p1", 4, half + 1, mate=True)
+    assert reads_error(pairs_bam) == _refusal(pairs_bam, "p1", 4, half + 1, mate=True)
+    assert len(reads_of(list(iter_read_batches(r2)))) == 3, "alone, the same reads are within a read's limit"
 
 
 def test_the_workflow_records_a_read_too_long_as_the_units_error(small_index, tmp_path, read_limit, capsys):
