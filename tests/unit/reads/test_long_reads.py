@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rapidrelease.cli import main
-from rapidrelease.reads import _stream, classify
+from rapidrelease.reads import _stream, classify, kraken_outputs
 from rapidrelease.reads.classify import ClassificationTotals, ClassifyOptions, classify_batch, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.input import ReadBatch, iter_read_batches
@@ -220,6 +220,24 @@ def test_classify_and_its_parts_give_the_unsplit_outputs(small_index, genomes, t
     for ours, theirs in zip(windowed["parts"], whole["parts"], strict=True):
         assert ours.keys() == theirs.keys()
         assert all(np.array_equal(ours[key], theirs[key]) for key in ours)
+
+
+def test_the_per_read_output_is_the_same_assembled_in_small_steps(
+    small_index, genomes, tmp_path, monkeypatch
+):
+    rng = np.random.default_rng(6)
+    records = [
+        (f"r{i}", _mutate(genomes["kp"][i * 50_000 : i * 50_000 + n], rng).tobytes().decode())
+        for i, n in enumerate([20_000, 150, 0, 60_000])
+    ]
+    reads = tmp_path / "reads.fastq"
+    reads.write_bytes(fastq_bytes(records))
+    outputs = []
+    for step in (kraken_outputs._GATHER_BYTES, 100):
+        monkeypatch.setattr(kraken_outputs, "_GATHER_BYTES", step)
+        classify_reads(small_index, reads, reads_path=tmp_path / f"{step}.out")
+        outputs.append((tmp_path / f"{step}.out").read_bytes())
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 1_000
 
 
 # --- reading long reads: batches capped by bases, a read's length capped -----------------------------
