@@ -54,9 +54,18 @@ rule classify_reads_part:
         "../../envs/reads.yaml"
     threads: CLASSIFY.threads
     resources:
-        mem_mb=lambda wc, threads: 500
-        + int(RUN.reference.index_megabytes())
-        + 200 * threads,
+        # measured (tests/benchmarks/bench_long_reads.py, 25-MB default index, summed PSS): reads at
+        # the length limit (2^27 bases) take 648 MB in one process (BAM; FASTQ 546, FASTA 333; 150-bp
+        # reads 80), 1,177 MB with 2 worker processes and 1,558 with 4: each worker holds a read and
+        # its scan (~190 MB), and the main process the read it hands over and its pickle (~300 MB,
+        # once). The index is mapped once; a byte per index cell is held for the part's distinct
+        # minimizers and one more per process for a long read's.
+        mem_mb=lambda wc, threads: int(
+            500
+            + (1.25 + 0.25 * threads) * RUN.reference.index_megabytes()
+            + 250 * threads
+            + (300 if threads > 1 else 0)
+        ),
         runtime=lambda wc, input: 10 + int(input.size_mb / CLASSIFY.parts / 50),
     params:
         content=digest_of(get_read_files),

@@ -16,10 +16,38 @@ from typing import Any, BinaryIO
 
 from rapidrelease.errors import ReadsError
 
-__all__ = ["BLOCK_BYTES", "KIND_NAMES", "ByteReader", "GzipTruncatedError", "iter_blocks", "sniff_format"]
+__all__ = [
+    "BATCH_BASES",
+    "BLOCK_BYTES",
+    "KIND_NAMES",
+    "MAX_READ_BASES",
+    "ByteReader",
+    "GzipTruncatedError",
+    "iter_blocks",
+    "read_limit",
+    "read_too_long",
+    "sniff_format",
+]
 
 BLOCK_BYTES = 1 << 20
 """Largest decompressed block handed to a parser, in bytes."""
+
+MAX_READ_BASES = 1 << 27
+"""Longest read the parsers pass on: 134,217,728 bases, and half of that for each mate of a pair
+(both mates are classified as one read); looked up at call time.
+
+A parser holds a read whole (pysam does for SAM/BAM/CRAM; FASTQ holds its text, twice the bases),
+so this bounds their memory; the classifier itself scans any read in windows. It is ~30× the
+longest reads sequenced (a few Mb, ultra-long nanopore), so a longer "read" is an assembly or a
+corrupt file, and is refused by :func:`read_too_long` rather than filling memory.
+"""
+
+BATCH_BASES = 1 << 23
+"""Most bases (both mates) the parsers put in one batch, unless a single read (pair) holds more.
+
+Batches of short reads stop at their read count first; 8 Mi bases keep a batch of long reads, and
+the copies of it that travel to worker processes, near 10 MB each.
+"""
 
 KIND_NAMES = {"fastq": "FASTQ", "fasta": "FASTA", "sam": "SAM", "bam": "BAM", "cram": "CRAM"}
 """How messages name each read format :func:`sniff_format` recognises."""
@@ -43,6 +71,25 @@ class GzipTruncatedError(ReadsError):
     def __init__(self, message: str, decompressed_bytes: int) -> None:
         super().__init__(message)
         self.decompressed_bytes = decompressed_bytes
+
+
+def read_limit(mate: bool) -> int:
+    """The most bases a read may have (:data:`MAX_READ_BASES`), or a ``mate`` of a pair (half)."""
+    return MAX_READ_BASES // 2 if mate else MAX_READ_BASES
+
+
+def read_too_long(
+    path: Path, record: int, name: str, bases: int, exact: bool = True, mate: bool = False
+) -> ReadsError:
+    """The refusal of a read (or ``mate``) longer than :func:`read_limit`: ``bases`` is its length, or
+    (not ``exact``) how far the parser got before it stopped reading it."""
+    limit = read_limit(mate)
+    what = "a mate of a pair may have (both mates are classified as one read)" if mate else "a read may have"
+    length = f"{bases:,} bases, more than the {limit:,}" if exact else f"more than the {limit:,} bases"
+    return ReadsError(
+        f"{path}: read {name!r} (record {record:,}) has {length} {what}; it is likely an assembly or a "
+        "damaged file, not a sequenced read."
+    )
 
 
 def _open(path: Path) -> BinaryIO:

@@ -28,7 +28,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple
 
 from rapidrelease.errors import ReadsError
-from rapidrelease.reads._stream import KIND_NAMES
+from rapidrelease.reads import _stream
+from rapidrelease.reads._stream import KIND_NAMES, read_limit, read_too_long
 
 if TYPE_CHECKING:
     from pysam import AlignmentFile
@@ -38,20 +39,24 @@ __all__ = ["MAX_PENDING_MATES", "AlignedReads", "iter_alignment_reads"]
 MAX_PENDING_MATES = 1_000_000
 """Most SAM/BAM/CRAM reads held while waiting for their mate (about 0.5 GB for 150-bp reads)."""
 
-_COMPLEMENT = str.maketrans("ACGTURYSWKMBDHVNacgturyswkmbdhvn", "TGCAAYRSWMKVHDBNtgcaayrswmkvhdbn")
+MAX_PENDING_BASES = 1 << 28
+"""Most bases of those reads: long paired reads reach it before the read count."""
+
+_COMPLEMENT = bytes.maketrans(b"ACGTURYSWKMBDHVNacgturyswkmbdhvn", b"TGCAAYRSWMKVHDBNtgcaayrswmkvhdbn")
 
 
 class AlignedReads(NamedTuple):
     """One batch of reads (or pairs) of an alignment file, sequences as htslib decodes them.
 
     ``mate1`` (and ``mate2``, or None for single-end reads) hold one sequence per name, as sequenced
-    (reverse-strand records restored), in the letters of ``=ACMGRSVTWYHKDBN``; ``first_record`` is the
-    1-based number of the batch's first read (pair) in the order reads are yielded.
+    (reverse-strand records restored), ASCII bytes in the letters of ``=ACMGRSVTWYHKDBN``;
+    ``first_record`` is the 1-based number of the batch's first read (pair) in the order reads are
+    yielded.
     """
 
     names: list[str]
-    mate1: list[str]
-    mate2: list[str] | None
+    mate1: list[bytes]
+    mate2: list[bytes] | None
     first_record: int
 
 
@@ -144,20 +149,29 @@ def _missing_eof_marker(path: Path, kind: str) -> str | None:
 
 
 def iter_alignment_reads(
-    path: Path, kind: str, batch_reads: int, reference: Path | None
+    path: Path, kind: str, batch_reads: int, reference: Path | None, batch_bases: int | None = None
 ) -> Iterator[AlignedReads]:
-    """SAM/BAM/CRAM reads in batches of at most ``batch_reads`` reads (pairs); see the module
-    docstring for flags and pairing.
+    """SAM/BAM/CRAM reads in batches of at most ``batch_reads`` reads (pairs) and ``batch_bases``
+    bases (default :data:`~rapidrelease.reads._stream.BATCH_BASES`; one read or pair alone may hold
+    more); see the module docstring for flags and pairing. A read longer than
+    :data:`~rapidrelease.reads._stream.MAX_READ_BASES` (a mate of a pair: half of it) is refused
+    before its bases are decoded.
 
     The loop body runs once per record in Python, so it is written for speed: plain lists, no
     method calls beyond pysam's attribute decoding.
     """
+    if batch_bases is None:
+        batch_bases = _stream.BATCH_BASES
+    max_mate = read_limit(mate=True)
     names: list[str] = []  # single-end reads waiting for a full batch
-    seqs: list[str] = []
+    seqs: list[bytes] = []
+    bases = 0  # in seqs
     pair_names: list[str] = []
-    pair_seqs1: list[str] = []
-    pair_seqs2: list[str] = []
-    pending: dict[str, tuple[str, bool, int]] = {}  # name → (sequence, is READ1, record number)
+    pair_seqs1: list[bytes] = []
+    pair_seqs2: list[bytes] = []
+    pair_bases = 0
+    pending: dict[str, tuple[bytes, bool, int]] = {}  # name → (sequence, is READ1, record number)
+    pending_bases = 0
     fragment = 1  # 1-based number of the next read (pair) to yield
     record = 0
     with _alignments(path, kind, reference) as alignments:
@@ -167,44 +181,73 @@ def iter_alignment_reads(
                 flag = aligned.flag
                 if flag & 0x900:
                     continue
-                seq = aligned.query_sequence or ""
+                name = aligned.query_name or ""
+                length = aligned.query_length  # SEQ's length, read before its bases are decoded
+                if length > max_mate:  # rare: only then see whether it is a mate or a read
+                    is_mate = bool(flag & 0x1) and (flag & 0xC0) in (0x40, 0x80)
+                    if length > read_limit(is_mate):
+                        raise read_too_long(path, record, name, length, mate=is_mate)
+                text = aligned.query_sequence
+                # pysam's copy of the record holds 1.5 bytes per base, and the decoded text one more:
+                # neither is kept once the read is bytes (which a one-read batch's array then shares)
+                del aligned
+                seq = text.encode("ascii") if text else b""
+                del text
                 if flag & 0x10:
                     seq = seq.translate(_COMPLEMENT)[::-1]
-                name = aligned.query_name or ""
                 if name[-2:] in ("/1", "/2") and len(name) >= 3:  # _read_id, inlined for speed
                     name = name[:-2]
                 mate_bits = flag & 0xC0
                 if not (flag & 0x1) or mate_bits == 0 or mate_bits == 0xC0:
+                    bases += length
+                    if bases > batch_bases and names:  # the batch so far, without this read
+                        yield AlignedReads(names, seqs, None, fragment)
+                        fragment += len(names)
+                        names, seqs, bases = [], [], length
                     names.append(name)
                     seqs.append(seq)
-                    if len(names) == batch_reads:
+                    del seq  # the batch holds it; the variable would hold it on through the next record
+                    # a full batch goes at once, not held while htslib loads the next record
+                    if len(names) == batch_reads or bases >= batch_bases:
                         yield AlignedReads(names, seqs, None, fragment)
-                        fragment += batch_reads
-                        names, seqs = [], []
+                        fragment += len(names)
+                        names, seqs, bases = [], [], 0
                     continue
                 is_read1 = mate_bits == 0x40
                 mate = pending.pop(name, None)
                 if mate is None:
-                    if len(pending) >= MAX_PENDING_MATES:
+                    if len(pending) >= MAX_PENDING_MATES or pending_bases > MAX_PENDING_BASES:
+                        held = (
+                            f"more than {MAX_PENDING_MATES:,} reads"
+                            if len(pending) >= MAX_PENDING_MATES
+                            else f"{len(pending):,} reads of more than {MAX_PENDING_BASES:,} bases"
+                        )
                         raise ReadsError(
-                            f"{path}: at record {record:,}, more than {MAX_PENDING_MATES:,} reads wait for "
-                            "their mates; sort it by read name (samtools collate, or samtools sort -n) so "
-                            "mates are adjacent."
+                            f"{path}: at record {record:,}, {held} wait for their mates; sort it by read "
+                            "name (samtools collate, or samtools sort -n) so mates are adjacent."
                         )
                     pending[name] = (seq, is_read1, record)
+                    pending_bases += len(seq)
                     continue
+                pending_bases -= len(mate[0])
                 if mate[1] == is_read1:
                     raise ReadsError(
                         f"{path}: record {record:,} is read {1 if is_read1 else 2} of {name!r} again "
                         f"(first at record {mate[2]:,}); a pair has one READ1 and one READ2 record."
                     )
+                if pair_names and pair_bases + len(seq) + len(mate[0]) > batch_bases:
+                    yield AlignedReads(pair_names, pair_seqs1, pair_seqs2, fragment)
+                    fragment += len(pair_names)
+                    pair_names, pair_seqs1, pair_seqs2, pair_bases = [], [], [], 0
                 pair_names.append(name)
                 pair_seqs1.append(mate[0] if mate[1] else seq)
                 pair_seqs2.append(seq if mate[1] else mate[0])
-                if len(pair_names) == batch_reads:
+                pair_bases += len(seq) + len(mate[0])
+                del seq, mate  # as for single reads: the batch holds them
+                if len(pair_names) == batch_reads or pair_bases >= batch_bases:
                     yield AlignedReads(pair_names, pair_seqs1, pair_seqs2, fragment)
-                    fragment += batch_reads
-                    pair_names, pair_seqs1, pair_seqs2 = [], [], []
+                    fragment += len(pair_names)
+                    pair_names, pair_seqs1, pair_seqs2, pair_bases = [], [], [], 0
         except (OSError, ValueError) as exc:
             raise _alignment_error(path, kind, record + 1, exc, reference) from None
     missing = _missing_eof_marker(path, kind)
@@ -218,12 +261,17 @@ def iter_alignment_reads(
         fragment += len(pair_names)
     # then the reads whose mate is not in the file, in file order
     for name, (seq, _, _) in pending.items():
+        if names and bases + len(seq) > batch_bases:
+            yield AlignedReads(names, seqs, None, fragment)
+            fragment += len(names)
+            names, seqs, bases = [], [], 0
         names.append(name)
         seqs.append(seq)
-        if len(names) == batch_reads:
+        bases += len(seq)
+        if len(names) == batch_reads or bases >= batch_bases:
             yield AlignedReads(names, seqs, None, fragment)
-            fragment += batch_reads
-            names, seqs = [], []
+            fragment += len(names)
+            names, seqs, bases = [], [], 0
     if names:
         yield AlignedReads(names, seqs, None, fragment)
 

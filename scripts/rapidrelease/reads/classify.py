@@ -12,6 +12,12 @@ Here those steps run on a whole batch at once: hits are grouped per lookup, coun
 taxa matrix (the taxa hit in the batch, usually a few dozen), root-to-leaf scores are that matrix
 times an ancestor matrix, and the climb is a loop over taxonomy depth, not over reads.
 
+Memory does not grow with a read's length: k-mers are scanned in slices of at most
+:data:`SLICE_BASES` bases, and a read longer than a slice in windows overlapping by k - 1 bases, so
+that each k-mer is scanned once. Since Kraken 2 calls a read (both mates) from the counts of all its
+hits, the windows' hits are added up per read and taxon before the call, and a lookup that a window
+border cuts in two is counted once; the call, hit list and totals are those of the unsplit read.
+
 Beyond Kraken 2, every distinct minimizer hit is remembered (by its cell in the index), so each
 taxon's distinct k-mers and the share of its index minimizers seen (breadth) are reported:
 KrakenUniq's lesson that a real organism spreads over its genome while a false positive hits a few
@@ -23,6 +29,7 @@ unit's reads are saved and merged by :mod:`rapidrelease.reads.parts`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -54,11 +61,12 @@ __all__ = [
     "BatchResult",
     "ClassificationTotals",
     "ClassifyOptions",
+    "SLICE_BASES",
     "classify_batch",
     "classify_reads",
 ]
 
-_DENSE_LIMIT = 16_000_000  # reads × hit taxa above which a batch is scored in slices
+_DENSE_LIMIT = 16_000_000  # reads × hit taxa above which a batch is scored in row blocks
 
 
 @dataclass(frozen=True)
@@ -75,16 +83,29 @@ class ClassifyOptions:
             raise ConfigError(f"minimum hit groups must be 0 or more, not {self.min_hit_groups}.")
 
 
+SLICE_BASES = 1 << 20
+"""Most bases (a separator counted after each piece) whose k-mers are scanned at once.
+
+Scanning holds about 70 bytes per base at its peak (uint64 l-mers, their reverse complements and
+window minima, int64 k-mer positions), so a batch is scanned in slices of at most this many bases
+and a longer read in windows: 1 Mi bases keep a scan near 70 MB whatever the read's length, and are
+long enough that the per-slice overhead does not show (``tests/benchmarks/bench_long_reads.py``).
+"""
+
+
 @dataclass
 class BatchResult:
     """Calls for one batch of reads (or pairs).
 
     ``calls`` int32 (n,): internal taxon index, or -1 for unclassified. ``kmers`` int32 (n,): k-mers
-    of the read (both mates). ``hit_taxa``/``hit_kmers``: per lookup that hit, its taxon and the number
-    of k-mers it covers; ``hit_slots``: the index cells hit (distinct minimizers). ``bases``: bases
-    of the batch's reads, both mates. ``runs``: for Kraken's per-read output, (read, code, length) of
-    each run of equal per-k-mer codes — codes are taxon indices, -1 miss, -2 ambiguous, -3 the mate
-    border — in read order.
+    of the read (both mates). ``hit_groups`` int32 (n,): the lookups that hit (Kraken 2's minimizer
+    hit groups). ``hit_taxa``/``hit_kmers``: taxa hit and the k-mers they cover, one row per lookup
+    that hit — or per read and taxon when the batch was scanned in slices; only their sums per read
+    and taxon mean something. ``hit_slots``: the index cells hit (distinct minimizers), as cell
+    numbers, or as a bool mask over the index's cells when the batch was scanned in slices; either
+    indexes :attr:`ClassificationTotals.seen_cells`. ``bases``: bases of the batch's reads, both
+    mates. ``runs``: for Kraken's per-read output, (read, code, length) of each run of equal per-k-mer
+    codes — codes are taxon indices, -1 miss, -2 ambiguous, -3 the mate border — in read order.
     """
 
     calls: np.ndarray
@@ -97,87 +118,224 @@ class BatchResult:
     runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-def _layout(batch: ReadBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One buffer of every mate, each followed by an 'N' separator; segment starts, lengths and reads."""
-    seqs = [(batch.seq, batch.offsets)]
-    if batch.seq2 is not None:
-        seqs.append((batch.seq2, batch.offsets2))
-    lengths = np.concatenate([np.diff(offsets) for _, offsets in seqs]).astype(np.int64)
-    n_segments = len(lengths)
-    starts = np.zeros(n_segments, dtype=np.int64)
-    np.cumsum(lengths[:-1] + 1, out=starts[1:])
-    buffer = np.full(int(lengths.sum()) + n_segments, ord("N"), dtype=np.uint8)
-    bases = np.concatenate([seq for seq, _ in seqs])
-    destination = np.arange(len(bases), dtype=np.int64) + np.repeat(
-        np.arange(n_segments, dtype=np.int64), lengths
+@dataclass(frozen=True)
+class _Pieces:
+    """The stretches of a batch's mates scanned for k-mers: whole mates, or windows of long ones.
+
+    Segments (mates) are numbered mate 1 of every read, then mate 2 of every read. One entry per
+    piece, in scanning order: ``mate`` 0 or 1, ``start`` in that mate's ``seq``, ``length`` in bases,
+    ``segment``. A mate longer than a slice is cut into windows that overlap by k - 1 bases, so each
+    of its k-mers lies in exactly one window; every window but the last fills a slice alone.
+    """
+
+    mate: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+    segment: np.ndarray
+
+
+def _pieces(batch: ReadBatch, k: int, slice_bases: int) -> tuple[_Pieces, np.ndarray, np.ndarray]:
+    """The batch's pieces, with each segment's length and read."""
+    offsets = [batch.offsets] if batch.offsets2 is None else [batch.offsets, batch.offsets2]
+    lengths = np.concatenate([np.diff(o) for o in offsets]).astype(np.int64)
+    starts = np.concatenate([o[:-1] for o in offsets]).astype(np.int64)
+    mates = np.repeat(np.arange(len(offsets), dtype=np.int64), batch.n_reads)
+    read_of_segment = np.tile(np.arange(batch.n_reads, dtype=np.int64), len(offsets))
+    widest = slice_bases - 1
+    step = widest - (k - 1)
+    windows = np.ones(len(lengths), dtype=np.int64)
+    long = lengths > widest
+    windows[long] += -(-(lengths[long] - widest) // step)
+    segment = np.repeat(np.arange(len(lengths), dtype=np.int64), windows)
+    shift = step * (
+        np.arange(len(segment), dtype=np.int64) - np.repeat(np.cumsum(windows) - windows, windows)
     )
-    buffer[destination] = bases
-    read_of_segment = np.tile(np.arange(batch.n_reads, dtype=np.int64), len(seqs))
-    return buffer, starts, lengths, read_of_segment
+    pieces = _Pieces(
+        mate=mates[segment],
+        start=starts[segment] + shift,
+        length=np.minimum(lengths[segment] - shift, widest),
+        segment=segment,
+    )
+    return pieces, lengths, read_of_segment
 
 
-def classify_batch(
-    batch: ReadBatch, index: KmerIndex, options: ClassifyOptions, want_runs: bool = False
-) -> BatchResult:
-    """Classify one :class:`~rapidrelease.reads.input.ReadBatch` (paired when it has mate 2)."""
-    n_reads = batch.n_reads
+def _slices(lengths: np.ndarray, slice_bases: int) -> list[tuple[int, int]]:
+    """(first, end) of consecutive pieces whose bases, a separator after each, fit in ``slice_bases``."""
+    ends = np.cumsum(lengths + 1)
+    bounds = []
+    first = 0
+    while first < len(lengths):
+        before = int(ends[first - 1]) if first else 0
+        end = max(int(np.searchsorted(ends, before + slice_bases, side="right")), first + 1)
+        bounds.append((first, end))
+        first = end
+    return bounds
+
+
+@dataclass
+class _Scan:
+    """One slice's lookups (Kraken 2's hit groups) in read order: the segment, taxon (-1 miss), index
+    cell and k-mers of each; ``continued``: the first one goes on from the previous slice's last
+    lookup (same mate, same minimizer), so it was no new lookup; ``runs``: (segment, code, length)."""
+
+    segments: np.ndarray
+    taxa: np.ndarray
+    slots: np.ndarray
+    kmers: np.ndarray
+    continued: bool
+    runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+
+
+def _scan_slice(
+    batch: ReadBatch,
+    pieces: _Pieces,
+    first: int,
+    end: int,
+    index: KmerIndex,
+    last: tuple[int, int] | None,
+    want_runs: bool,
+) -> tuple[_Scan, tuple[int, int] | None]:
+    """Look up the k-mers of pieces ``first:end``; ``last`` is the (segment, minimizer) of the last
+    unambiguous k-mer scanned before, returned updated for the next slice."""
     k = index.spec.k
-    buffer, starts, lengths, read_of_segment = _layout(batch)
+    lengths = pieces.length[first:end]
+    segments = pieces.segment[first:end]
+    n = len(lengths)
+    starts = np.zeros(n, dtype=np.int64)  # in the buffer, where each piece is followed by an 'N'
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    buffer = np.full(int(lengths.sum()) + n, ord("N"), dtype=np.uint8)
+    for mate, seq in enumerate((batch.seq, batch.seq2)):
+        mine = np.flatnonzero(pieces.mate[first:end] == mate)
+        if not len(mine):
+            continue
+        # a slice never holds two windows of one mate (all but the last fill a slice), so its pieces
+        # of one mate file are consecutive reads: one contiguous stretch of that mate's bases
+        assert seq is not None
+        a, b = int(mine[0]), int(mine[-1])
+        source = pieces.start[first + a]
+        bases = seq[source : pieces.start[first + b] + lengths[b]]
+        assert len(bases) == int(lengths[a : b + 1].sum())
+        destination = np.arange(len(bases), dtype=np.int64) + np.repeat(
+            starts[a : b + 1] - (pieces.start[first + a : first + b + 1] - source), lengths[a : b + 1]
+        )
+        buffer[destination] = bases
+        del destination
     minimizers, ambiguous = kmer_minimizers(buffer, index.spec)
     del buffer
-    kmers_per_segment = np.maximum(lengths - k + 1, 0)
-    # the k-mers of each mate, in buffer order (those spanning a separator belong to no read)
-    segment_of_kmer = np.repeat(np.arange(len(lengths), dtype=np.int32), kmers_per_segment)
-    first_kmer = np.cumsum(kmers_per_segment) - kmers_per_segment
-    kmer_positions = np.arange(len(segment_of_kmer), dtype=np.int64) + np.repeat(
-        starts - first_kmer, kmers_per_segment
-    )
-    kmer_ambiguous = ambiguous[kmer_positions]
-    valid = ~kmer_ambiguous
-    valid_positions = kmer_positions[valid]
-    valid_minimizers = minimizers[valid_positions]
-    valid_segments = segment_of_kmer[valid]
+    kmers_per_piece = np.maximum(lengths - k + 1, 0)
+    # the k-mers of each piece, in buffer order (those spanning a separator belong to no piece)
+    piece_of_kmer = np.repeat(np.arange(n, dtype=np.int32), kmers_per_piece)
+    kmer_positions = np.arange(len(piece_of_kmer), dtype=np.int64)
+    kmer_positions += np.repeat(starts - (np.cumsum(kmers_per_piece) - kmers_per_piece), kmers_per_piece)
+    valid = ~ambiguous[kmer_positions]
+    del ambiguous
+    valid_minimizers = minimizers[kmer_positions[valid]]
+    del minimizers, kmer_positions
+    valid_segments = segments[piece_of_kmer[valid]]
     # a lookup where the minimizer changes, or a mate starts (Kraken 2 resets it per mate)
     change = np.ones(len(valid_minimizers), dtype=bool)
     if len(change) > 1:
         change[1:] = (valid_minimizers[1:] != valid_minimizers[:-1]) | (
             valid_segments[1:] != valid_segments[:-1]
         )
+    continued = bool(
+        last is not None
+        and len(valid_minimizers)
+        and int(valid_segments[0]) == last[0]
+        and int(valid_minimizers[0]) == last[1]
+    )
+    if len(valid_minimizers):
+        last = (int(valid_segments[-1]), int(valid_minimizers[-1]))
     group_first = np.flatnonzero(change)
-    group_taxa, group_slots = index.lookup(valid_minimizers[group_first])
-    group_kmers = np.diff(np.append(group_first, len(valid_minimizers)))
-    group_reads = read_of_segment[valid_segments[group_first]]
-
-    kmers_per_read = np.bincount(read_of_segment, weights=kmers_per_segment, minlength=n_reads).astype(
-        np.int64
-    )
-    hit = group_taxa >= 0
-    hit_groups = np.bincount(group_reads[hit], minlength=n_reads)
-    calls = _resolve(
-        index,
-        group_reads[hit],
-        group_taxa[hit],
-        group_kmers[hit],
-        kmers_per_read,
-        hit_groups,
-        n_reads,
-        options,
-    )
+    taxa, slots = index.lookup(valid_minimizers[group_first])
+    del valid_minimizers
+    group_kmers = np.diff(np.append(group_first, len(valid_segments)))
     runs = None
     if want_runs:
-        codes = np.full(len(kmer_positions), AMBIGUOUS, dtype=np.int32)
-        codes[valid] = np.repeat(np.where(hit, group_taxa, MISS), group_kmers)
-        runs = _runs(codes, segment_of_kmer, read_of_segment, batch.seq2 is not None, n_reads)
+        codes = np.full(len(valid), AMBIGUOUS, dtype=np.int32)
+        codes[valid] = np.repeat(np.where(taxa >= 0, taxa, MISS), group_kmers)
+        runs = _runs_of(codes, segments[piece_of_kmer])
+    scan = _Scan(valid_segments[group_first], taxa, slots, group_kmers, continued, runs)
+    return scan, last
+
+
+def classify_batch(
+    batch: ReadBatch,
+    index: KmerIndex,
+    options: ClassifyOptions,
+    want_runs: bool = False,
+    slice_bases: int | None = None,
+) -> BatchResult:
+    """Classify one :class:`~rapidrelease.reads.input.ReadBatch` (paired when it has mate 2).
+
+    The batch is scanned in slices of at most ``slice_bases`` bases (default :data:`SLICE_BASES`),
+    a longer mate in windows. Kraken 2 scores a read by all of its hits, so a window's hits are only
+    added up: their k-mer counts per read and taxon, and their lookups, except that a window whose
+    first minimizer is its mate's previous one continues that lookup (Kraken 2 looks a minimizer up
+    once per run of k-mers that share it). The call is then made on the read's totals, exactly as on
+    the unsplit read.
+    """
+    n_reads = batch.n_reads
+    k = index.spec.k
+    if slice_bases is None:
+        slice_bases = SLICE_BASES
+    if slice_bases < 2 * k:
+        raise ValueError(f"slice_bases must be at least 2 k ({2 * k}), not {slice_bases}")
+    pieces, lengths, read_of_segment = _pieces(batch, k, slice_bases)
+    kmers_per_read = np.bincount(
+        read_of_segment, weights=np.maximum(lengths - k + 1, 0), minlength=n_reads
+    ).astype(np.int64)
+    slices = _slices(pieces.length, slice_bases)
+    # over several slices, each one's hits are summed per read and taxon and its cells marked in a
+    # mask over the index (a quarter of the index's bytes), so what is kept does not grow with a read
+    seen = np.zeros(index.size, dtype=bool) if len(slices) > 1 else None
+    hit_groups = np.zeros(n_reads, dtype=np.int64)
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    slots = np.zeros(0, dtype=np.int64)
+    runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    last = None
+    for first, end in slices:
+        scan, last = _scan_slice(batch, pieces, first, end, index, last, want_runs)
+        hit = scan.taxa >= 0
+        lookups = hit.copy()
+        lookups[:1] &= not scan.continued
+        hit_groups += np.bincount(read_of_segment[scan.segments[lookups]], minlength=n_reads)
+        reads, taxa, kmers = read_of_segment[scan.segments[hit]], scan.taxa[hit], scan.kmers[hit]
+        if seen is None:
+            slots = scan.slots[hit]
+        else:
+            seen[scan.slots[hit]] = True
+            reads, taxa, kmers = _sum_hits(reads, taxa, kmers)
+        kept.append((reads, taxa, kmers))
+        if scan.runs is not None:
+            runs.append(scan.runs)
+    if len(kept) == 1:
+        reads, taxa, kmers = kept[0]
+    else:
+        reads, taxa, kmers = (
+            np.concatenate([part[j] for part in kept]) if kept else np.zeros(0, dtype=dtype)
+            for j, dtype in enumerate((np.int64, np.int32, np.int64))
+        )
+    calls = _resolve(index, reads, taxa, kmers, kmers_per_read, hit_groups, n_reads, options)
     return BatchResult(
         calls=calls,
         kmers=kmers_per_read.astype(np.int32),
         hit_groups=hit_groups.astype(np.int32),
-        hit_taxa=group_taxa[hit],
-        hit_kmers=group_kmers[hit],
-        hit_slots=group_slots[hit],
+        hit_taxa=taxa,
+        hit_kmers=kmers,
+        hit_slots=slots if seen is None else seen,
         bases=int(lengths.sum()),
-        runs=runs,
+        runs=_read_runs(runs, read_of_segment, batch.seq2 is not None, n_reads) if want_runs else None,
     )
+
+
+def _sum_hits(
+    reads: np.ndarray, taxa: np.ndarray, kmers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k-mers hit per (read, taxon): one row for each pair, read-major."""
+    keys, inverse = np.unique((reads << 32) | taxa.astype(np.int64), return_inverse=True)
+    sums = np.bincount(inverse, weights=kmers, minlength=len(keys)).astype(np.int64)
+    return keys >> 32, (keys & 0xFFFFFFFF).astype(np.int32), sums
 
 
 def _resolve(
@@ -204,7 +362,7 @@ def _resolve(
     ancestor = taxonomy.is_ancestor(hit_taxa[:, None], hit_taxa[None, :]).astype(np.float64)
     width = len(hit_taxa)
     step = max(1, _DENSE_LIMIT // max(width, 1))
-    for first in range(0, n_reads, step):  # one slice unless the batch hits thousands of taxa
+    for first in range(0, n_reads, step):  # one block unless the batch hits thousands of taxa
         last = min(n_reads, first + step)
         rows = last - first
         mine = slice(None) if step >= n_reads else (reads >= first) & (reads < last)
@@ -260,17 +418,39 @@ def _resolve_dense(
     return calls
 
 
-def _runs(
-    codes: np.ndarray, segment_of_kmer: np.ndarray, read_of_segment: np.ndarray, paired: bool, n_reads: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(read, code, length) runs of equal per-k-mer codes in read order; mates split by a border run."""
+def _runs_of(codes: np.ndarray, segment_of_kmer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(segment, code, length) of each run of equal per-k-mer codes within a segment."""
     change = np.ones(len(codes), dtype=bool)
     if len(codes) > 1:
         change[1:] = (codes[1:] != codes[:-1]) | (segment_of_kmer[1:] != segment_of_kmer[:-1])
     first = np.flatnonzero(change)
-    run_code = codes[first].astype(np.int64)
-    run_length = np.diff(np.append(first, len(codes)))
-    run_segment = segment_of_kmer[first]
+    return (
+        segment_of_kmer[first].astype(np.int64),
+        codes[first].astype(np.int64),
+        np.diff(np.append(first, len(codes))),
+    )
+
+
+def _read_runs(
+    slices: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    read_of_segment: np.ndarray,
+    paired: bool,
+    n_reads: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(read, code, length) runs in read order from the slices' runs; mates split by a border run."""
+    if len(slices) == 1:
+        run_segment, run_code, run_length = slices[0]
+    elif slices:
+        run_segment, run_code, run_length = (np.concatenate([s[j] for s in slices]) for j in range(3))
+        # a run cut by a window's edge is one run of the read
+        change = np.ones(len(run_code), dtype=bool)
+        change[1:] = (run_code[1:] != run_code[:-1]) | (run_segment[1:] != run_segment[:-1])
+        first = np.flatnonzero(change)
+        if len(first) < len(change):
+            run_segment, run_code = run_segment[first], run_code[first]
+            run_length = np.add.reduceat(run_length, first)
+    else:
+        run_segment = run_code = run_length = np.zeros(0, dtype=np.int64)
     run_read = read_of_segment[run_segment]
     if not paired:
         return run_read, run_code, run_length
@@ -339,7 +519,8 @@ def classify_reads(
 ) -> ClassificationTotals:
     """Classify a read file (or pair of files) in batches; write the kreport, per-read and per-taxon tables.
 
-    Memory is bounded by the batch (plus the index and one byte per index cell for distinct counts).
+    Memory is bounded by the batch (:func:`~rapidrelease.reads.input.iter_read_batches`) and one
+    slice's scan (:data:`SLICE_BASES`), plus the index and a byte per index cell for distinct counts.
     With ``threads`` > 1, batches are classified by that many worker processes sharing the
     memory-mapped index, results taken in read order. ``part = (i, n)`` classifies only every n-th
     batch starting at the i-th, so n jobs can share one file's reads without splitting it; their saved
@@ -369,7 +550,9 @@ def classify_reads(
     if not 0 <= which < parts:
         raise ConfigError(f"part {which + 1} of {parts} does not exist.")
     if parts > 1:
-        batches = (batch for number, batch in enumerate(batches) if number % parts == which)
+        # islice, not a generator expression, whose variable would keep a batch alive while the next
+        # one is read
+        batches = itertools.islice(batches, which, None, parts)
     if count_distinct is None:
         count_distinct = taxa_path is not None
     totals = ClassificationTotals.empty(index, count_distinct=count_distinct)
@@ -455,8 +638,8 @@ def _classified(
 ) -> Iterator[tuple[BatchResult, bytes]]:
     if threads == 1:
         text = KrakenText(index.taxonomy.taxid) if want_lines else None
-        for batch in batches:
-            yield _classify_one(batch, index, options, text)
+        # map, not a for loop, whose variable would keep a batch alive while the next one is read
+        yield from map(lambda batch: _classify_one(batch, index, options, text), batches)
         return
     import multiprocessing
 

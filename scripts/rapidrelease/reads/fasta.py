@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rapidrelease.errors import ReadsError
-from rapidrelease.reads._stream import GzipTruncatedError, iter_blocks
+from rapidrelease.reads._stream import GzipTruncatedError, iter_blocks, read_too_long
 
 __all__ = ["IUPAC_SEQUENCE_BYTES", "iter_fasta"]
 
@@ -42,21 +42,25 @@ def _byte_classes() -> np.ndarray:
 _CLASS = _byte_classes()
 
 
-def iter_fasta(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+def iter_fasta(
+    path: Path, max_bases: int | None = None, mates: bool = False
+) -> Iterator[tuple[str, np.ndarray]]:
     """Each record of a plain or gzipped FASTA file as (header, sequence), in file order.
 
     ``header`` is the whole header line without ``>`` and without the line ending (decoded as
     UTF-8, undecodable bytes replaced); ``sequence`` is uint8 ASCII of shape (n_bases,), line breaks
     removed, case as written. A record with a header and no sequence lines yields an empty array.
     An empty file (or one of blank lines only) yields nothing; whether that is acceptable is the
-    caller's decision.
+    caller's decision. With ``max_bases`` (FASTA reads), a record longer than that is refused as a
+    read (or, with ``mates``, a mate) too long as soon as it passes it
+    (:func:`rapidrelease.reads._stream.read_too_long`).
 
     Raises ReadsError naming the file, record (1-based) and line (1-based) when a sequence line comes
     before the first header, a header is empty, a sequence line holds a character that is not an
     IUPAC code, ``-`` or ``*``, or the gzip data are truncated or corrupt.
     """
     path = Path(path)
-    parser = _FastaParser(path)
+    parser = _FastaParser(path, max_bases, mates)
     try:
         for block in iter_blocks(path):
             yield from parser.feed(block, final=False)
@@ -71,10 +75,13 @@ def iter_fasta(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 class _FastaParser:
     """Block-at-a-time state: the record being assembled and the position in the file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bases: int | None = None, mates: bool = False) -> None:
         self.path = path
+        self.max_bases = max_bases
+        self.mates = mates
         self.header: str | None = None
         self.pieces: list[np.ndarray] = []
+        self.bases = 0  # in self.pieces
         self.record = 0  # 1-based number of the record being assembled, 0 before the first header
         self.line = 0  # lines completed before the current block
         self.rest = b""
@@ -124,6 +131,12 @@ class _FastaParser:
                 piece = arr[a:b][classes[a:b] == _BASE]
                 if len(piece):
                     self.pieces.append(piece)
+                    self.bases += len(piece)
+                    if self.max_bases is not None and self.bases > self.max_bases:
+                        name = self.header.split(maxsplit=1)[0] if self.header.strip() else self.header
+                        raise read_too_long(
+                            self.path, self.record, name, self.bases, exact=False, mate=self.mates
+                        )
 
     def _finish(self) -> tuple[str, np.ndarray]:
         assert self.header is not None
@@ -134,7 +147,7 @@ class _FastaParser:
         else:
             sequence = np.empty(0, dtype=np.uint8)
         record = (self.header, sequence)
-        self.header, self.pieces = None, []
+        self.header, self.pieces, self.bases = None, [], 0
         return record
 
     def _check(

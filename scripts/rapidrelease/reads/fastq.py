@@ -33,17 +33,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from rapidrelease.errors import ReadsError
 from rapidrelease.reads import _stream
-from rapidrelease.reads._stream import ByteReader, GzipTruncatedError
+from rapidrelease.reads._stream import ByteReader, GzipTruncatedError, read_limit, read_too_long
 from rapidrelease.reads.fasta import iter_fasta
 
 __all__ = ["Reads", "concat_slices", "iter_fasta_reads", "iter_fastq"]
 
-_MAX_BATCH_BYTES = 128 << 20  # FASTQ text per batch, so long reads keep memory bounded
-# One FASTQ record's text. The longest reads sequenced are a few Mb (ultra-long nanopore) and a record
-# holds its bases twice (sequence, quality), so this is ~30× the longest real record; past it the
-# "record" is a corrupt or non-FASTQ file without line breaks (a 1 MB gzip of one line inflates to
-# 1 GiB), which would otherwise grow the buffer until memory runs out.
-_MAX_RECORD_BYTES = 256 << 20
+# One FASTQ record's text: the longest read passed on (_stream.MAX_READ_BASES) holds its bases twice
+# (sequence, quality) and a header. Past it the "record" is a corrupt or non-FASTQ file without line
+# breaks (a 1 MB gzip of one line inflates to 1 GiB), which would otherwise grow the buffer until
+# memory runs out; a sequence line alone longer than a read may be is refused sooner, by name.
+_MAX_RECORD_BYTES = 2 * _stream.MAX_READ_BASES + (1 << 20)
 _ROW_BUDGET = 8 << 20  # bytes of the temporary (rows × width) arrays of one gather
 _NEWLINE, _CR, _AT, _PLUS, _SPACE, _TAB, _SLASH = 10, 13, 64, 43, 32, 9, 47
 _FIRST_PRINTABLE, _LAST_PRINTABLE = 33, 126
@@ -101,8 +100,9 @@ def concat_slices(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> t
     if total == 0:
         return out, offsets
     width = int(lengths.max())
-    if n * width > 2 * total + 65536:
-        # very uneven lengths (long reads): rows would waste memory; copy slice by slice instead
+    if n * width > 2 * total + 65536 or 8 * width > _ROW_BUDGET:
+        # long reads: rows would waste memory on padding, and the column numbers below take 8 bytes
+        # per base of the longest (800 MB for a 100-Mb read); a copy per read costs nothing here
         for i, (s, k) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
             out[offsets[i] : offsets[i] + k] = arr[s : s + k]
         return out, offsets
@@ -165,13 +165,23 @@ def _read_id(header: str) -> str:
 # --- FASTQ ---------------------------------------------------------------------------------------
 
 
-def iter_fastq(path: Path, batch_reads: int) -> Iterator[Reads]:
-    """Validated FASTQ records in batches of ``batch_reads`` (see the module docstring).
+def iter_fastq(
+    path: Path, batch_reads: int, batch_bases: int | None = None, mates: bool = False
+) -> Iterator[Reads]:
+    """Validated FASTQ records in batches of ``batch_reads`` and at most ``batch_bases`` bases (default
+    :data:`~rapidrelease.reads._stream.BATCH_BASES`; one read alone may hold more), see the module
+    docstring. A read longer than :func:`~rapidrelease.reads._stream.read_limit` allows is refused;
+    ``mates``: the records are mates of pairs.
 
     Bytes go into one reusable buffer: the records not yet yielded (``filled`` bytes, whose line
     breaks are at ``line_ends``) at its start, new blocks read after them.
     """
     block_bytes = _stream.BLOCK_BYTES
+    if batch_bases is None:
+        batch_bases = _stream.BATCH_BASES
+    text_cap = 2 * batch_bases  # a record's text holds its bases twice, so this is enough to read on
+    # the buffer never needs more than the longest record or batch and a block: no doubling past it
+    largest = max(_MAX_RECORD_BYTES, text_cap) + 2 * block_bytes + 1
     buf = np.empty(2 * block_bytes, dtype=np.uint8)
     filled = 0
     line_ends = np.empty(0, dtype=np.int64)
@@ -181,16 +191,13 @@ def iter_fastq(path: Path, batch_reads: int) -> Iterator[Reads]:
         while not eof:
             found_parts = [line_ends]
             n_breaks = len(line_ends)
-            while n_breaks < 4 * batch_reads and (filled < _MAX_BATCH_BYTES or n_breaks < 4):
-                if n_breaks < 4 and filled > _MAX_RECORD_BYTES:
+            while n_breaks < 4 * batch_reads and (filled < text_cap or n_breaks < 4):
+                if n_breaks < 4:
                     # the buffer holds only the first unfinished record here (earlier ones were yielded)
-                    raise ReadsError(
-                        f"{path}: record {record:,} runs past {_MAX_RECORD_BYTES / 2**20:g} MiB with line "
-                        f"{4 * (record - 1) + n_breaks + 1:,} still unfinished, far longer than any read; "
-                        "the file is corrupt or not FASTQ."
-                    )
+                    _check_unfinished(path, buf, filled, np.concatenate(found_parts), record, mates)
                 if filled + block_bytes + 1 > len(buf):
-                    grown = np.empty(max(2 * len(buf), filled + block_bytes + 1), dtype=np.uint8)
+                    size = max(min(2 * len(buf), largest), filled + block_bytes + 1)
+                    grown = np.empty(size, dtype=np.uint8)
                     grown[:filled] = buf[:filled]
                     buf = grown
                 try:
@@ -216,18 +223,21 @@ def iter_fastq(path: Path, batch_reads: int) -> Iterator[Reads]:
                 filled, line_ends, unterminated = _end_of_file(buf, filled, line_ends)
             arr = buf[:filled]
             complete = len(line_ends) // 4
+            # bases up to the end of each complete record (a \r counted as one: the cap stays a cap)
+            bases_to = np.cumsum(line_ends[1 : 4 * complete : 4] - line_ends[0 : 4 * complete : 4] - 1)
             done = 0
             while done < complete:
                 available = complete - done
                 start = int(line_ends[4 * done - 1]) + 1 if done else 0
-                # records ending within the byte cap (at least one, however long)
-                record_ends = line_ends[4 * done + 3 : 4 * complete : 4]
-                fit = int(np.searchsorted(record_ends, start + _MAX_BATCH_BYTES, side="left"))
+                # records within the base cap (at least one, however long)
+                before = int(bases_to[done - 1]) if done else 0
+                fit = int(np.searchsorted(bases_to, before + batch_bases, side="right")) - done
                 k = min(batch_reads, available, max(fit, 1))
-                if k == available < batch_reads and not eof and filled < _MAX_BATCH_BYTES:
+                if k == available < batch_reads and not eof and filled < text_cap:
                     break  # room for more records: read on
                 last = eof and done + k == complete and unterminated
-                yield _fastq_batch(path, arr, start, line_ends[4 * done : 4 * (done + k)], record, last)
+                ends = line_ends[4 * done : 4 * (done + k)]
+                yield _fastq_batch(path, arr, start, ends, record, last, mates)
                 record += k
                 done += k
             if eof and len(line_ends) > 4 * done:
@@ -238,11 +248,35 @@ def iter_fastq(path: Path, batch_reads: int) -> Iterator[Reads]:
                     "four-line FASTQ record."
                 )
             consumed = int(line_ends[4 * done - 1]) + 1 if done else 0
+            del arr  # a view would keep the buffer alive after it is regrown, doubling its memory
             if consumed:
                 # batches hold copies, so the yielded records' bytes can be overwritten
                 buf[: filled - consumed] = buf[consumed:filled]
                 filled -= consumed
                 line_ends = line_ends[4 * done :] - consumed
+
+
+def _check_unfinished(
+    path: Path, buf: np.ndarray, filled: int, line_ends: np.ndarray, record: int, mates: bool
+) -> None:
+    """Refuse the unfinished record at the start of the buffer once it holds more than a record may:
+    by its name when its header is one and its sequence line is longer than a read may be."""
+    limit = read_limit(mates)
+    if len(line_ends) and buf[0] == _AT:
+        header_end = int(line_ends[0])
+        name = _read_id(buf[1:header_end].tobytes().decode("utf-8", errors="replace").rstrip("\r"))
+        if len(line_ends) > 1:
+            bases = int(line_ends[1]) - header_end - 1 - int(buf[int(line_ends[1]) - 1] == _CR)
+            if bases > limit:
+                raise read_too_long(path, record, name, bases, mate=mates)
+        elif filled - header_end - 1 > limit + 1:  # + 1: its \r
+            raise read_too_long(path, record, name, filled - header_end - 1, exact=False, mate=mates)
+    if filled > _MAX_RECORD_BYTES:
+        raise ReadsError(
+            f"{path}: record {record:,} runs past {_MAX_RECORD_BYTES / 2**20:g} MiB with line "
+            f"{4 * (record - 1) + len(line_ends) + 1:,} still unfinished, far longer than any read; "
+            "the file is corrupt or not FASTQ."
+        )
 
 
 def _end_of_file(buf: np.ndarray, filled: int, line_ends: np.ndarray) -> tuple[int, np.ndarray, bool]:
@@ -274,7 +308,13 @@ def _end_of_file(buf: np.ndarray, filled: int, line_ends: np.ndarray) -> tuple[i
 
 
 def _fastq_batch(
-    path: Path, arr: np.ndarray, start: int, line_ends: np.ndarray, first_record: int, unterminated: bool
+    path: Path,
+    arr: np.ndarray,
+    start: int,
+    line_ends: np.ndarray,
+    first_record: int,
+    unterminated: bool,
+    mates: bool = False,
 ) -> Reads:
     """Validate and copy the records whose four lines end at ``line_ends`` (absolute positions in
     ``arr``, the first line starting at ``start``)."""
@@ -317,6 +357,9 @@ def _fastq_batch(
                 f"(line {line + 4:,}) has {qual_lengths[i]:,} quality values for {seq_lengths[i]:,} bases"
             )
         raise ReadsError(f"{path}: record {record:,} {problem}.")
+    if n and int(seq_lengths.max()) > read_limit(mates):  # a record that came whole in one block
+        i = int(np.argmax(seq_lengths > read_limit(mates)))  # the first in the file
+        raise read_too_long(path, first_record + i, names[i], int(seq_lengths[i]), mate=mates)
     seq, offsets = concat_slices(arr, seq_s, seq_lengths)
     if len(seq) and (seq.min() < _FIRST_PRINTABLE or seq.max() > _LAST_PRINTABLE):
         position = int(np.argmax((seq < _FIRST_PRINTABLE) | (seq > _LAST_PRINTABLE)))
@@ -343,18 +386,31 @@ def _first(arr: np.ndarray, position: int) -> str:
 # --- FASTA reads ---------------------------------------------------------------------------------
 
 
-def iter_fasta_reads(path: Path, batch_reads: int) -> Iterator[Reads]:
-    """FASTA reads (one record per read) in batches; ids cut as for FASTQ."""
+def iter_fasta_reads(
+    path: Path, batch_reads: int, batch_bases: int | None = None, mates: bool = False
+) -> Iterator[Reads]:
+    """FASTA reads (one record per read) in batches of ``batch_reads`` and at most ``batch_bases``
+    bases, reads too long refused (as :func:`iter_fastq`); ids cut as for FASTQ."""
+    if batch_bases is None:
+        batch_bases = _stream.BATCH_BASES
     names: list[str] = []
     pieces: list[np.ndarray] = []
+    bases = 0
     record = 1
-    for header, seq in iter_fasta(path):
-        names.append(_read_id(header))
-        pieces.append(seq)
-        if len(names) == batch_reads:
+    for header, seq in iter_fasta(path, max_bases=read_limit(mates), mates=mates):
+        if names and bases + len(seq) > batch_bases:
             yield _fasta_batch(names, pieces, record)
             record += len(names)
-            names, pieces = [], []
+            names, pieces, bases = [], [], 0
+        names.append(_read_id(header))
+        pieces.append(seq)
+        bases += len(seq)
+        del seq  # the batch holds it; the loop variable would hold it on while the next is assembled
+        # a full batch goes at once, not held while the next read is assembled
+        if len(names) == batch_reads or bases >= batch_bases:
+            yield _fasta_batch(names, pieces, record)
+            record += len(names)
+            names, pieces, bases = [], [], 0
     if names:
         yield _fasta_batch(names, pieces, record)
 
@@ -362,5 +418,6 @@ def iter_fasta_reads(path: Path, batch_reads: int) -> Iterator[Reads]:
 def _fasta_batch(names: list[str], pieces: list[np.ndarray], first_record: int) -> Reads:
     offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in pieces], out=offsets[1:])
-    seq = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint8)
+    # one long read is passed as it is: a copy would double what it holds
+    seq = pieces[0] if len(pieces) == 1 else np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint8)
     return Reads(names, seq.astype(np.uint8, copy=False), offsets, first_record)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rapidrelease.errors import ReadsError
+from rapidrelease.reads import _stream
 from rapidrelease.reads._stream import KIND_NAMES, sniff_format
 from rapidrelease.reads.alignments import AlignedReads, iter_alignment_reads
 from rapidrelease.reads.fastq import Reads, concat_slices, iter_fasta_reads, iter_fastq
@@ -70,6 +71,7 @@ def iter_read_batches(
     interleaved: bool = False,
     *,
     reference: Path | None = None,
+    batch_bases: int | None = None,
 ) -> Iterator[ReadBatch]:
     """Read a FASTQ, FASTA, SAM, BAM or CRAM file (or a pair of FASTQ/FASTA files) in batches.
 
@@ -82,17 +84,23 @@ def iter_read_batches(
     when it is not embedded and cannot be found through the @SQ M5/UR tags, REF_PATH or REF_CACHE
     (htslib's rules).
 
-    Every batch has at most ``batch_reads`` reads (pairs) — fewer in the last batch, and for FASTQ
-    of long reads whenever a batch would exceed 128 MiB of text — so memory is bounded by the batch
-    whatever the file size. An empty file gives no batches: a valid empty input; whether zero reads
-    is acceptable is the caller's decision.
+    Every batch has at most ``batch_reads`` reads (pairs) and at most ``batch_bases`` bases, both
+    mates counted (default :data:`~rapidrelease.reads._stream.BATCH_BASES`), unless a single read
+    (pair) holds more — so memory is bounded by the batch whatever the file size. A read longer than
+    :data:`~rapidrelease.reads._stream.MAX_READ_BASES`, or a mate of a pair longer than half of it,
+    is refused: the parsers hold a read whole. An empty file gives no batches: a valid empty input;
+    whether zero reads is acceptable is the caller's decision.
 
     Raises ReadsError, one sentence naming the file(s), the record (1-based; and the line for
     FASTQ) and the problem, for every input that cannot be read completely: missing, not a read
-    format, truncated, corrupt, malformed records, paired files that disagree.
+    format, truncated, corrupt, malformed records, paired files that disagree, a read too long.
     """
     if batch_reads < 1:
         raise ValueError(f"batch_reads must be at least 1, not {batch_reads}")
+    if batch_bases is None:
+        batch_bases = _stream.BATCH_BASES
+    if batch_bases < 2:
+        raise ValueError(f"batch_bases must be at least 2, not {batch_bases}")
     if interleaved and path2 is not None:
         raise ValueError("a mate-2 file and interleaved=True exclude each other")
     path = Path(path)
@@ -108,15 +116,14 @@ def iter_read_batches(
                 f"{path}: is {KIND_NAMES[kind]}, whose mates are paired by their FLAG; it cannot be "
                 "read as interleaved."
             )
-        for reads in iter_alignment_reads(path, kind, batch_reads, reference):
-            yield _batch_of(reads)
+        # map, not a for loop, whose variable would keep a batch alive while the next one is read
+        yield from map(_batch_of, iter_alignment_reads(path, kind, batch_reads, reference, batch_bases))
         return
     if path2 is None and not interleaved:
-        for reads in _iter_single(path, kind, batch_reads):
-            yield ReadBatch(reads.names, reads.seq, reads.offsets, None, None, reads.first_record)
+        yield from map(_single_end, _iter_single(path, kind, batch_reads, batch_bases))
         return
     if interleaved:
-        yield from _iter_interleaved(path, kind, batch_reads)
+        yield from _iter_interleaved(path, kind, batch_reads, batch_bases)
         return
     assert path2 is not None
     path2 = Path(path2)
@@ -126,7 +133,7 @@ def iter_read_batches(
             f"{path} and {path2}: the mate-2 file is {KIND_NAMES[kind2]}; paired reads in two files "
             "must be FASTQ or FASTA."
         )
-    yield from _iter_two_files(path, kind, path2, kind2, batch_reads)
+    yield from _iter_two_files(path, kind, path2, kind2, batch_reads, batch_bases)
 
 
 @dataclass(frozen=True)
@@ -175,24 +182,33 @@ def read_stats(
 # --- FASTQ / FASTA: one file, two files, interleaved ---------------------------------------------
 
 
-def _iter_single(path: Path, kind: str, batch_reads: int) -> Iterator[Reads]:
+def _single_end(reads: Reads) -> ReadBatch:
+    return ReadBatch(reads.names, reads.seq, reads.offsets, None, None, reads.first_record)
+
+
+def _iter_single(
+    path: Path, kind: str, batch_reads: int, batch_bases: int, mates: bool = False
+) -> Iterator[Reads]:
     if kind == "empty":
         return
     if kind == "fastq":
-        yield from iter_fastq(path, batch_reads)
+        yield from iter_fastq(path, batch_reads, batch_bases, mates)
     elif kind == "fasta":
-        yield from iter_fasta_reads(path, batch_reads)
+        yield from iter_fasta_reads(path, batch_reads, batch_bases, mates)
     else:
         raise ReadsError(f"{path}: is {KIND_NAMES[kind]}; only FASTQ or FASTA can be read here.")
 
 
-def _iter_two_files(path: Path, kind: str, path2: Path, kind2: str, batch_reads: int) -> Iterator[ReadBatch]:
-    mates1 = _iter_single(path, kind, batch_reads)
-    mates2 = _iter_single(path2, kind2, batch_reads)
+def _iter_two_files(
+    path: Path, kind: str, path2: Path, kind2: str, batch_reads: int, batch_bases: int
+) -> Iterator[ReadBatch]:
+    # half the bases from each file, so that their pairs keep to the cap
+    mates1 = _iter_single(path, kind, batch_reads, batch_bases // 2, mates=True)
+    mates2 = _iter_single(path2, kind2, batch_reads, batch_bases // 2, mates=True)
     r1: Reads | None = None
     r2: Reads | None = None
     while True:
-        # the files' batches can differ in size (the byte cap of long reads), so pair what both have
+        # the files' batches can differ in size (the base cap of long reads), so pair what both have
         if r1 is None:
             r1 = next(mates1, None)
         if r2 is None:
@@ -211,28 +227,38 @@ def _iter_two_files(path: Path, kind: str, path2: Path, kind2: str, batch_reads:
         b, r2 = _split(r2, k)
         _check_mate_names(a.names, b.names, a.first_record, f"{path} and {path2}", "in the two files")
         yield ReadBatch(a.names, a.seq, a.offsets, b.seq, b.offsets, a.first_record)
+        del a, b  # not held while the next mates are read
 
 
-def _iter_interleaved(path: Path, kind: str, batch_reads: int) -> Iterator[ReadBatch]:
+def _iter_interleaved(path: Path, kind: str, batch_reads: int, batch_bases: int) -> Iterator[ReadBatch]:
     carry: Reads | None = None
-    for chunk in _iter_single(path, kind, 2 * batch_reads):
-        reads = _concat(carry, chunk) if carry is not None else chunk
-        n = len(reads.names)
-        reads, carry = _split(reads, n - n % 2)
-        if reads is None:
-            continue
-        names1, names2 = reads.names[0::2], reads.names[1::2]
-        first_pair = (reads.first_record + 1) // 2
-        _check_mate_names(names1, names2, first_pair, str(path), "in records 2k-1 and 2k")
-        starts, ends = reads.offsets[:-1], reads.offsets[1:]
-        seq1, offsets1 = concat_slices(reads.seq, starts[0::2], ends[0::2] - starts[0::2])
-        seq2, offsets2 = concat_slices(reads.seq, starts[1::2], ends[1::2] - starts[1::2])
-        yield ReadBatch(names1, seq1, offsets1, seq2, offsets2, first_pair)
+    for chunk in _iter_single(path, kind, 2 * batch_reads, batch_bases, mates=True):
+        joined = _concat(carry, chunk) if carry is not None else chunk
+        n = len(joined.names)
+        whole, carry = _split(joined, n - n % 2)
+        # the mate carried over from the previous chunk may take the pairs past the cap: cut there
+        while whole is not None:
+            pair_ends = whole.offsets[2::2]
+            fit = int(np.searchsorted(pair_ends, batch_bases, side="right"))
+            reads, whole = _split(whole, 2 * max(fit, 1))
+            assert reads is not None
+            yield _pairs_of(path, reads)
     if carry is not None:
         raise ReadsError(
             f"{path}: record {carry.first_record:,} has no mate: an interleaved file holds mate 1 and "
             "mate 2 of every pair as consecutive records, so an even number of records."
         )
+
+
+def _pairs_of(path: Path, reads: Reads) -> ReadBatch:
+    """Pairs of consecutive records (an even number of them)."""
+    names1, names2 = reads.names[0::2], reads.names[1::2]
+    first_pair = (reads.first_record + 1) // 2
+    _check_mate_names(names1, names2, first_pair, str(path), "in records 2k-1 and 2k")
+    starts, ends = reads.offsets[:-1], reads.offsets[1:]
+    seq1, offsets1 = concat_slices(reads.seq, starts[0::2], ends[0::2] - starts[0::2])
+    seq2, offsets2 = concat_slices(reads.seq, starts[1::2], ends[1::2] - starts[1::2])
+    return ReadBatch(names1, seq1, offsets1, seq2, offsets2, first_pair)
 
 
 def _split(reads: Reads, k: int) -> tuple[Reads | None, Reads | None]:
@@ -272,8 +298,8 @@ def _batch_of(reads: AlignedReads) -> ReadBatch:
     return ReadBatch(reads.names, seq1, offsets1, seq2, offsets2, reads.first_record)
 
 
-def _join(seqs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _join(seqs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs)), out=offsets[1:])
-    # htslib decodes SEQ from 4-bit codes to the letters of "=ACMGRSVTWYHKDBN", all ASCII
-    return np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8), offsets
+    # joining one read returns that read's bytes, so a long read is not copied
+    return np.frombuffer(b"".join(seqs), dtype=np.uint8), offsets

@@ -96,6 +96,9 @@ class KrakenText:
         return self.fixed[text]
 
 
+_GATHER_BYTES = 4 << 20  # per-read output assembled per step
+
+
 def _number_pieces(values: np.ndarray, base: int) -> tuple[np.ndarray, list[bytes]]:
     """Piece ids (from ``base``) of the decimal text of ``values``, and those texts (distinct values)."""
     distinct, inverse = np.unique(values, return_inverse=True)
@@ -180,9 +183,21 @@ def kraken_read_lines(
     ids[line_first + per_line - 1] = text.piece(b"\n")
     ids = ids[ids >= 0]
     piece_sizes = sizes[ids]
-    out_first = np.cumsum(piece_sizes) - piece_sizes
-    gather = np.arange(int(piece_sizes.sum())) + np.repeat(starts[ids] - out_first, piece_sizes)
-    return dictionary[gather].tobytes()
+    piece_ends = np.cumsum(piece_sizes)
+    # gathered a few MiB of output at a time: the index of every output byte takes 8 bytes, 1 GB for
+    # the hit list of one 100-Mb read; a batch of short reads is one step
+    out = []
+    first = 0
+    while first < len(ids):
+        before = int(piece_ends[first - 1]) if first else 0
+        end = max(int(np.searchsorted(piece_ends, before + _GATHER_BYTES, side="right")), first + 1)
+        out_first = piece_ends[first:end] - piece_sizes[first:end] - before
+        gather = np.arange(int(piece_ends[end - 1]) - before) + np.repeat(
+            starts[ids[first:end]] - out_first, piece_sizes[first:end]
+        )
+        out.append(dictionary[gather].tobytes())
+        first = end
+    return b"".join(out)
 
 
 def kraken_report_lines(index: KmerIndex, totals: RunCounts) -> list[str]:

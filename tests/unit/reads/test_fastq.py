@@ -198,7 +198,7 @@ def test_a_line_without_end_is_refused_before_it_fills_memory(tmp_path, monkeypa
     # (a few more MB of gzip and the process runs out of memory). A record is capped instead;
     # the cap is lowered here so the test stays small.
     monkeypatch.setattr(fastq, "_MAX_RECORD_BYTES", 64 * 1024)
-    monkeypatch.setattr(fastq, "_MAX_BATCH_BYTES", 48 * 1024)
+    monkeypatch.setattr(_stream, "BATCH_BASES", 24 * 1024)
     monkeypatch.setattr(_stream, "BLOCK_BYTES", 4096)
     good = fastq_bytes([("r1", "ACGT" * 5000)])  # a 20-kb read, 40 kB of record: under the cap
     bomb = tmp_path / "one_line.fastq.gz"

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from rapidrelease.errors import ReadsError
-from rapidrelease.reads import fastq
 from rapidrelease.reads.input import iter_read_batches, read_stats
 
 from support.reads import (
@@ -114,15 +113,15 @@ def test_hostile_pairs_read_as_50_pairs_of_150_bp(shared_data):
     )
 
 
-def test_long_reads_over_the_byte_cap_stay_paired(tmp_path, monkeypatch, shared_data):
+def test_long_reads_over_the_base_cap_stay_paired(tmp_path, shared_data):
     ont = pysam_reads(shared_data / ONT_LAMBDA)[:60]
     r1, r2 = tmp_path / "r1.fastq", tmp_path / "r2.fastq"
     r1.write_bytes(fastq_bytes([(f"{n}/1", s) for n, s in ont]))
-    # mate 2: other lengths and longer headers, so the byte cap cuts its batches elsewhere
+    # mate 2: other lengths and longer headers, so the base cap cuts its batches elsewhere
     r2.write_bytes(fastq_bytes([(f"{n}/2 {'x' * 500}", s[: len(s) // 3]) for n, s in ont]))
-    monkeypatch.setattr(fastq, "_MAX_BATCH_BYTES", 100_000)
-    batches = list(iter_read_batches(r1, r2, batch_reads=1000))
+    batches = list(iter_read_batches(r1, r2, batch_reads=1000, batch_bases=50_000))
     assert len(batches) > 3 and all(b.n_reads < 1000 for b in batches)
+    assert all(b.n_reads == 1 or b.offsets[-1] + b.offsets2[-1] <= 50_000 for b in batches)
     assert reads_of(batches, 1) == ont
     assert reads_of(batches, 2) == [(n, s[: len(s) // 3]) for n, s in ont]
 

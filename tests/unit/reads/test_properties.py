@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rapidrelease.reads import _stream, fastq
+from rapidrelease.reads import _stream
 from rapidrelease.reads.classify import classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.input import iter_read_batches
@@ -126,15 +126,15 @@ def _all_reads(batches) -> list[tuple[str, str, str | None]]:
     reads=st.lists(READ, min_size=0, max_size=40),
     batch_reads=st.integers(1, 50),
     block_bytes=st.integers(1, 4096),
-    max_batch_bytes=st.integers(1, 20_000),
+    batch_bases=st.integers(2, 10_000),
     compress=st.booleans(),
     layout=st.sampled_from(["single", "pair", "interleaved"]),
 )
-def test_batch_block_and_byte_cap_sizes_never_change_the_reads(
-    tmp_path, reads, batch_reads, block_bytes, max_batch_bytes, compress, layout
+def test_batch_block_and_base_cap_sizes_never_change_the_reads(
+    tmp_path, reads, batch_reads, block_bytes, batch_bases, compress, layout
 ):
     # FASTQ is parsed in blocks (_stream.BLOCK_BYTES), cut into batches of batch_reads reads and of
-    # at most _MAX_BATCH_BYTES of text; a record may straddle any of those boundaries.
+    # at most batch_bases bases; a record may straddle any of those boundaries.
     def write(name: str, content: bytes) -> Path:
         path = tmp_path / name
         path.write_bytes(gzip.compress(content, mtime=0) if compress else content)
@@ -156,12 +156,17 @@ def test_batch_block_and_byte_cap_sizes_never_change_the_reads(
         expected = [(name, seq, seq[::-1]) for name, seq in reads]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_stream, "BLOCK_BYTES", block_bytes)
-        patch.setattr(fastq, "_MAX_BATCH_BYTES", max_batch_bytes)
-        batches = list(iter_read_batches(*paths, batch_reads=batch_reads, **options))
+        batches = list(iter_read_batches(*paths, batch_reads=batch_reads, batch_bases=batch_bases, **options))
     assert all(0 < b.n_reads <= batch_reads for b in batches)
+    # the cap holds, both mates counted, except for a batch of one read (pair) that alone exceeds it
+    assert all(b.n_reads == 1 or _bases(b) <= batch_bases for b in batches)
     assert _all_reads(batches) == expected
     if batches:
         assert [b.first_record for b in batches] == list(np.cumsum([1] + [b.n_reads for b in batches[:-1]]))
+
+
+def _bases(batch) -> int:
+    return int(batch.offsets[-1]) + (int(batch.offsets2[-1]) if batch.paired else 0)
 
 
 @pytest.fixture(scope="module")
