@@ -38,7 +38,7 @@ CALL, LOD = DETECTION_METRICS
 
 
 def conditional_p_value(test: int, control: int, test_share: float) -> float:
-    """One-sided p-value that ``test`` events exceed the control's rate: P(X ≥ test), X ~ Bin(test + control, π).
+    """One-sided p-value of ``test`` events against ``control``: P(X ≥ test), X ~ Bin(test + control, π).
 
     ``test_share`` is π = v_t / (v_t + v_c), the test's share of the total volume acquired. A test
     with no events has p = 1.
@@ -53,7 +53,7 @@ def conditional_p_value(test: int, control: int, test_share: float) -> float:
 
 
 def critical_count(control: int, test_share: float, alpha: float) -> int:
-    """The fewest test events DETECTED against ``control`` events at level ``alpha`` (the test's critical value).
+    """The fewest test events DETECTED against ``control`` events at level ``alpha`` (the critical value).
 
     The p-value falls as the test's count rises with the control's fixed, so the critical value is
     found by doubling and then bisection.

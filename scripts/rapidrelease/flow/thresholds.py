@@ -10,8 +10,8 @@ the control lies above it: the control must hold at least ``⌈10 / (1 − p/100
 population (2,000 at the 99.5th percentile), so that ten events lie above the threshold — with 100
 events the "99.5th percentile" is the control's maximum, a value so variable that 4.9 % of lots with a
 true 2 % response report ≥ 5 % (issue 17). A control with fewer gives no threshold, and every metric
-reading its population is INCONCLUSIVE naming the control and its count. The threshold becomes a one-dimensional
-range gate ``<parent>/<name>`` of the tree, on the same channel and compensation. A panel's
+reading its population is INCONCLUSIVE naming the control and its count. The threshold becomes a
+one-dimensional range gate ``<parent>/<name>`` of the tree, on the same channel and compensation. A panel's
 polyfunctional combinations become ``at_least`` gates over their populations.
 """
 
