@@ -110,7 +110,7 @@ class Metric:
     """One measured quantity of a unit, with what it rests on.
 
     ``status`` is ``ok`` (``value`` is the measurement) or why there is none (``insufficient_events``,
-    ``missing_control``, ``not_computable``, ``control_above_test``, ``not_applicable``), with
+    ``missing_control``, ``not_computable``, ``invalid_control``, ``not_applicable``), with
     ``reason`` the sentence saying so. ``kind`` says what the value is (``percent`` 0–100,
     ``ratio``, ``count``, ``concentration`` per mL, ``category`` such as DETECTED …) and ``unit`` its
     unit. ``numerator`` and ``denominator`` are the populations a percent or ratio was computed from;
@@ -137,7 +137,8 @@ class Metric:
         """Why the metric contradicts itself, or None.
 
         An ok metric has a value; a percent or ratio is its numerator over its denominator (a percent
-        net of a background: its ``gross`` value is, and the value is gross less the background's);
+        net of a background: its ``gross`` value is, and the value is gross less the background's, or
+        0 when the background is the larger: no response is reported as none);
         an ok numeric value lies inside its interval.
         """
         value = self.value
@@ -155,7 +156,7 @@ class Metric:
             gross = self.evidence["gross"]
             if not isinstance(gross, int | float):
                 return "has a background but no gross value"
-            net = gross - background["value"] if isinstance(background, Mapping) else None
+            net = max(0.0, gross - background["value"]) if isinstance(background, Mapping) else None
             if isinstance(net, int | float) and not _close(value, net):
                 return f"is {value}, but its gross value less its background is {net}"
             measured = gross

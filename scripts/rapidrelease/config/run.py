@@ -48,6 +48,7 @@ from rapidrelease.config.yaml_files import load_yaml, read_config_bytes
 from rapidrelease.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_VIABLE_COUNT_CV_PCT",
     "DoseSettings",
     "ClassifySettings",
     "DetectionSettings",
@@ -186,11 +187,18 @@ class DetectionSettings:
     detection_probability: float = 0.95
 
 
+DEFAULT_VIABLE_COUNT_CV_PCT = 7.5
+"""The viable cell count's coefficient of variation (%) when config.yaml sets none: automated counters
+and haemocytometers repeat to 5–10 % on cell-therapy products; the middle of that range."""
+
+
 @dataclass(frozen=True)
 class DoseSettings:
-    """The percent metrics of a lot's phenotype test unit multiplied with its viable nucleated cells."""
+    """The percent metrics of a lot's phenotype test unit multiplied with its viable nucleated cells,
+    and the viable count's coefficient of variation (%) that the dose's interval carries."""
 
     fractions: tuple[str, ...] = ("cd3_pct_live", "car_pct_cd3")
+    viable_count_cv_pct: float = DEFAULT_VIABLE_COUNT_CV_PCT
 
 
 @dataclass(frozen=True)
@@ -361,7 +369,12 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         reference=reference,
         classify=classify,
         detection=DetectionSettings(**(settings.get("detection") or {})),
-        dose=DoseSettings(**{k: tuple(v) for k, v in (settings.get("dose") or {}).items()}),
+        dose=DoseSettings(
+            **{
+                k: tuple(v) if isinstance(v, list) else float(v)
+                for k, v in (settings.get("dose") or {}).items()
+            }
+        ),
     )
     problems = independence_problems(run)
     if problems:

@@ -8,8 +8,11 @@ attribute INCONCLUSIVE).
 Some metrics compare the tube with a control tube of the same lot, gated with the same tree:
 
 - a percent with ``background: unstimulated`` is reported net of the unstimulated control
-  (stimulated − unstimulated, with Newcombe's interval for a difference of proportions); a control
-  that is missing, holds too few events or lies above the stimulated tube makes it INCONCLUSIVE;
+  (stimulated − unstimulated, with Newcombe's interval for a difference of proportions). A stimulated
+  tube at or below its control has no net response: it is reported as 0 (its interval clipped to
+  ≥ 0), which fails a specification's minimum — not INCONCLUSIVE, which would let a non-potent lot be
+  retested until it passes (41 % of truly non-potent lots were INCONCLUSIVE that way, issue 17). Only
+  the control itself makes the metric INCONCLUSIVE: missing, unusable or holding too few events;
 - ``specific_lysis`` is 100 × (1 − (targets per bead in the co-culture) ÷ (targets per bead in the
   target-only control)), or per acquired volume without beads, with a log-ratio interval;
 - ``concentration`` is events per mL of the acquired volume, or per bead × beads per mL, with
@@ -205,25 +208,27 @@ def _net_of_background(metric: MetricDefinition, gross: Metric, context: MetricC
         )
     assert background.numerator is not None and background.denominator is not None
     assert isinstance(background.value, float)
-    if background.value > gross.value:
-        return dataclasses.replace(
-            record,
-            value=None,
-            ci95=None,
-            status="control_above_test",
-            reason=(
-                f"{metric.name} of the {control_name(metric.background)} {control.unit_id} "
-                f"({background.value:.2f} %) is above the stimulated tube's ({gross.value:.2f} %): "
-                "the stimulation or the control is in doubt."
-            ),
-        )
     lo, hi = newcombe_interval(
         gross.numerator.count,
         gross.denominator.count,
         background.numerator.count,
         background.denominator.count,
     )
-    return dataclasses.replace(record, value=gross.value - background.value, ci95=(100.0 * lo, 100.0 * hi))
+    net = gross.value - background.value
+    if net <= 0:
+        # no response above the control: a result (0 %), judged against the specification like any other
+        return dataclasses.replace(
+            record,
+            value=0.0,
+            ci95=(max(0.0, 100.0 * lo), max(0.0, 100.0 * hi)),
+            detail=(
+                f"{metric.name} of the stimulated tube ({gross.value:.2f} %) is not above the "
+                f"{control_name(metric.background)} {control.unit_id}'s ({background.value:.2f} %): "
+                "no net response, reported as 0 %."
+            ),
+            evidence={**record.evidence, "net_unclipped": net},
+        )
+    return dataclasses.replace(record, value=net, ci95=(100.0 * lo, 100.0 * hi))
 
 
 def _per_reference(metric: MetricDefinition, tube: TubeCounts) -> tuple[int, float, str] | str:

@@ -23,6 +23,7 @@ from rapidrelease.fcs.compensation import read_spillover_file
 from rapidrelease.gating.template import GateTree, GatingTemplate, load_template, population_path
 
 __all__ = [
+    "DEFAULT_DETECTION_ALPHA",
     "DEFAULT_MIN_EVENTS",
     "DEFAULT_PERCENTILE",
     "DETECTION_METRICS",
@@ -119,6 +120,11 @@ DETECTION_METRICS = ("microbial_call", "microbial_lod_per_ml")
 """The metrics a panel with ``detection`` adds: the call against the negative control and the LOD."""
 
 
+DEFAULT_DETECTION_ALPHA = 0.01
+"""The false-DETECTED rate a microbial-flow call allows a sterile tube when a panel sets none: one
+sterile lot in a hundred failed for nothing, the level the sequencing assays' count test uses, and
+small enough that a release series of lots is not routinely stopped by the medium's own events."""
+
 DEFAULT_MEDIUM_MAX_PER_ML = 1000.0
 """The most events per mL a sterile-medium control may hold in the judged gate when a panel sets no
 ceiling: above it the control is contaminated or the gate catches debris, and no test can be judged."""
@@ -128,12 +134,15 @@ ceiling: above it the control is contaminated or the gate catches debris, and no
 class Detection:
     """How a microbial_flow test tube is called against its negative control.
 
-    ``negative_control_max_per_ml`` is the ceiling of a valid sterile-medium control, in the judged
-    metric's unit (events/mL).
+    ``alpha`` is the false-DETECTED rate the call allows a sterile tube (the exact conditional test's
+    level, rapidrelease.flow.microbial); ``detection_probability`` the probability with which the
+    limit of detection is detected. ``negative_control_max_per_ml`` is the ceiling of a valid
+    sterile-medium control, in the judged metric's unit (events/mL).
     """
 
     metric: str
-    confidence: float = 0.95
+    alpha: float = DEFAULT_DETECTION_ALPHA
+    detection_probability: float = 0.95
     negative_control_max_per_ml: float = DEFAULT_MEDIUM_MAX_PER_ML
 
 
@@ -368,7 +377,8 @@ def _detection(path: Path, assay: str, spec: Mapping[str, Any], metrics: list[Me
         )
     return Detection(
         metric=str(spec["metric"]),
-        confidence=float(spec.get("confidence", 0.95)),
+        alpha=float(spec.get("alpha", DEFAULT_DETECTION_ALPHA)),
+        detection_probability=float(spec.get("detection_probability", 0.95)),
         negative_control_max_per_ml=float(spec.get("negative_control_max_per_ml", DEFAULT_MEDIUM_MAX_PER_ML)),
     )
 

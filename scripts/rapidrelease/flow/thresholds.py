@@ -5,8 +5,13 @@ control of the same lot: the unstimulated tube, or the FMO tube that leaves the 
 rapidrelease takes the control's ``percentile`` (99.5 by default) of the channel's values in
 the parent population as an order statistic. Because of that it is the same value whether the
 channel is looked at raw or through any monotone display transform. Events strictly above it are
-positive, so at most 0.5 % of the control itself is. The threshold becomes a one-dimensional
-range gate ``<parent>/<name>`` of the tree, on the same channel and compensation. A panel's
+positive, so at most 0.5 % of the control itself is. A percentile is a boundary only when enough of
+the control lies above it: the control must hold at least ``⌈10 / (1 − p/100)⌉`` events of the parent
+population (2,000 at the 99.5th percentile), so that ten events lie above the threshold — with 100
+events the "99.5th percentile" is the control's maximum, a value so variable that 4.9 % of lots with a
+true 2 % response report ≥ 5 % (issue 17). A control with fewer gives no threshold, and every metric
+reading its population is INCONCLUSIVE naming the control and its count. The threshold becomes a
+one-dimensional range gate ``<parent>/<name>`` of the tree, on the same channel and compensation. A panel's
 polyfunctional combinations become ``at_least`` gates over their populations.
 """
 
@@ -16,6 +21,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -32,12 +38,31 @@ from rapidrelease.gating.engine import (
 from rapidrelease.gating.template import Dimension, GateNode, GateTree, population_path
 
 __all__ = [
+    "EVENTS_ABOVE_THRESHOLD",
     "DerivedThreshold",
     "derive_threshold",
+    "min_control_events",
     "percentile_order_statistic",
     "population_values",
     "with_panel_gates",
 ]
+
+
+EVENTS_ABOVE_THRESHOLD = 10
+"""Fewest control events that must lie above a derived threshold for it to be a boundary rather than
+one of the control's largest values (DESIGN.md §5: thousands of control events, ≥ 10 above)."""
+
+
+def min_control_events(percentile: float, above: int = EVENTS_ABOVE_THRESHOLD) -> int:
+    """Fewest control events that put ``above`` of them beyond the ``percentile`` (2,000 for 99.5 and 10).
+
+    ``⌈above · 100 / (100 − percentile)⌉``, computed so that a percentile written in decimals (99.5,
+    99.9) does not gain an event from binary rounding.
+    """
+    if not 0.0 < percentile < 100.0:
+        raise ValueError(f"a percentile lies strictly between 0 and 100 ({percentile})")
+    exceedance = Decimal(100) - Decimal(repr(percentile))  # 0.1 for 99.9, not 0.0999999999999943
+    return math.ceil(Decimal(above * 100) / exceedance)
 
 
 @dataclass(frozen=True)
@@ -125,8 +150,9 @@ def derive_threshold(
 ) -> DerivedThreshold:
     """The threshold of ``definition`` from a control tube (its FCS file, tree and layout).
 
-    Raises :class:`MetricError` naming the control when its parent population holds fewer than
-    ``min_events`` events (a 99.5th percentile of a few events is no boundary).
+    Raises :class:`MetricError` naming the control and its count when its parent population holds
+    fewer than ``min_events`` events or fewer than :func:`min_control_events` of the percentile (a
+    99.5th percentile of a few hundred events is no boundary).
     """
     values = population_values(
         fcs.iter_event_chunks(DEFAULT_CHUNK_SIZE),
@@ -136,11 +162,18 @@ def derive_threshold(
         [_threshold_dimension(definition)],
     )[:, 0]
     finite = int(np.count_nonzero(np.isfinite(values)))
+    needed = min_control_events(definition.percentile)
     if finite < min_events:
         raise MetricError(
             f"threshold {definition.name} rests on {finite} events of "
             f"{population_path(definition.parent)} in control {unit_id}, fewer than the {min_events} "
             "the panel requires."
+        )
+    if finite < needed:
+        raise MetricError(
+            f"threshold {definition.name} rests on {finite} events of "
+            f"{population_path(definition.parent)} in control {unit_id}, fewer than the {needed} that put "
+            f"{EVENTS_ABOVE_THRESHOLD} events above its {definition.percentile:g}th percentile."
         )
     return DerivedThreshold(
         definition, percentile_order_statistic(values, definition.percentile), unit_id, finite

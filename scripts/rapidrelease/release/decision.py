@@ -385,7 +385,9 @@ def _dose_evidence(
     return _UnitEvidence(
         dose_unit,
         None,
-        metrics=dose_metrics(lot, run.dose.fractions, unit_id, metrics, problem),
+        metrics=dose_metrics(
+            lot, run.dose.fractions, unit_id, metrics, problem, run.dose.viable_count_cv_pct
+        ),
         inputs=source.inputs if source is not None else (),
     )
 

@@ -336,7 +336,8 @@ def trend_figure(
     """An individuals control chart of one attribute across lots in time order, one colour per site.
 
     Baseline lots are filled markers, others open; a point beyond the ±3σ limits is ringed in red.
-    ``spec_limits`` (lower, upper) of the specification are drawn dotted where given.
+    Without limits (too few baseline lots) the subtitle says why. ``spec_limits`` (lower, upper)
+    of the specification are drawn dotted where given.
     """
     fig = go.Figure()
     lots = [_plain(p.lot_id) for p in trend.points]
@@ -397,9 +398,13 @@ def trend_figure(
                 annotation_text=f"{label} {value:.4g}",
                 annotation_position="top left",
             )
+    title = _plain(trend.name + (f" ({trend.unit})" if trend.unit else ""))
+    if trend.limits is None and trend.limits_reason:
+        # said on the chart itself, so that a chart without limits is not read as one in control
+        title += f"<br><sup>{_plain(trend.limits_reason)}</sup>"
     fig.update_layout(
         title={
-            "text": _plain(trend.name + (f" ({trend.unit})" if trend.unit else "")),
+            "text": title,
             "font": {"size": 13},
         },
         width=600,

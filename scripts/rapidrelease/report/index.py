@@ -22,7 +22,7 @@ from rapidrelease.records import Release, read_release
 from rapidrelease.report.figures import trend_figure
 from rapidrelease.report.page import dom_id, figure_div, is_number, render_page
 from rapidrelease.report.sections.timeline import Timeline, timeline_of
-from rapidrelease.report.trends import AttributeTrend, Equivalence, attribute_trends
+from rapidrelease.report.trends import MIN_BASELINE_LOTS, AttributeTrend, Equivalence, attribute_trends
 
 __all__ = ["ComparisonRow", "LotRow", "render_index", "write_index"]
 
@@ -119,6 +119,7 @@ def render_index(
         baseline_lots=settings.get("baseline_lots"),
         margins=settings.get("margins"),
         alpha=float(settings.get("alpha", 0.05)),
+        excluded_lots=settings.get("excluded_lots"),
     )
     return render_page(
         "index.html.j2",
@@ -133,6 +134,8 @@ def render_index(
         ],
         statuses=[r.status for r in records],
         named_baseline=settings.get("baseline_lots") is not None,
+        excluded_lots=dict(settings.get("excluded_lots") or {}),
+        min_baseline=MIN_BASELINE_LOTS,
         trends=trends,
         charts=[
             figure_div(trend_figure(trend, _spec_limits(records, trend.name)), "trend-" + dom_id(trend.name))

@@ -6,16 +6,26 @@ another. Two statistics answer that from the lots' release.json records:
 - an **individuals (I) chart** per numeric attribute: centre line the mean of a baseline of lots,
   limits mean ± 3σ with σ estimated from the average moving range of consecutive baseline lots
   (σ = MR̄ / d₂, d₂ = 1.128 for ranges of two; Montgomery, *Introduction to Statistical Quality
-  Control*, §6.4), so that a drift between lots does not widen its own limits. The baseline is the
-  lots named in config.yaml ``trends.baseline_lots`` or, by default, every release-candidate lot;
-  a point beyond the limits is flagged whatever its lot's status;
+  Control*, §6.4), so that a drift between lots does not widen its own limits. These are Phase I
+  limits, and they need at least :data:`MIN_BASELINE_LOTS` (20) baseline values: from two lots the
+  moving-range σ is so uncertain that 20 % of in-control lots fall outside the limits (issue 17),
+  and Montgomery asks for 20–25. With fewer the chart shows the lots without limits and says why.
+  The baseline is chosen by assignable cause, not by specification: every decided lot (a release
+  candidate or not releasable — a lot that fails a specification is still a lot of the process)
+  whose value of the attribute was judged, less the lots named in config.yaml
+  ``trends.excluded_lots`` with their assignable cause; or exactly the lots named in
+  ``trends.baseline_lots``. (A baseline of release candidates only cut off the process's tails and
+  understated σ by about 20 %.) A point beyond the limits is flagged whatever its lot's status;
 - **equivalence of two sites' means** within a margin set per attribute (``trends.margins``),
   by two one-sided Welch t-tests (TOST; Schuirmann 1987): equivalent when the (1 − 2α) interval
   of the difference lies inside ±margin, i.e. both one-sided p-values are below α. Absence of a
-  significant difference is not evidence of sameness; TOST asks for the evidence.
+  significant difference is not evidence of sameness; TOST asks for the evidence. Two sites whose
+  lots show no spread at all (a standard error of zero) are not tested: identical values say more
+  about rounding or a stuck instrument than about sameness.
 
 Lots are ordered by ``collected_at``; only values the decision judged (a number, not an
-inconclusive attribute) enter either statistic.
+inconclusive attribute) enter either statistic, and as measured (the attribute's evidence), not
+as rounded to the specification's decimals for the comparison with its limit.
 """
 
 from __future__ import annotations
@@ -28,11 +38,12 @@ from datetime import datetime
 
 from scipy import stats
 
-from rapidrelease.config.vocabulary import INCONCLUSIVE, RELEASE_CANDIDATE
+from rapidrelease.config.vocabulary import INCONCLUSIVE, NOT_RELEASABLE, RELEASE_CANDIDATE
 from rapidrelease.records import AttributeResult, Release
 
 __all__ = [
     "D2_RANGE_OF_TWO",
+    "MIN_BASELINE_LOTS",
     "AttributeTrend",
     "ControlLimits",
     "Equivalence",
@@ -43,6 +54,12 @@ __all__ = [
 ]
 
 D2_RANGE_OF_TWO = 1.128
+
+MIN_BASELINE_LOTS = 20
+"""Fewest baseline values for Phase I limits of an individuals chart (Montgomery §6.4: 20–25)."""
+
+DECIDED = (RELEASE_CANDIDATE, NOT_RELEASABLE)
+"""Lot statuses whose values enter the default baseline: the lots the process made and the decision judged."""
 
 
 @dataclass(frozen=True)
@@ -105,9 +122,9 @@ class AttributeTrend:
     comparisons: tuple[Equivalence, ...]
 
 
-def individuals_limits(values: Sequence[float]) -> ControlLimits | None:
-    """I-chart limits from baseline values in time order; None with fewer than two values."""
-    if len(values) < 2:
+def individuals_limits(values: Sequence[float], min_values: int = MIN_BASELINE_LOTS) -> ControlLimits | None:
+    """I-chart limits from baseline values in time order; None with fewer than ``min_values`` (20)."""
+    if len(values) < max(2, min_values):
         return None
     mean = math.fsum(values) / len(values)
     moving_ranges = [abs(b - a) for a, b in itertools.pairwise(values)]
@@ -165,10 +182,13 @@ def equivalence_of_means(
     assert difference is not None
     se_squared = _variance(a) / n_a + _variance(b) / n_b
     if se_squared == 0:
-        # identical values within each site: the difference is known exactly
-        inside = abs(difference) < margin
+        # identical values within each site: no estimate of the spread, so no test of the difference
         return decided(
-            (difference, difference), 0.0 if inside else 1.0, inside, "no spread within either site"
+            None,
+            None,
+            None,
+            "not tested: no spread within either site (standard error 0), so the difference of the "
+            "means has no interval",
         )
     se = math.sqrt(se_squared)
     # Welch–Satterthwaite degrees of freedom
@@ -189,6 +209,12 @@ def _number(value: float | str | None) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _measured(attribute: AttributeResult) -> float | None:
+    """The attribute's value as measured (unrounded), or its reported value when none is recorded."""
+    measured = _number(attribute.evidence.measured_value)
+    return measured if measured is not None else _number(attribute.value)
+
+
 def _collected(release: Release) -> datetime:
     return datetime.fromisoformat(release.lot.collected_at)
 
@@ -198,15 +224,19 @@ def attribute_trends(
     baseline_lots: Sequence[str] | None = None,
     margins: Mapping[str, float] | None = None,
     alpha: float = 0.05,
+    excluded_lots: Mapping[str, str] | None = None,
+    min_baseline: int = MIN_BASELINE_LOTS,
 ) -> list[AttributeTrend]:
     """Every numeric attribute's chart and comparisons across ``releases`` (release.json records).
 
     Attributes appear in the order the first lot's specification lists them. ``baseline_lots``
-    replaces the default baseline (every RELEASE_CANDIDATE lot); ``margins`` maps attribute names to
-    equivalence margins in the attribute's unit.
+    replaces the default baseline (every decided lot, less ``excluded_lots``: lot → its assignable
+    cause); ``margins`` maps attribute names to equivalence margins in the attribute's unit.
+    Limits need ``min_baseline`` baseline values.
     """
     ordered = sorted(releases, key=lambda r: (_collected(r), r.lot.lot_id))
     chosen = set(baseline_lots) if baseline_lots is not None else None
+    excluded = dict(excluded_lots or {})
     names: dict[str, AttributeResult] = {}
     for release in ordered:
         for attribute in release.attributes:
@@ -218,20 +248,26 @@ def attribute_trends(
             attribute = next((a for a in release.attributes if a.name == name), None)
             if attribute is None or attribute.result == INCONCLUSIVE:
                 continue
-            number = _number(attribute.value)
+            number = _measured(attribute)
             if number is None:
                 continue
             lot = release.lot
-            in_baseline = release.status == RELEASE_CANDIDATE if chosen is None else lot.lot_id in chosen
+            if chosen is not None:
+                in_baseline = lot.lot_id in chosen
+            else:
+                in_baseline = release.status in DECIDED and lot.lot_id not in excluded
             rows.append((lot, release.status, attribute.result, number, in_baseline))
         if not rows:
             continue
-        limits = individuals_limits([r[3] for r in rows if r[4]])
-        reason = (
-            f"{limits.n_baseline} baseline lots"
-            if limits is not None
-            else "needs at least 2 baseline lots for control limits"
-        )
+        baseline = [r[3] for r in rows if r[4]]
+        limits = individuals_limits(baseline, min_baseline)
+        if limits is not None:
+            reason = f"{limits.n_baseline} baseline lots"
+        else:
+            reason = (
+                f"no control limits: Phase I limits need at least {min_baseline} baseline lots, "
+                f"and {len(baseline)} {'has' if len(baseline) == 1 else 'have'} a value"
+            )
         points = tuple(
             TrendPoint(
                 lot_id=lot.lot_id,

@@ -726,3 +726,16 @@ def test_a_units_settings_digest_changes_with_its_own_row_and_its_controls_only(
     # a row's place in the sheet is no setting
     moved = load_run_config(write_project(project, units=[UNITS[1], UNITS[0]]))
     assert moved.settings_digest(moved.unit("DEMO-001", "PHENO")) == before.settings_digest(pheno1)
+
+
+def test_a_lot_excluded_from_the_trend_baseline_needs_its_assignable_cause(project: Path) -> None:
+    cause = "trends:\n  excluded_lots:\n    DEMO-001: deviation DEV-2026-031, wrong medium lot\n"
+    assert load_run_config(write_project(project, config=CONFIG + cause)).settings["trends"] == {
+        "excluded_lots": {"DEMO-001": "deviation DEV-2026-031, wrong medium lot"}
+    }
+    problems = problems_of(
+        write_project(project, config=CONFIG + "trends:\n  excluded_lots:\n    DEMO-001: ''\n")
+    )
+    assert len(problems) == 1 and problems[0].startswith(
+        "config/config.yaml, key 'trends.excluded_lots.DEMO-001'"
+    )

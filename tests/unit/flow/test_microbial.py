@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import binom, poisson
 
 from rapidrelease.flow.measure import ControlTube, measure_tube
+from rapidrelease.flow.microbial import conditional_p_value, critical_count
 from rapidrelease.records import Metric, read_unit_record
 from rapidrelease.stats import mean_detected, upper_bound
 
@@ -71,13 +73,15 @@ def test_a_contaminated_sample_is_detected_against_sterile_medium(panel: Path, t
     call = metrics["microbial_call"]
     assert call.value == "DETECTED" and call.status == "ok"
     evidence = call.evidence
-    # four events in the medium: at most upper_bound(4) = 9.15 in the same volume at 95 %
-    assert evidence["background_upper_bound"] == pytest.approx(upper_bound(4))
-    assert evidence["detection_threshold_events"] == 10
+    # equal volumes: under H0 each of the 44 events is the test's with probability 1/2
+    assert evidence["test_share"] == pytest.approx(0.5)
+    assert evidence["p_value"] == pytest.approx(binom.sf(39, 44, 0.5)) and evidence["alpha"] == 0.01
+    # against 4 medium events, 14 test events give p = 0.0154 and 15 give 0.0096: detected from 15
+    assert evidence["detection_threshold_events"] == 15
     assert evidence["negative_control"] == {"unit_id": "NC", "count": 4, "volume_ml": 0.05, "per_ml": 80.0}
     assert "40 events in Microbes (800 events/mL) against the negative control NC's 4" in call.detail
     lod = metrics["microbial_lod_per_ml"]
-    assert lod.value == pytest.approx((mean_detected(10) - 4) / 0.05)
+    assert lod.value == pytest.approx((mean_detected(15) - 4) / 0.05)
     assert lod.unit == "events/mL"
 
 
@@ -93,8 +97,9 @@ def test_a_larger_test_volume_scales_the_background(panel: Path, tmp_path: Path)
     medium = _tube(tmp_path / "medium.fcs", microbes=4, noise=3000, seed=1)
     test = _tube(tmp_path / "test.fcs", microbes=9, noise=3000, seed=2, volume_nl=2 * VOLUME_NL)
     call = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", medium)])["microbial_call"]
-    assert call.evidence["background_upper_bound"] == pytest.approx(2 * upper_bound(4))
-    assert call.value == "NOT_DETECTED"
+    assert call.evidence["test_share"] == pytest.approx(2 / 3)
+    assert call.evidence["expected_background_events"] == pytest.approx(8.0)
+    assert call.value == "NOT_DETECTED" and call.evidence["p_value"] > 0.3
 
 
 def test_the_sheets_volume_is_used_before_the_files_when_they_agree(panel: Path, tmp_path: Path):
@@ -196,3 +201,55 @@ def test_a_contaminated_tube_listed_as_its_own_sterile_medium_is_no_control(pane
     medium = _tube(tmp_path / "real_medium.fcs", microbes=4, noise=3000, seed=1)
     twin = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", medium)])
     assert twin["microbial_call"].value == "DETECTED"
+
+
+def _old_threshold(control: int, scale: float) -> int:
+    """main's rule before issue 17: detected above the 95 % upper bound of the control's mean."""
+    return int(upper_bound(control) * scale) + 1
+
+
+def _false_detected_rate(background: float, threshold_of, scale: float = 1.0) -> float:
+    """Exact P(DETECTED) of a sterile tube: both tubes Poisson at the same rate per mL, summed over c."""
+    controls = np.arange(int(background + 12 * np.sqrt(background) + 30))
+    weights = poisson.pmf(controls, background)
+    detected = [poisson.sf(threshold_of(int(c)) - 1, background * scale) for c in controls]
+    return float(np.dot(weights, detected))
+
+
+def test_the_issues_ten_percent_of_sterile_tubes_at_40_background_events_is_now_at_most_alpha():
+    # issue 17 item 5: the upper-bound rule called 10 % of sterile tubes DETECTED at 40 events
+    assert _false_detected_rate(40.0, lambda c: _old_threshold(c, 1.0)) == pytest.approx(0.10, abs=0.005)
+    # the exact conditional test holds α = 0.01 at every background level and volume ratio
+    for scale in (1.0, 2.0, 0.5):
+        share = scale / (1 + scale)
+        for background in (0.5, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0):
+            rate = _false_detected_rate(
+                background, lambda c, share=share: critical_count(c, share, 0.01), scale
+            )
+            assert rate <= 0.01, (scale, background, rate)
+
+
+def test_the_critical_count_is_where_the_p_value_crosses_alpha():
+    for control in (0, 1, 4, 40, 400):
+        k = critical_count(control, 0.5, 0.01)
+        assert conditional_p_value(k, control, 0.5) <= 0.01 < conditional_p_value(k - 1, control, 0.5)
+    # an empty medium: 7 events in the test are detected (0.5⁷ = 0.0078), 6 are not (0.0156)
+    assert critical_count(0, 0.5, 0.01) == 7
+    assert conditional_p_value(0, 10, 0.5) == 1.0
+
+
+def test_a_panels_alpha_and_detection_probability_are_used(panel: Path, tmp_path: Path):
+    text = panel.read_text().replace(
+        "detection: {metric: microbes_per_ml}",
+        "detection: {metric: microbes_per_ml, alpha: 0.05, detection_probability: 0.9}",
+    )
+    panel.write_text(text)
+    medium = _tube(tmp_path / "medium.fcs", microbes=4, noise=300, seed=1)
+    test = _tube(tmp_path / "test.fcs", microbes=12, noise=300, seed=2)
+    metrics = _metrics(panel, "test", test, [ControlTube("NC", "negative_control", medium)])
+    call = metrics["microbial_call"]
+    # 12 against 4: p = 0.0384, DETECTED at α = 0.05 (it is not at the default 0.01)
+    assert call.value == "DETECTED" and call.evidence["alpha"] == 0.05
+    k = call.evidence["detection_threshold_events"]
+    assert k == critical_count(4, 0.5, 0.05) == 12
+    assert metrics["microbial_lod_per_ml"].value == pytest.approx((mean_detected(k, 0.9) - 4) / 0.05)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rapidrelease.config.run import load_run_config
@@ -19,10 +21,13 @@ from rapidrelease.config.vocabulary import (
     PASS,
     RELEASE_CANDIDATE,
 )
-from rapidrelease.records import UnitRecord
+from rapidrelease.records import Metric, Population, UnitRecord
 from rapidrelease.release.decision import evaluate_lot_files
+from rapidrelease.release.dose import dose_interval, dose_metrics
+from rapidrelease.stats import wilson_interval
 
 from support.configs import (
+    CONFIG,
     LOTS,
     PANEL,
     metric,
@@ -62,15 +67,19 @@ specs:
 """
 
 
-def _run(project: Path, tnc: str = "2.5e9", weight: str = "70", starting: str = ""):
+def _run(project: Path, tnc: str = "2.5e9", weight: str = "70", starting: str = "", config: str = CONFIG):
     lots = [LOTS[0].replace("SPEC-A", "RELEASE") + f"\t{tnc}\t{weight}\t{starting}"]
     units = [f"DEMO-001\tPHENO\tphenotype\ttest\tdata/a.fcs\t{PANEL}"]
     if starting:
         units.append(f"DEMO-001\tAPH\tphenotype\tstarting_material\tdata/aph.fcs\t{PANEL}")
-    config = write_project(
-        project, lots_text=sheet(LOTS_HEADER, lots), units_text=sheet(UNITS_HEADER, units), specs=SPECS
+    path = write_project(
+        project,
+        lots_text=sheet(LOTS_HEADER, lots),
+        units_text=sheet(UNITS_HEADER, units),
+        specs=SPECS,
+        config=config,
     )
-    return load_run_config(config)
+    return load_run_config(path)
 
 
 def _phenotype(cd3: float = 90.0, car: float = 40.0, **more) -> UnitRecord:
@@ -99,8 +108,11 @@ def test_the_dose_is_the_viable_cells_times_the_cd3_and_car_fractions(project: P
         "(2.5e+09 viable nucleated cells × 90.00 % cd3_pct_live × 40.00 % car_pct_cd3)."
     )
     assert (per_kg["result"], per_kg["value"]) == (PASS, round(9e8 / 70))
-    # the interval multiplies the fractions' intervals (±0.5 points each in the helper's metrics)
-    assert dose["evidence"]["ci95"] == pytest.approx([2.5e9 * 0.895 * 0.395, 2.5e9 * 0.905 * 0.405])
+    # the interval carries the count's 7.5 % CV and the fractions' binomial sampling (9,000 and 4,000
+    # of 10,000 events) on the log scale: ±1.96 × √(ln 1.005625 + 1/9000 − 1/10⁴ + 1/4000 − 1/10⁴)
+    spread = math.exp(1.959964 * math.sqrt(math.log(1 + 0.075**2) + 1 / 9000 - 1e-4 + 1 / 4000 - 1e-4))
+    assert spread == pytest.approx(1.1605, abs=1e-4)
+    assert dose["evidence"]["ci95"] == pytest.approx([9e8 / spread, 9e8 * spread])
     assert decision["status"] == RELEASE_CANDIDATE
 
 
@@ -192,3 +204,52 @@ def test_a_release_json_with_a_dose_and_starting_material_matches_its_schema(pro
     written = json.loads((project / "release.json").read_text(encoding="utf-8"))
     assert written["starting_material"]["status"] == NOT_ACCEPTED
     assert_valid_release(written)
+
+
+def test_the_viable_count_cv_is_configured_and_said_beside_the_interval(project: Path):
+    run = _run(project, config=CONFIG + "dose: {viable_count_cv_pct: 10}\n")
+    assert run.dose.viable_count_cv_pct == 10.0
+    per_kg = _attribute(judged(run, "DEMO-001", [_phenotype()]), "dose_per_kg")
+    spread = math.exp(1.959964 * math.sqrt(math.log(1.01) + 1 / 9000 - 1e-4 + 1 / 4000 - 1e-4))
+    assert per_kg["evidence"]["ci95"] == pytest.approx([9e8 / 70 / spread, 9e8 / 70 * spread])
+    record = dose_metrics(
+        run.lots["DEMO-001"], run.dose.fractions, "PHENO", _phenotype().metrics, None, 10.0
+    )["viable_car_t_cells"]
+    assert record.evidence["viable_count_cv_pct"] == 10.0
+    assert record.evidence["ci95_covers"] == (
+        "95 % interval covering the viable count's 10 % CV and the binomial sampling of each fraction "
+        "(delta method on the log scale); not the gating or the weight"
+    )
+
+
+def _coverage(interval_of, trials: int = 4_000, cv: float = 0.075) -> float:
+    """Share of simulated lots whose interval holds the true dose: 2.5e9 viable cells counted with
+    ``cv``, 90 % CD3+ of 10,000 live events and 40 % CAR+ of the CD3+ events."""
+    rng = np.random.default_rng(17)
+    true_dose = 2.5e9 * 0.9 * 0.4
+    held = 0
+    for _ in range(trials):
+        counted = 2.5e9 * rng.lognormal(-0.5 * math.log1p(cv**2), math.sqrt(math.log1p(cv**2)))
+        cd3 = rng.binomial(10_000, 0.9)
+        car = rng.binomial(cd3, 0.4)
+        low, high = interval_of(counted, [_fraction(cd3, 10_000), _fraction(car, cd3)])
+        held += low <= true_dose <= high
+    return held / trials
+
+
+def _fraction(x: int, n: int) -> tuple[float, float, float, Metric]:
+    lo, hi = wilson_interval(x, n)
+    entry = Metric(100 * x / n, "%", "percent", numerator=Population("a", x), denominator=Population("b", n))
+    return 100 * x / n, 100 * lo, 100 * hi, entry
+
+
+def test_the_issues_30_to_72_percent_coverage_becomes_95():
+    # issue 17 item 7: the count taken as exact and the fractions' bounds multiplied
+    def before(cells, fractions):
+        return cells * math.prod(lo / 100 for _, lo, _, _ in fractions), cells * math.prod(
+            hi / 100 for _, _, hi, _ in fractions
+        )
+
+    assert 0.25 < _coverage(before) < 0.75
+    after = _coverage(lambda cells, fractions: dose_interval(cells, fractions, 7.5))
+    assert after == pytest.approx(0.95, abs=0.015)

@@ -43,3 +43,14 @@ def test_bars_timelines_and_trends_show_names_as_text() -> None:
     )
     trend = trend_figure(AttributeTrend(HOSTILE, "", "%", (point,), None, "", ()))
     assert trend.data[0].name == SHOWN and HOSTILE not in trend.to_json()
+
+
+def test_a_trend_chart_without_limits_says_why_under_its_title() -> None:
+    point = TrendPoint(
+        "L1", "SITE-A", "2026-11-24T08:00:00+01:00", 88.0, "PASS", "RELEASE_CANDIDATE", True, False
+    )
+    reason = "no control limits: Phase I limits need at least 20 baseline lots, and 1 has a value"
+    chart = trend_figure(AttributeTrend("viability", "", "%", (point,), None, reason, ()))
+    assert chart.layout.title.text == f"viability (%)<br><sup>{reason}</sup>"
+    # no UCL/LCL lines are drawn
+    assert not [s for s in chart.layout.shapes if s.line.dash == "dash"]

@@ -411,7 +411,12 @@ def test_microbial_detection_is_shown_against_the_sterile_medium_with_its_lod(fl
     section = _section(flow_evidence, "MICRO")
     assert "<b>Microbial call: NOT_DETECTED</b>" in section
     assert "<td>negative control MICRO-NC</td><td class='num'>1</td><td class='num'>0.025</td>" in section
-    assert "detected from 5 events. Limit of detection: " in section
+    # 4 test events against the medium's 1 in the same volume: P(Bin(5, ½) ≥ 4) = 6/32; against one
+    # medium event, 10 test events are needed at α = 0.01 (12/2048 = 0.0059; 9 give 11/1024 = 0.0107)
+    assert (
+        "p = 0.188 against α = 0.01; detected from 10 events. Limit of detection (detected with 95 % "
+        in section
+    )
     assert "unit-MICRO-microbial" in section
     assert "Microbial call" not in _section(flow_evidence, "MICRO-NC")
 

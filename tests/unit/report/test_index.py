@@ -25,8 +25,8 @@ Lots = Callable[[Path], list[tuple[Path, Release]]]
 
 @pytest.fixture
 def lots(make_release: Callable[..., Release], make_attribute: Callable[..., AttributeResult]) -> Lots:
-    """``lots(folder)``: ten release candidates of two sites and a late lot of a high dose, each with
-    the path of its release.json in ``folder``."""
+    """``lots(folder)``: twenty release candidates of two sites and a late lot of a high dose, each
+    with the path of its release.json in ``folder``."""
 
     def lot(lot_id: str, site: str, day: int, status: str, dose: float | None, hours: float = 20.0):
         dose_per_kg = make_attribute(
@@ -51,12 +51,12 @@ def lots(make_release: Callable[..., Release], make_attribute: Callable[..., Att
         )
 
     def made(folder: Path) -> list[tuple[Path, Release]]:
-        doses = [5.0e6, 5.2e6, 4.9e6, 5.1e6, 5.0e6, 5.3e6, 4.8e6, 5.1e6, 5.0e6, 5.2e6]
+        doses = [5.0e6, 5.2e6, 4.9e6, 5.1e6, 5.0e6, 5.3e6, 4.8e6, 5.1e6, 5.0e6, 5.2e6] * 2
         releases = [
             lot(f"A-{i:02d}", "SITE-A" if i % 2 else "SITE-B", i + 1, "RELEASE_CANDIDATE", d)
             for i, d in enumerate(doses)
         ]
-        releases.append(lot("LATE-01", "SITE-B", 20, "NOT_RELEASABLE", 9.5e6, hours=27.5))
+        releases.append(lot("LATE-01", "SITE-B", 25, "NOT_RELEASABLE", 9.5e6, hours=27.5))
         return [(folder / r.lot.lot_id / "release.json", r) for r in releases]
 
     return made
@@ -67,27 +67,46 @@ def test_every_lot_is_listed_in_order_of_collection_with_links_and_time_to_resul
 ) -> None:
     page = render_index(lots(tmp_path), tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
     table = page[page.index("<h1>Lots</h1>") : page.index("<h2>Attributes across lots</h2>")]
-    assert table.index("<b>A-00</b>") < table.index("<b>A-09</b>") < table.index("<b>LATE-01</b>")
+    assert table.index("<b>A-00</b>") < table.index("<b>A-19</b>") < table.index("<b>LATE-01</b>")
     assert "<a href='LATE-01/report.html'>report</a>" in table
     assert "<a href='LATE-01/release.json'>release.json</a>" in table
     # 27.5 h to result against a 24-hour window: the overrun is stated
     assert "1 d 3 h 30 min <span class='result FAIL'>overrun 3 h 30 min</span>" in table
-    assert "11 lots: 10 release candidates, 1 not releasable, 0 inconclusive." in page
+    assert "21 lots: 20 release candidates, 1 not releasable, 0 inconclusive." in page
 
 
-def test_a_lot_beyond_three_sigma_of_the_released_lots_is_counted_and_sites_are_compared(
+def test_a_lot_beyond_three_sigma_of_the_decided_lots_is_counted_and_sites_are_compared(
     lots: Lots, tmp_path: Path
 ) -> None:
-    page = render_index(lots(tmp_path), tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
-    assert "<b>dose_per_kg</b>: 10 baseline lots, 1 beyond the limits" in page
+    page = render_index(lots(tmp_path), tmp_path, {"margins": {"dose_per_kg": 0.5e6}})
+    # the not-releasable lot is in the baseline too (no assignable cause), and still beyond the limits
+    assert "<b>dose_per_kg</b>: 21 baseline lots, 1 beyond the limits" in page
+    assert (
+        "every decided lot (release candidate or not releasable, whatever its specification result)"
+        not in page
+    )
+    assert (
+        "every decided lot (release candidate or not releasable), whatever its specification result" in page
+    )
     comparison = page[page.index("<h2>Site-to-site comparability</h2>") :]
-    assert "SITE-A (n = 5," in comparison and "SITE-B (n = 6," in comparison
-    # the late lot's high dose spreads SITE-B's values: equivalence within 1×10⁶ cells/kg is not shown
+    assert "SITE-A (n = 10," in comparison and "SITE-B (n = 11," in comparison
+    # the late lot's high dose spreads SITE-B's values: equivalence within 5×10⁵ cells/kg is not shown
     assert "<span class='result FAIL'>not shown equivalent</span>" in comparison
-    without = render_index(lots(tmp_path)[:-1], tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
+    without = render_index(lots(tmp_path)[:-1], tmp_path, {"margins": {"dose_per_kg": 0.5e6}})
     assert "<span class='result PASS'>equivalent</span>" in without
     assert 'id="trend-dose_per_kg"' in page
     assert page.count(get_plotlyjs()[:200]) == 1
+
+
+def test_fewer_than_20_baseline_lots_are_charted_without_limits_said_plainly(
+    lots: Lots, tmp_path: Path
+) -> None:
+    page = render_index(lots(tmp_path)[:12], tmp_path, {"excluded_lots": {"A-03": "deviation DEV-7"}})
+    assert (
+        "<b>dose_per_kg</b>: no control limits: Phase I limits need at least 20 baseline lots, "
+        "and 11 have a value</li>"
+    ) in page
+    assert "less the lots excluded for an assignable cause (A-03: deviation DEV-7)" in page
 
 
 def test_names_from_the_sheets_are_text_never_markup(lots: Lots, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -16,12 +17,15 @@ LotOf = Callable[..., Release]
 
 def test_individuals_limits_use_the_average_moving_range() -> None:
     # Montgomery's I-chart: σ̂ = MR̄ / 1.128; here MR = 2, 4, 1, 3 → MR̄ = 2.5
-    limits = individuals_limits([10.0, 12.0, 8.0, 9.0, 12.0])
+    limits = individuals_limits([10.0, 12.0, 8.0, 9.0, 12.0], min_values=5)
     assert limits is not None
     assert limits.mean == pytest.approx(10.2)
     assert limits.sigma == pytest.approx(2.5 / 1.128)
     assert (limits.lower, limits.upper) == pytest.approx((10.2 - 3 * 2.5 / 1.128, 10.2 + 3 * 2.5 / 1.128))
-    assert individuals_limits([10.0]) is None
+    assert individuals_limits([10.0], min_values=1) is None
+    # Phase I limits by default need 20 values
+    assert individuals_limits([10.0, 12.0, 8.0, 9.0, 12.0]) is None
+    assert individuals_limits([10.0, 12.0] * 10).n_baseline == 20
 
 
 def _welch_tost_p(a: np.ndarray, b: np.ndarray, margin: float) -> float:
@@ -69,28 +73,75 @@ def lot(make_release: Callable[..., Release], make_attribute: Callable[..., Attr
 
 
 def test_a_lot_beyond_the_baselines_limits_is_flagged_whatever_its_status(lot: LotOf) -> None:
+    # 20 decided lots alternating 88 and 90 (the last not releasable for another attribute), then
+    # an outlier and an inconclusive lot; file order is not time order
     releases = [
-        lot("L03", "SITE-A", 3, "RELEASE_CANDIDATE", viability=90.0),
-        lot("L01", "SITE-A", 1, "RELEASE_CANDIDATE", viability=88.0),
-        lot("L02", "SITE-B", 2, "RELEASE_CANDIDATE", viability=89.0),
-        lot("L04", "SITE-B", 4, "RELEASE_CANDIDATE", viability=91.0),
-        lot("L05", "SITE-B", 5, "NOT_RELEASABLE", viability=60.0),
-        lot("L06", "SITE-A", 6, "INCONCLUSIVE", viability=None),
+        lot(
+            f"L{d:02d}",
+            "SITE-A",
+            d,
+            "RELEASE_CANDIDATE" if d < 20 else "NOT_RELEASABLE",
+            viability=88.0 + 2 * (d % 2),
+        )
+        for d in range(20, 0, -1)
+    ] + [
+        lot("L21", "SITE-B", 21, "NOT_RELEASABLE", viability=60.0),
+        lot("L22", "SITE-A", 22, "INCONCLUSIVE", viability=None),
     ]
     (trend,) = attribute_trends(releases)
-    # time order, not file order; the inconclusive value is not charted
-    assert [p.lot_id for p in trend.points] == ["L01", "L02", "L03", "L04", "L05"]
-    # baseline = the four release candidates: mean 89.5, MR̄ = 1 → σ = 1/1.128
-    assert trend.limits.mean == pytest.approx(89.5)
-    assert trend.limits.upper == pytest.approx(89.5 + 3 / 1.128)
-    assert [p.beyond_limits for p in trend.points] == [False, False, False, False, True]
-    assert [p.baseline for p in trend.points] == [True, True, True, True, False]
+    # time order; the inconclusive value is not charted
+    assert [p.lot_id for p in trend.points] == [f"L{d:02d}" for d in range(1, 22)]
+    # baseline = every decided lot, whatever its specification result: 21 values, MR̄ = (19 × 2 + 28) / 20
+    assert trend.limits.n_baseline == 21
+    mean = (10 * 90.0 + 10 * 88.0 + 60.0) / 21
+    assert trend.limits.mean == pytest.approx(mean)
+    assert trend.limits.sigma == pytest.approx((19 * 2 + 28) / 20 / 1.128)
+    assert [p.beyond_limits for p in trend.points] == [False] * 20 + [True]
+    assert all(p.baseline for p in trend.points)
 
 
-def test_a_named_baseline_replaces_the_release_candidates(lot: LotOf) -> None:
-    releases = [lot(f"L{d}", "SITE-A", d, "RELEASE_CANDIDATE", dose=float(d)) for d in range(1, 6)]
-    (trend,) = attribute_trends(releases, baseline_lots=["L1", "L2"], margins={"dose": 1.0})
-    assert trend.limits.n_baseline == 2 and trend.limits.mean == pytest.approx(1.5)
+def test_fewer_than_20_baseline_lots_give_no_limits_and_say_so(lot: LotOf) -> None:
+    # issue 17 item 8: limits from 2 baseline lots flagged 20 % of in-control lots
+    releases = [lot(f"L{d}", "SITE-A", d, "RELEASE_CANDIDATE", viability=88.0 + d % 3) for d in range(1, 20)]
+    (trend,) = attribute_trends(releases)
+    assert trend.limits is None
+    assert trend.limits_reason == (
+        "no control limits: Phase I limits need at least 20 baseline lots, and 19 have a value"
+    )
+    assert not any(p.beyond_limits for p in trend.points)
+
+
+def test_an_assignable_cause_not_a_failed_specification_leaves_a_lot_out_of_the_baseline(lot: LotOf) -> None:
+    releases = [lot(f"L{d:02d}", "SITE-A", d, "NOT_RELEASABLE", viability=88.0 + d % 2) for d in range(1, 22)]
+    (trend,) = attribute_trends(releases, excluded_lots={"L05": "deviation DEV-31: wrong medium lot"})
+    assert [p.lot_id for p in trend.points if not p.baseline] == ["L05"]
+    assert trend.limits.n_baseline == 20
+
+
+def test_the_chart_uses_the_measured_value_not_the_rounded_one(lot: LotOf, make_attribute) -> None:
+    releases = [lot(f"L{d:02d}", "SITE-A", d, "RELEASE_CANDIDATE", viability=90.0) for d in range(1, 21)]
+    measured = make_attribute("viability", 90.0)
+    measured = dataclasses.replace(
+        measured, evidence=dataclasses.replace(measured.evidence, measured_value=90.04)
+    )
+    releases[0] = dataclasses.replace(releases[0], attributes=(measured,))
+    (trend,) = attribute_trends(releases)
+    assert trend.points[0].value == 90.04
+    assert trend.limits.mean == pytest.approx(90.0 + 0.04 / 20)
+
+
+def test_no_equivalence_is_declared_at_zero_standard_error() -> None:
+    # identical values within both sites: before issue 17 this was "equivalent" with p = 0
+    same = equivalence_of_means("SITE-A", [5.0, 5.0, 5.0], "SITE-B", [5.1, 5.1], margin=1.0)
+    assert (same.equivalent, same.p_value, same.interval) == (None, None, None)
+    assert same.reason.startswith("not tested: no spread within either site (standard error 0)")
+
+
+def test_a_named_baseline_replaces_the_decided_lots(lot: LotOf) -> None:
+    releases = [lot(f"L{d:02d}", "SITE-A", d, "RELEASE_CANDIDATE", dose=float(d)) for d in range(1, 31)]
+    named = [f"L{d:02d}" for d in range(1, 21)]
+    (trend,) = attribute_trends(releases, baseline_lots=named, margins={"dose": 1.0})
+    assert trend.limits.n_baseline == 20 and trend.limits.mean == pytest.approx(10.5)
     assert trend.comparisons == ()  # one site: nothing to compare
 
 
@@ -107,3 +158,20 @@ def test_sites_are_compared_pairwise_with_the_attributes_margin(lot: LotOf) -> N
         6,
     )
     assert comparison.equivalent is True
+
+
+def _false_flag_rate(n_baseline: int, trials: int = 4_000) -> float:
+    """Share of in-control lots (drawn like the baseline) beyond limits from ``n_baseline`` lots."""
+    rng = np.random.default_rng(8)
+    flagged = 0
+    for _ in range(trials):
+        values = rng.normal(0.0, 1.0, n_baseline + 1)
+        limits = individuals_limits(list(values[:-1]), min_values=2)
+        flagged += not limits.lower <= values[-1] <= limits.upper
+    return flagged / trials
+
+
+def test_the_issues_20_percent_false_flags_from_2_baseline_lots_fall_below_2_percent_from_20():
+    # issue 17 item 8: limits from 2 lots flag ~20 % of in-control lots; Phase I from 20 near 1 %
+    assert _false_flag_rate(2) == pytest.approx(0.20, abs=0.03)
+    assert _false_flag_rate(20) < 0.02

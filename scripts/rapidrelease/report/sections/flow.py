@@ -219,14 +219,16 @@ class MicrobialTube:
 @dataclass(frozen=True)
 class MicrobialDetection:
     """The microbial call against sterile medium (``reason`` when it could not be made), the tubes
-    compared, the background's upper bound, the events needed to detect, the limit of detection."""
+    compared, the exact conditional test's p-value and level, the events needed to detect, the limit
+    of detection and the probability it is detected with."""
 
     call: str
     reason: str | None
     tubes: tuple[MicrobialTube, ...]
     unit: str
-    confidence_pct: float
-    background_upper_bound: int | float | None
+    p_value: float | None
+    alpha: float | None
+    detection_pct: float
     detection_threshold_events: int | float | None
     lod: int | float | None
     figure: Markup | None
@@ -264,14 +266,15 @@ def _microbial(metrics: Mapping[str, Metric], prefix: str) -> MicrobialDetection
                 line=line,
             )
             figure = figure_div(fig, f"{prefix}-microbial")
-    confidence = as_number(evidence.get("confidence"))
+    probability = as_number(evidence.get("detection_probability"))
     return MicrobialDetection(
         call=as_text(call.value) or "INCONCLUSIVE",
         reason=None if call.status == "ok" else call.reason,
         tubes=tubes,
         unit=unit,
-        confidence_pct=100 * (0.95 if confidence is None else confidence),
-        background_upper_bound=as_number(evidence.get("background_upper_bound")),
+        p_value=as_number(evidence.get("p_value")),
+        alpha=as_number(evidence.get("alpha")),
+        detection_pct=100 * (0.95 if probability is None else probability),
         detection_threshold_events=as_number(evidence.get("detection_threshold_events")),
         lod=lod_value,
         figure=figure,

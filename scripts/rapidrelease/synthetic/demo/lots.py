@@ -78,6 +78,9 @@ class DemoLot:
     ``potency`` describes the potency tubes (same cell composition as the phenotype tube), which
     were acquired from ``stimulated_start`` and ``unstimulated_start``; ``microbial`` the
     microbial-flow test sample, acquired on the bench cytometer from ``microbial_start``.
+    ``potency_n_events`` is how many events each potency tube acquires (None: ``n_events``): the
+    unstimulated tube's CAR+ T cells set the cytokine thresholds at their 99.5th percentile, which
+    needs 2,000 of them (rapidrelease.flow.thresholds), so a lot with few CAR+ cells acquires more.
     """
 
     lot_id: str
@@ -101,6 +104,7 @@ class DemoLot:
     unstimulated_start: datetime
     microbial: MicrobialLoad
     microbial_start: datetime
+    potency_n_events: int | None = None
 
     @property
     def fcs_name(self) -> str:
@@ -168,6 +172,9 @@ DEMO_LOTS: tuple[DemoLot, ...] = (
         unstimulated_start=datetime(2026, 11, 25, 15, 36, 27),
         microbial=MicrobialLoad(),
         microbial_start=datetime(2026, 11, 25, 11, 36, 48),
+        # 9 % CAR+: 30,000 events would hold ~1,800 CAR+ T cells, too few for a 99.5th-percentile
+        # threshold (2,000); 50,000 hold ~3,000
+        potency_n_events=50_000,
     ),
 )
 """The committed demo lots, in the order their files are written."""

@@ -165,7 +165,9 @@ voltages and `$SPILLOVER`. Four detectors carry other markers than in the phenot
 {potency_panel}
 
 - **The cells** are drawn exactly as for the phenotype tube (same lot fractions: debris, doublets,
-  dead, T/NK/B/monocytes, CAR+), from each tube's own random stream, 30 000 events per tube.
+  dead, T/NK/B/monocytes, CAR+), from each tube's own random stream, 30 000 events per tube
+  (50 000 for DEMO-002, whose 9 % CAR+ would otherwise leave fewer than the 2 000 CAR+ T cells of
+  the unstimulated tube that a 99.5th-percentile threshold needs).
 - **Who responds**: in the stimulated tube each live CAR+ T cell becomes *activated* with the
   lot's probability; an activated cell shows each function independently with its own
   conditional probability, so the functions are correlated and polyfunctional cells are common.
@@ -295,6 +297,7 @@ def _percentages(values: tuple[float, ...]) -> str:
 def _lot_section(lot: DemoLot, truth: pl.DataFrame, potency_truth: pl.DataFrame) -> str:
     parameters = [
         ["events", str(lot.n_events)],
+        ["events per potency tube", str(lot.potency_n_events or lot.n_events)],
         ["debris (% of events)", f"{100 * lot.debris_fraction:.0f}"],
         ["doublets (% of cell events)", f"{100 * lot.doublet_fraction:.0f}"],
         ["viability (% of single cells)", f"{100 * lot.viability:.0f}"],

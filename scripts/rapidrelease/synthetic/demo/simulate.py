@@ -330,6 +330,8 @@ def simulate_potency_tube(lot: DemoLot, stimulated: bool, seed: int = DEFAULT_SE
     """
     stream = POTENCY_STIMULATED_STREAM if stimulated else POTENCY_UNSTIMULATED_STREAM
     rng = np.random.default_rng(np.random.SeedSequence([seed, lot.stream, stream]))
+    if lot.potency_n_events is not None:
+        lot = replace(lot, n_events=lot.potency_n_events)
     draw = _draw_events(rng, lot)
     single = draw.single
     live_t = (draw.kinds[single] == _LIVE) & (draw.lineage[single] == 0)

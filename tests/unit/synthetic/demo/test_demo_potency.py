@@ -134,7 +134,8 @@ def test_only_live_t_cells_respond_and_labels_have_identity_for_cells_only(
     demo_dir: Path, lot_id: str, condition: str
 ) -> None:
     labels = _labels(demo_dir, lot_id, condition)
-    assert labels.height == 30_000
+    # DEMO-002 acquires 50,000 so that its unstimulated tube holds 2,000 CAR+ T cells for a threshold
+    assert labels.height == {"DEMO-001": 30_000, "DEMO-002": 50_000}[lot_id]
     assert labels.columns == ["event", "kind", "lineage", "cd3", "car", "activated", *FUNCTIONS]
     not_cell = labels.filter(pl.col("kind").is_in(["debris", "doublet"]))
     assert not_cell.height > 0
@@ -216,7 +217,8 @@ def test_potency_fcs_keywords(
     assert raw[:10] == b"FCS3.1    " and raw.endswith(b"00000000")
     text = flowio.FlowData(str(path)).text
     phenotype = flowio.FlowData(str(fcs_paths[lot_id])).text
-    assert (text["datatype"], text["mode"], int(text["tot"]), int(text["par"])) == ("F", "L", 30_000, 11)
+    events = {"DEMO-001": 30_000, "DEMO-002": 50_000}[lot_id]
+    assert (text["datatype"], text["mode"], int(text["tot"]), int(text["par"])) == ("F", "L", events, 11)
     assert [text[f"p{n}n"] for n in range(1, 12)] == ALL_PNN
     assert [text[f"p{n}s"] for n in range(4, 11)] == MARKERS
     assert text["spillover"] == phenotype["spillover"]
@@ -274,3 +276,10 @@ def test_potency_template_gates_the_car_t_cells(
     car = _car_t(_labels(demo_dir, lot_id, condition))
     assert gated.sum() == pytest.approx(car.sum(), rel=0.03)
     assert (gated & car).sum() / car.sum() > 0.95
+
+
+def test_every_unstimulated_tube_holds_the_car_t_cells_a_99_5th_percentile_needs(demo_dir: Path) -> None:
+    # rapidrelease.flow.thresholds: 10 events above the 99.5th percentile need 2,000 in the control
+    for lot_id in LOT_IDS:
+        truth = pl.read_csv(demo_dir / lot_id / "potency_truth.tsv", separator="\t")
+        assert truth["unstimulated_denominator_events"].min() >= 2_500, lot_id
