@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from plotly.offline import get_plotlyjs
 
 from rapidrelease.config.run import load_run_config
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.records import AttributeResult, Release
 from rapidrelease.report.index import render_index, write_index
+from rapidrelease.report.page import plotly_js
 
 from support.configs import unit_result, write_project
 from support.releases import sealed_release
@@ -87,7 +87,7 @@ def test_a_lot_beyond_three_sigma_of_the_released_lots_is_counted_and_sites_are_
     without = render_index(lots(tmp_path)[:-1], tmp_path, {"margins": {"dose_per_kg": 1.0e6}})
     assert "<span class='result PASS'>equivalent</span>" in without
     assert 'id="trend-dose_per_kg"' in page
-    assert page.count(get_plotlyjs()[:200]) == 1
+    assert page.count(plotly_js()[:200]) == 1
 
 
 def test_names_from_the_sheets_are_text_never_markup(lots: Lots, tmp_path: Path) -> None:
