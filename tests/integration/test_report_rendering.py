@@ -22,6 +22,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from rapidrelease.report.gate_plots import BIN_PX
+from rapidrelease.report.pdf import print_pdf
+
 from support.browsers import BROWSERS, ChromiumTab, FirefoxSession, FirefoxTab, chromium_session, executable
 from support.workflow import BIN, release_of
 
@@ -35,7 +38,6 @@ STATUS_TEXT = {
     "NOT_RELEASABLE": "Not releasable",
     "INCONCLUSIVE": "Inconclusive",
 }
-BIN_PX = 2  # rapidrelease.report.gate_plots.BIN_PX: screen pixels per side of a density bin
 
 ALL_PLOTS_DRAWN = (
     "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
@@ -187,8 +189,6 @@ def _restyled(report: Path, css: str, out: Path) -> Path:
 def test_report_pdf_heads_every_page_and_prints_every_gate_plot_with_its_events(demo_run, tmp_path):
     if executable("chromium") is None:
         pytest.skip("chromium is not installed (Debian package chromium; .ci/run installs it)")
-    from rapidrelease.report.pdf import print_pdf
-
     lot = "DEMO-001"
     release = release_of(demo_run, lot)
     out = tmp_path / "report.html"
