@@ -146,6 +146,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         unit_dirs={u.unit_id: run.unit_dir(u) for u in run.units_of(args.lot)},
         out_path=Path(args.out),
     )
+    if args.pdf:
+        from rapidrelease.report.pdf import print_pdf
+
+        print_pdf(Path(args.out), Path(args.out).with_suffix(".pdf"))
     return 0
 
 
@@ -397,6 +401,12 @@ def _add_report(sub: _Subparsers) -> None:
     p.add_argument("--lot", required=True, help="the lot's lot_id in the lot sheet")
     p.add_argument("--release", required=True, help="the lot's release.json")
     p.add_argument("--out", required=True, help="report.html to write")
+    p.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print it to a PDF beside it (report.pdf) with headless Chromium: A4, each page "
+        "headed with lot, product, status and page x of y",
+    )
     p.set_defaults(func=_cmd_report)
 
 

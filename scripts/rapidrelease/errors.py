@@ -17,6 +17,7 @@ __all__ = [
     "SpecError",
     "ReadsError",
     "RecordError",
+    "PrintError",
 ]
 
 
@@ -54,3 +55,7 @@ class ReadsError(RapidReleaseError):
 
 class RecordError(RapidReleaseError):
     """A record one stage wrote for another is missing, changed since it was sealed, or inconsistent."""
+
+
+class PrintError(RapidReleaseError):
+    """A report cannot be printed to PDF (no headless Chromium, or the browser failed)."""

@@ -15,7 +15,7 @@ import numpy as np
 from rapidrelease.gating.engine import ColumnKey, CompiledTree, EventColumns, GatingResult, gate_events
 from rapidrelease.gating.template import GateNode, population_path
 
-__all__ = ["gate_plot_data"]
+__all__ = ["axis_ticks", "gate_plot_data"]
 
 
 def _round(values: np.ndarray, digits: int = 5) -> list[float | None]:
@@ -24,6 +24,34 @@ def _round(values: np.ndarray, digits: int = 5) -> list[float | None]:
     for v in np.asarray(values, dtype=np.float64).tolist():
         out.append(float(f"{v:.{digits}g}") if np.isfinite(v) else None)
     return out
+
+
+# Decades a cytometrist reads an axis by (FlowJo's labels): 0, ±10¹ … ±10⁷ in data units; minor
+# ticks at 2–9 × each decade.
+_DECADES = np.array([*(-(10.0**k) for k in range(7, 0, -1)), 0.0, *(10.0**k for k in range(1, 8))])
+_MINOR = np.array([s * m * 10.0**k for s in (-1.0, 1.0) for k in range(0, 7) for m in range(2, 10)])
+
+
+def _positions(transform: Any, values: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):  # a log transform is not finite at or below 0: those ticks are dropped
+        return np.asarray(transform.apply(values[:, None]), dtype=np.float64).reshape(-1)
+
+
+def axis_ticks(transform: Any) -> dict[str, list[Any]]:
+    """Where data values fall on a transformed axis, for labelling it in data units.
+
+    ``transform`` is the gate's own (FlowKit) transform, so the ticks sit in the same coordinates as
+    the events and the gate boundary. Returns ``ticks``: ``[value, position]`` for each decade (0,
+    ±10¹ … ±10⁷) with a finite position, and ``minor``: the positions of 2–9 × each decade.
+    """
+    major = _positions(transform, _DECADES)
+    minor = _positions(transform, _MINOR)
+    return {
+        "ticks": [
+            [float(v), float(f"{p:.6g}")] for v, p in zip(_DECADES, major, strict=True) if np.isfinite(p)
+        ],
+        "minor": [float(f"{p:.6g}") for p in minor if np.isfinite(p)],
+    }
 
 
 def _axis(compiled: CompiledTree, key: ColumnKey) -> dict[str, Any]:
@@ -41,7 +69,9 @@ def _axis(compiled: CompiledTree, key: ColumnKey) -> dict[str, Any]:
         compensation = compiled.compensations.get(key[1]) if key[1] is not None else None
         if compensation is not None and index in compensation.channels:
             label = f"Comp-{label}"
-    return {"label": label, "scale": scale}
+    if transform is None:  # raw data units: the plot chooses round numbers itself
+        return {"label": label, "scale": scale}
+    return {"label": label, "scale": scale, **axis_ticks(transform)}
 
 
 def _geometry(node: GateNode) -> dict[str, Any]:
@@ -75,10 +105,11 @@ def gate_plot_data(
     """One plot description per gate of the tree (Boolean gates have no axes and are left out).
 
     Each holds: ``gate`` (path), ``parent`` (path), ``kind``, ``axes`` (label and scale of up to two
-    dimensions), ``x``/``y`` (at most ``max_points`` of the parent's subsampled events, in the gate's
-    coordinates; ``y`` is absent for a one-dimensional gate), ``member`` (for each point, the index in
-    ``populations`` of the population it falls in, or -1), ``geometry`` (the boundary in the same
-    coordinates) and ``populations`` (path, count, parent_count, percent of parent — of the whole file).
+    dimensions and, for a transformed one, where its decades fall: :func:`axis_ticks`), ``x``/``y``
+    (at most ``max_points`` of the parent's subsampled events, in the gate's coordinates; ``y`` is
+    absent for a one-dimensional gate), ``member`` (for each point, the index in ``populations`` of
+    the population it falls in, or -1), ``geometry`` (the boundary in the same coordinates) and
+    ``populations`` (path, count, parent_count, percent of parent — of the whole file).
     """
     sample = result.sample_events
     if sample is None:

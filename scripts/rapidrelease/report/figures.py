@@ -1,5 +1,5 @@
-"""Plotly figures of the evidence: gates over their parent's events with the counts on the plot,
-controls beside their tubes, the lot's 24-hour window, and control charts across lots.
+"""Plotly figures of the evidence: controls beside their tubes, the lot's 24-hour window, and
+control charts across lots (gates are drawn without plotly, :mod:`.gate_plots`).
 
 Plotly reads tags (``<b>``, ``<a href=…>``) and entities in every label it draws, titles, legends and
 category ticks alike; a name from a sheet, a template or a file enters a label through
@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import plotly.graph_objects as go
 
 from rapidrelease.report.trends import AttributeTrend
@@ -21,178 +20,16 @@ from rapidrelease.report.trends import AttributeTrend
 if TYPE_CHECKING:  # the timeline section draws its view with this module's figures
     from rapidrelease.report.sections.timeline import Timeline, UnitTimes
 
-__all__ = ["control_comparison_figure", "gate_figure", "timeline_figure", "trend_figure"]
+__all__ = ["control_comparison_figure", "timeline_figure", "trend_figure"]
 
 _OUTSIDE = "#9aa3ad"
-_INSIDE = ["#d1495b", "#2e86ab", "#3b8d4f", "#e09f3e"]  # one per population of a gate (quadrants: 4)
+_INSIDE = ["#d1495b", "#2e86ab", "#3b8d4f", "#e09f3e"]
 _GATE_LINE = "#111111"
 
 
 def _plain(text: object) -> str:
     """``text`` as a plotly label that shows it literally."""
     return html.escape(str(text), quote=False)
-
-
-def _finite(values: list[float | None]) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
-def _span(values: np.ndarray, bounds: list[float | None]) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    extra = [b for b in bounds if b is not None]
-    candidates = (
-        np.concatenate([finite, np.array(extra, dtype=np.float64)]) if extra or finite.size else finite
-    )
-    if candidates.size == 0:
-        return 0.0, 1.0
-    lo, hi = float(np.min(candidates)), float(np.max(candidates))
-    pad = 0.04 * (hi - lo) if hi > lo else 1.0
-    return lo - pad, hi + pad
-
-
-_ASINH_COFACTOR = 150.0
-
-
-def _wide(values: np.ndarray) -> bool:
-    """Whether values span more than two decades above the spread around zero (a fluorescence channel)."""
-    finite = np.abs(values[np.isfinite(values)])
-    if finite.size < 10:
-        return False
-    low, high = np.percentile(finite, [50, 99])
-    return bool(high > 100 * max(low, 1.0))
-
-
-def _count_text(pop: dict[str, Any]) -> str:
-    name = _plain(pop["population"].rsplit("/", 1)[-1])
-    pct = pop["percent_parent"]
-    pct_text = "—" if pct is None else f"{pct:.1f} %"
-    return f"<b>{name}</b> {pop['count']:,} / {pop['parent_count']:,} ({pct_text})"
-
-
-def gate_figure(plot: dict[str, Any]) -> go.Figure:
-    """A gate over its parent's events; points coloured by the population they fall in.
-
-    ``plot`` is one entry of ``gate_plots.json`` (see :func:`rapidrelease.gating.evidence.gate_plot_data`).
-    One-dimensional gates are drawn as a histogram with the range marked.
-    """
-    x = _finite(plot["x"])
-    member = plot["member"]
-    populations = [p["population"] for p in plot["populations"]]
-    colour_of = {pop: _INSIDE[i % len(_INSIDE)] for i, pop in enumerate(populations)}
-    geometry = plot["geometry"]
-    fig = go.Figure()
-    gate, parent = _plain(plot["gate"]), _plain(plot["parent"] or "all events")
-    title = gate if plot["kind"] != "quadrant" else f"{gate} (quadrants)"
-
-    if "y" not in plot:  # one dimension: histogram of the parent, the range marked
-        lo, hi = geometry["bounds"][0] if geometry["type"] == "rectangle" else (None, None)
-        axis_title = _axis_title(plot["axes"][0])
-        if _wide(x):
-            # a linear fluorescence axis over decades shows one spike at zero: display on asinh(x/150),
-            # the cytometrists' arcsinh with its usual cofactor, and say so on the axis
-            x = np.arcsinh(x / _ASINH_COFACTOR)
-            lo, hi = (None if b is None else float(np.arcsinh(b / _ASINH_COFACTOR)) for b in (lo, hi))
-            axis_title += f" · asinh(x/{_ASINH_COFACTOR:g})"
-        fig.add_trace(go.Histogram(x=x, nbinsx=120, marker_color=_OUTSIDE, name=parent))
-        x_range = _span(x, [lo, hi])
-        fig.add_vrect(
-            x0=lo if lo is not None else x_range[0],
-            x1=hi if hi is not None else x_range[1],
-            fillcolor=_INSIDE[0],
-            opacity=0.15,
-            line_width=1.5,
-            line_color=_GATE_LINE,
-        )
-        fig.update_xaxes(title_text=axis_title, range=list(x_range))
-        fig.update_yaxes(title_text="events")
-    else:
-        y = _finite(plot["y"])
-        member_index = np.asarray(member, dtype=np.int64)
-        for index, pop in [(-1, None), *enumerate(populations)]:
-            idx = np.flatnonzero(member_index == index)
-            if idx.size == 0:
-                continue
-            fig.add_trace(
-                go.Scattergl(
-                    x=x[idx],
-                    y=y[idx],
-                    mode="markers",
-                    marker={"size": 3, "color": _OUTSIDE if pop is None else colour_of[pop], "opacity": 0.6},
-                    name="outside" if pop is None else _plain(pop.rsplit("/", 1)[-1]),
-                    hoverinfo="skip",
-                )
-            )
-        x_range, y_range = _draw_geometry(fig, geometry, x, y)
-        fig.update_xaxes(title_text=_axis_title(plot["axes"][0]), range=list(x_range))
-        fig.update_yaxes(title_text=_axis_title(plot["axes"][1]), range=list(y_range))
-
-    fig.add_annotation(
-        text="<br>".join(_count_text(p) for p in plot["populations"]),
-        xref="paper",
-        yref="paper",
-        x=0.01,
-        y=0.99,
-        xanchor="left",
-        yanchor="top",
-        showarrow=False,
-        align="left",
-        bgcolor="rgba(255,255,255,0.85)",
-        font={"size": 11},
-    )
-    fig.update_layout(
-        title={
-            "text": f"{title}<br><sup>parent: {parent}</sup>",
-            "font": {"size": 13},
-        },
-        width=430,
-        height=400,
-        margin={"l": 60, "r": 10, "t": 60, "b": 50},
-        showlegend=False,
-        template="simple_white",
-    )
-    return fig
-
-
-def _axis_title(axis: dict[str, str]) -> str:
-    label = _plain(axis["label"])
-    return label if axis["scale"] == "linear" else f"{label} · {_plain(axis['scale'])}"
-
-
-def _draw_geometry(
-    fig: go.Figure, geometry: dict[str, Any], x: np.ndarray, y: np.ndarray
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    line = {"color": _GATE_LINE, "width": 1.5}
-    kind = geometry["type"]
-    if kind == "rectangle":
-        (x0, x1), (y0, y1) = geometry["bounds"][:2]
-        x_range, y_range = _span(x, [x0, x1]), _span(y, [y0, y1])
-        fig.add_shape(
-            type="rect",
-            x0=x_range[0] if x0 is None else x0,
-            x1=x_range[1] if x1 is None else x1,
-            y0=y_range[0] if y0 is None else y0,
-            y1=y_range[1] if y1 is None else y1,
-            line=line,
-            fillcolor="rgba(0,0,0,0)",
-        )
-        return x_range, y_range
-    if kind == "polygon":
-        vx = [v[0] for v in geometry["vertices"]]
-        vy = [v[1] for v in geometry["vertices"]]
-        fig.add_trace(go.Scatter(x=[*vx, vx[0]], y=[*vy, vy[0]], mode="lines", line=line, hoverinfo="skip"))
-        return _span(x, vx), _span(y, vy)
-    if kind == "ellipse":
-        ox, oy = geometry["outline"]
-        fig.add_trace(go.Scatter(x=ox, y=oy, mode="lines", line=line, hoverinfo="skip"))
-        return _span(x, ox), _span(y, oy)
-    # quadrant dividers: full-length lines
-    xd, yd = (geometry["dividers"] + [[], []])[:2]
-    x_range, y_range = _span(x, xd), _span(y, yd)
-    for value in xd:
-        fig.add_shape(type="line", x0=value, x1=value, y0=y_range[0], y1=y_range[1], line=line)
-    for value in yd:
-        fig.add_shape(type="line", x0=x_range[0], x1=x_range[1], y0=value, y1=value, line=line)
-    return x_range, y_range
 
 
 def control_comparison_figure(

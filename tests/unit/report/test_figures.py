@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from rapidrelease.report.figures import control_comparison_figure, gate_figure, timeline_figure, trend_figure
+from rapidrelease.report.figures import control_comparison_figure, timeline_figure, trend_figure
 from rapidrelease.report.sections.timeline import Timeline, UnitTimes
 from rapidrelease.report.trends import AttributeTrend, TrendPoint
 
 HOSTILE = "<b>CAR+ & <i onmouseover='x'>T"  # no slash: a population's name is the last part of its path
 SHOWN = "&lt;b&gt;CAR+ &amp; &lt;i onmouseover='x'&gt;T"
-
-
-def test_a_gate_its_axes_and_populations_are_labelled_with_their_names_as_text() -> None:
-    plot = {
-        "gate": HOSTILE,
-        "parent": HOSTILE,
-        "kind": "rectangle",
-        "x": [1.0, 2.0, 3.0],
-        "y": [1.0, 2.0, 3.0],
-        "member": [0, -1, 0],
-        "populations": [
-            {"population": f"Cells/{HOSTILE}", "count": 2, "parent_count": 3, "percent_parent": 66.7}
-        ],
-        "geometry": {"type": "rectangle", "bounds": [[0.5, 2.5], [0.5, 2.5]]},
-        "axes": [{"label": HOSTILE, "scale": "linear"}, {"label": "SSC-A", "scale": "logicle"}],
-    }
-    fig = gate_figure(plot)
-    assert fig.layout.title.text == f"{SHOWN}<br><sup>parent: {SHOWN}</sup>"
-    assert fig.layout.xaxis.title.text == SHOWN
-    assert fig.layout.annotations[0].text == f"<b>{SHOWN}</b> 2 / 3 (66.7 %)"
-    assert HOSTILE not in fig.to_json()
 
 
 def test_bars_timelines_and_trends_show_names_as_text() -> None:

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 from markupsafe import escape
-from plotly.offline import get_plotlyjs
 
 from rapidrelease.config.run import RunConfig, load_run_config
 from rapidrelease.config.vocabulary import CATEGORIES
@@ -31,6 +30,7 @@ from rapidrelease.records import (
 )
 from rapidrelease.release.decision import evaluate_lot_files
 from rapidrelease.report.html import render_lot_report, write_lot_report
+from rapidrelease.report.page import plotly_js
 
 
 def _demo_run(out: Path) -> RunConfig:
@@ -337,16 +337,16 @@ def test_decision_comes_first_and_failures_lead_the_attribute_table(reports: dic
     table = page[page.index("Quality attributes") :]
     assert table.index("car_of_cd3") < table.index("<b>viability</b>") < table.index("cd4_cd8_ratio")
     assert "8.9 % &lt; 15 %" in page  # reason text is escaped, never markup
-    assert page.count('id="unit-PHENO-gate-') == 7  # one plot per gate of the demo template
-    # whole-file counts on the CAR+ gate plot (inside plotly's JSON, where '<' and '/' are escaped)
-    assert "CARpos\\u003c\\u002fb\\u003e 1,807 \\u002f 20,262 (8.9 %)" in page
+    assert page.count("class='gate-plot' id='unit-PHENO-gate-") == 7  # one plot per gate of the demo template
+    # whole-file counts on the CAR+ gate plot
+    assert "<tspan font-weight='700'>CARpos</tspan> 1,807 / 20,262 (8.9 %)" in page
 
 
 def test_a_unit_that_could_not_be_measured_is_shown_with_its_sentence(reports: dict[str, Path]):
     page = reports["DEMO-001"].read_text(encoding="utf-8")
     assert "<div class='status'>Inconclusive</div>" in page
     assert "<b>Not measured.</b>" in page and "lost.fcs: file not found." in page
-    assert 'id="unit-PHENO-gate-' not in page
+    assert "class='gate-plot' id='unit-PHENO-gate-" not in page
 
 
 def test_a_sequencing_unit_shows_fragments_by_category_and_the_taxa_found(reports: dict[str, Path]):
@@ -364,7 +364,7 @@ def test_a_sequencing_unit_shows_fragments_by_category_and_the_taxa_found(report
 def test_the_report_is_one_self_contained_file(reports: dict[str, Path]):
     page = reports["DEMO-002"].read_text(encoding="utf-8")
     assert not EXTERNAL.search(page), EXTERNAL.search(page)
-    assert page.count(get_plotlyjs()[:200]) == 1, "plotly.js is embedded exactly once"
+    assert page.count(plotly_js()[:200]) == 1, "plotly.js is embedded exactly once"
 
 
 @pytest.fixture(scope="module")
@@ -531,4 +531,4 @@ def test_a_unit_record_edited_after_the_decision_shows_no_decision_and_why_its_e
     assert f"{record}: changed after it was measured" in page
     section = _section(page, "PHENO")
     assert "<b>Evidence not shown.</b>" in section and "its content does not match its seal" in section
-    assert 'id="unit-PHENO-gate-' not in section
+    assert "class='gate-plot' id='unit-PHENO-gate-" not in section

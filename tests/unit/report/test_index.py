@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from plotly.offline import get_plotlyjs
 
 from rapidrelease.config.run import load_run_config
 from rapidrelease.errors import RapidReleaseError
 from rapidrelease.records import AttributeResult, Release
 from rapidrelease.report.index import render_index, write_index
+from rapidrelease.report.page import plotly_js
 
 from support.configs import unit_result, write_project
 from support.releases import sealed_release
@@ -95,7 +95,7 @@ def test_a_lot_beyond_three_sigma_of_the_decided_lots_is_counted_and_sites_are_c
     without = render_index(lots(tmp_path)[:-1], tmp_path, {"margins": {"dose_per_kg": 0.5e6}})
     assert "<span class='result PASS'>equivalent</span>" in without
     assert 'id="trend-dose_per_kg"' in page
-    assert page.count(get_plotlyjs()[:200]) == 1
+    assert page.count(plotly_js()[:200]) == 1
 
 
 def test_fewer_than_20_baseline_lots_are_charted_without_limits_said_plainly(

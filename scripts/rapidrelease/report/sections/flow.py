@@ -18,7 +18,8 @@ import polars as pl
 from markupsafe import Markup
 
 from rapidrelease.records import Json, Metric, Population, UnitRecord
-from rapidrelease.report.figures import control_comparison_figure, gate_figure
+from rapidrelease.report.figures import control_comparison_figure
+from rapidrelease.report.gate_plots import gate_svg
 from rapidrelease.report.page import amount, count, figure_div, num
 from rapidrelease.report.sections.evidence import as_mapping, as_mappings, as_number, as_text
 
@@ -378,7 +379,10 @@ def _gate_plots(path: Path, prefix: str) -> list[Markup]:
     plots = data.get("plots") if isinstance(data, dict) else None
     if not isinstance(plots, list):
         return []
-    return [figure_div(gate_figure(plot), f"{prefix}-gate-{i}") for i, plot in enumerate(plots)]
+    return [
+        Markup("<div class='plot'>{}</div>").format(gate_svg(plot, f"{prefix}-gate-{i}"))
+        for i, plot in enumerate(plots)
+    ]
 
 
 @dataclass(frozen=True)
