@@ -66,7 +66,7 @@ __all__ = [
     "read_lot_records",
 ]
 
-RELEASE_SCHEMA_VERSION = "1.3"
+RELEASE_SCHEMA_VERSION = "1.4"
 
 
 @dataclass(frozen=True)

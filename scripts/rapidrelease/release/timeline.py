@@ -5,8 +5,10 @@ sampling. The timeline puts on one clock the moments the decision depends on:
 
 - ``collected_at`` and the deadline, from the lot sheet and config.yaml;
 - each unit's acquisition: for an FCS file the instrument's own $BTIM/$ETIM (or FCS 3.2
-  $BEGINDATETIME/$ENDDATETIME), for a sequencing file its modification time (FASTQ and BAM carry
-  no acquisition clock; the file's time is when the instrument or its copy step finished writing);
+  $BEGINDATETIME/$ENDDATETIME); for a sequencing file the run's clock from the run folder's
+  metadata (Illumina RunInfo.xml, ONT final_summary; :mod:`rapidrelease.reads.run_metadata`), and
+  only without it the file's modification time, which a copy or checkout moves (FASTQ and BAM carry
+  no acquisition clock);
 - each unit's analysis, from the Snakemake benchmark files of the jobs that measured it (a job's
   start is its benchmark's modification time less its wall-clock seconds);
 - the end of the evaluation, when release.json is written.
@@ -26,6 +28,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from rapidrelease.reads.run_metadata import sequencing_run_clock
 from rapidrelease.records import UnitSummary
 from rapidrelease.release.audit import utc_timestamp
 
@@ -89,6 +92,24 @@ def unit_analysis_interval(
     return (min(starts) if starts else None), (max(ends) if ends else None), [str(f) for f in files]
 
 
+def _file_acquisition(
+    paths: Sequence[Path], zone: tzinfo
+) -> tuple[datetime | None, datetime | None, str | None]:
+    """Start, end and source of a unit's acquisition from its data files: the run's metadata where
+    a run folder holds it (the earliest start and latest end over the files), else the files'
+    modification times."""
+    clocks = [clock for clock in (sequencing_run_clock(path, zone) for path in paths) if clock]
+    if clocks:
+        starts = [c.start for c in clocks if c.start is not None]
+        ends = [c.end for c in clocks if c.end is not None]
+        source = ", ".join(sorted({c.source for c in clocks}))
+        return (min(starts) if starts else None), (max(ends) if ends else None), source
+    times = [t for t in (_file_time(path) for path in paths) if t]
+    if times:
+        return min(times), max(times), "file modification time"
+    return None, None, None
+
+
 def _stamp(moment: datetime | None) -> str | None:
     return None if moment is None else utc_timestamp(moment)
 
@@ -122,9 +143,7 @@ def lot_timeline(
         end = _aware(acquisition.end if acquisition else None, zone)
         source = "FCS keywords" if start is not None or end is not None else None
         if source is None:
-            times = [t for t in (_file_time(Path(i.path)) for i in unit.inputs if i.path) if t]
-            if times:
-                start, end, source = min(times), max(times), "file modification time"
+            start, end, source = _file_acquisition([Path(i.path) for i in unit.inputs if i.path], zone)
         job_start = job_end = None
         if benchmarks_dir is not None:
             job_start, job_end, _ = unit_analysis_interval(benchmarks_dir, lot_id, unit.unit_id)

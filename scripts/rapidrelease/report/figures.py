@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from rapidrelease.report.trends import AttributeTrend
 
@@ -82,25 +83,44 @@ def _utc(text: str | None) -> datetime | None:
 
 
 def timeline_figure(timeline: Timeline) -> go.Figure:
-    """The lot's 24-hour window (``audit.timeline`` of release.json) drawn on one UTC time axis.
+    """The lot's 24-hour window (``audit.timeline`` of release.json) drawn on UTC time axes.
 
-    One row per unit: its acquisition (cytometer clock or file time) and its analysis as bars; the
-    collection and the deadline as vertical lines and the evaluation's end as a marker.
+    The upper panel holds the whole window: one row per unit, its acquisition (cytometer clock, run
+    metadata or file time) and its analysis as bars, the collection and the deadline as vertical
+    lines and the evaluation's end as a marker. The analysis takes minutes of a window of a day or
+    more, a sliver up there, so a lower panel draws it again on its own axis, from its first job to
+    the result.
     """
-    fig = go.Figure()
     rows = timeline.units
     names = [_plain(r.unit_id) for r in rows]
+    end = _utc(timeline.analysis_end)
+    analysed = [
+        (name, _utc(r.analysis_start), _utc(r.analysis_end)) for name, r in zip(names, rows, strict=True)
+    ]
+    analysed = [(name, a, b) for name, a, b in analysed if a is not None or b is not None]
+    zoom = bool(analysed) and end is not None
+    fig = make_subplots(
+        rows=2 if zoom else 1,
+        cols=1,
+        row_heights=[0.6, 0.4] if zoom else None,
+        vertical_spacing=0.16,
+        subplot_titles=("24-hour window (UTC)", "analysis, from its first job to the result (UTC)")
+        if zoom
+        else ("24-hour window (UTC)",),
+    )
 
-    def bars(interval: Callable[[UnitTimes], tuple[str | None, str | None]], label: str, colour: str) -> None:
+    def bars(
+        interval: Callable[[UnitTimes], tuple[str | None, str | None]], label: str, colour: str, row: int
+    ) -> None:
         xs: list[Any] = []
         ys: list[Any] = []
-        for name, row in zip(names, rows, strict=True):
-            start, end = (_utc(moment) for moment in interval(row))
-            if start is None and end is None:
+        for name, unit in zip(names, rows, strict=True):
+            start, stop = (_utc(moment) for moment in interval(unit))
+            if start is None and stop is None:
                 continue
-            start = start or end
-            end = end or start
-            xs += [start, end, None]
+            start = start or stop
+            stop = stop or start
+            xs += [start, stop, None]
             ys += [name, name, None]
         if xs:
             fig.add_trace(
@@ -109,24 +129,34 @@ def timeline_figure(timeline: Timeline) -> go.Figure:
                     y=ys,
                     mode="lines+markers",
                     name=label,
+                    legendgroup=label,
+                    showlegend=row == 1,
                     line={"color": colour, "width": 9},
                     marker={"size": 7, "color": colour},
-                )
+                ),
+                row=row,
+                col=1,
             )
 
-    bars(lambda r: (r.acquired_start, r.acquired_end), "acquired", _INSIDE[1])
-    bars(lambda r: (r.analysis_start, r.analysis_end), "analysed", _INSIDE[2])
-    end = _utc(timeline.analysis_end)
-    if end is not None and names:
-        fig.add_trace(
-            go.Scatter(
-                x=[end] * len(names),
-                y=names,
-                mode="markers",
-                name="result available",
-                marker={"symbol": "diamond", "size": 9, "color": _GATE_LINE},
+    def result(row: int) -> None:
+        if end is not None and names:
+            fig.add_trace(
+                go.Scatter(
+                    x=[end] * len(names),
+                    y=names,
+                    mode="markers",
+                    name="result available",
+                    legendgroup="result",
+                    showlegend=row == 1,
+                    marker={"symbol": "diamond", "size": 9, "color": _GATE_LINE},
+                ),
+                row=row,
+                col=1,
             )
-        )
+
+    bars(lambda r: (r.acquired_start, r.acquired_end), "acquired", _INSIDE[1], 1)
+    bars(lambda r: (r.analysis_start, r.analysis_end), "analysed", _INSIDE[2], 1)
+    result(1)
     for text, label, colour in (
         (timeline.collected_at, "collected", _OUTSIDE),
         (timeline.deadline, "deadline", _INSIDE[0]),
@@ -134,32 +164,44 @@ def timeline_figure(timeline: Timeline) -> go.Figure:
         moment = _utc(text)
         if moment is not None:
             # add_vline's annotation cannot take a datetime on every plotly version; a shape and an
-            # annotation in paper coordinates can
+            # annotation on the panel's own axes can
             fig.add_shape(
                 type="line",
                 x0=moment,
                 x1=moment,
                 y0=0,
                 y1=1,
-                yref="paper",
+                xref="x",
+                yref="y domain",
                 line={"color": colour, "dash": "dash", "width": 2},
             )
             fig.add_annotation(
                 x=moment,
-                y=1.02,
-                yref="paper",
+                y=1.0,
+                xref="x",
+                yref="y domain",
+                yanchor="bottom",
                 text=label,
                 showarrow=False,
                 font={"color": colour, "size": 12},
             )
+    if zoom:
+        assert end is not None
+        bars(lambda r: (r.analysis_start, r.analysis_end), "analysed", _INSIDE[2], 2)
+        result(2)
+        first = min(moment for _, a, b in analysed for moment in (a, b) if moment is not None)
+        margin = max((end - first) * 0.05, timedelta(seconds=5))
+        fig.update_xaxes(range=[first - margin, end + margin], row=2, col=1)
+        fig.update_yaxes(type="category", categoryarray=list(reversed(names)), row=2, col=1)
+    panel = 34 * len(names) + 60
     fig.update_layout(
-        title={"text": "24-hour window (UTC)", "font": {"size": 13}},
         width=1000,
-        height=max(220, 34 * len(names) + 140),
+        height=max(220, panel + 140) + (panel + 60 if zoom else 0),
         margin={"l": 110, "r": 20, "t": 60, "b": 50},
         template="simple_white",
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.12 if zoom else -0.2},
     )
+    fig.update_annotations(font_size=13, selector={"text": "24-hour window (UTC)"})
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(reversed(names)))
     return fig
 

@@ -118,3 +118,23 @@ def test_analysis_spans_every_job_of_a_unit_classified_in_parts(tmp_path: Path) 
 def test_an_unreadable_benchmark_leaves_the_analysis_time_unknown(tmp_path: Path) -> None:
     _write_benchmark(tmp_path / "measure_flow_unit/L1/PHENO.tsv", DEADLINE, "s\nnot-a-number\n")
     assert unit_analysis_interval(tmp_path, "L1", "PHENO")[:2] == (None, None)
+
+
+def test_reads_in_an_illumina_run_folder_are_placed_at_the_runs_clock_not_the_files(tmp_path: Path) -> None:
+    (tmp_path / "RunInfo.xml").write_text(
+        "<RunInfo><Run Id='R' Number='1'><Date>2026-11-25T12:20:03Z</Date></Run></RunInfo>"
+    )
+    (tmp_path / "RTAComplete.txt").write_text("11/25/2026,22:05:41.220,Illumina RTA 3.10.30\n")
+    fastq = tmp_path / "Data" / "Intensities" / "BaseCalls" / "S_R1.fastq.gz"
+    fastq.parent.mkdir(parents=True)
+    fastq.write_bytes(b"")
+    copied = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # a transfer twelve days later
+    os.utime(fastq, (copied.timestamp(), copied.timestamp()))
+    row = lot_timeline(
+        "L1", COLLECTED, DEADLINE, [_unit("STER", "sterility_reads", (str(fastq),))], DEADLINE
+    )["units"][0]
+    assert (row["acquired_start"], row["acquired_end"]) == (
+        "2026-11-25T12:20:03.000Z",
+        "2026-11-25T21:05:41.000Z",  # the instrument's clock, read in the site's zone (UTC+1)
+    )
+    assert row["acquired_source"] == "Illumina RunInfo.xml and RTAComplete.txt"

@@ -77,6 +77,9 @@ net, counted from the event labels |
 | `DEMO-00N/microbial_truth.tsv` | the microbes the test tube holds (none: both lots are sterile) |
 | `SEQ-RUN-01/SEQ-RUN-01_{{NC1,NC2,PC}}_R1.fastq.gz`, `_R2.fastq.gz`, `_reads_truth.tsv` | the \
 sequencing run's negative and positive controls, {read_pairs} read pairs each, with their truth |
+| `DEMO-00N/RunInfo.xml`, `RTAComplete.txt`, and the same in `SEQ-RUN-01/` | the sequencing run's \
+metadata, as an Illumina run folder holds it: its start (`<Date>`) and the end of real-time \
+analysis, which place the run on the lot's timeline |
 | `{flow_run}/{medium}`, `{flow_run}_medium_truth.tsv` | the microbial-flow run's sterile-medium \
 negative control, with its truth |
 | `{template}` | GatingML 2.0 template that gates the phenotype tubes |

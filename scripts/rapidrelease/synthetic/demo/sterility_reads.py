@@ -10,18 +10,22 @@ checked against the composition below. Neither lot carries a contaminant.
 Both lots were sequenced in one run (``SEQ-RUN-01``) with its controls, which both lots' unit
 sheets list: two negative controls (extraction blanks carried by human DNA, one holding a trace
 of E. coli DNA as polymerase preparations do) and a positive control spiked with S. aureus at a
-stated concentration, from which the run's limit of detection is computed.
+stated concentration, from which the run's limit of detection is computed. Each folder that holds
+the run's reads also holds its run metadata (``RunInfo.xml``, ``RTAComplete.txt``) as an Illumina
+run folder does, so the lot's timeline places the run on the instrument's clock, not at the files'
+modification times (:mod:`rapidrelease.reads.run_metadata`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from rapidrelease.outputs import atomic_path, write_table
+from rapidrelease.outputs import atomic_path, write_table, write_text
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.synthetic.demo.lots import DemoLot
 from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
@@ -31,10 +35,13 @@ __all__ = [
     "READ_SOURCES",
     "RUN_ID",
     "RUN_CONTROLS",
+    "RUN_ENDED",
+    "RUN_STARTED",
     "ReadSource",
     "RunControl",
     "write_sterility_reads",
     "write_run_controls",
+    "write_run_metadata",
 ]
 
 READ_PAIRS = 2_500
@@ -42,6 +49,14 @@ READ_PAIRS = 2_500
 
 RUN_ID = "SEQ-RUN-01"
 """The sequencing run both demo lots' sterility samples and controls were read in."""
+
+RUN_STARTED = datetime(2026, 11, 25, 12, 20, 3, tzinfo=UTC)
+"""When the run started: RunInfo.xml's ``<Date>``, in UTC as NextSeq 2000 writes it (13:20 at the
+sites, ~4 h after sampling: extraction and library preparation)."""
+
+RUN_ENDED = datetime(2026, 11, 25, 22, 5, 41, 220000)
+"""When real-time analysis completed, on the instrument's local clock (the sites', UTC+1), as
+RTAComplete.txt holds it: 2 × 150 cycles in under 9 h."""
 
 
 @dataclass(frozen=True)
@@ -156,18 +171,51 @@ def _write_sample(
     return [r1, r2, truth_path]
 
 
+def write_run_metadata(folder: Path) -> list[Path]:
+    """Write the run's ``RunInfo.xml`` (its start) and ``RTAComplete.txt`` (its end) into ``folder``."""
+    run_info = folder / "RunInfo.xml"
+    write_text(
+        run_info,
+        f"""<?xml version="1.0" encoding="utf-8"?>
+<RunInfo Version="6">
+  <Run Id="261125_VH00123_17_AAFXYZ2M5" Number="17">
+    <Flowcell>AAFXYZ2M5</Flowcell>
+    <Instrument>VH00123</Instrument>
+    <Date>{RUN_STARTED.strftime("%Y-%m-%dT%H:%M:%SZ")}</Date>
+    <Reads>
+      <Read Number="1" NumCycles="151" IsIndexedRead="N" IsReverseComplement="N" />
+      <Read Number="2" NumCycles="10" IsIndexedRead="Y" IsReverseComplement="N" />
+      <Read Number="3" NumCycles="10" IsIndexedRead="Y" IsReverseComplement="Y" />
+      <Read Number="4" NumCycles="151" IsIndexedRead="N" IsReverseComplement="N" />
+    </Reads>
+  </Run>
+</RunInfo>
+""",
+    )
+    rta_complete = folder / "RTAComplete.txt"
+    day = f"{RUN_ENDED.month}/{RUN_ENDED.day}/{RUN_ENDED.year}"  # M/D/YYYY, no leading zeros
+    ended = f"{day},{RUN_ENDED:%H:%M:%S}.{RUN_ENDED.microsecond // 1000:03d}"
+    write_text(rta_complete, f"{ended},Illumina RTA 3.10.30\n")
+    return [run_info, rta_complete]
+
+
 def write_sterility_reads(lot: DemoLot, seed: int, reference_dir: Path, lot_dir: Path) -> list[Path]:
-    """Write ``<LOT>_sterility_R1/R2.fastq.gz`` and ``<LOT>_sterility_reads_truth.tsv``.
+    """Write ``<LOT>_sterility_R1/R2.fastq.gz``, ``<LOT>_sterility_reads_truth.tsv`` and the run's
+    metadata (:func:`write_run_metadata`).
 
     Read names carry each pair's truth (``<source>|<taxid>|<index>``). The same ``seed`` and panel
     give byte-identical files.
     """
-    return _write_sample(READ_SOURCES, f"{lot.lot_id}_sterility", lot.stream, seed, reference_dir, lot_dir)
+    stem = f"{lot.lot_id}_sterility"
+    return _write_sample(READ_SOURCES, stem, lot.stream, seed, reference_dir, lot_dir) + write_run_metadata(
+        lot_dir
+    )
 
 
 def write_run_controls(seed: int, reference_dir: Path, run_dir: Path) -> list[Path]:
-    """Write the run's control samples ``<RUN>_<unit>_R1/R2.fastq.gz`` with their truth tables."""
-    written = []
+    """Write the run's control samples ``<RUN>_<unit>_R1/R2.fastq.gz`` with their truth tables, and
+    the run's metadata."""
+    written = write_run_metadata(run_dir)
     for control in RUN_CONTROLS:
         stem = f"{RUN_ID}_{control.unit_id}"
         written += _write_sample(control.sources, stem, control.stream, seed, reference_dir, run_dir)

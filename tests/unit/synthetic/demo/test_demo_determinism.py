@@ -17,6 +17,8 @@ LOT_FILES = [
     "{lot}_sterility_R1.fastq.gz",
     "{lot}_sterility_R2.fastq.gz",
     "{lot}_sterility_reads_truth.tsv",
+    "RunInfo.xml",
+    "RTAComplete.txt",
     "{lot}_potency_stimulated.fcs",
     "{lot}_potency_unstimulated.fcs",
     "{lot}_potency_stimulated_events_truth.parquet",
@@ -28,6 +30,8 @@ LOT_FILES = [
 
 EXPECTED = [
     *(f"{lot}/{name.format(lot=lot)}" for lot in ("DEMO-001", "DEMO-002") for name in LOT_FILES),
+    "SEQ-RUN-01/RunInfo.xml",
+    "SEQ-RUN-01/RTAComplete.txt",
     *(
         f"SEQ-RUN-01/SEQ-RUN-01_{control}_{suffix}"
         for control in ("NC1", "NC2", "PC")
