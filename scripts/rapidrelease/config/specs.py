@@ -36,6 +36,7 @@ __all__ = [
     "load_specs",
     "specs_from_data",
     "round_half_up",
+    "reportable_text",
     "written_decimals",
     "value_problem",
     "judge",
@@ -164,9 +165,19 @@ def _json_number(value: Decimal | None) -> int | float | None:
 
 
 def written_decimals(value: Decimal) -> int:
-    """How many decimals ``value`` was written with (``70`` -> 0, ``4.0`` -> 1, ``0.50`` -> 2)."""
+    """How many decimals ``value`` was written with (``70`` -> 0, ``4.0`` -> 1, ``0.50`` -> 2); a
+    limit written with an exponent counts its mantissa's digits, so that it is negative where the
+    last digit written is left of the point (``1.0e6`` -> -5: to the hundred thousand, as USP
+    General Notices 7.20 reads ``1.0 × 10⁶``)."""
     exponent = value.as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+    return -exponent if isinstance(exponent, int) else 0
+
+
+def reportable_text(value: int | float, decimals: int) -> str:
+    """``value`` rounded half-up to ``decimals`` and written as a limit with those decimals is:
+    ``88.1``, or with an exponent when ``decimals`` is negative (``5.5×10⁶``); for an interval's
+    bounds, so that they read in the notation of the value and the limits."""
+    return _plain(round_half_up(value, decimals))
 
 
 def round_half_up(value: int | float | Decimal, decimals: int) -> Decimal:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from rapidrelease.config.specs import round_half_up
 from rapidrelease.errors import GatingError, RapidReleaseError
 from rapidrelease.fcs.compensation import read_spillover_file
 from rapidrelease.fcs.reader import FCSFile, read_fcs
@@ -30,7 +31,15 @@ from rapidrelease.gating.engine import (
 from rapidrelease.gating.template import load_template, population_path
 from rapidrelease.outputs import atomic_path, write_table
 
-__all__ = ["gate_files", "populations_table"]
+__all__ = ["PERCENT_DECIMALS", "gate_files", "populations_table"]
+
+
+PERCENT_DECIMALS = 2
+"""Decimals of the table's percentages, all alike (the counts beside them are exact)."""
+
+
+def _percent(count: int, total: int) -> float | None:
+    return float(round_half_up(100.0 * count / total, PERCENT_DECIMALS)) if total else None
 
 
 def populations_table(results: Sequence[GatingResult]) -> pl.DataFrame:
@@ -38,7 +47,8 @@ def populations_table(results: Sequence[GatingResult]) -> pl.DataFrame:
 
     Columns: sample (FCS file name), population (path from the root), gate (gate or quadrant id),
     parent (parent path, empty at the root), count, parent_count, percent_parent (100·count/parent_count),
-    percent_total (100·count/events of the sample); a percentage of an empty parent is null.
+    percent_total (100·count/events of the sample), both rounded half-up to
+    :data:`PERCENT_DECIMALS`; a percentage of an empty parent is null.
     """
     rows = []
     for result in results:
@@ -51,8 +61,8 @@ def populations_table(results: Sequence[GatingResult]) -> pl.DataFrame:
                     "parent": population_path(pop.parent),
                     "count": pop.count,
                     "parent_count": pop.parent_count,
-                    "percent_parent": 100.0 * pop.count / pop.parent_count if pop.parent_count else None,
-                    "percent_total": 100.0 * pop.count / result.n_events if result.n_events else None,
+                    "percent_parent": _percent(pop.count, pop.parent_count),
+                    "percent_total": _percent(pop.count, result.n_events),
                 }
             )
     schema = {

@@ -11,6 +11,7 @@ from rapidrelease.config.specs import (
     Attribute,
     judge,
     load_specs,
+    reportable_text,
     round_half_up,
     value_problem,
     written_decimals,
@@ -61,7 +62,9 @@ def test_round_half_up_follows_usp_general_notices_7_20(value, decimals: int, ex
 
 
 @pytest.mark.parametrize(
-    ("written", "decimals"), [("70", 0), ("4.0", 1), ("0.50", 2), ("1E+2", 0), ("0.005", 3)]
+    ("written", "decimals"),
+    # a limit written with an exponent is rounded to its mantissa's last digit: 1.0×10⁶ to 10⁵
+    [("70", 0), ("4.0", 1), ("0.50", 2), ("1E+2", -2), ("1.0E+6", -5), ("0.005", 3)],
 )
 def test_written_decimals(written: str, decimals: int) -> None:
     assert written_decimals(Decimal(written)) == decimals
@@ -353,3 +356,22 @@ specs:
 
 def test_empty_specs_file(tmp_path: Path) -> None:
     assert spec_problems(tmp_path, "") == ["specs.yaml: is empty; it must be a mapping of keys to values."]
+
+
+def test_a_dose_is_judged_and_written_in_the_notation_of_its_limits() -> None:
+    """1.0×10⁶–1.0×10⁷ cells/kg: the dose is rounded to 10⁵ (USP GN 7.20) and written as 5.5×10⁶."""
+    dose = Attribute(
+        name="dose_per_kg",
+        assay="dose",
+        metric="viable_car_t_cells_per_kg",
+        comparison="between",
+        limit=None,
+        lower=Decimal("1.0E+6"),
+        upper=Decimal("1.0E+7"),
+        decimals=written_decimals(Decimal("1.0E+6")),
+        unit="cells/kg",
+    )
+    judged = judge(dose, 5_511_214.0)
+    assert (judged.result, judged.value, judged.value_text) == ("PASS", 5_500_000, "5.5×10⁶")
+    assert judged.reason == "5.5×10⁶ cells/kg is within 1.0×10⁶–1.0×10⁷ cells/kg."
+    assert reportable_text(4_754_005.0, dose.decimals) == "4.8×10⁶"

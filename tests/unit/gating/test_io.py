@@ -3,13 +3,15 @@ analyst debugs a template: populations.tsv, per-event Parquet, and a bad file re
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pytest
+
+from rapidrelease.config.specs import round_half_up
 
 DEMO = Path("resources/demo")
 
@@ -53,8 +55,12 @@ def test_gate_writes_the_population_table_and_per_event_membership(project_root:
     car = table.filter(pl.col("population") == "Cells/Singlets/Live/CD3pos/CARpos").row(0, named=True)
     assert car["sample"] == "DEMO-001_phenotype.fcs" and car["gate"] == "CARpos"
     assert car["parent"] == "Cells/Singlets/Live/CD3pos"
-    assert car["percent_parent"] == pytest.approx(100 * car["count"] / car["parent_count"])
-    assert car["percent_total"] == pytest.approx(100 * car["count"] / 30000)
+    # every percentage to two decimals, half-up, beside its exact counts
+    assert car["percent_parent"] == float(round_half_up(100 * car["count"] / car["parent_count"], 2))
+    assert car["percent_total"] == float(round_half_up(100 * car["count"] / 30000, 2))
+    text = (tmp_path / "out" / "populations.tsv").read_text()
+    percents = [field for line in text.splitlines()[1:] for field in line.split("\t")[-2:]]
+    assert all(re.fullmatch(r"\d+(\.\d{1,2})?", field) for field in percents), percents[:4]
     quadrant = table.filter(pl.col("gate") == "CD4posCD8neg").row(0, named=True)
     assert quadrant["parent"] == "Cells/Singlets/Live/CD3pos/CARpos"
 

@@ -107,7 +107,8 @@ def test_the_dose_is_the_viable_cells_times_the_cd3_and_car_fractions(project: P
     assert dose["reason"].endswith(
         "(2.5e+09 viable nucleated cells × 90.00 % cd3_pct_live × 40.00 % car_pct_cd3)."
     )
-    assert (per_kg["result"], per_kg["value"]) == (PASS, round(9e8 / 70))
+    # 12,857,143 cells/kg reported to 10⁵, the last digit of the limits 1.0×10⁶ (USP GN 7.20)
+    assert (per_kg["result"], per_kg["value"], per_kg["value_text"]) == (PASS, 12_900_000, "1.29×10⁷")
     # the interval carries the count's 7.5 % CV and the fractions' binomial sampling (9,000 and 4,000
     # of 10,000 events) on the log scale: ±1.96 × √(ln 1.005625 + 1/9000 − 1/10⁴ + 1/4000 − 1/10⁴)
     spread = math.exp(1.959964 * math.sqrt(math.log(1 + 0.075**2) + 1 / 9000 - 1e-4 + 1 / 4000 - 1e-4))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rapidrelease.config.specs import with_unit
+from rapidrelease.config.specs import reportable_text, with_unit
 from rapidrelease.config.vocabulary import ACCEPTED, FAIL, INCONCLUSIVE, NOT_ACCEPTED, PASS
 from rapidrelease.records import AttributeResult, StartingMaterial
 
@@ -34,6 +34,14 @@ class AttributeRow:
     events: tuple[str, ...]
 
 
+def _interval(ci: tuple[float, float], decimals: int | None) -> str:
+    """An interval's bounds to 3 significant digits, or in ×10ⁿ notation to the decimals of the
+    value and its limits where those are written so (a dose: 4.8×10⁶–6.4×10⁶)."""
+    if decimals is not None and decimals < 0:
+        return f"{reportable_text(ci[0], decimals)}–{reportable_text(ci[1], decimals)}"
+    return f"{ci[0]:.3g}–{ci[1]:.3g}"
+
+
 def _row(attribute: AttributeResult) -> AttributeRow:
     evidence = attribute.evidence
     ci = evidence.ci95 if attribute.value_text is not None else None
@@ -44,7 +52,7 @@ def _row(attribute: AttributeResult) -> AttributeRow:
         name=attribute.name,
         metric=attribute.metric,
         value="—" if attribute.value_text is None else with_unit(attribute.value_text, attribute.unit),
-        ci=None if ci is None else f"{ci[0]:.3g}–{ci[1]:.3g}",
+        ci=None if ci is None else _interval(ci, attribute.decimals),
         covers=attribute.covers,
         criterion=attribute.criterion,
         result=attribute.result,
