@@ -165,6 +165,31 @@ def _cmd_multiqc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from rapidrelease.release.signatures import sign_lot
+
+    signature, path = sign_lot(
+        Path(args.results), args.lot, args.reviewer, args.meaning, comment=args.comment, role=args.role
+    )
+    print(
+        f"{signature.lot_id}: {signature.meaning} by {signature.reviewer} (account {signature.account}) "
+        f"at {signature.signed_at}, release.json SHA-256 {signature.release.sha256}; recorded in {path}"
+    )
+    return 0
+
+
+def _cmd_signatures(args: argparse.Namespace) -> int:
+    from rapidrelease.release.signatures import SIGNATURES_FILE, read_signatures, signature_lines
+
+    lot_dir = Path(args.results) / args.lot
+    statuses = read_signatures(lot_dir / SIGNATURES_FILE, lot_dir / "release.json")
+    if not statuses:
+        print(f"{args.lot}: no signatures in {lot_dir / SIGNATURES_FILE}")
+    for line in signature_lines(statuses):
+        print(line)
+    return 0
+
+
 def _cmd_refdb_build(args: argparse.Namespace) -> int:
     import time
 
@@ -416,6 +441,33 @@ def _add_multiqc(sub: _Subparsers) -> None:
     p.set_defaults(func=_cmd_multiqc)
 
 
+def _add_sign(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "sign",
+        help="append an electronic signature of a lot's decision to <results>/<lot>/signatures.jsonl",
+        description="Records the printed name, role, meaning, comment, UTC time, the OS account and host, "
+        "and the SHA-256 of the lot's release.json and report.html; changes neither file. A signature "
+        "is void once release.json changes.",
+    )
+    p.add_argument("--lot", required=True, help="the lot's lot_id")
+    p.add_argument("--reviewer", required=True, help="the reviewer's printed name")
+    # checked by the command, not by argparse, so that a wrong meaning is one sentence like every refusal
+    p.add_argument("--meaning", required=True, help="reviewed, approved or rejected")
+    p.add_argument("--role", help="the role the reviewer signs in, e.g. 'QA reviewer'")
+    p.add_argument("--comment", help="a comment recorded with the signature")
+    p.add_argument("--results", default="results", help="the results folder (default results)")
+    p.set_defaults(func=_cmd_sign)
+
+
+def _add_signatures(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "signatures", help="list a lot's signatures, each VALID or VOID against its release.json now"
+    )
+    p.add_argument("--lot", required=True, help="the lot's lot_id")
+    p.add_argument("--results", default="results", help="the results folder (default results)")
+    p.set_defaults(func=_cmd_signatures)
+
+
 def _add_refdb(sub: _Subparsers) -> None:
     p = sub.add_parser("refdb", help="build or inspect a k-mer reference index")
     refdb = p.add_subparsers(dest="refdb_command", required=True, metavar="ACTION")
@@ -493,6 +545,8 @@ _SUBCOMMANDS = (
     _add_report,
     _add_index,
     _add_multiqc,
+    _add_sign,
+    _add_signatures,
     _add_validate_config,
     _add_watch,
     _add_simulate_demo,

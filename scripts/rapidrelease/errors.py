@@ -17,6 +17,7 @@ __all__ = [
     "SpecError",
     "ReadsError",
     "RecordError",
+    "SignatureError",
 ]
 
 
@@ -54,3 +55,8 @@ class ReadsError(RapidReleaseError):
 
 class RecordError(RapidReleaseError):
     """A record one stage wrote for another is missing, changed since it was sealed, or inconsistent."""
+
+
+class SignatureError(RapidReleaseError):
+    """A signature cannot be recorded: no sealed decision to sign, no name, an unknown meaning, or an
+    approval of a lot that is not a release candidate."""

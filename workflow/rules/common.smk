@@ -160,6 +160,11 @@ def get_lot_records(wildcards):
     return [str(RUN.record_path(u)) for u in RUN.units_of(wildcards.lot)]
 
 
+def get_lot_signatures(wildcards):
+    """The lot's signature file once `rapidrelease sign` wrote one (the report lists its signatures)."""
+    return existing([f"{RESULTS}/{wildcards.lot}/signatures.jsonl"])
+
+
 def get_lot_kreports(wildcards):
     units = RUN.units_of(wildcards.lot)
     return [

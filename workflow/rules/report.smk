@@ -3,6 +3,8 @@ rule lot_report:
     input:
         release=f"{RESULTS}/{{lot}}/release.json",
         records=get_lot_records,
+        # once a lot is signed, the next run renders its report again to show the signatures
+        signatures=get_lot_signatures,
     output:
         report(
             f"{RESULTS}/{{lot}}/report.html",
