@@ -131,6 +131,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         out_path=Path(args.out),
         benchmarks_dir=None if args.benchmarks is None else Path(args.benchmarks),
     )
+    if args.csv:
+        from rapidrelease.records import read_release
+        from rapidrelease.report.release_csv import write_release_csv
+
+        # from the sealed file as written, so that the CSV can never say what release.json does not
+        write_release_csv(read_release(Path(args.out)), Path(args.csv))
     return 0
 
 
@@ -154,7 +160,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from rapidrelease.report.index import write_index
 
     run = load_run_config(Path(args.config))
-    write_index([Path(p) for p in args.releases], Path(args.out), run.settings.get("trends"))
+    write_index(
+        [Path(p) for p in args.releases],
+        Path(args.out),
+        run.settings.get("trends"),
+        csv_path=Path(args.csv) if args.csv else None,
+    )
     return 0
 
 
@@ -410,6 +421,7 @@ def _add_evaluate(sub: _Subparsers) -> None:
     _add_config_option(p)
     p.add_argument("--lot", required=True, help="the lot's lot_id in the lot sheet")
     p.add_argument("--out", required=True, help="release.json to write")
+    p.add_argument("--csv", help="release.csv to write too: one row per attribute, for a LIMS")
     p.add_argument(
         "--benchmarks", default=None, help="folder of the workflow's benchmark files, for the lot's timeline"
     )
@@ -429,6 +441,7 @@ def _add_index(sub: _Subparsers) -> None:
     p = sub.add_parser("index", help="write the lots index with trends across lots and sites")
     _add_config_option(p)
     p.add_argument("--out", required=True, help="index.html to write")
+    p.add_argument("--csv", help="releases.csv to write too: every lot's attributes, for a LIMS")
     p.add_argument("releases", nargs="*", metavar="RELEASE_JSON")
     p.set_defaults(func=_cmd_index)
 

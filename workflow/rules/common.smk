@@ -181,8 +181,9 @@ def get_config_files(wildcards):
 
 
 def get_final_output():
-    outputs = ("release.json", "report.html", "multiqc")
+    outputs = ("release.json", "release.csv", "report.html", "multiqc")
     lots = sorted(RUN.lots)
     return [f"{RESULTS}/{lot}/{name}" for lot in lots for name in outputs] + [
-        f"{RESULTS}/index.html"
+        f"{RESULTS}/index.html",
+        f"{RESULTS}/releases.csv",
     ]
