@@ -5,6 +5,9 @@ counts, the hours from collection to result and whether that was within the wind
 its report.html and release.json. Below it, one individuals control chart per numeric attribute
 across lots, coloured by manufacturing site, and a table of each pair of sites' equivalence test
 (:mod:`rapidrelease.report.trends`). Self-contained like the lot reports (``templates/index.html.j2``).
+
+Under the table, every lot's signatures, VALID or VOID as they stand when the index is built
+(:mod:`rapidrelease.release.signatures`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from urllib.parse import quote
 
 from rapidrelease.outputs import write_text
 from rapidrelease.records import Release, read_release
+from rapidrelease.release.signatures import SIGNATURES_FILE, read_signatures
 from rapidrelease.report.figures import trend_figure
 from rapidrelease.report.page import dom_id, figure_div, is_number, render_page
 from rapidrelease.report.release_csv import write_releases_csv
@@ -135,6 +139,12 @@ def render_index(
             for path, release in ordered
         ],
         statuses=[r.status for r in records],
+        # each lot's signatures as they stand while the index is built (release.signatures)
+        signoffs=[
+            (release.lot.lot_id, status)
+            for path, release in ordered
+            for status in read_signatures(path.parent / SIGNATURES_FILE, path)
+        ],
         named_baseline=settings.get("baseline_lots") is not None,
         trends=trends,
         charts=[
