@@ -32,7 +32,7 @@ from typing import ClassVar, Literal
 from rapidrelease.config.vocabulary import RELEASE_CANDIDATE
 from rapidrelease.errors import RapidReleaseError, RecordError, SignatureError
 from rapidrelease.outputs import sha256_file
-from rapidrelease.records import FileHash, parse_record_text, read_release, record_json
+from rapidrelease.records import FileHash, Release, parse_record_text, read_release, record_json
 from rapidrelease.release.audit import utc_timestamp
 from rapidrelease.release.integrity import changed_inputs
 
@@ -155,7 +155,7 @@ def sign_lot(
                 f"lot {lot_id} is {release.status}, not RELEASE_CANDIDATE: it can be reviewed or "
                 "rejected, not approved."
             )
-        changed = changed_inputs([i for u in release.units for i in u.inputs])
+        changed = changed_inputs([*(i for u in release.units for i in u.inputs), *_unit_records(release)])
         if changed:
             raise SignatureError(f"lot {lot_id} cannot be approved: {changed[0]}")
     signature = Signature(
@@ -174,6 +174,17 @@ def sign_lot(
     path = lot_dir / SIGNATURES_FILE
     _append_line(path, json.dumps(record_json(signature), ensure_ascii=False, separators=(",", ":")))
     return signature, path
+
+
+def _unit_records(release: Release) -> list[FileHash]:
+    """The unit records (``metrics.json``) the decision was made from, as its audit lists them: the
+    report shows no decision once one of them has changed, and nor may an approval rest on it."""
+    files = release.audit.get("files")
+    return [
+        FileHash(f.get("path"), f.get("sha256"), f.get("size_bytes"))
+        for f in (files if isinstance(files, list) else [])
+        if isinstance(f, dict) and f.get("role") == "metrics"
+    ]
 
 
 def _append_line(path: Path, line: str) -> None:
@@ -204,22 +215,26 @@ def read_signatures(path: Path, release_path: Path) -> list[SignatureStatus]:
     """
     path, release_path = Path(path), Path(release_path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_bytes().split(b"\n")
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{path}: cannot be read ({exc}).") from None
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     try:
         current = sha256_file(release_path)
     except FileNotFoundError:
         current = None
     lot_id = release_path.parent.name
     statuses = []
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
+        where = Path(f"{path} line {number}")
         try:
-            signature, _ = parse_record_text(Path(f"{path} line {number}"), text, Signature)
+            signature, _ = parse_record_text(where, raw.decode("utf-8"), Signature)
+        except UnicodeDecodeError:
+            statuses.append(SignatureStatus(number, None, False, f"{where}: is not UTF-8 text."))
+            continue
         except RapidReleaseError as exc:
             statuses.append(SignatureStatus(number, None, False, str(exc)))
             continue

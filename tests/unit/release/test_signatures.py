@@ -13,10 +13,16 @@ import pytest
 from rapidrelease.cli import main
 from rapidrelease.errors import SignatureError
 from rapidrelease.outputs import sha256_file
-from rapidrelease.records import seal_of, write_record
+from rapidrelease.records import file_ref, seal_of, write_record
 from rapidrelease.release.signatures import SIGNATURES_FILE, read_signatures, sign_lot
 
-from support.releases import DEMO_001_VIABILITY, DEMO_002_CAR, STERILITY_NOT_DETECTED, demo_release
+from support.releases import (
+    DEMO_001_VIABILITY,
+    DEMO_002_CAR,
+    STERILITY_NOT_DETECTED,
+    demo_release,
+    minimal_audit,
+)
 
 
 @pytest.fixture
@@ -143,3 +149,37 @@ def test_the_command_prints_the_refusal_as_one_line(
     assert err.count("\n") == 1 and err.startswith("rapidrelease: lot DEMO-002 is NOT_RELEASABLE")
     assert main(["signatures", "--results", str(results), "--lot", "DEMO-002"]) == 0
     assert "no signatures" in capsys.readouterr().out
+
+
+def test_a_lot_whose_unit_record_changed_after_the_decision_cannot_be_approved(results: Path) -> None:
+    record = results / "DEMO-001" / "flow" / "PHENO" / "metrics.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"viability": 88.1}', encoding="utf-8")
+    measured = file_ref(record, "metrics")
+    entry = {
+        "role": "metrics",
+        "path": measured.path,
+        "sha256": measured.sha256,
+        "size_bytes": measured.size_bytes,
+    }
+    audit = {**minimal_audit(), "files": [entry]}
+    decision = demo_release("DEMO-001", [DEMO_001_VIABILITY, STERILITY_NOT_DETECTED], "RELEASE_CANDIDATE")
+    write_record(results / "DEMO-001" / "release.json", dataclasses.replace(decision, audit=audit))
+    (results / "DEMO-001" / "report.html").touch()
+    record.write_text('{"viability": 98.1}', encoding="utf-8")  # the evidence behind the report changed
+    with pytest.raises(
+        SignatureError, match=r"cannot be approved: .*metrics\.json: changed after it was measured"
+    ):
+        sign_lot(results, "DEMO-001", "Grace Approver", "approved")
+    sign_lot(results, "DEMO-001", "Grace Approver", "rejected", comment="evidence changed after the decision")
+
+
+def test_a_line_that_is_not_utf8_is_void_and_does_not_hide_the_others(results: Path) -> None:
+    sign_lot(results, "DEMO-001", "Ada Reviewer", "reviewed")
+    path = results / "DEMO-001" / SIGNATURES_FILE
+    path.write_bytes(b"\xff\xfe garbage\n" + path.read_bytes())
+    broken, kept = _statuses(results, "DEMO-001")
+    assert (
+        broken.status == "VOID" and broken.reason is not None and broken.reason.endswith("is not UTF-8 text.")
+    )
+    assert kept.status == "VALID" and kept.line == 2
