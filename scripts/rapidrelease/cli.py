@@ -131,6 +131,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         out_path=Path(args.out),
         benchmarks_dir=None if args.benchmarks is None else Path(args.benchmarks),
     )
+    if args.csv:
+        from rapidrelease.records import read_release
+        from rapidrelease.report.release_csv import write_release_csv
+
+        # from the sealed file as written, so that the CSV can never say what release.json does not
+        write_release_csv(read_release(Path(args.out)), Path(args.csv))
     return 0
 
 
@@ -158,7 +164,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from rapidrelease.report.index import write_index
 
     run = load_run_config(Path(args.config))
-    write_index([Path(p) for p in args.releases], Path(args.out), run.settings.get("trends"))
+    write_index(
+        [Path(p) for p in args.releases],
+        Path(args.out),
+        run.settings.get("trends"),
+        csv_path=Path(args.csv) if args.csv else None,
+    )
     return 0
 
 
@@ -166,6 +177,31 @@ def _cmd_multiqc(args: argparse.Namespace) -> int:
     from rapidrelease.report.multiqc import write_multiqc_files
 
     write_multiqc_files(Path(args.release), [Path(p) for p in args.kreports], Path(args.out))
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from rapidrelease.release.signatures import sign_lot
+
+    signature, path = sign_lot(
+        Path(args.results), args.lot, args.reviewer, args.meaning, comment=args.comment, role=args.role
+    )
+    print(
+        f"{signature.lot_id}: {signature.meaning} by {signature.reviewer} (account {signature.account}) "
+        f"at {signature.signed_at}, release.json SHA-256 {signature.release.sha256}; recorded in {path}"
+    )
+    return 0
+
+
+def _cmd_signatures(args: argparse.Namespace) -> int:
+    from rapidrelease.release.signatures import SIGNATURES_FILE, read_signatures, signature_lines
+
+    lot_dir = Path(args.results) / args.lot
+    statuses = read_signatures(lot_dir / SIGNATURES_FILE, lot_dir / "release.json")
+    if not statuses:
+        print(f"{args.lot}: no signatures in {lot_dir / SIGNATURES_FILE}")
+    for line in signature_lines(statuses):
+        print(line)
     return 0
 
 
@@ -389,6 +425,7 @@ def _add_evaluate(sub: _Subparsers) -> None:
     _add_config_option(p)
     p.add_argument("--lot", required=True, help="the lot's lot_id in the lot sheet")
     p.add_argument("--out", required=True, help="release.json to write")
+    p.add_argument("--csv", help="release.csv to write too: one row per attribute, for a LIMS")
     p.add_argument(
         "--benchmarks", default=None, help="folder of the workflow's benchmark files, for the lot's timeline"
     )
@@ -414,6 +451,7 @@ def _add_index(sub: _Subparsers) -> None:
     p = sub.add_parser("index", help="write the lots index with trends across lots and sites")
     _add_config_option(p)
     p.add_argument("--out", required=True, help="index.html to write")
+    p.add_argument("--csv", help="releases.csv to write too: every lot's attributes, for a LIMS")
     p.add_argument("releases", nargs="*", metavar="RELEASE_JSON")
     p.set_defaults(func=_cmd_index)
 
@@ -424,6 +462,33 @@ def _add_multiqc(sub: _Subparsers) -> None:
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("kreports", nargs="*", metavar="KREPORT", help="<unit folder>/reads.kreport files")
     p.set_defaults(func=_cmd_multiqc)
+
+
+def _add_sign(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "sign",
+        help="append an electronic signature of a lot's decision to <results>/<lot>/signatures.jsonl",
+        description="Records the printed name, role, meaning, comment, UTC time, the OS account and host, "
+        "and the SHA-256 of the lot's release.json and report.html; changes neither file. A signature "
+        "is void once release.json changes.",
+    )
+    p.add_argument("--lot", required=True, help="the lot's lot_id")
+    p.add_argument("--reviewer", required=True, help="the reviewer's printed name")
+    # checked by the command, not by argparse, so that a wrong meaning is one sentence like every refusal
+    p.add_argument("--meaning", required=True, help="reviewed, approved or rejected")
+    p.add_argument("--role", help="the role the reviewer signs in, e.g. 'QA reviewer'")
+    p.add_argument("--comment", help="a comment recorded with the signature")
+    p.add_argument("--results", default="results", help="the results folder (default results)")
+    p.set_defaults(func=_cmd_sign)
+
+
+def _add_signatures(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "signatures", help="list a lot's signatures, each VALID or VOID against its release.json now"
+    )
+    p.add_argument("--lot", required=True, help="the lot's lot_id")
+    p.add_argument("--results", default="results", help="the results folder (default results)")
+    p.set_defaults(func=_cmd_signatures)
 
 
 def _add_refdb(sub: _Subparsers) -> None:
@@ -503,6 +568,8 @@ _SUBCOMMANDS = (
     _add_report,
     _add_index,
     _add_multiqc,
+    _add_sign,
+    _add_signatures,
     _add_validate_config,
     _add_watch,
     _add_simulate_demo,

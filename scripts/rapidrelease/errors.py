@@ -18,6 +18,7 @@ __all__ = [
     "ReadsError",
     "RecordError",
     "PrintError",
+    "SignatureError",
 ]
 
 
@@ -59,3 +60,8 @@ class RecordError(RapidReleaseError):
 
 class PrintError(RapidReleaseError):
     """A report cannot be printed to PDF (no headless Chromium, or the browser failed)."""
+
+
+class SignatureError(RapidReleaseError):
+    """A signature cannot be recorded: no sealed decision to sign, no name, an unknown meaning, or an
+    approval of a lot that is not a release candidate."""

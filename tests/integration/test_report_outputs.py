@@ -247,6 +247,14 @@ def test_multiqc_shows_the_release_table_and_every_sequencing_units_kraken_repor
         "DEMO-002": "NOT_RELEASABLE",
     }
     assert table["DEMO-002"]["car_of_cd3 (%)"] == pytest.approx(8.9)
+    assert table["DEMO-002"]["car_of_cd3 result"] == "FAIL"
+    # config/multiqc_config.yaml colours the results: failures red, passes green
+    (page,) = tmp_path.glob("*multiqc_report.html")
+    badges = re.findall(
+        r'<span class="badge" style="background-color:([^"]*)">([A-Z_]+)</span>',
+        page.read_text(encoding="utf-8"),
+    )
+    assert {("#d9534f", "FAIL"), ("#d9534f", "NOT_RELEASABLE"), ("#5cb85c", "PASS")} <= set(badges)
     kraken = data["report_saved_raw_data"]["multiqc_kraken"]
     units = ("STER", "STER-NC1", "STER-NC2", "STER-PC")
     assert sorted(kraken) == sorted(f"{lot}_{unit}" for lot in ("DEMO-001", "DEMO-002") for unit in units)

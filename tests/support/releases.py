@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,19 @@ import jsonschema
 
 from rapidrelease.config.run import RunConfig
 from rapidrelease.config.schemas import SCHEMA_DIR
-from rapidrelease.records import Release, UnitRecord, seal_of, to_json, write_record
-from rapidrelease.release.decision import evaluate_lot
+from rapidrelease.records import (
+    AttributeEvidence,
+    AttributeResult,
+    LotInfo,
+    Population,
+    Release,
+    ResultCounts,
+    UnitRecord,
+    seal_of,
+    to_json,
+    write_record,
+)
+from rapidrelease.release.decision import RELEASE_SCHEMA_VERSION, evaluate_lot
 
 RELEASE_SCHEMA = json.loads((SCHEMA_DIR / "release.schema.json").read_text(encoding="utf-8"))
 
@@ -63,3 +75,100 @@ def sealed_release(path: Path, run: RunConfig, lot_id: str, records: list[UnitRe
     release = dataclasses.replace(evaluate_lot(run, lot_id, records), audit=minimal_audit())
     write_record(path, release)
     return release
+
+
+def demo_attribute(
+    name: str,
+    metric: str,
+    value: float | str | None,
+    unit: str,
+    criterion: str,
+    result: str,
+    reason: str,
+    populations: tuple[tuple[str, int], tuple[str, int]] | None = None,
+    ci95: tuple[float, float] | None = None,
+    unit_id: str = "PHENO",
+) -> AttributeResult:
+    """An attribute judged as the demo's release.json holds it (the figures a QA reviewer checks)."""
+    numerator, denominator = (Population(*p) for p in populations) if populations else (None, None)
+    return AttributeResult(
+        name=name,
+        description=name,
+        assay="phenotype" if unit_id == "PHENO" else "sterility_reads",
+        metric=metric,
+        role="test",
+        unit_id=unit_id,
+        value=value,
+        value_text=None if value is None else str(value),
+        unit=unit,
+        criterion=criterion,
+        comparison=">=" if isinstance(value, float) else "equals",
+        limit=criterion,
+        lower=None,
+        upper=None,
+        decimals=1 if isinstance(value, float) else None,
+        validity=False,
+        covers=None,
+        result=result,  # type: ignore[arg-type]
+        reason=reason,
+        evidence=AttributeEvidence(unit_id, "ok", value, numerator, denominator, ci95),
+    )
+
+
+def demo_release(lot_id: str, attributes: Sequence[AttributeResult], status: str) -> Release:
+    """A decision of a demo lot on ``attributes`` (lot sheet as the demo's), with an empty audit."""
+    lot = LotInfo(
+        lot_id,
+        "CAR-T (demo, synthetic)",
+        "CART-DEMO-release",
+        "Demo CAR-T release specification",
+        "SITE-A" if lot_id == "DEMO-001" else "SITE-B",
+        "2026-11-25T09:10:00+01:00",
+        24.0,
+        "2026-11-26T09:10:00+01:00",
+    )
+    return Release(
+        schema_version=RELEASE_SCHEMA_VERSION,
+        lot=lot,
+        status=status,  # type: ignore[arg-type]
+        status_reason=f"{lot_id} is {status}.",
+        counts=ResultCounts.of(tuple(attributes)),
+        attributes=tuple(attributes),
+        starting_material=None,
+        units=(),
+        audit=minimal_audit(),
+    )
+
+
+DEMO_001_VIABILITY = demo_attribute(
+    "viability",
+    "viability_pct",
+    88.1,
+    "%",
+    "≥ 70 %",
+    "PASS",
+    "88.1 % ≥ 70 %.",
+    (("Cells/Singlets/Live", 23217), ("Cells/Singlets", 26349)),
+    (87.7170689370956, 88.49862124335455),
+)
+DEMO_002_CAR = demo_attribute(
+    "car_of_cd3",
+    "car_pct_cd3",
+    8.9,
+    "%",
+    "≥ 15 %",
+    "FAIL",
+    "8.9 % < 15 %, so ≥ 15 % is not met.",
+    (("Cells/Singlets/Live/CD3pos/CARpos", 1807), ("Cells/Singlets/Live/CD3pos", 20262)),
+    (8.533490411752334, 9.31842788224987),
+)
+STERILITY_NOT_DETECTED = demo_attribute(
+    "sterility",
+    "contaminant_call",
+    "NOT_DETECTED",
+    "",
+    "NOT_DETECTED",
+    "PASS",
+    "Result NOT_DETECTED, as required.",
+    unit_id="STER",
+)

@@ -160,6 +160,11 @@ def get_lot_records(wildcards):
     return [str(RUN.record_path(u)) for u in RUN.units_of(wildcards.lot)]
 
 
+def get_lot_signatures(wildcards):
+    """The lot's signature file once `rapidrelease sign` wrote one (the report lists its signatures)."""
+    return existing([f"{RESULTS}/{wildcards.lot}/signatures.jsonl"])
+
+
 def get_lot_kreports(wildcards):
     units = RUN.units_of(wildcards.lot)
     return [
@@ -176,8 +181,9 @@ def get_config_files(wildcards):
 
 
 def get_final_output():
-    outputs = ("release.json", "report.html", "multiqc")
+    outputs = ("release.json", "release.csv", "report.html", "multiqc")
     lots = sorted(RUN.lots)
     return [f"{RESULTS}/{lot}/{name}" for lot in lots for name in outputs] + [
-        f"{RESULTS}/index.html"
+        f"{RESULTS}/index.html",
+        f"{RESULTS}/releases.csv",
     ]

@@ -1,5 +1,5 @@
 rule evaluate_lot:
-    """Evaluate a lot's unit records against its specification: release.json."""
+    """Evaluate a lot's unit records against its specification: release.json, and release.csv for a LIMS."""
     input:
         records=get_lot_records,
         config=get_config_files,
@@ -10,6 +10,7 @@ rule evaluate_lot:
             category="Release decisions (release.json)",
             labels={"lot": "{lot}"},
         ),
+        csv=f"{RESULTS}/{{lot}}/release.csv",
     log:
         "logs/evaluate_lot/{lot}.log",
     conda:
@@ -24,4 +25,5 @@ rule evaluate_lot:
         benchmarks=BENCHMARKS,
     shell:
         "rapidrelease evaluate --config {params.config:q} --lot {wildcards.lot:q}"
-        " --benchmarks {params.benchmarks:q} --out {output.release:q} 2> {log:q}"
+        " --benchmarks {params.benchmarks:q} --out {output.release:q} --csv {output.csv:q}"
+        " 2> {log:q}"

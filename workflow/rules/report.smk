@@ -3,6 +3,8 @@ rule lot_report:
     input:
         release=f"{RESULTS}/{{lot}}/release.json",
         records=get_lot_records,
+        # once a lot is signed, the next run renders its report again to show the signatures
+        signatures=get_lot_signatures,
     output:
         report(
             f"{RESULTS}/{{lot}}/report.html",
@@ -26,17 +28,19 @@ rule lot_report:
 
 
 rule lots_index:
-    """Every lot with its status, time to result and links; control charts and site comparability."""
+    """Every lot with its status, time to result and links; control charts and site comparability;
+    and every lot's attributes in releases.csv for a LIMS."""
     input:
         releases=expand(f"{RESULTS}/{{lot}}/release.json", lot=sorted(RUN.lots)),
         reports=expand(f"{RESULTS}/{{lot}}/report.html", lot=sorted(RUN.lots)),
         config=get_config_files,
     output:
-        report(
+        index=report(
             f"{RESULTS}/index.html",
             caption="../report/lots_index.rst",
             category="Lots index",
         ),
+        csv=f"{RESULTS}/releases.csv",
     log:
         "logs/lots_index.log",
     conda:
@@ -49,7 +53,8 @@ rule lots_index:
         content=digest_of(get_config_files),
         config=CONFIG_FILE,
     shell:
-        "rapidrelease index --config {params.config:q} --out {output:q} {input.releases:q} 2> {log:q}"
+        "rapidrelease index --config {params.config:q} --out {output.index:q} --csv {output.csv:q}"
+        " {input.releases:q} 2> {log:q}"
 
 
 rule multiqc_files:

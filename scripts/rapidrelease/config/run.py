@@ -74,7 +74,7 @@ _LOT_COLUMNS = (
     "starting_spec",
 )
 _EXAMPLE_TIME = "2026-11-24T08:30:00+01:00"
-RESULTS_FILES = frozenset({"index.html"})
+RESULTS_FILES = frozenset({"index.html", "releases.csv"})
 """Names of files the workflow writes at the top of the results folder, beside the lots' folders."""
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rapidrelease.config.vocabulary import INCONCLUSIVE
 from rapidrelease.outputs import write_text
 from rapidrelease.records import Release, read_release
 from rapidrelease.release.integrity import changed_inputs
+from rapidrelease.release.signatures import SIGNATURES_FILE, SignatureStatus, read_signatures
 from rapidrelease.report.page import render_page
 from rapidrelease.report.sections.attributes import attribute_rows, starting_material_view
 from rapidrelease.report.sections.audit import audit_files, audit_view
@@ -31,8 +32,11 @@ from rapidrelease.report.sections.units import unit_view
 __all__ = ["render_lot_report", "write_lot_report"]
 
 
-def render_lot_report(release: Release, unit_dirs: Mapping[str, Path]) -> str:
-    """The report HTML of a lot's decision; ``unit_dirs`` maps unit ids to their result folders."""
+def render_lot_report(
+    release: Release, unit_dirs: Mapping[str, Path], signatures: Sequence[SignatureStatus] = ()
+) -> str:
+    """The report HTML of a lot's decision; ``unit_dirs`` maps unit ids to their result folders,
+    ``signatures`` are the lot's signatures, valid or void, as they stand when it is rendered."""
     return render_page(
         "lot_report.html.j2",
         release=release,
@@ -41,6 +45,7 @@ def render_lot_report(release: Release, unit_dirs: Mapping[str, Path]) -> str:
         timeline=timeline_section(release),
         units=[unit_view(unit, unit_dirs.get(unit.unit_id)) for unit in release.units],
         audit=audit_view(release),
+        signatures=list(signatures),
     )
 
 
@@ -63,4 +68,6 @@ def write_lot_report(release_path: Path, unit_dirs: Mapping[str, Path], out_path
             status_reason="An input changed after release.json was written, so this report shows no "
             "decision: " + " ".join(changed),
         )
-    write_text(Path(out_path), render_lot_report(release, unit_dirs))
+    # the signatures recorded so far, checked against release.json as it is now (release.signatures)
+    signatures = read_signatures(Path(release_path).parent / SIGNATURES_FILE, Path(release_path))
+    write_text(Path(out_path), render_lot_report(release, unit_dirs, signatures))

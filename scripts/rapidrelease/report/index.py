@@ -5,6 +5,9 @@ counts, the hours from collection to result and whether that was within the wind
 its report.html and release.json. Below it, one individuals control chart per numeric attribute
 across lots, coloured by manufacturing site, and a table of each pair of sites' equivalence test
 (:mod:`rapidrelease.report.trends`). Self-contained like the lot reports (``templates/index.html.j2``).
+
+Under the table, every lot's signatures, VALID or VOID as they stand when the index is built
+(:mod:`rapidrelease.release.signatures`).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from urllib.parse import quote
 
 from rapidrelease.outputs import write_text
 from rapidrelease.records import Release, read_release
+from rapidrelease.release.signatures import SIGNATURES_FILE, read_signatures
 from rapidrelease.report.figures import trend_figure
 from rapidrelease.report.page import dom_id, figure_div, is_number, render_page
+from rapidrelease.report.release_csv import write_releases_csv
 from rapidrelease.report.sections.timeline import Timeline, timeline_of
 from rapidrelease.report.trends import MIN_BASELINE_LOTS, AttributeTrend, Equivalence, attribute_trends
 
@@ -102,6 +107,11 @@ def _spec_limits(releases: Sequence[Release], name: str) -> tuple[float | None, 
     return None, None
 
 
+def _collection_order(pair: tuple[Path, Release]) -> tuple[datetime, str]:
+    """Lots in order of collection, then of lot id."""
+    return datetime.fromisoformat(pair[1].lot.collected_at), pair[1].lot.lot_id
+
+
 def render_index(
     releases: Sequence[tuple[Path, Release]],
     out_dir: Path,
@@ -109,10 +119,7 @@ def render_index(
 ) -> str:
     """The index HTML for ``(release.json path, record)`` pairs; links are relative to ``out_dir``."""
     settings = dict(trend_settings or {})
-    ordered = sorted(
-        releases,
-        key=lambda pair: (datetime.fromisoformat(pair[1].lot.collected_at), pair[1].lot.lot_id),
-    )
+    ordered = sorted(releases, key=_collection_order)
     records = [record for _, record in ordered]
     trends = attribute_trends(
         records,
@@ -133,6 +140,12 @@ def render_index(
             for path, release in ordered
         ],
         statuses=[r.status for r in records],
+        # each lot's signatures as they stand while the index is built (release.signatures)
+        signoffs=[
+            (release.lot.lot_id, status)
+            for path, release in ordered
+            for status in read_signatures(path.parent / SIGNATURES_FILE, path)
+        ],
         named_baseline=settings.get("baseline_lots") is not None,
         excluded_lots=dict(settings.get("excluded_lots") or {}),
         min_baseline=MIN_BASELINE_LOTS,
@@ -146,9 +159,16 @@ def render_index(
 
 
 def write_index(
-    release_paths: Sequence[Path], out_path: Path, trend_settings: Mapping[str, Any] | None
+    release_paths: Sequence[Path],
+    out_path: Path,
+    trend_settings: Mapping[str, Any] | None,
+    csv_path: Path | None = None,
 ) -> None:
-    """``rapidrelease index``: the index of the lots whose release.json files are given."""
+    """``rapidrelease index``: the index of the lots whose release.json files are given, and, when
+    ``csv_path`` is given, their attributes as one CSV (:mod:`rapidrelease.report.release_csv`) in
+    the index's order of lots."""
     releases = [(Path(path), read_release(Path(path))) for path in release_paths]
     out_path = Path(out_path)
     write_text(out_path, render_index(releases, out_path.parent, trend_settings))
+    if csv_path is not None:
+        write_releases_csv([release for _, release in sorted(releases, key=_collection_order)], csv_path)

@@ -3,8 +3,9 @@
 A lab that collects its QC in MultiQC runs ``multiqc results/`` and finds rapidrelease in it:
 
 - ``<lot>_mqc.tsv`` is MultiQC custom content (a commented YAML header, then a table): one row
-  per lot with its status, attribute counts and every attribute's value, so that lots line up
-  in one table across a MultiQC run;
+  per lot with its status, attribute counts and every attribute's value and result, so that lots
+  line up in one table across a MultiQC run (``config/multiqc_config.yaml`` colours the status and
+  results: PASS and RELEASE_CANDIDATE green, FAIL and NOT_RELEASABLE red, INCONCLUSIVE amber);
 - ``<lot>_<unit>.kreport`` is each sequencing unit's report in Kraken 2's format, which MultiQC's
   Kraken module reads. The unit folders all name theirs ``reads.kreport``, and MultiQC names a
   sample after its file, so each is copied under a name that says whose it is.
@@ -53,6 +54,9 @@ def multiqc_table(release: Release) -> str:
         unit = attribute.unit
         columns.append(f"{attribute.name} ({unit})" if unit else attribute.name)
         values.append(INCONCLUSIVE if attribute.result == INCONCLUSIVE else attribute.value)
+        # beside its value, so that config/multiqc_config.yaml colours it PASS, FAIL or INCONCLUSIVE
+        columns.append(f"{attribute.name} result")
+        values.append(attribute.result)
     return _HEADER + "\t".join(map(_cell, columns)) + "\n" + "\t".join(map(_cell, values)) + "\n"
 
 

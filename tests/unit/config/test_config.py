@@ -655,7 +655,7 @@ def test_a_path_snakemake_would_read_as_a_path_variable_is_refused(project: Path
     assert load_run_config(write_project(project, units=upper)).units[0].path.name == "tube <B> & 'x'.fcs"
 
 
-@pytest.mark.parametrize("lot_id", ["index.html", "INDEX.HTML"])
+@pytest.mark.parametrize("lot_id", ["index.html", "INDEX.HTML", "releases.csv"])
 def test_a_lot_id_that_names_a_results_file_is_refused(project: Path, lot_id: str) -> None:
     path = write_project(
         project, lots=[f"{lot_id}\tCAR-T\tSPEC-A\t2026-11-24T08:30:00+01:00\tSITE-A"], units=[]
