@@ -51,6 +51,14 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
             assert abs(metrics[name]["value"] - expected) <= tolerance, (lot, name)
         car = next(a for a in release["attributes"] if a["name"] == "car_of_cd3")
         assert abs(car["value"] - truth["car_pct_cd3"]) <= 1.0
+        # the starting material: the apheresis tube's viability and T cells against its own truth
+        table = pl.read_csv(demo_run / "resources/demo" / lot / "apheresis_truth.tsv", separator="\t")
+        apheresis = dict(zip(table["metric"], table["value"], strict=True))
+        starting = release["starting_material"]
+        assert (starting["spec"], starting["status"]) == ("APHERESIS-DEMO", "ACCEPTED")
+        values = {a["metric"]: a["value"] for a in starting["attributes"]}
+        assert abs(values["viability_pct"] - apheresis["viability_pct"]) <= 1.0, lot
+        assert abs(values["cd3_pct_live"] - apheresis["cd3_pct_live"]) <= 1.0, lot
         # the sterility sample: shares of fragments by category against the simulated composition
         sequenced = demo_run / "results" / lot / "reads" / "STER"
         reads = record_of(demo_run, lot, "STER")

@@ -156,9 +156,12 @@ def test_shipped_demo_configuration_is_valid(project_root: Path, monkeypatch) ->
     assert list(run.lots) == ["DEMO-001", "DEMO-002"]
     assert run.lots["DEMO-001"].collected_at.isoformat() == "2026-11-25T08:30:00+01:00"
     assert run.lots["DEMO-002"].site == "SITE-B"
+    assert {lot.starting_spec for lot in run.lots.values()} == {"APHERESIS-DEMO"}
     assert [(u.lot_id, u.unit_id, u.role) for u in run.units if u.assay == "phenotype"] == [
         ("DEMO-001", "PHENO", "test"),
         ("DEMO-002", "PHENO", "test"),
+        ("DEMO-001", "APHERESIS", "starting_material"),
+        ("DEMO-002", "APHERESIS", "starting_material"),
     ]
     # each lot's sterility sample with the sequencing run's two negative and one positive control
     for lot in ("DEMO-001", "DEMO-002"):

@@ -29,6 +29,7 @@ from rapidrelease.synthetic.demo.panel import (
 
 __all__ = [
     "CYTOMETER",
+    "apheresis_keywords",
     "CYTOMETER_SERIAL",
     "SYNTHETIC_COMMENT",
     "fcs_date",
@@ -139,6 +140,21 @@ def phenotype_keywords(lot: DemoLot, seed: int, duration: timedelta) -> dict[str
         source=f"{lot.lot_id} CAR-T drug product",
         experiment=f"{lot.lot_id} release phenotype",
         tube="CAR-T phenotype",
+    )
+
+
+def apheresis_keywords(lot: DemoLot, seed: int, duration: timedelta) -> dict[str, str]:
+    """The optional TEXT keywords of ``lot``'s starting-material (apheresis) tube, in the order written;
+    ``duration`` sets ``$ETIM`` as for :func:`phenotype_keywords`."""
+    return fortessa_keywords(
+        lot=lot,
+        seed=seed,
+        start=lot.apheresis.acquisition_start,
+        duration=duration,
+        file_name=lot.apheresis_fcs_name,
+        source=f"{lot.lot_id} starting material, leukapheresis unit",
+        experiment=f"{lot.lot_id} starting material acceptance",
+        tube="Apheresis phenotype",
     )
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["FUNCTIONS", "Quadrants", "PotencyResponse", "MicrobialLoad", "DemoLot", "DEMO_LOTS"]
+__all__ = [
+    "FUNCTIONS",
+    "Quadrants",
+    "PotencyResponse",
+    "MicrobialLoad",
+    "ApheresisTube",
+    "DemoLot",
+    "DEMO_LOTS",
+]
 
 FUNCTIONS: tuple[str, ...] = ("cd107a", "ifng", "tnfa", "il2")
 """The effector functions the potency tubes stain for: degranulation (CD107a), IFN-γ, TNF-α, IL-2."""
@@ -69,6 +77,21 @@ class MicrobialLoad:
 
 
 @dataclass(frozen=True)
+class ApheresisTube:
+    """The lot's starting material: the patient's leukapheresis unit, stained with the phenotype panel
+    at receipt, before manufacture, and accepted against its own specification.
+
+    ``viability`` and ``cd3_of_live`` are fractions in [0, 1]; no cell is CAR+ yet. The tube is
+    acquired on the lot's instrument from ``acquisition_start`` (local clock) with ``n_events``.
+    """
+
+    viability: float
+    cd3_of_live: float
+    acquisition_start: datetime
+    n_events: int = 20_000
+
+
+@dataclass(frozen=True)
 class DemoLot:
     """One simulated post-manufacture CAR-T drug product and its phenotype-tube acquisition.
 
@@ -77,7 +100,8 @@ class DemoLot:
     the source of ``$DATE`` and ``$BTIM`` so that a regenerated file never carries "now".
     ``potency`` describes the potency tubes (same cell composition as the phenotype tube), which
     were acquired from ``stimulated_start`` and ``unstimulated_start``; ``microbial`` the
-    microbial-flow test sample, acquired on the bench cytometer from ``microbial_start``.
+    microbial-flow test sample, acquired on the bench cytometer from ``microbial_start``;
+    ``apheresis`` the starting material's tube.
     ``potency_n_events`` is how many events each potency tube acquires (None: ``n_events``): the
     unstimulated tube's CAR+ T cells set the cytokine thresholds at their 99.5th percentile, which
     needs 2,000 of them (rapidrelease.flow.thresholds), so a lot with few CAR+ cells acquires more.
@@ -104,6 +128,7 @@ class DemoLot:
     unstimulated_start: datetime
     microbial: MicrobialLoad
     microbial_start: datetime
+    apheresis: ApheresisTube
     potency_n_events: int | None = None
 
     @property
@@ -114,6 +139,11 @@ class DemoLot:
     def potency_fcs_name(self, stimulated: bool) -> str:
         """File name (and ``$FIL``) of the lot's stimulated or unstimulated potency tube."""
         return f"{self.lot_id}_potency_{'stimulated' if stimulated else 'unstimulated'}.fcs"
+
+    @property
+    def apheresis_fcs_name(self) -> str:
+        """File name (and ``$FIL``) of the lot's starting-material (apheresis) tube."""
+        return f"{self.lot_id}_apheresis.fcs"
 
     @property
     def microbial_fcs_name(self) -> str:
@@ -147,6 +177,10 @@ DEMO_LOTS: tuple[DemoLot, ...] = (
         unstimulated_start=datetime(2026, 11, 25, 15, 3, 5),
         microbial=MicrobialLoad(),
         microbial_start=datetime(2026, 11, 25, 11, 32, 20),
+        # received the day after collection, twelve days before the drug product was sampled
+        apheresis=ApheresisTube(
+            viability=0.97, cd3_of_live=0.52, acquisition_start=datetime(2026, 11, 13, 8, 14, 30)
+        ),
     ),
     DemoLot(
         lot_id="DEMO-002",
@@ -172,6 +206,10 @@ DEMO_LOTS: tuple[DemoLot, ...] = (
         unstimulated_start=datetime(2026, 11, 25, 15, 36, 27),
         microbial=MicrobialLoad(),
         microbial_start=datetime(2026, 11, 25, 11, 36, 48),
+        # a lymphopenic patient after chemotherapy: fewer T cells, still above the demo's 20 %
+        apheresis=ApheresisTube(
+            viability=0.95, cd3_of_live=0.31, acquisition_start=datetime(2026, 11, 13, 9, 2, 15)
+        ),
         # 9 % CAR+: 30,000 events would hold ~1,800 CAR+ T cells, too few for a 99.5th-percentile
         # threshold (2,000); 50,000 hold ~3,000
         potency_n_events=50_000,

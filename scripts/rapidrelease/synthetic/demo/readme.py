@@ -74,6 +74,11 @@ and CD107a, after 5 h with CD19 antigen or with medium only |
 net, counted from the event labels |
 | `DEMO-00N/DEMO-00N_microbial.fcs` | one microbial-flow test tube per lot: SYBR Green I / PI, \
 {volume:g} µL acquired (`$VOL`), heights on a 24-bit scale |
+| `DEMO-00N/DEMO-00N_apheresis.fcs` | the lot's starting material: the patient's leukapheresis \
+unit stained with the phenotype panel at receipt, twelve days before the drug product was sampled \
+(no CAR+ cells yet), accepted against its own specification |
+| `DEMO-00N/apheresis_truth.tsv` | the starting material's viability, CD3+ of live and CAR+ of CD3+ \
+(0), counted from the simulator's event labels |
 | `DEMO-00N/microbial_truth.tsv` | the microbes the test tube holds (none: both lots are sterile) |
 | `SEQ-RUN-01/SEQ-RUN-01_{{NC1,NC2,PC}}_R1.fastq.gz`, `_R2.fastq.gz`, `_reads_truth.tsv` | the \
 sequencing run's negative and positive controls, {read_pairs} read pairs each, with their truth |

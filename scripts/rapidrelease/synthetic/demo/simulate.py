@@ -43,7 +43,12 @@ from rapidrelease.synthetic.demo.cells import (
     draw_cytokine_dye,
     draw_debris,
 )
-from rapidrelease.synthetic.demo.fcs_writer import potency_keywords, write_fcs, write_phenotype_fcs
+from rapidrelease.synthetic.demo.fcs_writer import (
+    apheresis_keywords,
+    potency_keywords,
+    write_fcs,
+    write_phenotype_fcs,
+)
 from rapidrelease.synthetic.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot
 from rapidrelease.synthetic.demo.microbial import FLOW_RUN_ID, write_medium_control, write_microbial_test
 from rapidrelease.synthetic.demo.panel import (
@@ -67,15 +72,17 @@ from rapidrelease.synthetic.demo.template import (
     microbial_template,
     potency_template,
 )
-from rapidrelease.synthetic.demo.truth import potency_truth_table, truth_table
+from rapidrelease.synthetic.demo.truth import STARTING_MATERIAL_METRICS, potency_truth_table, truth_table
 
 __all__ = [
+    "APHERESIS_STREAM",
     "DEFAULT_SEED",
     "EVENT_KINDS",
     "POTENCY_STIMULATED_STREAM",
     "POTENCY_UNSTIMULATED_STREAM",
     "PotencyTube",
     "SimulatedTube",
+    "simulate_apheresis_tube",
     "simulate_potency_tube",
     "simulate_tube",
     "write_demo_lots",
@@ -91,6 +98,8 @@ POTENCY_STIMULATED_STREAM = 3
 """Tube stream of a lot's stimulated potency tube: its generator is seeded from (seed, lot.stream, 3)."""
 POTENCY_UNSTIMULATED_STREAM = 4
 """Tube stream of a lot's unstimulated potency tube."""
+APHERESIS_STREAM = 5
+"""Tube stream of a lot's starting-material (apheresis) tube."""
 
 _DEBRIS, _DOUBLET, _DEAD, _LIVE = range(4)
 _DOUBLET_HEIGHT_GAIN = (2.0, 5.0, 0.7)  # Beta(a, b) * scale: how much a second cell raises the pulse height
@@ -296,6 +305,38 @@ def simulate_tube(lot: DemoLot, seed: int = DEFAULT_SEED) -> SimulatedTube:
     )
 
 
+def apheresis_lot(lot: DemoLot) -> DemoLot:
+    """``lot`` as its starting material: the apheresis tube's viability, T cells, events and clock,
+    and no CAR+ cell (the cells are not transduced yet)."""
+    tube = lot.apheresis
+    return replace(
+        lot,
+        viability=tube.viability,
+        cd3_of_live=tube.cd3_of_live,
+        car_of_cd3=0.0,
+        n_events=tube.n_events,
+        acquisition_start=tube.acquisition_start,
+    )
+
+
+def simulate_apheresis_tube(lot: DemoLot, seed: int = DEFAULT_SEED) -> SimulatedTube:
+    """Simulate ``lot``'s starting-material tube as a phenotype tube of :func:`apheresis_lot`;
+    deterministic in ``(seed, lot.stream, APHERESIS_STREAM)``."""
+    material = apheresis_lot(lot)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, lot.stream, APHERESIS_STREAM]))
+    draw = _draw_events(rng, material)
+    events, autofluorescence, times_s = _acquire(rng, material, draw)
+    return SimulatedTube(
+        lot=material,
+        seed=seed,
+        events=events,
+        dye=draw.dye,
+        autofluorescence=autofluorescence,
+        labels=_labels(draw, draw.flags),
+        duration_s=float(times_s[-1]),
+    )
+
+
 def _potency_dye(rng: np.random.Generator, draw: _EventDraw, positive: np.ndarray) -> np.ndarray:
     """``draw.dye`` (n, 7) with the four cytokine dye columns restained for the potency panel.
 
@@ -395,6 +436,16 @@ def _write_potency(lot: DemoLot, seed: int, lot_dir: Path) -> tuple[list[Path], 
     return [*written, truth_path], truth
 
 
+def _write_apheresis(lot: DemoLot, seed: int, lot_dir: Path) -> list[Path]:
+    """Write ``lot``'s starting-material tube and ``apheresis_truth.tsv`` (its metrics from the labels)."""
+    tube = simulate_apheresis_tube(lot, seed)
+    fcs_path = lot_dir / lot.apheresis_fcs_name
+    write_fcs(fcs_path, tube.events, CHANNELS, apheresis_keywords(lot, seed, _acquisition_end(tube)))
+    truth_path = lot_dir / "apheresis_truth.tsv"
+    write_table(truth_table(tube.labels, STARTING_MATERIAL_METRICS), truth_path)
+    return [fcs_path, truth_path]
+
+
 def write_demo_lots(
     out_dir: Path, seed: int = DEFAULT_SEED, reference_dir: Path = Path("resources/reference")
 ) -> list[Path]:
@@ -434,6 +485,7 @@ def write_demo_lots(
         written += potency_paths
         microbial_paths, microbial_truths[lot.lot_id] = write_microbial_test(lot, seed, lot_dir)
         written += microbial_paths
+        written += _write_apheresis(lot, seed, lot_dir)
     written += write_run_controls(seed, Path(reference_dir), out_dir / RUN_ID)
     medium_paths, microbial_truths[FLOW_RUN_ID] = write_medium_control(seed, out_dir / FLOW_RUN_ID)
     written += medium_paths

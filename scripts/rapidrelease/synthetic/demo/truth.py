@@ -11,7 +11,13 @@ import polars as pl
 from rapidrelease.errors import MetricError
 from rapidrelease.synthetic.demo.lots import FUNCTIONS
 
-__all__ = ["POTENCY_METRICS", "TRUTH_METRICS", "potency_truth_table", "truth_table"]
+__all__ = [
+    "POTENCY_METRICS",
+    "STARTING_MATERIAL_METRICS",
+    "TRUTH_METRICS",
+    "potency_truth_table",
+    "truth_table",
+]
 
 TRUTH_METRICS: tuple[str, ...] = (
     "viability_pct",
@@ -27,9 +33,12 @@ TRUTH_METRICS: tuple[str, ...] = (
 )
 """Metric names of ``truth.tsv``, in row order. ``*_pct*`` are percentages; the ratio is unitless."""
 
+STARTING_MATERIAL_METRICS: tuple[str, ...] = ("viability_pct", "cd3_pct_live", "car_pct_cd3")
+"""Metric names of ``apheresis_truth.tsv``: a starting material holds no CAR+ cell to divide by."""
 
-def truth_table(labels: pl.DataFrame) -> pl.DataFrame:
-    """Truth metrics of one tube from its per-event ``labels`` (see ``SimulatedTube.labels``).
+
+def truth_table(labels: pl.DataFrame, metrics: tuple[str, ...] = TRUTH_METRICS) -> pl.DataFrame:
+    """Truth ``metrics`` of one tube from its per-event ``labels`` (see ``SimulatedTube.labels``).
 
     Returns columns ``metric`` (str), ``value`` (float, percent for ``*_pct*``, CD4+CD8− over
     CD4−CD8+ events for ``cd4_cd8_ratio``, rounded to 4 decimals), ``numerator_events`` and
@@ -71,7 +80,7 @@ def truth_table(labels: pl.DataFrame) -> pl.DataFrame:
         "cd45ra_pos_ccr7_neg_pct_car": ("car_ra_pos_ccr7_neg", "car"),
     }
     rows = []
-    for metric in TRUTH_METRICS:
+    for metric in metrics:
         numerator, denominator = (int(counts[p]) for p in pairs[metric])
         if denominator == 0:
             raise MetricError(f"simulated labels: {metric} has no {pairs[metric][1]} events to divide by.")

@@ -26,6 +26,8 @@ LOT_FILES = [
     "potency_truth.tsv",
     "{lot}_microbial.fcs",
     "microbial_truth.tsv",
+    "{lot}_apheresis.fcs",
+    "apheresis_truth.tsv",
 ]
 
 EXPECTED = [
