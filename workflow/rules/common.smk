@@ -142,8 +142,7 @@ def get_gather_inputs(wildcards):
 
 
 def get_call_inputs(wildcards):
-    """The gathered reads of the unit and of the lot's controls it is called against, the index and
-    the lab's validated LOD table when config.yaml names one (an edit of it reruns the calls)."""
+    """The gathered reads of the unit and its controls, the index, and the lab's LOD table if any."""
     unit = get_unit(wildcards)
     folders = [RUN.unit_dir(u) for u in (unit, *RUN.controls_of(unit))]
     inputs = {
