@@ -10,6 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from rapidrelease.stats import lower_bound, mean_detected
+
 from support.workflow import (
     BIN,
     append_rows,
@@ -63,16 +65,20 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
         assert (sequenced / "reads.kreport").read_text().startswith("100.00\t2500\t")
         assert not list(sequenced.glob("parts/*.npz")), "the parts are temporary"
         # the calls: nothing detected; NC1's trace of reagent E. coli is background, not a finding;
-        # LOD = λ95(3 reads) / 2,500 fragments / (112 S. aureus pairs of 2,500 per 100 CFU/mL)
+        # LOD = λ95(5 reads) / 2,500 fragments / (the 95 % lower bound of 112 S. aureus pairs, 95.2,
+        # of 2,500 per 100 CFU/mL): the count test of 5 reads against the two clean 2,500-fragment
+        # controls; predicted, and above the 3 CFU/mL sampling floor of 1 mL tested
         call = reads["metrics"]["contaminant_call"]
         assert (call["value"], call["kind"], call["status"], call["reason"], call["detail"]) == (
             "NOT_DETECTED", "category", "ok", None, None
         )  # fmt: skip
         assert reads["validity"] == {"valid": True, "problems": []}
-        assert reads["metrics"]["detection_threshold_reads"]["value"] == 3
+        assert reads["metrics"]["detection_threshold_reads"]["value"] == 5
         assert reads["metrics"]["lod"]["value"] == pytest.approx(
-            6.2958 / 2_500e-6 / (112 / 2_500e-6 / 100), rel=1e-3
+            mean_detected(5) / 2_500e-6 / (lower_bound(112) / 2_500e-6 / 100), rel=1e-6
         )
+        assert reads["lod"]["basis"] == "predicted"
+        assert reads["sampling"]["floor"] == pytest.approx(2.996, abs=1e-3)
         assert [e["status"] for e in reads["checklist"]] == ["NOT_DETECTED"] * 6
         blank = record_of(demo_run, lot, "STER-NC1")
         assert blank["metrics"]["max_contaminant_rpm"]["value"] == pytest.approx(800.0)
