@@ -17,6 +17,7 @@ import math
 import numpy as np
 from scipy.special import betainc, gammainc, gammaincinv
 from scipy.stats import f as f_distribution
+from scipy.stats import poisson
 
 __all__ = [
     "Z_95",
@@ -30,6 +31,7 @@ __all__ = [
     "binomial_tail_at_least",
     "holm_adjusted",
     "equal_rate_tail",
+    "organisms_detected",
 ]
 
 Z_95 = 1.959963984540054  # two-sided 95 % standard normal quantile
@@ -185,3 +187,39 @@ def _ratio_grid(cv: float, controls: float) -> tuple[np.ndarray, np.ndarray]:
     ratio = np.exp(nodes)
     weight = law.pdf(ratio) * ratio
     return ratio, weight / weight.sum()
+
+
+def _compound_detected(organisms: float, reads_per_organism: float, threshold: int) -> float:
+    """P(at least ``threshold`` reads) when Poisson(``organisms``) organisms each give
+    Poisson(``reads_per_organism``) reads (Neyman type A), summed over organism counts to 12 SD."""
+    top = int(organisms + 12 * math.sqrt(organisms) + 40)
+    counts = np.arange(1, top + 1)
+    return float(np.dot(poisson.pmf(counts, organisms), gammainc(threshold, counts * reads_per_organism)))
+
+
+def organisms_detected(threshold: int, reads_per_organism: float, probability: float = 0.95) -> float:
+    """The mean number of organisms in the tested sample detected with ``probability``: at least
+    ``threshold`` reads, when the sample holds Poisson-many organisms and each gives
+    Poisson(``reads_per_organism``) reads (the Neyman type A law of sampling, then sequencing).
+
+    It is never below −ln(1 − p) (3.0 at 95 %: the sample must hold an organism at all) nor below
+    :func:`mean_detected` (threshold) / ``reads_per_organism`` (reads Poisson about their mean), and
+    tends to the larger of the two when one stage dominates; in between, both add up (e.g. 18.6
+    reads per organism and 14 reads needed: 3.32 organisms, where either bound says 3.0).
+    """
+    if threshold < 1 or reads_per_organism <= 0:
+        raise ValueError(
+            f"needs a threshold ≥ 1 and reads per organism > 0 ({threshold}, {reads_per_organism})"
+        )
+    low = max(-math.log1p(-probability), mean_detected(threshold, probability) / reads_per_organism)
+    high = low
+    while _compound_detected(high, reads_per_organism, threshold) < probability:
+        low, high = high, high * 2
+    while high - low > 1e-9 * high:
+        middle = (low + high) / 2
+        low, high = (
+            (low, middle)
+            if _compound_detected(middle, reads_per_organism, threshold) >= probability
+            else (middle, high)
+        )
+    return high

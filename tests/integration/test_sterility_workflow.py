@@ -27,7 +27,7 @@ import pytest
 
 from rapidrelease.config.run import DetectionSettings
 from rapidrelease.reads.fasta import iter_fasta
-from rapidrelease.stats import mean_detected
+from rapidrelease.stats import mean_detected, organisms_detected
 from rapidrelease.sterility.calls import detection_threshold
 from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
@@ -165,12 +165,16 @@ def test_the_lod_comes_from_the_positive_control(sterility_run: Path) -> None:
         fragments, controls, DetectionSettings(), threshold["taxa_tested"]
     )
     assert 10 <= threshold["reads"] <= 20
-    # predicted from the spike's lower 95 % count bound; under the 3/V floor of 1 mL tested
-    predicted = 1e6 * mean_detected(threshold["reads"]) / fragments / spike["rpm_per_unit_lower"]
+    # predicted from the spike's lower 95 % count bound: the 1 mL tested (the default volume) holds
+    # Poisson-many organisms, each read Poisson-many times at the test's depth
+    per_organism = spike["rpm_per_unit_lower"] * fragments / 1e6
+    predicted = organisms_detected(threshold["reads"], per_organism)
     assert record["lod"]["predicted"] == pytest.approx(predicted, rel=1e-6)
-    assert 0.5 < predicted < 3.0  # CFU/mL
-    assert record["lod"]["basis"] == "sampling floor"
-    assert record["metrics"]["lod"]["value"] == pytest.approx(2.996, abs=1e-3)
+    assert record["lod"]["basis"] == "predicted"
+    assert record["metrics"]["lod"]["value"] == pytest.approx(predicted, rel=1e-6)
+    # at least the 3 CFU/mL the sample alone allows, and more than reads alone would claim
+    assert 3.0 < predicted < 5.0
+    assert predicted > 1e6 * mean_detected(threshold["reads"]) / fragments / spike["rpm_per_unit_lower"]
     lod = next(
         a for a in release_of(sterility_run, "LOT-CLEAN")["attributes"] if a["name"] == "sterility_lod"
     )

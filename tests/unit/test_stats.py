@@ -13,6 +13,7 @@ from rapidrelease.stats import (
     holm_adjusted,
     lower_bound,
     mean_detected,
+    organisms_detected,
     tail_at_least,
     upper_bound,
 )
@@ -75,3 +76,14 @@ def test_equal_rate_tail_is_binomial_without_spread_and_wider_with_it() -> None:
     # more controls of the same total depth average their spread: closer to the exact test
     assert exact < equal_rate_tail(12, 0, 100_000, 50_000, cv=0.3, controls=4) < spread
     assert equal_rate_tail(0, 5, 1, 1, cv=0.3) == 1.0
+
+
+def test_organisms_detected_adds_the_sample_and_the_reads() -> None:
+    # one organism read a million times: only the sample limits, −ln(0.05) = 3.0 organisms
+    assert organisms_detected(3, 1e6) == pytest.approx(-math.log(0.05), rel=1e-6)
+    # a thousandth of a read per organism: only the reads limit, λ95(5) = 9.15 reads
+    assert organisms_detected(5, 1e-3) * 1e-3 == pytest.approx(mean_detected(5), rel=1e-3)
+    # in between both count: 18.6 reads per organism, 14 needed: 3.32 organisms, not 3.0 or 1.11
+    assert organisms_detected(14, 18.552) == pytest.approx(3.323, abs=1e-3)
+    with pytest.raises(ValueError, match="threshold"):
+        organisms_detected(0, 1.0)

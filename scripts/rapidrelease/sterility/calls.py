@@ -33,11 +33,12 @@ The limit of detection is predicted (the report says "predicted LOD95") from eac
 the one-sided 95 % lower Poisson bound of its spike's reads, as RPM per unit of concentration, is
 the assay's sensitivity (its read count is a measurement, not exact). An organism's threshold T
 (the reads it needs in the test: the count test against the controls' reads of it, at Holm's
-first step α/m over the m taxa tested) becomes the Poisson mean detected with probability
-``detection_probability``, and that mean as RPM of the test over the sensitivity is its LOD; the
+first step α/m over the m taxa tested) is reached with probability ``detection_probability`` at
+its LOD: the tested volume V (the unit's ``volume_ul``, else ``tested_volume_ml``) holds
+Poisson(c·V) organisms and each gives Poisson reads at the sensitivity, so the LOD is never below
+the sampling floor −ln(1 − p)/V (3/V CFU/mL at 95 %) and adds the read sampling on top; the
 controls' reads of an organism raise its T, so their depth-adjusted burden shows as the LOD it
-masks. No LOD is below the sampling floor −ln(1 − p)/V (3/V CFU/mL at 95 %) of the tested volume V
-(the unit's ``volume_ul``, else ``tested_volume_ml``). A lab's validated LOD95 per organism
+masks. A lab's validated LOD95 per organism
 (``lod_table``, from a dilution series) replaces the prediction. The assay's LOD is the worst over
 its positive controls.
 
@@ -78,7 +79,13 @@ from rapidrelease.records import (
     read_unit_record,
     write_record,
 )
-from rapidrelease.stats import equal_rate_tail, holm_adjusted, lower_bound, mean_detected
+from rapidrelease.stats import (
+    equal_rate_tail,
+    holm_adjusted,
+    lower_bound,
+    mean_detected,
+    organisms_detected,
+)
 from rapidrelease.sterility.checklist import ALL_CHECKLISTS, TARGETS, checklist_of
 
 __all__ = [
@@ -632,7 +639,8 @@ class LodContext:
 
     ``fragments`` are the test's; ``negatives`` the measured negative controls; ``taxa_tested`` the
     size of the test's family of taxa (Holm); ``spikes`` the usable positive controls; ``floor`` the
-    sampling floor −ln(1 − p)/V in the spikes' unit (None when that unit is not per mL);
+    sampling floor −ln(1 − p)/V in the spikes' unit and ``volume_ml`` the tested volume V (both None
+    when that unit is not per mL);
     ``empirical`` the lab's validated LOD95 table (organism, letter case folded → CFU/mL), applied
     only when the spikes' unit is CFU/mL.
     """
@@ -646,6 +654,7 @@ class LodContext:
     empirical: Mapping[str, float]
     settings: DetectionSettings
     facts: ReferenceFacts
+    volume_ml: float | None = None
 
 
 @dataclass(frozen=True)
@@ -680,9 +689,14 @@ def organism_lod(
 ) -> OrganismLod:
     """The concentration of ``taxid`` detected with the run's probability (its LOD, module docstring).
 
-    Predicted: the Poisson mean detected at the organism's threshold (raised by the negative
-    controls' reads of it: the depth-adjusted burden of a control masks what lies under it), as RPM
-    of the test, over the worst positive control's lower-bound sensitivity. In a shotgun library
+    Predicted: the concentration at which the organism's threshold (raised by the negative
+    controls' reads of it: the depth-adjusted burden of a control masks what lies under it) is
+    reached with the run's probability, from the worst positive control's lower-bound sensitivity.
+    Per mL, both samplings count: the V mL tested hold Poisson(c·V) organisms and each gives
+    Poisson(ρ) reads, ρ the sensitivity's reads per organism at the test's depth
+    (:func:`rapidrelease.stats.organisms_detected`), so few organisms read deeply are limited by
+    the sample and many read thinly by the reads; in other units, the Poisson mean of reads at the
+    threshold over the sensitivity. In a shotgun library
     an organism's classifiable reads per CFU scale with the share of its genome the reference
     holds, so the spike's sensitivity is rescaled by the minimizers held for the organism over
     those held for the spike; an amplicon library reads one locus of every organism, so no
@@ -698,12 +712,20 @@ def organism_lod(
     held = context.facts.represented(taxid)
     if not spikes or any(s.rpm_per_unit_lower is None for s in spikes) or held <= 0:
         return OrganismLod(None, None, None, threshold, control_reads)
-    rpm = 1e6 * mean_detected(threshold, context.settings.detection_probability) / context.fragments
+    probability = context.settings.detection_probability
+    rpm = 1e6 * mean_detected(threshold, probability) / context.fragments
     limits = []
     for spike in spikes:
         assert spike.rpm_per_unit_lower is not None
         scale = 1.0 if context.library != "shotgun" else held / max(spike.reference_minimizers, 1.0)
-        limits.append(rpm / (spike.rpm_per_unit_lower * scale) if spike.rpm_per_unit_lower > 0 else math.inf)
+        sensitivity = spike.rpm_per_unit_lower * scale  # RPM of the test per unit of concentration
+        if sensitivity <= 0:
+            limits.append(math.inf)
+        elif context.volume_ml is not None:
+            per_organism = sensitivity * context.fragments / 1e6 / context.volume_ml
+            limits.append(organisms_detected(threshold, per_organism, probability) / context.volume_ml)
+        else:
+            limits.append(rpm / sensitivity)
     predicted = max(limits)
     empirical = _empirical_lod(context, taxid, names)
     value, basis = (predicted, PREDICTED) if empirical is None else (empirical, EMPIRICAL)
@@ -996,7 +1018,16 @@ def _test_metrics(
     per_ml = lod_unit.replace(" ", "").lower().endswith("/ml")
     floor = sampling_floor(volume, settings.detection_probability) if per_ml else None
     context = LodContext(
-        this.fragments, tuple(measured), taxa_tested, usable, unit.library, floor, empirical, settings, facts
+        this.fragments,
+        tuple(measured),
+        taxa_tested,
+        usable,
+        unit.library,
+        floor,
+        empirical,
+        settings,
+        facts,
+        volume if per_ml else None,
     )
     checklist = _checklist(unit.assay, calls, this, context, lod_unit)
     uncovered = [e["organism"] for e in checklist if e["status"] == NOT_COVERED]

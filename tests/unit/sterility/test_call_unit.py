@@ -22,7 +22,7 @@ from rapidrelease.records import (
     to_json,
     write_record,
 )
-from rapidrelease.stats import lower_bound, mean_detected
+from rapidrelease.stats import lower_bound, mean_detected, organisms_detected
 from rapidrelease.sterility.calls import ReferenceFacts, call_contaminants
 
 DEFAULTS = DetectionSettings()
@@ -138,17 +138,21 @@ def test_a_valid_clean_run(tmp_path: Path, panel_index: KmerIndex) -> None:
     assert metrics["contaminant_call"]["value"] == "NOT_DETECTED"
     # the test needs 14 reads against the controls' 0 in 100,000 fragments (p ≤ 0.01 with the
     # libraries' gamma spread of CV 0.3); the PC's 500 reads of 50,000 per 100 CFU/mL count at their
-    # lower 95 % bound (463.8): predicted LOD95 = 20.7 reads' mean / 0.2 M fragments / 92.8 RPM per CFU/mL
+    # lower 95 % bound (463.8): 92.8 RPM per CFU/mL, 18.6 reads per organism in 0.2 M fragments of
+    # 1 mL tested
     assert record["detection_threshold"] == {"reads": 14, "rpm": 70.0, "taxa_tested": 1, "alpha": 0.01}
     sensitivity = 1e6 * lower_bound(500) / 50_000 / 100
-    predicted = 1e6 * mean_detected(14) / 200_000 / sensitivity
-    assert record["lod"]["predicted"] == pytest.approx(predicted) == pytest.approx(1.114, abs=1e-3)
-    # ...but 1 mL of product holds no organism at all at 1.1 CFU/mL in 33 % of samples: the LOD95 is
-    # the sampling floor, 3.0 / V
-    assert (record["lod"]["basis"], record["sampling"]["tested_volume_ml"]) == ("sampling floor", 1.0)
-    assert metrics["lod"]["value"] == pytest.approx(-math.log(0.05)) == pytest.approx(2.996, abs=1e-3)
+    assert sensitivity * 0.2 == pytest.approx(18.55, abs=0.01)
+    # reads alone (Poisson about 20.7 reads' mean) would claim 1.11 CFU/mL, but 1 mL holds no organism
+    # at all at that level in 33 % of samples; sampling then sequencing: 3.32 CFU/mL, above 3.0 / V
+    assert 1e6 * mean_detected(14) / 200_000 / sensitivity == pytest.approx(1.114, abs=1e-3)
+    predicted = organisms_detected(14, sensitivity * 0.2)
+    assert record["lod"]["predicted"] == pytest.approx(predicted) == pytest.approx(3.323, abs=1e-3)
+    assert (record["lod"]["basis"], record["sampling"]["tested_volume_ml"]) == ("predicted", 1.0)
+    assert record["sampling"]["floor"] == pytest.approx(-math.log(0.05))
+    assert metrics["lod"]["value"] == pytest.approx(3.323, abs=1e-3)
     assert metrics["lod"]["unit"] == "CFU/mL" and metrics["lod"]["status"] == "ok"
-    assert metrics["lod"]["detail"].startswith("LOD95 at the sampling floor of the tested volume 3 CFU/mL")
+    assert metrics["lod"]["detail"].startswith("predicted LOD95 3.32 CFU/mL")
     # NC1's E. coli (100 RPM) is not in the test: no call at all
     assert record["calls"] == []
     saved = read_unit_record(tmp_path / "T" / "metrics.json")
@@ -210,7 +214,8 @@ def test_a_test_ten_times_deeper_cannot_promise_a_limit_below_the_sampling_floor
     # bound what it can claim
     record = _lot(tmp_path, panel_index, "clean", test_fragments=10_000_000)
     lod = record["metrics"]["lod"]
-    assert lod["value"] == pytest.approx(2.996, abs=1e-3) and record["lod"]["basis"] == "sampling floor"
+    # 1 M reads per organism: the sample alone limits it, at 3.0 / V
+    assert lod["value"] == pytest.approx(2.996, abs=1e-3) and record["lod"]["basis"] == "predicted"
     # 100,000 control fragments cannot show the absence of 10 M fragments' 3 reads: 564 are needed
     assert record["detection_threshold"]["reads"] == 564
     # 10 mL tested: the floor is 0.3 CFU/mL and the predicted LOD95 shows
@@ -229,7 +234,7 @@ def test_a_validated_lod_table_replaces_the_prediction(tmp_path: Path, panel_ind
     (tmp_path / "lot").mkdir()
     record = _lot(tmp_path / "lot", panel_index, "clean", settings)
     assert (record["lod"]["value"], record["lod"]["basis"]) == (4.5, "empirical")
-    assert record["lod"]["predicted"] == pytest.approx(1.114, abs=1e-3)
+    assert record["lod"]["predicted"] == pytest.approx(3.323, abs=1e-3)
     aureus = next(e for e in record["checklist"] if e["organism"] == "Staphylococcus aureus")
     assert (aureus["lod"], aureus["lod_basis"]) == (4.5, "empirical")
     assert any(i["path"] == str(table) for i in record["inputs"])
@@ -297,9 +302,8 @@ def test_checklist_lists_every_compendial_organism_with_its_own_lod(tmp_path: Pa
     assert checklist["Staphylococcus aureus"]["lod"] == pytest.approx(
         record["metrics"]["lod"]["value"], rel=0.05
     )
-    assert checklist["Pseudomonas aeruginosa"]["predicted_lod"] > 100 * record["lod"]["predicted"]
+    assert checklist["Pseudomonas aeruginosa"]["predicted_lod"] > 50 * record["lod"]["predicted"]
     assert checklist["Pseudomonas aeruginosa"]["lod_basis"] == "predicted"
-    assert checklist["Staphylococcus aureus"]["lod_basis"] == "sampling floor"
     assert checklist["Aspergillus brasiliensis"]["taxid"] == 5061  # known as A. niger in this taxonomy
     assert record["metrics"]["lod_checklist_max"]["value"] == max(e["lod"] for e in checklist.values())
 
