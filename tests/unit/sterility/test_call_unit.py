@@ -116,7 +116,7 @@ def _lot(
             100 if case == "shallow" else test_fragments,
             {573: 20} if case in ("contaminated", "contaminated_failed_positive") else {},
         ),
-        "NC1": (50_000, {562: 100} if case == "dirty_control" else {562: 5}),
+        "NC1": (50_000, {562: 750} if case == "dirty_control" else {562: 5}),
         "NC2": (5_000 if case == "shallow_negative" else 50_000, {}),
         "PC": (50_000, {1280: 2} if case.endswith("failed_positive") else {1280: 500}),
     }
@@ -191,19 +191,21 @@ def test_a_detection_stays_a_detection_when_the_run_is_invalid(tmp_path: Path, p
 def test_a_kitome_control_does_not_invalidate_the_run_but_raises_what_it_masks(
     tmp_path: Path, panel_index: KmerIndex
 ) -> None:
-    # NC1 holds E. coli at 2,000 RPM (kit reagent DNA): before, over the 1,000 RPM rule, every such
-    # run was invalid; now the control is judged by the burden it puts on E. coli alone
+    # NC1's reads are 1.5 % E. coli, 15,000 RPM (kit reagent DNA, Salter 2014): before, over the
+    # 1,000 RPM rule, every such run was invalid; now the control is judged by the burden it puts
+    # on E. coli alone
     record = _lot(tmp_path, panel_index, "dirty_control")
     assert record["validity"] == {"valid": True, "problems": []}
     (masked,) = record["control_background"]
-    # 100 reads in the pooled 100,000 fragments are 200 reads at the test's 200,000: E. coli needs
-    # 10x that (2,000 reads, 10,000 RPM) before it is a call; every other organism still needs 14
+    # 750 reads in the pooled 100,000 fragments are 1,500 reads at the test's 200,000: E. coli needs
+    # 10x that (15,000 reads, 75,000 RPM) before it is a call; every other organism still needs 14
     assert (masked["name"], masked["control_reads"], masked["control_rpm"]) == (
         "Escherichia coli",
-        100,
-        1000.0,
+        750,
+        7500.0,
     )
-    assert (masked["expected_test_reads"], masked["threshold_reads"]) == (200.0, 2000)
+    assert (masked["expected_test_reads"], masked["threshold_reads"]) == (1500.0, 15000)
+    assert masked["threshold_rpm"] == 75_000.0
     assert record["detection_threshold"]["reads"] == 14
 
 
