@@ -11,9 +11,13 @@ simulation is needed.
 
 from __future__ import annotations
 
+import functools
 import math
 
-from scipy.special import gammainc, gammaincinv
+import numpy as np
+from scipy.special import betainc, gammainc, gammaincinv
+from scipy.stats import f as f_distribution
+from scipy.stats import poisson
 
 __all__ = [
     "Z_95",
@@ -23,6 +27,11 @@ __all__ = [
     "interval",
     "tail_at_least",
     "mean_detected",
+    "lower_bound",
+    "binomial_tail_at_least",
+    "holm_adjusted",
+    "equal_rate_tail",
+    "organisms_detected",
 ]
 
 Z_95 = 1.959963984540054  # two-sided 95 % standard normal quantile
@@ -94,3 +103,123 @@ def mean_detected(threshold: int, probability: float = 0.95) -> float:
     if threshold == 1:
         return -math.log1p(-probability)
     return float(gammaincinv(threshold, probability))
+
+
+def lower_bound(count: int, confidence: float = 0.95) -> float:
+    """The one-sided lower ``confidence`` bound of a Poisson mean after observing ``count`` (exact).
+
+    The λ for which P(X ≥ count | λ) = 1 − confidence; 0 for a count of 0, 95.2 for 112 at 95 %.
+    """
+    if count < 0:
+        raise ValueError(f"a count cannot be negative ({count})")
+    return 0.0 if count == 0 else float(gammaincinv(count, 1.0 - confidence))
+
+
+def binomial_tail_at_least(successes: int, trials: int, p: float) -> float:
+    """P(X ≥ ``successes``) for X ~ Binomial(``trials``, ``p``); 1 for 0 successes or fewer.
+
+    The regularized incomplete beta function gives the tail exactly: P(X ≥ k) = I_p(k, n − k + 1).
+    It is the p-value of the conditional test of two Poisson rates: ``successes`` of ``trials``
+    counts fell in the first of two samples whose exposures put a share ``p`` there under equal rates.
+    """
+    if successes <= 0:
+        return 1.0
+    if successes > trials:
+        return 0.0
+    if p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    return float(betainc(successes, trials - successes + 1, p))
+
+
+def holm_adjusted(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given (Holm 1979).
+
+    Rejecting every hypothesis whose adjusted p-value is at most α keeps the family-wise error rate
+    (the chance of one or more false rejections) at most α, whatever the dependence between tests.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def equal_rate_tail(
+    test: int,
+    control: int,
+    test_exposure: float,
+    control_exposure: float,
+    cv: float = 0.0,
+    controls: float = 1.0,
+) -> float:
+    """P-value of ``test`` counts against ``control`` counts under equal rates, exposures as offset.
+
+    Given the n = test + control counts, the test's share is Binomial(n, π) with
+    π = e_t / (e_t + e_c) when both are Poisson at one rate (the exact conditional test); the value
+    is P(X ≥ ``test``). When each library's rate also varies by a gamma factor of coefficient of
+    variation ``cv`` (gamma-Poisson, i.e. negative binomial counts, as reagent DNA varies between
+    libraries), the ratio R of the test's factor to the pooled controls' is F(2k, 2k·m) for
+    k = 1/cv² and ``controls`` = m, the controls' effective number ((Σe)² / Σe²), and π =
+    e_t·R / (e_t·R + e_c): the tail is the binomial one averaged over R (numerically, on a grid of
+    log R holding all but 1e-13 of either tail). ``cv`` 0 gives the exact binomial tail.
+    """
+    if test <= 0:
+        return 1.0
+    if cv <= 0:
+        return binomial_tail_at_least(
+            test, test + control, test_exposure / (test_exposure + control_exposure)
+        )
+    ratio, weight = _ratio_grid(round(cv, 9), round(controls, 6))
+    share = test_exposure * ratio / (test_exposure * ratio + control_exposure)
+    return float(np.dot(weight, betainc(test, control + 1, share)))
+
+
+@functools.lru_cache(maxsize=64)
+def _ratio_grid(cv: float, controls: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights over R ~ F(2k, 2k·m) on a log scale (k = 1/cv²), the weights summing to 1."""
+    shape = 1.0 / (cv * cv)
+    law = f_distribution(2 * shape, 2 * shape * controls)
+    nodes = np.linspace(math.log(law.ppf(1e-13)), math.log(law.isf(1e-13)), 401)
+    ratio = np.exp(nodes)
+    weight = law.pdf(ratio) * ratio
+    return ratio, weight / weight.sum()
+
+
+def _compound_detected(organisms: float, reads_per_organism: float, threshold: int) -> float:
+    """P(at least ``threshold`` reads) when Poisson(``organisms``) organisms each give
+    Poisson(``reads_per_organism``) reads (Neyman type A), summed over organism counts to 12 SD."""
+    top = int(organisms + 12 * math.sqrt(organisms) + 40)
+    counts = np.arange(1, top + 1)
+    return float(np.dot(poisson.pmf(counts, organisms), gammainc(threshold, counts * reads_per_organism)))
+
+
+def organisms_detected(threshold: int, reads_per_organism: float, probability: float = 0.95) -> float:
+    """The mean number of organisms in the tested sample detected with ``probability``: at least
+    ``threshold`` reads, when the sample holds Poisson-many organisms and each gives
+    Poisson(``reads_per_organism``) reads (the Neyman type A law of sampling, then sequencing).
+
+    It is never below −ln(1 − p) (3.0 at 95 %: the sample must hold an organism at all) nor below
+    :func:`mean_detected` (threshold) / ``reads_per_organism`` (reads Poisson about their mean), and
+    tends to the larger of the two when one stage dominates; in between, both add up (e.g. 18.6
+    reads per organism and 14 reads needed: 3.32 organisms, where either bound says 3.0).
+    """
+    if threshold < 1 or reads_per_organism <= 0:
+        raise ValueError(
+            f"needs a threshold ≥ 1 and reads per organism > 0 ({threshold}, {reads_per_organism})"
+        )
+    low = max(-math.log1p(-probability), mean_detected(threshold, probability) / reads_per_organism)
+    high = low
+    while _compound_detected(high, reads_per_organism, threshold) < probability:
+        low, high = high, high * 2
+    while high - low > 1e-9 * high:
+        middle = (low + high) / 2
+        low, high = (
+            (low, middle)
+            if _compound_detected(middle, reads_per_organism, threshold) >= probability
+            else (middle, high)
+        )
+    return high

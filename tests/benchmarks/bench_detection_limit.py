@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         index = _index(work)
         facts = ReferenceFacts.from_index(index)
         negatives = [_sample(index, genomes, args.pairs // 4, 0, 900 + i, work, f"NC{i}") for i in (1, 2)]
-        threshold = detection_threshold(args.pairs + 50, [n.fragments for n in negatives], settings)
+        threshold = detection_threshold(args.pairs + 50, [(0, n.fragments) for n in negatives], settings)
         print(
             f"product samples: {args.pairs:,} simulated pairs + 50 real human pairs; two host-only negative"
         )

@@ -10,6 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from rapidrelease.stats import lower_bound, organisms_detected
+
 from support.workflow import (
     BIN,
     append_rows,
@@ -71,16 +73,23 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
         assert (sequenced / "reads.kreport").read_text().startswith("100.00\t2500\t")
         assert not list(sequenced.glob("parts/*.npz")), "the parts are temporary"
         # the calls: nothing detected; NC1's trace of reagent E. coli is background, not a finding;
-        # LOD = λ95(3 reads) / 2,500 fragments / (112 S. aureus pairs of 2,500 per 100 CFU/mL)
+        # LOD95: the count test needs 5 reads against the two clean 2,500-fragment controls; the
+        # positive control's 112 S. aureus pairs of 2,500 per 100 CFU/mL count at their lower 95 %
+        # bound (95.2); the 10 mL tested hold Poisson-many organisms of 0.095 reads each: 9.87 CFU/mL,
+        # within the demo's 10 CFU/mL claim (reads alone would say 9.62; the 3/V floor is 0.3)
         call = reads["metrics"]["contaminant_call"]
         assert (call["value"], call["kind"], call["status"], call["reason"], call["detail"]) == (
             "NOT_DETECTED", "category", "ok", None, None
         )  # fmt: skip
         assert reads["validity"] == {"valid": True, "problems": []}
-        assert reads["metrics"]["detection_threshold_reads"]["value"] == 3
+        assert reads["metrics"]["detection_threshold_reads"]["value"] == 5
+        per_organism = lower_bound(112) / 100 / 10  # reads per organism: per CFU/mL, per mL tested
         assert reads["metrics"]["lod"]["value"] == pytest.approx(
-            6.2958 / 2_500e-6 / (112 / 2_500e-6 / 100), rel=1e-3
-        )
+            organisms_detected(5, per_organism) / 10, rel=1e-6
+        ) == pytest.approx(9.874, abs=1e-3)  # fmt: skip
+        assert reads["lod"]["basis"] == "predicted"
+        assert reads["sampling"] == {"tested_volume_ml": 10.0, "floor": pytest.approx(0.2996, abs=1e-4),
+                                     "unit": "CFU/mL"}  # fmt: skip
         assert [e["status"] for e in reads["checklist"]] == ["NOT_DETECTED"] * 6
         blank = record_of(demo_run, lot, "STER-NC1")
         assert blank["metrics"]["max_contaminant_rpm"]["value"] == pytest.approx(800.0)

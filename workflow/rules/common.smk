@@ -142,10 +142,10 @@ def get_gather_inputs(wildcards):
 
 
 def get_call_inputs(wildcards):
-    """The gathered reads of the unit and of the lot's controls it is called against, and the index."""
+    """The gathered reads of the unit and its controls, the index, and the lab's LOD table if any."""
     unit = get_unit(wildcards)
     folders = [RUN.unit_dir(u) for u in (unit, *RUN.controls_of(unit))]
-    return {
+    inputs = {
         "gathered": [
             f"{folder}/{name}"
             for folder in folders
@@ -153,6 +153,9 @@ def get_call_inputs(wildcards):
         ],
         "db": REFDB,
     }
+    if RUN.detection.lod_table is not None:
+        inputs["lod_table"] = RUN.detection.lod_table
+    return inputs
 
 
 def get_lot_records(wildcards):

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rapidrelease.config.lod_table import read_lod_table
 from rapidrelease.config.schemas import load_schema, problems_error, schema_problems
 from rapidrelease.config.sheets import CheckedRow, read_sheet, row_records, sheet_problems
 from rapidrelease.config.specs import Spec, specs_from_data
@@ -168,23 +169,30 @@ class ClassifySettings:
 class DetectionSettings:
     """How a sequencing assay calls contaminants against its negative controls and when it is valid.
 
-    Reads per million (RPM) are per million fragments of the unit. ``min_reads`` reads a call needs;
-    ``z_threshold`` (two or more negative controls, SD floored at ``min_sd_rpm``) or ``min_fold`` and
-    the Poisson ``alpha`` (one control) measure the test against the background;
-    ``min_kmer_ratio`` is the distinct/expected minimizer ratio a shotgun organism needs;
-    ``negative_control_max_rpm`` invalidates a contaminated control; ``min_fragments`` is the depth a
-    test or positive control needs; ``detection_probability`` defines the LOD (0.95: LOD95).
+    Reads per million (RPM) are per million fragments of the unit. A taxon is called when it has
+    ``min_reads`` reads, at least ``min_fold`` times the pooled negative controls' RPM, and a count
+    the controls cannot explain: the conditional test of equal rates with the libraries' depths as
+    offset, Holm-adjusted over the taxa tested in the unit, at most ``alpha`` (a family-wise error
+    rate per unit). ``background_cv`` is the coefficient of variation of a reagent taxon's rate
+    between libraries beyond Poisson sampling (gamma-Poisson counts; 0: the exact binomial test), a
+    figure of the method's validation from replicate negative controls. ``min_kmer_ratio`` is the
+    distinct/expected minimizer ratio a shotgun organism needs; ``min_fragments`` is the depth a
+    test or positive control needs; ``detection_probability`` defines the LOD (0.95: LOD95);
+    ``tested_volume_ml`` is the volume of product a test extracts (mL) when the unit sheet gives
+    no ``volume_ul``, which puts the sampling floor −ln(1 − p)/V (3/V CFU/mL at 95 %) under every
+    LOD; ``lod_table`` is an optional TSV of the lab's validated LOD95 per organism
+    (:mod:`rapidrelease.config.lod_table`).
     """
 
     min_reads: int = 3
-    z_threshold: float = 3.0
     min_fold: float = 10.0
     alpha: float = 0.01
-    min_sd_rpm: float = 1.0
+    background_cv: float = 0.3
     min_kmer_ratio: float = 0.5
-    negative_control_max_rpm: float = 1000.0
     min_fragments: int = 2_000
     detection_probability: float = 0.95
+    tested_volume_ml: float = 1.0
+    lod_table: str | None = None
 
 
 DEFAULT_VIABLE_COUNT_CV_PCT = 7.5
@@ -355,6 +363,19 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         problems.append(
             f"{config_path}, key 'classify.cram_reference': {str(classify.cram_reference)!r} does not exist."
         )
+    detection = DetectionSettings(**(settings.get("detection") or {}))
+    if sequenced and detection.lod_table is not None:
+        try:
+            file_sha256[detection.lod_table] = hashlib.sha256(
+                Path(detection.lod_table).read_bytes()
+            ).hexdigest()
+            read_lod_table(Path(detection.lod_table))
+        except OSError as exc:
+            problems.append(
+                f"{config_path}, key 'detection.lod_table': {detection.lod_table!r} cannot be read ({exc})."
+            )
+        except ConfigError as exc:
+            problems.append(str(exc))
     if problems:
         raise problems_error(problems, config_path)
     run = RunConfig(
@@ -368,7 +389,7 @@ def _build_run_config(data: Any, config_path: Path, config_sha256: str | None) -
         file_sha256=file_sha256,
         reference=reference,
         classify=classify,
-        detection=DetectionSettings(**(settings.get("detection") or {})),
+        detection=detection,
         dose=DoseSettings(
             **{
                 k: tuple(v) if isinstance(v, list) else float(v)

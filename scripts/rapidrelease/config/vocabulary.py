@@ -27,6 +27,8 @@ __all__ = [
     "PASS",
     "FAIL",
     "INCONCLUSIVE",
+    "DETECTED",
+    "NOT_DETECTED",
     "RESULTS",
     "RELEASE_CANDIDATE",
     "NOT_RELEASABLE",
@@ -101,6 +103,8 @@ CONTAMINANT_CATEGORIES: tuple[str, ...] = ("bacteria", "fungi", "mycoplasma", "v
 """The categories of organisms that must not be in a cell product (DESIGN.md §5)."""
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+DETECTED, NOT_DETECTED = "DETECTED", "NOT_DETECTED"
+"""A detection assay's call (sequencing sterility and mycoplasma, microbial flow)."""
 RESULTS: tuple[str, ...] = (PASS, FAIL, INCONCLUSIVE)
 """What an attribute's judgement can be: INCONCLUSIVE whenever its evidence is not complete."""
 

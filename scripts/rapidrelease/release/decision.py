@@ -28,10 +28,12 @@ from rapidrelease.config.run import Lot, RunConfig, Unit
 from rapidrelease.config.specs import Attribute, Spec, judge, value_problem
 from rapidrelease.config.vocabulary import (
     ACCEPTED,
+    DETECTED,
     DOSE_ASSAY,
     FAIL,
     INCONCLUSIVE,
     NOT_ACCEPTED,
+    NOT_DETECTED,
     NOT_RELEASABLE,
     PASS,
     RELEASE_CANDIDATE,
@@ -292,7 +294,12 @@ def _apply_validity(
     """Make an invalid assay's attributes INCONCLUSIVE, the validity criterion that is not met included.
 
     A validity criterion judges the run (e.g. its limit of detection), so not meeting it is no
-    finding about the product: neither a PASS nor a FAIL of that assay can be relied on.
+    finding about the product: neither a PASS nor a FAIL of that assay can be relied on, except a
+    detection. An organism found stays FAIL: a run less sensitive than claimed can miss a
+    contaminant, not invent one, and USP <71> / Ph. Eur. 2.6.1 and the FDA's OOS guidance allow a
+    positive result to be invalidated only for an assignable cause (the same organism in the run's
+    negative control, which the call itself weighs), lest a lab retest until a low-level
+    contaminant is missed by chance.
     """
     invalid: dict[str, str] = {}
     for attribute, record in zip(attributes, records, strict=True):
@@ -301,7 +308,7 @@ def _apply_validity(
     judged = []
     for attribute, record in zip(attributes, records, strict=True):
         why = invalid.get(attribute.assay)
-        if why is None or record.result == INCONCLUSIVE:
+        if why is None or record.result == INCONCLUSIVE or _is_detection(attribute, record):
             judged.append(record)
             continue
         if attribute.validity:
@@ -318,6 +325,16 @@ def _apply_validity(
             dataclasses.replace(record, result=INCONCLUSIVE, reason=reason, value=None, value_text=None)
         )
     return judged
+
+
+def _is_detection(attribute: Attribute, record: AttributeResult) -> bool:
+    """True for a FAIL of a "nothing detected" criterion because something was detected."""
+    return (
+        record.result == FAIL
+        and attribute.comparison == "equals"
+        and attribute.limit == NOT_DETECTED
+        and record.value == DETECTED
+    )
 
 
 def _listed(names: Sequence[str]) -> str:

@@ -5,10 +5,17 @@ reads in a test unit, at species level (clade reads) and at genus level for read
 could not resolve further (direct reads), the call is DETECTED only when all of these hold:
 
 - at least ``min_reads`` reads;
-- above the negative controls' background, in reads per million fragments (RPM): with two or more
-  controls a z-score of at least ``z_threshold`` against their mean and standard deviation (floored
-  at ``min_sd_rpm``); with one control at least ``min_fold`` times its RPM and a count improbable
-  (``alpha``) under the upper 95 % Poisson bound of the control's rate scaled to the test's depth;
+- above the negative controls' background, counted in reads with the libraries' depths as offset.
+  The controls are pooled (x_c reads in d_c fragments). Under equal rates the test's share of the
+  x_t + x_c reads is Binomial(x_t + x_c, d_t / (d_t + d_c)), so P(X ≥ x_t) is an exact p-value
+  whatever the common rate and however many controls there are (one included: one rule). Every
+  taxon with a read in the unit is tested, and the p-values are Holm-adjusted over them: the
+  adjusted p must be at most ``alpha``, the family-wise error rate of the unit. Reagent DNA varies
+  between libraries more than Poisson sampling, so the test's RPM must also reach ``min_fold``
+  times the pooled controls' RPM (SURPI+'s RPM ratio). No z-score or standard deviation of the
+  controls is used: with two or three controls their SD is no estimate of anything (a z against
+  n controls is t-distributed with n − 1 degrees of freedom), and decontam and CZ ID ask for five
+  or more, or a historical background, before such a model;
 - for shotgun libraries, reads spread like a real organism's: the distinct minimizers seen are at
   least ``min_kmer_ratio`` of those expected if its k-mer hits fell at random on its reference
   (M·(1 − e^(−G/M)) for G minimizer occurrences on M held), or cover a tenth of the reference.
@@ -16,24 +23,37 @@ could not resolve further (direct reads), the call is DETECTED only when all of 
 
 Host, vector, spike-in and adapter reads are never candidates; their shares are reported.
 
-The limit of detection comes from each positive control: its spike's RPM per unit of concentration
-(e.g. RPM per CFU/mL) is the assay's sensitivity; the test's detection threshold T (reads a taxon
-absent from every control needs to be called) becomes the Poisson mean detected with probability
-``detection_probability``, and that mean, as RPM of the test, divided by the sensitivity is the
-LOD. The assay's LOD is the worst over its positive controls.
+A detection stands. The same taxon in the run's negative controls at a level that explains it
+(the assignable cause of USP <71> and the FDA's OOS guidance) is weighed by the count test, which
+then calls it NOT_DETECTED and says so; anything else wrong with the run (a positive control that
+missed its spike, a shallow or unmeasured negative control, an organism the reference lacks, an
+LOD not met) can explain a miss, never a find, so it makes only NOT_DETECTED INCONCLUSIVE.
+
+The limit of detection is predicted (the report says "predicted LOD95") from each positive control:
+the one-sided 95 % lower Poisson bound of its spike's reads, as RPM per unit of concentration, is
+the assay's sensitivity (its read count is a measurement, not exact). An organism's threshold T
+(the reads it needs in the test: the count test against the controls' reads of it, at Holm's
+first step α/m over the m taxa tested) is reached with probability ``detection_probability`` at
+its LOD: the tested volume V (the unit's ``volume_ul``, else ``tested_volume_ml``) holds
+Poisson(c·V) organisms and each gives Poisson reads at the sensitivity, so the LOD is never below
+the sampling floor −ln(1 − p)/V (3/V CFU/mL at 95 %) and adds the read sampling on top; the
+controls' reads of an organism raise its T, so their depth-adjusted burden shows as the LOD it
+masks. A lab's validated LOD95 per organism
+(``lod_table``, from a dilution series) replaces the prediction. The assay's LOD is the worst over
+its positive controls.
 
 The run is valid only when the test has ``min_fragments`` fragments, every negative control was
-measured and holds no target taxon above ``negative_control_max_rpm``, every positive control was
-measured, has ``min_fragments`` fragments and detects its spike, and the reference holds k-mers of
-every checklist organism. Otherwise ``contaminant_call`` and ``lod`` are INCONCLUSIVE with the
-reasons; the calls are still shown.
+measured and is deep enough to show the absence of what the test would call (the test's threshold
+rate leaves at least −ln(1 − p) reads in it on average), every positive control was measured, has
+``min_fragments`` fragments and detects its spike, and the reference holds k-mers of every
+checklist organism. Otherwise a NOT_DETECTED ``contaminant_call`` and the ``lod`` are INCONCLUSIVE
+with the reasons; the calls are still shown.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,8 +62,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from rapidrelease.config.lod_table import LOD_TABLE_UNIT, read_lod_table
 from rapidrelease.config.run import DetectionSettings, RunConfig, Unit
-from rapidrelease.config.vocabulary import organism_lod_metric
+from rapidrelease.config.vocabulary import DETECTED, NOT_DETECTED, organism_lod_metric
 from rapidrelease.errors import ReadsError, RecordError
 from rapidrelease.outputs import write_table
 from rapidrelease.reads.index import KmerIndex, load_index
@@ -58,7 +79,13 @@ from rapidrelease.records import (
     read_unit_record,
     write_record,
 )
-from rapidrelease.stats import mean_detected, tail_at_least, upper_bound
+from rapidrelease.stats import (
+    equal_rate_tail,
+    holm_adjusted,
+    lower_bound,
+    mean_detected,
+    organisms_detected,
+)
 from rapidrelease.sterility.checklist import ALL_CHECKLISTS, TARGETS, checklist_of
 
 __all__ = [
@@ -75,8 +102,6 @@ __all__ = [
     "call_contaminants",
 ]
 
-DETECTED = "DETECTED"
-NOT_DETECTED = "NOT_DETECTED"
 NOT_COVERED = "NOT_COVERED"
 _PLAUSIBLE_BREADTH = 0.1  # a tenth of a reference's minimizers seen is no pile-up, whatever the ratio
 
@@ -202,13 +227,20 @@ class ReferenceFacts:
 
 @dataclass(frozen=True)
 class Background:
-    """A test count measured against the negative controls: passed or not, with the statistics."""
+    """A test count against the pooled negative controls, before the correction for the taxa tested.
 
-    above: bool
+    ``control_reads`` of ``control_fragments`` are the controls' pooled count; ``fold`` is the test's
+    RPM over theirs (None: infinite, the controls hold none); ``p_value`` is the exact conditional
+    binomial p-value of equal rates (None: no control to compare with); ``fold_ok`` says whether the
+    RPM-ratio floor is met.
+    """
+
+    control_reads: int
+    control_fragments: int
     control_rpm: tuple[float, ...]
-    z: float | None
     fold: float | None
     p_value: float | None
+    fold_ok: bool
     phrase: str
 
 
@@ -219,35 +251,55 @@ def _finite_or_none(value: float) -> float | None:
 def compare_with_controls(
     reads: int, fragments: int, controls: Sequence[tuple[int, int]], settings: DetectionSettings
 ) -> Background:
-    """Is ``reads`` of ``fragments`` above the controls' (reads, fragments) background? (module docstring)"""
+    """``reads`` of ``fragments`` against the controls' (reads, fragments), pooled (module docstring).
+
+    Under equal rates in test and controls, the test's share of the n = x_test + x_control reads is
+    Binomial(n, d_test / (d_test + d_control)) whatever the common rate (the conditional test of two
+    Poisson rates with the library depths as offset), so P(X ≥ x_test) is an exact p-value for any
+    number of controls, one included. Reagent DNA also varies between libraries: with
+    ``background_cv`` > 0 each library's rate carries a gamma factor of that coefficient of
+    variation and the binomial tail is averaged over the ratio of the test's factor to the pooled
+    controls' (gamma-Poisson, i.e. negative binomial counts; :func:`rapidrelease.stats.equal_rate_tail`).
+    The fold is the test's RPM over the pooled controls' RPM.
+    """
     rpm = 1e6 * reads / fragments
     control_rpm = tuple(1e6 * r / f for r, f in controls)
     if not controls:
-        return Background(True, (), None, None, None, "no negative control to compare with")
-    if len(controls) == 1:
-        (control_reads, control_fragments), (reference,) = controls[0], control_rpm
-        fold = rpm / reference if reference > 0 else math.inf
-        bound = upper_bound(control_reads, 0.95) * fragments / control_fragments
-        p_value = tail_at_least(reads, bound)
-        above = fold >= settings.min_fold and p_value < settings.alpha
-        fold_text = "∞" if math.isinf(fold) else f"{fold:.1f}"
-        phrase = (
-            f"{fold_text}× the negative control's RPM (needs {settings.min_fold:g}×), Poisson p {p_value:.2g}"
-        )
-        return Background(above, control_rpm, None, _finite_or_none(fold), p_value, phrase)
-    mean = statistics.fmean(control_rpm)
-    sd = max(statistics.stdev(control_rpm), settings.min_sd_rpm)
-    z = (rpm - mean) / sd
-    phrase = (
-        f"z {z:.1f} against {len(controls)} negative controls "
-        f"(mean {mean:.1f} RPM, SD {sd:.1f}; needs {settings.z_threshold:g})"
+        return Background(0, 0, (), None, None, True, "no negative control to compare with")
+    control_reads = sum(r for r, _ in controls)
+    control_fragments = sum(f for _, f in controls)
+    pooled = 1e6 * control_reads / control_fragments
+    fold = rpm / pooled if pooled > 0 else math.inf
+    # the controls' effective number: equal depths count fully, a shallow one hardly
+    effective = control_fragments**2 / sum(f * f for _, f in controls)
+    p_value = equal_rate_tail(
+        reads, control_reads, fragments, control_fragments, settings.background_cv, effective
     )
-    return Background(z >= settings.z_threshold, control_rpm, z, None, None, phrase)
+    fold_text = "∞" if math.isinf(fold) else f"{fold:.1f}"
+    whose = "the negative control's" if len(controls) == 1 else f"the {len(controls)} negative controls'"
+    phrase = (
+        f"{fold_text}× {whose} RPM ({control_reads} reads in {control_fragments:,} fragments, "
+        f"{pooled:,.1f} RPM; needs {settings.min_fold:g}×), p {p_value:.2g}"
+    )
+    return Background(
+        control_reads,
+        control_fragments,
+        control_rpm,
+        _finite_or_none(fold),
+        p_value,
+        fold >= settings.min_fold,
+        phrase,
+    )
 
 
 @dataclass(frozen=True)
 class OrganismCall:
-    """One organism's call in a unit, with the evidence a reviewer checks."""
+    """One organism's call in a unit, with the evidence a reviewer checks.
+
+    ``control_reads`` are the negative controls' pooled reads of the taxon; ``p_value`` the exact
+    conditional binomial p-value against them and ``p_adjusted`` its Holm adjustment over the
+    ``taxa_tested`` taxa of the unit (None when there was no control to compare with).
+    """
 
     taxid: int
     name: str
@@ -260,9 +312,11 @@ class OrganismCall:
     breadth: float
     kmer_ratio: float | None
     control_rpm: tuple[float, ...]
-    z: float | None
+    control_reads: int
     fold: float | None
     p_value: float | None
+    p_adjusted: float | None
+    taxa_tested: int
     call: str
     reason: str
 
@@ -284,20 +338,39 @@ def call_organism(
     library: str,
     settings: DetectionSettings,
     facts: ReferenceFacts,
+    background: Background | None = None,
+    p_adjusted: float | None = None,
+    taxa_tested: int = 1,
 ) -> OrganismCall:
-    """Call one taxon of ``test`` at ``level`` ("species": clade reads; "genus": unresolved reads)."""
+    """Call one taxon of ``test`` at ``level`` ("species": clade reads; "genus": unresolved reads).
+
+    ``background`` and ``p_adjusted`` come from :func:`call_organisms`, which tests every taxon of
+    the unit together; alone, the taxon is a family of one and its own p-value is the adjusted one.
+    """
     row = test.taxa[taxid]
     reads = test.reads_of(taxid, level)
-    controls = [(c.reads_of(taxid, level), c.fragments) for c in negatives]
-    background = compare_with_controls(reads, test.fragments, controls, settings)
+    if background is None:
+        controls = [(c.reads_of(taxid, level), c.fragments) for c in negatives]
+        background = compare_with_controls(reads, test.fragments, controls, settings)
+        p_adjusted = background.p_value
     ratio = _kmer_ratio(row, facts) if library == "shotgun" else None
     breadth = float(row["breadth"])
     spread = library != "shotgun" or (ratio is not None and ratio >= settings.min_kmer_ratio)
     spread = spread or breadth >= _PLAUSIBLE_BREADTH
+    significant = p_adjusted is None or p_adjusted <= settings.alpha
+    family = (
+        ""
+        if p_adjusted is None
+        else (
+            f"; Holm-adjusted p {p_adjusted:.2g} over {taxa_tested} "
+            f"{'taxon' if taxa_tested == 1 else 'taxa'} tested (needs ≤ {settings.alpha:g})"
+        )
+    )
     if reads < settings.min_reads:
         call, reason = NOT_DETECTED, f"{reads} reads, fewer than the {settings.min_reads} a call needs"
-    elif not background.above:
-        call, reason = NOT_DETECTED, f"not above background: {background.phrase}"
+    elif not (background.fold_ok and significant):
+        # the same taxon in the run's negative controls at this level explains the test's reads
+        call, reason = NOT_DETECTED, f"not above background: {background.phrase}{family}"
     elif not spread:
         shown = "no" if ratio is None else f"{100 * ratio:.1f} % of the"
         call, reason = (
@@ -306,7 +379,7 @@ def call_organism(
             f"(needs {100 * settings.min_kmer_ratio:g} %): shared or low-complexity sequence",
         )
     else:
-        call, reason = DETECTED, background.phrase
+        call, reason = DETECTED, f"{background.phrase}{family}"
     return OrganismCall(
         taxid=taxid,
         name=str(row["name"]),
@@ -319,12 +392,27 @@ def call_organism(
         breadth=breadth,
         kmer_ratio=ratio,
         control_rpm=background.control_rpm,
-        z=background.z,
+        control_reads=background.control_reads,
         fold=background.fold,
         p_value=background.p_value,
+        p_adjusted=p_adjusted,
+        taxa_tested=taxa_tested,
         call=call,
         reason=reason,
     )
+
+
+def _tested_taxa(test: UnitReads, assay: str) -> list[tuple[int, str]]:
+    """The (taxid, level) pairs of ``test`` called for ``assay``: every target species with reads, and
+    every target genus with reads the classifier could not resolve to a species."""
+    tested = []
+    for taxid, row in test.taxa.items():
+        if row["category"] not in TARGETS[assay] or row["rank"] not in ("species", "genus"):
+            continue
+        level = "species" if row["rank"] == "species" else "genus"
+        if test.reads_of(taxid, level) > 0:
+            tested.append((taxid, level))
+    return tested
 
 
 def call_organisms(
@@ -335,23 +423,63 @@ def call_organisms(
     settings: DetectionSettings,
     facts: ReferenceFacts,
 ) -> list[OrganismCall]:
-    """Call every target organism of ``assay`` with reads in ``test``, highest RPM first."""
-    calls = []
-    for taxid, row in test.taxa.items():
-        if row["category"] not in TARGETS[assay] or row["rank"] not in ("species", "genus"):
-            continue
-        level = "species" if row["rank"] == "species" else "genus"
-        if test.reads_of(taxid, level) > 0:
-            calls.append(call_organism(test, taxid, level, negatives, library, settings, facts))
+    """Call every target organism of ``assay`` with reads in ``test``, highest RPM first.
+
+    Every taxon with a read is tested, so the family whose error Holm's procedure holds at
+    ``alpha`` is the whole unit: a sterile lot with hundreds of reagent taxa shared with the
+    controls is falsely DETECTED in at most about ``alpha`` of lots (tests/benchmarks/
+    bench_sterility_calls.py measures it).
+    """
+    tested = _tested_taxa(test, assay)
+    backgrounds = [
+        compare_with_controls(
+            test.reads_of(taxid, level),
+            test.fragments,
+            [(c.reads_of(taxid, level), c.fragments) for c in negatives],
+            settings,
+        )
+        for taxid, level in tested
+    ]
+    p_values = [b.p_value for b in backgrounds]
+    known = [p for p in p_values if p is not None]
+    adjusted = iter(holm_adjusted(known))
+    calls = [
+        call_organism(
+            test,
+            taxid,
+            level,
+            negatives,
+            library,
+            settings,
+            facts,
+            background,
+            None if p is None else next(adjusted),
+            len(tested),
+        )
+        for (taxid, level), background, p in zip(tested, backgrounds, p_values, strict=True)
+    ]
     return sorted(calls, key=lambda c: (-c.rpm, c.name))
 
 
-def detection_threshold(fragments: int, control_fragments: Sequence[int], settings: DetectionSettings) -> int:
-    """Reads a taxon absent from every negative control needs in ``fragments`` to be called."""
+def detection_threshold(
+    fragments: int,
+    controls: Sequence[tuple[int, int]],
+    settings: DetectionSettings,
+    taxa_tested: int = 1,
+) -> int:
+    """Reads of a taxon ``fragments`` need to be called against the controls' (reads, fragments) of it.
+
+    The fewest reads that meet ``min_reads`` and the RPM-ratio floor and whose exact p-value passes
+    Holm's first (strictest) step, α / ``taxa_tested``: the threshold of a taxon that is the unit's
+    most significant. For a taxon the controls hold none of, it is the test's detection threshold;
+    for one they hold, the threshold their background raises it to.
+    """
+    family = max(1, taxa_tested)
 
     def called(reads: int) -> bool:
-        controls = [(0, f) for f in control_fragments]
-        return compare_with_controls(reads, fragments, controls, settings).above
+        background = compare_with_controls(reads, fragments, controls, settings)
+        p_value = background.p_value
+        return background.fold_ok and (p_value is None or p_value * family <= settings.alpha)
 
     low = settings.min_reads
     if called(low):
@@ -382,9 +510,17 @@ def _sentence_list(items: Sequence[str]) -> str:
     return "; ".join(item.rstrip(".") for item in items)
 
 
-def _negative_control_problems(
-    negatives: Sequence[UnitReads], assay: str, settings: DetectionSettings
+def _control_depth_problems(
+    negatives: Sequence[UnitReads], test: UnitReads, threshold: int, settings: DetectionSettings
 ) -> list[str]:
+    """Negative controls too shallow to show the absence of what the test would call.
+
+    A contaminant at the test's detection threshold (``threshold`` reads in the test's fragments)
+    leaves on average threshold × d_control / d_test reads in a control; unless that mean is the
+    −ln(1 − p) reads seen with the run's detection probability p (3.0 at 95 %), a control reading
+    none of an organism is no evidence that the reagents were free of it at the level that matters.
+    """
+    needed = -math.log1p(-settings.detection_probability)
     problems = []
     for control in negatives:
         if control.error is not None:
@@ -392,25 +528,27 @@ def _negative_control_problems(
                 f"negative control {control.unit.unit_id} could not be measured ({control.error})"
             )
             continue
-        worst = max(
-            (
-                (control.rpm(int(row["reads_clade"])), str(row["name"]))
-                for row in control.taxa.values()
-                if row["category"] in TARGETS[assay] and row["rank"] in ("species", "genus")
-            ),
-            default=(0.0, ""),
-        )
-        if worst[0] > settings.negative_control_max_rpm:
+        expected = threshold * control.fragments / test.fragments
+        if expected < needed:
+            minimum = math.ceil(needed * test.fragments / threshold)
             problems.append(
-                f"negative control {control.unit.unit_id} holds {worst[1]} at {worst[0]:,.0f} RPM, above the "
-                f"{settings.negative_control_max_rpm:,g} RPM a valid control allows"
+                f"negative control {control.unit.unit_id} has {control.fragments:,} fragments, too few to "
+                f"protect anything: a contaminant at the test's detection threshold ({threshold} reads in "
+                f"{test.fragments:,} fragments, {test.rpm(threshold):,.0f} RPM) would leave {expected:.1f} "
+                f"reads in it on average, so none there shows nothing; this test needs controls of at least "
+                f"{minimum:,} fragments"
             )
     return problems
 
 
 @dataclass(frozen=True)
 class SpikeResult:
-    """A positive control's spike: detected or not, and the sensitivity it gives (RPM per unit)."""
+    """A positive control's spike: detected or not, and the sensitivity it gives (RPM per unit).
+
+    ``rpm_per_unit`` is the point estimate, ``rpm_per_unit_lower`` its one-sided 95 % lower bound
+    from the spike's Poisson read count: the limit of detection is predicted from the lower bound,
+    so a control read by few reads cannot promise more sensitivity than it showed.
+    """
 
     unit_id: str
     organism: str
@@ -423,6 +561,10 @@ class SpikeResult:
     rpm_per_unit: float | None
     problem: str | None
     reference_minimizers: float = 0.0
+    rpm_per_unit_lower: float | None = None
+
+
+_SENSITIVITY_CONFIDENCE = 0.95  # the positive control's count is a Poisson measurement, not exact
 
 
 def assess_positive_control(
@@ -446,7 +588,8 @@ def assess_positive_control(
         return SpikeResult(**result, rpm_per_unit=None, problem=f"positive control {unit.unit_id}: {exc}")
     node = facts.node_of(taxid)
     category = str(facts.taxonomy.category[node]) if node is not None else "other"
-    targets = TARGETS.get(unit.assay, TARGETS["sterility_reads"])
+    assay = unit.assay if unit.assay in TARGETS else "sterility_reads"
+    targets = TARGETS[assay]
     if category not in targets:
         # the product's own reads (host), the vector or a spike-in are in every sample: a "spike" of
         # them shows nothing about the assay's sensitivity to a contaminant
@@ -465,62 +608,154 @@ def assess_positive_control(
             f"fewer than the {settings.min_fragments:,} a valid control needs"
         )
         return SpikeResult(**result, rpm_per_unit=None, problem=problem)
-    # the spike is judged as a contaminant of the test would be, against the same negative controls
-    spike = (
-        None
-        if taxid not in control.taxa
-        else call_organism(control, taxid, "species", negatives, library, settings, facts)
-    )
+    # the spike is judged as a contaminant of the test would be: against the same negative controls,
+    # among every taxon of its own library
+    calls = call_organisms(control, negatives, assay, library, settings, facts)
+    spike = next((c for c in calls if c.taxid == taxid and c.level == "species"), None)
     if spike is None or spike.call != DETECTED:
         why = spike.reason if spike is not None else "no reads"
         problem = (
             f"positive control {unit.unit_id} did not detect its spike {organism} ({reads} reads; {why})"
         )
         return SpikeResult(**result, rpm_per_unit=None, problem=problem)
+    lower = 1e6 * lower_bound(reads, _SENSITIVITY_CONFIDENCE) / control.fragments
     return SpikeResult(
         **result | {"call": DETECTED},
         rpm_per_unit=rpm / concentration,
         problem=None,
         reference_minimizers=facts.represented(taxid),
+        rpm_per_unit_lower=lower / concentration,
     )
 
 
-def _organism_lod(
-    taxid: int | None,
-    lod_reads_rpm: float,
-    spikes: Sequence[SpikeResult],
-    library: str,
-    facts: ReferenceFacts,
-) -> float | None:
-    """The concentration of ``taxid`` detected with the run's probability, from every positive control.
+PREDICTED = "predicted"
+EMPIRICAL = "empirical"
+SAMPLING_FLOOR = "sampling floor"
 
-    In a shotgun library an organism's classifiable reads per CFU scale with the share of its
-    genome the reference holds, so the spike's sensitivity is rescaled by the minimizers held for
-    the organism over those held for the spike; an amplicon library reads one locus of every
-    organism, so no rescaling applies. The worst positive control gives the limit.
+
+@dataclass(frozen=True)
+class LodContext:
+    """What every organism's limit of detection in one test is computed from.
+
+    ``fragments`` are the test's; ``negatives`` the measured negative controls; ``taxa_tested`` the
+    size of the test's family of taxa (Holm); ``spikes`` the usable positive controls; ``floor`` the
+    sampling floor −ln(1 − p)/V in the spikes' unit and ``volume_ml`` the tested volume V (both None
+    when that unit is not per mL);
+    ``empirical`` the lab's validated LOD95 table (organism, letter case folded → CFU/mL), applied
+    only when the spikes' unit is CFU/mL.
     """
-    if not spikes or any(s.rpm_per_unit is None for s in spikes):
+
+    fragments: int
+    negatives: tuple[UnitReads, ...]
+    taxa_tested: int
+    spikes: tuple[SpikeResult, ...]
+    library: str
+    floor: float | None
+    empirical: Mapping[str, float]
+    settings: DetectionSettings
+    facts: ReferenceFacts
+    volume_ml: float | None = None
+
+
+@dataclass(frozen=True)
+class OrganismLod:
+    """One organism's limit of detection in a test and what it rests on.
+
+    ``basis`` is ``predicted`` (from the positive control's lower-bound sensitivity and the reads
+    the organism needs, ``threshold_reads``, which the negative controls' reads of it raise),
+    ``empirical`` (the lab's validation table) or ``sampling floor`` (the tested volume, where the
+    other is lower); ``predicted`` is the modelled value whatever the basis.
+    """
+
+    value: float | None
+    basis: str | None
+    predicted: float | None
+    threshold_reads: int
+    control_reads: int
+
+
+def _empirical_lod(context: LodContext, taxid: int | None, names: Sequence[str]) -> float | None:
+    if not context.empirical or any(s.unit != LOD_TABLE_UNIT for s in context.spikes):
         return None
-    held = facts.represented(taxid)
-    if held <= 0:
-        return None
+    keys = [name.casefold() for name in names if name] + ([str(taxid)] if taxid is not None else [])
+    return next((context.empirical[k] for k in keys if k in context.empirical), None)
+
+
+def organism_lod(
+    context: LodContext,
+    taxid: int | None,
+    names: Sequence[str] = (),
+    spikes: Sequence[SpikeResult] | None = None,
+) -> OrganismLod:
+    """The concentration of ``taxid`` detected with the run's probability (its LOD, module docstring).
+
+    Predicted: the concentration at which the organism's threshold (raised by the negative
+    controls' reads of it: the depth-adjusted burden of a control masks what lies under it) is
+    reached with the run's probability, from the worst positive control's lower-bound sensitivity.
+    Per mL, both samplings count: the V mL tested hold Poisson(c·V) organisms and each gives
+    Poisson(ρ) reads, ρ the sensitivity's reads per organism at the test's depth
+    (:func:`rapidrelease.stats.organisms_detected`), so few organisms read deeply are limited by
+    the sample and many read thinly by the reads; in other units, the Poisson mean of reads at the
+    threshold over the sensitivity. In a shotgun library
+    an organism's classifiable reads per CFU scale with the share of its genome the reference
+    holds, so the spike's sensitivity is rescaled by the minimizers held for the organism over
+    those held for the spike; an amplicon library reads one locus of every organism, so no
+    rescaling applies. An empirical LOD95 for the organism replaces the prediction. Neither is
+    reported below the sampling floor.
+    """
+    spikes = context.spikes if spikes is None else spikes
+    controls = [
+        (c.reads_of(taxid, "species") if taxid is not None else 0, c.fragments) for c in context.negatives
+    ]
+    threshold = detection_threshold(context.fragments, controls, context.settings, context.taxa_tested)
+    control_reads = sum(r for r, _ in controls)
+    held = context.facts.represented(taxid)
+    if not spikes or any(s.rpm_per_unit_lower is None for s in spikes) or held <= 0:
+        return OrganismLod(None, None, None, threshold, control_reads)
+    probability = context.settings.detection_probability
+    rpm = 1e6 * mean_detected(threshold, probability) / context.fragments
     limits = []
     for spike in spikes:
-        scale = 1.0 if library != "shotgun" else held / max(spike.reference_minimizers, 1.0)
-        limits.append(lod_reads_rpm / (spike.rpm_per_unit * scale))
-    return max(limits)
+        assert spike.rpm_per_unit_lower is not None
+        scale = 1.0 if context.library != "shotgun" else held / max(spike.reference_minimizers, 1.0)
+        sensitivity = spike.rpm_per_unit_lower * scale  # RPM of the test per unit of concentration
+        if sensitivity <= 0:
+            limits.append(math.inf)
+        elif context.volume_ml is not None:
+            per_organism = sensitivity * context.fragments / 1e6 / context.volume_ml
+            limits.append(organisms_detected(threshold, per_organism, probability) / context.volume_ml)
+        else:
+            limits.append(rpm / sensitivity)
+    predicted = max(limits)
+    empirical = _empirical_lod(context, taxid, names)
+    value, basis = (predicted, PREDICTED) if empirical is None else (empirical, EMPIRICAL)
+    if context.floor is not None and context.floor > value:
+        value, basis = context.floor, SAMPLING_FLOOR
+    return OrganismLod(_finite_or_none(value), basis, _finite_or_none(predicted), threshold, control_reads)
+
+
+def _lod_phrase(lod: OrganismLod, unit: str) -> str:
+    """How a reviewer reads one LOD: its value, what it rests on and what raised it."""
+    if lod.value is None:
+        return "the run's LOD is unknown"
+    words = {
+        PREDICTED: "predicted LOD95",
+        EMPIRICAL: "empirical LOD95 (the lab's validation table)",
+        SAMPLING_FLOOR: "LOD95 at the sampling floor of the tested volume",
+    }
+    text = f"{words[lod.basis or PREDICTED]} {lod.value:.3g} {unit}"
+    if lod.control_reads:
+        text += (
+            f", raised by the negative controls' {lod.control_reads} reads of it "
+            f"({lod.threshold_reads} reads needed in the test)"
+        )
+    return text
 
 
 def _checklist(
-    assay: str,
-    calls: Sequence[OrganismCall],
-    test: UnitReads,
-    facts: ReferenceFacts,
-    lod_rpm: float,
-    spikes: Sequence[SpikeResult],
-    library: str,
-    lod_unit: str,
+    assay: str, calls: Sequence[OrganismCall], test: UnitReads, context: LodContext, lod_unit: str
 ) -> list[dict[str, Any]]:
+    facts = context.facts
     detected = [c for c in calls if c.call == DETECTED]
     entries = []
     for organism in checklist_of(assay):
@@ -529,7 +764,7 @@ def _checklist(
         )
         node = facts.node_of(taxid) if taxid is not None else None
         held = facts.held(taxid)
-        lod = _organism_lod(taxid, lod_rpm, spikes, library, facts) if held else None
+        lod = organism_lod(context, taxid, (organism.name,)) if held else None
         entry = {
             "organism": organism.name,
             "strain": organism.strain,
@@ -540,8 +775,12 @@ def _checklist(
                 1.0, facts.represented(taxid) * facts.kmers_per_minimizer / (organism.genome_mb * 1e6)
             ),
             "reads": test.reads_of(taxid, "species") if taxid is not None else 0,
-            "lod": lod,
+            "lod": lod.value if lod is not None else None,
             "lod_unit": lod_unit,
+            "lod_basis": lod.basis if lod is not None else None,
+            "predicted_lod": lod.predicted if lod is not None else None,
+            "threshold_reads": lod.threshold_reads if lod is not None else None,
+            "control_reads": lod.control_reads if lod is not None else 0,
         }
         if held == 0:
             status = NOT_COVERED
@@ -553,16 +792,42 @@ def _checklist(
         ):
             status, reason = DETECTED, "detected (see the calls)"
         else:
-            status = NOT_DETECTED
-            reason = (
-                f"not detected; LOD {lod:.3g} {lod_unit}"
-                if lod is not None
-                else ("not detected; the run's LOD is unknown")
-            )
+            assert lod is not None
+            status, reason = NOT_DETECTED, f"not detected; {_lod_phrase(lod, lod_unit)}"
         if organism.note:
             reason += f" ({organism.note})"
         entries.append(entry | {"status": status, "reason": reason})
     return entries
+
+
+def _control_background(test: UnitReads, context: LodContext, assay: str) -> list[dict[str, Any]]:
+    """Every target taxon the negative controls hold: their burden, scaled to the test's depth, and
+    the reads (and RPM) the test needs of it to call it over that burden: what it masks."""
+    taxa: dict[int, str] = {}
+    for control in context.negatives:
+        for taxid, level in _tested_taxa(control, assay):
+            if level == "species":
+                taxa.setdefault(taxid, str(control.taxa[taxid]["name"]))
+    rows = []
+    for taxid, name in sorted(taxa.items(), key=lambda item: item[1]):
+        controls = [(c.reads_of(taxid, "species"), c.fragments) for c in context.negatives]
+        reads = sum(r for r, _ in controls)
+        fragments = sum(f for _, f in controls)
+        threshold = detection_threshold(test.fragments, controls, context.settings, context.taxa_tested)
+        rows.append(
+            {
+                "taxid": taxid,
+                "name": name,
+                "control_reads": reads,
+                "control_fragments": fragments,
+                "control_rpm": 1e6 * reads / fragments,
+                # the controls' reads as the test's depth would show them: the depth-adjusted burden
+                "expected_test_reads": reads * test.fragments / fragments,
+                "threshold_reads": threshold,
+                "threshold_rpm": test.rpm(threshold),
+            }
+        )
+    return rows
 
 
 def _call_detail(calls: Sequence[OrganismCall]) -> str | None:
@@ -622,7 +887,7 @@ def call_contaminants(
         positives = [others[u.unit_id] for u in controls if u.role == "positive_control" and u != unit]
         evidence["settings"] = asdict(settings)
         if unit.role == "negative_control":
-            metrics |= _negative_control_metrics(this, unit.assay, settings)
+            metrics |= _negative_control_metrics(this, unit.assay)
         elif unit.role == "positive_control":
             measured = [n for n in negatives if n.error is None]
             spike = assess_positive_control(this, measured, unit.library, settings, facts)
@@ -635,7 +900,15 @@ def call_contaminants(
             # a control that could not be measured invalidates the run but is no background
             measured = [n for n in negatives if n.error is None]
             calls = call_organisms(this, measured, unit.assay, unit.library, settings, facts)
-            metrics |= _test_metrics(this, calls, negatives, positives, unit, settings, facts, evidence)
+            empirical: dict[str, float] = {}
+            if settings.lod_table is not None:
+                # the lab's validated limits replace the predicted ones; a table that cannot be read
+                # makes the unit an error, never a silently predicted LOD
+                inputs.append(file_ref(Path(settings.lod_table), "validated LOD95 table"))
+                empirical = read_lod_table(Path(settings.lod_table))
+            metrics |= _test_metrics(
+                this, calls, negatives, positives, unit, settings, facts, evidence, empirical
+            )
         record = dataclasses.replace(record, metrics=metrics)
     except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
         record = record.failed(exc, "calling contaminants of")
@@ -669,8 +942,10 @@ def _independent_of(this: UnitReads, control: UnitReads) -> UnitReads:
     return dataclasses.replace(control, fragments=0, taxa={}, error=error)
 
 
-def _negative_control_metrics(this: UnitReads, assay: str, settings: DetectionSettings) -> dict[str, Metric]:
-    problems = _negative_control_problems([this], assay, settings)
+def _negative_control_metrics(this: UnitReads, assay: str) -> dict[str, Metric]:
+    """A negative control's own record: its highest target taxon, for information. Whether it is
+    acceptable depends on the test it controls (its depth against the test's threshold, its burden
+    against each organism's LOD), so each test's record judges it."""
     worst = max(
         (
             this.rpm(int(row["reads_clade"]))
@@ -679,7 +954,22 @@ def _negative_control_metrics(this: UnitReads, assay: str, settings: DetectionSe
         ),
         default=0.0,
     )
-    return {"max_contaminant_rpm": _metric(worst, "RPM", "rate", _sentence_list(problems) or None)}
+    return {"max_contaminant_rpm": _metric(worst, "RPM", "rate")}
+
+
+def tested_volume_ml(unit: Unit, settings: DetectionSettings) -> float:
+    """The volume of product (mL) the test extracted: the unit sheet's ``volume_ul``, else the setting."""
+    return unit.volume_ul / 1000 if unit.volume_ul else float(settings.tested_volume_ml)
+
+
+def sampling_floor(volume_ml: float, probability: float) -> float:
+    """The lowest concentration (per mL) a sample of ``volume_ml`` holds an organism of with ``probability``.
+
+    Organisms are Poisson-distributed in the product: a V mL sample of c per mL holds none with
+    probability e^(−cV), so no method detects below −ln(1 − p)/V, 3.0/V at 95 % (USP <1223>'s
+    sampling limit; Ph. Eur. 5.1.6).
+    """
+    return -math.log1p(-probability) / volume_ml
 
 
 def _test_metrics(
@@ -691,6 +981,7 @@ def _test_metrics(
     settings: DetectionSettings,
     facts: ReferenceFacts,
     evidence: dict[str, Json],
+    empirical: Mapping[str, float],
 ) -> dict[str, Metric]:
     problems: list[str] = []
     if this.fragments < settings.min_fragments:
@@ -701,9 +992,11 @@ def _test_metrics(
     kind = f"{unit.assay} ({unit.library})"
     if not negatives:
         problems.append(f"lot {unit.lot_id} has no negative control for {kind}")
-    problems += _negative_control_problems(negatives, unit.assay, settings)
     measured = [n for n in negatives if n.error is None]
-    threshold = detection_threshold(this.fragments, [c.fragments for c in measured], settings)
+    taxa_tested = max(1, len(calls))
+    clean = [(0, c.fragments) for c in measured]
+    threshold = detection_threshold(this.fragments, clean, settings, taxa_tested)
+    problems += _control_depth_problems(negatives, this, threshold, settings)
     spikes = [assess_positive_control(p, measured, unit.library, settings, facts) for p in positives]
     problems += [s.problem for s in spikes if s.problem is not None]
     units = sorted({s.unit for s in spikes if s.rpm_per_unit is not None})
@@ -719,12 +1012,24 @@ def _test_metrics(
     elif any(s.rpm_per_unit is None for s in spikes):
         failed = _sentence_list([s.problem for s in spikes if s.problem is not None])
         lod_problem = f"the limit of detection is unknown: {failed}"
-    # the RPM a taxon absent from the controls reaches with the run's detection probability
-    lod_rpm = this.rpm(1) * mean_detected(threshold, settings.detection_probability)
-    usable = [] if lod_problem else spikes
-    lod = max((lod_rpm / s.rpm_per_unit for s in usable), default=None)
+    usable = () if lod_problem else tuple(spikes)
     lod_unit = units[0] if len(units) == 1 else (spikes[0].unit if spikes else "")
-    checklist = _checklist(unit.assay, calls, this, facts, lod_rpm, usable, unit.library, lod_unit)
+    volume = tested_volume_ml(unit, settings)
+    per_ml = lod_unit.replace(" ", "").lower().endswith("/ml")
+    floor = sampling_floor(volume, settings.detection_probability) if per_ml else None
+    context = LodContext(
+        this.fragments,
+        tuple(measured),
+        taxa_tested,
+        usable,
+        unit.library,
+        floor,
+        empirical,
+        settings,
+        facts,
+        volume if per_ml else None,
+    )
+    checklist = _checklist(unit.assay, calls, this, context, lod_unit)
     uncovered = [e["organism"] for e in checklist if e["status"] == NOT_COVERED]
     if uncovered:
         problems.append(
@@ -746,10 +1051,26 @@ def _test_metrics(
         ],
         "positive": [asdict(s) for s in spikes],
     }
-    evidence["detection_threshold"] = {"reads": threshold, "rpm": this.rpm(threshold)}
+    evidence["control_background"] = _control_background(this, context, unit.assay)
+    evidence["detection_threshold"] = {
+        "reads": threshold,
+        "rpm": this.rpm(threshold),
+        "taxa_tested": taxa_tested,
+        "alpha": settings.alpha,
+    }
+    evidence["sampling"] = {"tested_volume_ml": volume, "floor": floor, "unit": lod_unit}
     evidence["calls"] = [asdict(c) for c in calls]
     evidence["checklist"] = checklist
+    # the spiked organisms' own limits: what the positive controls measured
+    spike_lods = [
+        organism_lod(context, s.taxid, (s.organism, _name_of(facts, s.taxid)), spikes=(s,)) for s in usable
+    ]
+    spike_lod = max(
+        (lod for lod in spike_lods if lod.value is not None), key=lambda lod: lod.value or 0.0, default=None
+    )
+    lod = spike_lod.value if spike_lod is not None else None
     spiked = sorted({s.organism for s in usable})
+    evidence["lod"] = asdict(spike_lod) if spike_lod is not None else None
     worst_entry = max((e for e in checklist if e["lod"] is not None), key=lambda e: e["lod"], default=None)
     organism_lods = {
         organism_lod_metric(e["organism"]): _metric(
@@ -757,15 +1078,23 @@ def _test_metrics(
             lod_unit,
             "concentration",
             invalid if e["lod"] is not None else lod_problem or invalid or e["reason"],
-            detail=f"{e['organism']} {e['strain']}",
+            detail=f"{e['organism']} {e['strain']}: {e['reason'].split('; ', 1)[-1]}",
         )
         for e in checklist
     }
+    # a detection stands whatever else is wrong with the run (USP <71>, FDA OOS guidance): a failed
+    # positive control, a shallow or unmeasured control or a missing organism can explain a miss, not
+    # a find; a negative control holding the same taxon at a level that explains it already made
+    # the call NOT_DETECTED
+    call_reason = None if detected else invalid
+    detail = _call_detail(calls)
+    if detected and invalid:
+        detail = f"{detail}; the run also has validity problems ({invalid}), which cannot explain a detection"
     return {
         "contaminant_call": _metric(
-            DETECTED if detected else NOT_DETECTED, None, "category", invalid, _call_detail(calls)
+            DETECTED if detected else NOT_DETECTED, None, "category", call_reason, detail
         ),
-        "contaminants_detected": _metric(len(detected), "organisms", "count", invalid),
+        "contaminants_detected": _metric(len(detected), "organisms", "count", call_reason),
         "detection_threshold_reads": _metric(threshold, "reads", "count"),
         # the spiked organism's: what the positive control measured
         "lod": _metric(
@@ -773,7 +1102,11 @@ def _test_metrics(
             lod_unit,
             "concentration",
             invalid if lod is not None else lod_problem or invalid,
-            detail=f"for {', '.join(spiked)}, the positive control's spike" if spiked else None,
+            detail=(
+                f"{_lod_phrase(spike_lod, lod_unit)}, for {', '.join(spiked)}, the positive control's spike"
+                if spike_lod is not None and spiked
+                else None
+            ),
         ),
         # the least sensitive checklist organism: the LOD of a claim that covers the whole checklist
         "lod_checklist_max": _metric(
@@ -791,10 +1124,15 @@ def _test_metrics(
     }
 
 
+def _name_of(facts: ReferenceFacts, taxid: int | None) -> str:
+    node = facts.node_of(taxid) if taxid is not None else None
+    return str(facts.taxonomy.name[node]) if node is not None else ""
+
+
 def _write_calls(path: Path, calls: Sequence[OrganismCall]) -> None:
     """The calls as a table (one row per organism; control RPMs comma-separated)."""
-    integers = {"taxid", "reads", "distinct_minimizers"}
-    numbers = {"rpm", "breadth", "kmer_ratio", "z", "fold", "p_value"}
+    integers = {"taxid", "reads", "distinct_minimizers", "control_reads", "taxa_tested"}
+    numbers = {"rpm", "breadth", "kmer_ratio", "fold", "p_value", "p_adjusted"}
     schema = {
         name: pl.Int64 if name in integers else pl.Float64 if name in numbers else pl.String
         for name in OrganismCall.__dataclass_fields__

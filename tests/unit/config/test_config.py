@@ -326,6 +326,26 @@ def test_a_cram_reference_that_does_not_exist_is_named(project: Path) -> None:
     assert load_run_config(path).classify.cram_reference == Path("refs/GRCh38.fa")
 
 
+def test_a_validated_lod_table_is_read_at_config_time_and_fingerprinted(project: Path) -> None:
+    config = _with_reference(project) + "detection: {lod_table: validation/lod95.tsv}\n"
+    path = write_project(project, units=[*UNITS, STER], config=config)
+    (problem,) = problems_of(path)
+    assert problem.startswith(
+        "config/config.yaml, key 'detection.lod_table': 'validation/lod95.tsv' cannot be read"
+    )
+    (project / "validation").mkdir()
+    table = project / "validation" / "lod95.tsv"
+    table.write_text("organism\tlod95_cfu_per_ml\nStaphylococcus aureus\tten\n", encoding="utf-8")
+    assert problems_of(path) == [
+        "validation/lod95.tsv, line 2: lod95_cfu_per_ml of Staphylococcus aureus is 'ten', "
+        "not a positive number."
+    ]
+    table.write_text("organism\tlod95_cfu_per_ml\nStaphylococcus aureus\t4.5\n", encoding="utf-8")
+    run = load_run_config(path)
+    assert run.detection.lod_table == "validation/lod95.tsv"
+    assert "validation/lod95.tsv" in run.file_sha256
+
+
 def test_a_sequenced_lot_needs_a_reference(project: Path) -> None:
     path = write_project(project, units=[*UNITS, STER])
     assert problems_of(path) == [

@@ -150,14 +150,13 @@ def _expected_attributes(phenotype: Any, dose: str, sterility: Any) -> dict[str,
     if sterility == "unit_error":
         call = lod = INCONCLUSIVE
     else:
-        # the LOD judges the run: not met or not reported, neither the call nor the LOD can be relied on
+        # the LOD judges the run: not met or not reported, a clean call cannot be relied on; a
+        # detection stays a FAIL (an insensitive run can miss a contaminant, not invent one)
         valid = sterility[1] == "valid"
         lod = PASS if valid else INCONCLUSIVE
-        call = (
-            {"NOT_DETECTED": PASS, "DETECTED": FAIL}.get(sterility[0], INCONCLUSIVE)
-            if valid
-            else INCONCLUSIVE
-        )
+        call = {"NOT_DETECTED": PASS, "DETECTED": FAIL}.get(sterility[0], INCONCLUSIVE)
+        if not valid and call == PASS:
+            call = INCONCLUSIVE
     return dict(zip(ATTRIBUTES, (viability, ratio, dose_result, call, lod), strict=True))
 
 

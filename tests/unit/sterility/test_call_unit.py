@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,24 @@ from rapidrelease.records import (
     to_json,
     write_record,
 )
+from rapidrelease.stats import lower_bound, mean_detected, organisms_detected
 from rapidrelease.sterility.calls import ReferenceFacts, call_contaminants
 
+DEFAULTS = DetectionSettings()
 
-def _call(unit: Unit, units: list[Unit], root: Path, index: KmerIndex) -> dict[str, Any]:
+
+def _call(
+    unit: Unit,
+    units: list[Unit],
+    root: Path,
+    index: KmerIndex,
+    settings: DetectionSettings = DEFAULTS,
+) -> dict[str, Any]:
     """Call ``unit`` against the other units (its controls), each gathered in ``root/<unit id>``; the
     record as a reviewer reads it, its evidence beside its metrics."""
     controls = [u for u in units if u != unit]
     folders = {u.unit_id: root / u.unit_id for u in units}
-    record = call_contaminants(unit, controls, folders, index.folder, DetectionSettings())
+    record = call_contaminants(unit, controls, folders, index.folder, settings)
     assert read_unit_record(root / unit.unit_id / "metrics.json") == record
     data = to_json(record)
     assert isinstance(data, dict)
@@ -85,20 +95,30 @@ def _write_unit(
 SPIKE = {"spike_organism": "Staphylococcus aureus", "spike_concentration": 100.0, "spike_unit": "CFU/mL"}
 
 
-def _lot(tmp_path: Path, index: KmerIndex, case: str) -> dict[str, Any]:
+def _lot(
+    tmp_path: Path,
+    index: KmerIndex,
+    case: str,
+    settings: DetectionSettings = DEFAULTS,
+    test_fragments: int = 200_000,
+    volume_ul: float | None = None,
+) -> dict[str, Any]:
     """A lot's test unit (with K. pneumoniae when ``case`` says so) and controls; call the test unit."""
     facts = ReferenceFacts.from_index(index)
     units = {
-        "T": Unit("L", "T", "sterility_reads", "test", Path("t.fq")),
+        "T": Unit("L", "T", "sterility_reads", "test", Path("t.fq"), volume_ul=volume_ul),
         "NC1": Unit("L", "NC1", "sterility_reads", "negative_control", Path("nc1.fq")),
         "NC2": Unit("L", "NC2", "sterility_reads", "negative_control", Path("nc2.fq")),
         "PC": Unit("L", "PC", "sterility_reads", "positive_control", Path("pc.fq"), **SPIKE),
     }
     contents = {
-        "T": (100 if case == "shallow" else 200_000, {573: 12} if case == "contaminated" else {}),
-        "NC1": (50_000, {562: 100} if case == "dirty_control" else {562: 5}),
-        "NC2": (50_000, {}),
-        "PC": (50_000, {1280: 2} if case == "failed_positive" else {1280: 500}),
+        "T": (
+            100 if case == "shallow" else test_fragments,
+            {573: 20} if case in ("contaminated", "contaminated_failed_positive") else {},
+        ),
+        "NC1": (50_000, {562: 750} if case == "dirty_control" else {562: 5}),
+        "NC2": (5_000 if case == "shallow_negative" else 50_000, {}),
+        "PC": (50_000, {1280: 2} if case.endswith("failed_positive") else {1280: 500}),
     }
     if case == "no_negative":
         del units["NC1"], units["NC2"]
@@ -108,7 +128,7 @@ def _lot(tmp_path: Path, index: KmerIndex, case: str) -> dict[str, Any]:
         if case == "broken_negative" and unit_id == "NC2":
             continue  # its classification never wrote reads.json
         _write_unit(folder, unit, *contents[unit_id], facts)
-    return _call(units["T"], list(units.values()), tmp_path, index)
+    return _call(units["T"], list(units.values()), tmp_path, index, settings)
 
 
 def test_a_valid_clean_run(tmp_path: Path, panel_index: KmerIndex) -> None:
@@ -116,9 +136,23 @@ def test_a_valid_clean_run(tmp_path: Path, panel_index: KmerIndex) -> None:
     metrics = record["metrics"]
     assert record["validity"] == {"valid": True, "problems": []}
     assert metrics["contaminant_call"]["value"] == "NOT_DETECTED"
-    # PC: 500 pairs of 50,000 = 10,000 RPM per 100 CFU/mL; threshold 3 reads -> 6.2958 / 0.2 M / 100
-    assert metrics["lod"]["value"] == pytest.approx(6.2958 / 200_000 * 1e6 / 100, rel=1e-4)
+    # the test needs 14 reads against the controls' 0 in 100,000 fragments (p ≤ 0.01 with the
+    # libraries' gamma spread of CV 0.3); the PC's 500 reads of 50,000 per 100 CFU/mL count at their
+    # lower 95 % bound (463.8): 92.8 RPM per CFU/mL, 18.6 reads per organism in 0.2 M fragments of
+    # 1 mL tested
+    assert record["detection_threshold"] == {"reads": 14, "rpm": 70.0, "taxa_tested": 1, "alpha": 0.01}
+    sensitivity = 1e6 * lower_bound(500) / 50_000 / 100
+    assert sensitivity * 0.2 == pytest.approx(18.55, abs=0.01)
+    # reads alone (Poisson about 20.7 reads' mean) would claim 1.11 CFU/mL, but 1 mL holds no organism
+    # at all at that level in 33 % of samples; sampling then sequencing: 3.32 CFU/mL, above 3.0 / V
+    assert 1e6 * mean_detected(14) / 200_000 / sensitivity == pytest.approx(1.114, abs=1e-3)
+    predicted = organisms_detected(14, sensitivity * 0.2)
+    assert record["lod"]["predicted"] == pytest.approx(predicted) == pytest.approx(3.323, abs=1e-3)
+    assert (record["lod"]["basis"], record["sampling"]["tested_volume_ml"]) == ("predicted", 1.0)
+    assert record["sampling"]["floor"] == pytest.approx(-math.log(0.05))
+    assert metrics["lod"]["value"] == pytest.approx(3.323, abs=1e-3)
     assert metrics["lod"]["unit"] == "CFU/mL" and metrics["lod"]["status"] == "ok"
+    assert metrics["lod"]["detail"].startswith("predicted LOD95 3.32 CFU/mL")
     # NC1's E. coli (100 RPM) is not in the test: no call at all
     assert record["calls"] == []
     saved = read_unit_record(tmp_path / "T" / "metrics.json")
@@ -130,20 +164,92 @@ def test_a_contaminated_sample_names_the_organism(tmp_path: Path, panel_index: K
     record = _lot(tmp_path, panel_index, "contaminated")
     call = record["metrics"]["contaminant_call"]
     assert (call["value"], call["status"]) == ("DETECTED", "ok")
-    assert call["detail"].startswith("Klebsiella pneumoniae: 12 reads, 60.0 RPM, z 60.0 against 2 negative")
+    assert call["detail"].startswith(
+        "Klebsiella pneumoniae: 20 reads, 100.0 RPM, ∞× the 2 negative controls' RPM (0 reads in 100,000"
+    )
     (klebsiella,) = [c for c in record["calls"] if c["call"] == "DETECTED"]
-    assert klebsiella["taxid"] == 573
+    assert klebsiella["taxid"] == 573 and klebsiella["p_adjusted"] < 0.01
     table = pl.read_csv(tmp_path / "T" / "calls.tsv", separator="\t")
     detected = table.filter(pl.col("call") == "DETECTED").row(0, named=True)
-    assert (detected["taxid"], detected["reads"], detected["control_rpm"]) == (573, 12, "0.000,0.000")
+    assert (detected["taxid"], detected["reads"], detected["control_rpm"]) == (573, 20, "0.000,0.000")
+    assert (detected["control_reads"], detected["taxa_tested"]) == (0, 1)
+
+
+def test_a_detection_stays_a_detection_when_the_run_is_invalid(tmp_path: Path, panel_index) -> None:
+    # a positive control that missed its spike can explain a miss, never a find (USP <71>, FDA OOS)
+    record = _lot(tmp_path, panel_index, "contaminated_failed_positive")
+    call = record["metrics"]["contaminant_call"]
+    assert (call["value"], call["status"], call["reason"]) == ("DETECTED", "ok", None)
+    assert (
+        "the run also has validity problems (positive control PC did not detect its spike" in call["detail"]
+    )
+    assert record["metrics"]["contaminants_detected"]["status"] == "ok"
+    assert record["validity"]["valid"] is False
+    assert record["metrics"]["lod"]["status"] == "inconclusive"
+
+
+def test_a_kitome_control_does_not_invalidate_the_run_but_raises_what_it_masks(
+    tmp_path: Path, panel_index: KmerIndex
+) -> None:
+    # NC1's reads are 1.5 % E. coli, 15,000 RPM (kit reagent DNA, Salter 2014): before, over the
+    # 1,000 RPM rule, every such run was invalid; now the control is judged by the burden it puts
+    # on E. coli alone
+    record = _lot(tmp_path, panel_index, "dirty_control")
+    assert record["validity"] == {"valid": True, "problems": []}
+    (masked,) = record["control_background"]
+    # 750 reads in the pooled 100,000 fragments are 1,500 reads at the test's 200,000: E. coli needs
+    # 10x that (15,000 reads, 75,000 RPM) before it is a call; every other organism still needs 14
+    assert (masked["name"], masked["control_reads"], masked["control_rpm"]) == (
+        "Escherichia coli",
+        750,
+        7500.0,
+    )
+    assert (masked["expected_test_reads"], masked["threshold_reads"]) == (1500.0, 15000)
+    assert masked["threshold_rpm"] == 75_000.0
+    assert record["detection_threshold"]["reads"] == 14
+
+
+def test_a_test_ten_times_deeper_cannot_promise_a_limit_below_the_sampling_floor(
+    tmp_path: Path, panel_index: KmerIndex
+) -> None:
+    # issue 17: a 10 M-read test reported 0.009 CFU/mL; now the controls' depth and the tested volume
+    # bound what it can claim
+    record = _lot(tmp_path, panel_index, "clean", test_fragments=10_000_000)
+    lod = record["metrics"]["lod"]
+    # 1 M reads per organism: the sample alone limits it, at 3.0 / V
+    assert lod["value"] == pytest.approx(2.996, abs=1e-3) and record["lod"]["basis"] == "predicted"
+    # 100,000 control fragments cannot show the absence of 10 M fragments' 3 reads: 564 are needed
+    assert record["detection_threshold"]["reads"] == 564
+    # 10 mL tested: the floor is 0.3 CFU/mL and the predicted LOD95 shows
+    (tmp_path / "10mL").mkdir()
+    deep = _lot(tmp_path / "10mL", panel_index, "clean", test_fragments=10_000_000, volume_ul=10_000)
+    assert deep["sampling"] == {"tested_volume_ml": 10.0, "floor": pytest.approx(0.2996, abs=1e-4),
+                                "unit": "CFU/mL"}  # fmt: skip
+    assert deep["lod"]["basis"] == "predicted" and deep["metrics"]["lod"]["value"] > 0.2996
+    assert deep["metrics"]["lod"]["detail"].startswith("predicted LOD95")
+
+
+def test_a_validated_lod_table_replaces_the_prediction(tmp_path: Path, panel_index: KmerIndex) -> None:
+    table = tmp_path / "lod95.tsv"
+    table.write_text("organism\tlod95_cfu_per_ml\treplicates\nStaphylococcus aureus\t4.5\t20\n1280\t9\t20\n")
+    settings = DetectionSettings(lod_table=str(table))
+    (tmp_path / "lot").mkdir()
+    record = _lot(tmp_path / "lot", panel_index, "clean", settings)
+    assert (record["lod"]["value"], record["lod"]["basis"]) == (4.5, "empirical")
+    assert record["lod"]["predicted"] == pytest.approx(3.323, abs=1e-3)
+    aureus = next(e for e in record["checklist"] if e["organism"] == "Staphylococcus aureus")
+    assert (aureus["lod"], aureus["lod_basis"]) == (4.5, "empirical")
+    assert any(i["path"] == str(table) for i in record["inputs"])
 
 
 @pytest.mark.parametrize(
     ("case", "problem"),
     [
         ("no_negative", "lot L has no negative control for sterility_reads (shotgun)"),
-        ("dirty_control", "negative control NC1 holds Escherichia coli at 2,000 RPM, above the 1,000 RPM "
-                          "a valid control allows"),
+        ("shallow_negative", "negative control NC2 has 5,000 fragments, too few to protect anything: a "
+                             "contaminant at the test's detection threshold (24 reads in 200,000 fragments, "
+                             "120 RPM) would leave 0.6 reads in it on average, so none there shows nothing; "
+                             "this test needs controls of at least 24,965 fragments"),
         ("failed_positive", "positive control PC did not detect its spike Staphylococcus aureus (2 reads; "
                             "2 reads, fewer than the 3 a call needs)"),
         ("shallow", "unit T has 100 fragments, fewer than the 2,000 a valid test needs"),
@@ -198,7 +304,8 @@ def test_checklist_lists_every_compendial_organism_with_its_own_lod(tmp_path: Pa
     assert checklist["Staphylococcus aureus"]["lod"] == pytest.approx(
         record["metrics"]["lod"]["value"], rel=0.05
     )
-    assert checklist["Pseudomonas aeruginosa"]["lod"] > 100 * record["metrics"]["lod"]["value"]
+    assert checklist["Pseudomonas aeruginosa"]["predicted_lod"] > 50 * record["lod"]["predicted"]
+    assert checklist["Pseudomonas aeruginosa"]["lod_basis"] == "predicted"
     assert checklist["Aspergillus brasiliensis"]["taxid"] == 5061  # known as A. niger in this taxonomy
     assert record["metrics"]["lod_checklist_max"]["value"] == max(e["lod"] for e in checklist.values())
 
@@ -222,8 +329,9 @@ def test_mycoplasma_assay_reports_the_ph_eur_list_and_calls_only_mycoplasmas(
         Unit("L", "MYCO-PC", "mycoplasma_reads", "positive_control", Path("pc.fq"), **spike),
     ]
     # the test holds M. hyorhinis (a classic cell-culture contaminant) and K. pneumoniae, a bacterium
-    # the mycoplasma assay does not judge; one shallow clean control: 0 reads in 50,000 fragments
-    # bounds its rate at 6 reads in the test's 100,000, so 13 reads are needed (Poisson p < 0.01)
+    # the mycoplasma assay does not judge; one clean control of 50,000 fragments against the test's
+    # 100,000: the test's share of the reads under equal rates is 2/3, so the exact binomial test
+    # needs 12 reads ((2/3)^12 = 0.0077 ≤ 0.01), and 15 with the libraries' gamma spread of CV 0.3
     contents = [(100_000, {2100: 30, 573: 40}), (50_000, {}), (50_000, {2121: 100})]
     for unit, (fragments, reads) in zip(units, contents, strict=True):
         (tmp_path / unit.unit_id).mkdir()
@@ -235,7 +343,7 @@ def test_mycoplasma_assay_reports_the_ph_eur_list_and_calls_only_mycoplasmas(
     assert len(checklist) == 9 and checklist.pop("Mycoplasma hyorhinis") == "DETECTED"
     assert set(checklist.values()) == {"NOT_DETECTED"}
     assert record["metrics"]["contaminant_call"]["value"] == "DETECTED"
-    assert record["detection_threshold"]["reads"] == 13  # P(X >= 13 | 6.0) = 0.0087 < 0.01; 12: 0.020
+    assert record["detection_threshold"]["reads"] == 15
     assert record["lod_by_group"]["unit"] == "CFU/mL" and set(record["lod_by_group"]) == {
         "unit",
         "mycoplasma",
@@ -285,10 +393,13 @@ def test_a_sample_listed_as_its_own_negative_control_under_another_name_is_no_co
         _write_unit(tmp_path / unit.unit_id, unit, *contents[unit.unit_id], facts, reads_sha256=copy)
     record = _call(units[0], units, tmp_path, panel_index)
     call = record["metrics"]["contaminant_call"]
-    assert call["status"] == "inconclusive"
-    assert (
-        "negative control NC1 could not be measured (NC1_R1.fq.gz: holds the same reads as unit T"
-        in (call["reason"])
+    # the run is invalid, but a detection against the real control stands
+    assert (call["value"], call["status"]) == ("DETECTED", "ok")
+    assert any(
+        p.startswith(
+            "negative control NC1 could not be measured (NC1_R1.fq.gz: holds the same reads as unit T"
+        )
+        for p in record["validity"]["problems"]
     )
     # the copy is no background: K. pneumoniae is still called against the real negative control
     assert [c["name"] for c in record["calls"] if c["call"] == "DETECTED"] == ["Klebsiella pneumoniae"]

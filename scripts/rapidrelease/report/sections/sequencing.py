@@ -67,9 +67,12 @@ class CallRow:
 
 
 def _background_text(call: Mapping[str, Json]) -> str:
-    """z against two or more negative controls, or fold and Poisson p against one (fold null: ∞)."""
+    """Fold over the pooled negative controls' RPM (null: ∞) and the exact p-value, Holm-adjusted
+    over the unit's taxa when it was (older records: the z of the retired SD rule)."""
     if call.get("z") is not None:
         return f"z {num(call['z'])}"
+    if call.get("p_adjusted") is not None:
+        return f"{num(call.get('fold'), '∞')}× · Holm p {num(call['p_adjusted'])}"
     if call.get("p_value") is not None:
         return f"{num(call.get('fold'), '∞')}× · p {num(call['p_value'])}"
     return "—"
@@ -209,7 +212,23 @@ def _lod_clauses(metrics: Mapping[str, Metric], threshold: Json) -> tuple[str, .
     clauses = []
     lod, worst = metrics.get("lod"), metrics.get("lod_checklist_max")
     if lod is not None:
-        clauses.append(f"Limit of detection (95 %): {amount(lod.value, lod.unit)} for the spiked organism")
+        # the metric's detail says whether it is predicted, validated or the sampling floor
+        detail = lod.detail or ""
+        basis = next(
+            (
+                f" ({words})"
+                for start, words in (
+                    ("predicted", "predicted from the positive control"),
+                    ("empirical", "the lab's validated LOD95"),
+                    ("LOD95 at the sampling floor", "the sampling floor of the tested volume"),
+                )
+                if detail.startswith(start)
+            ),
+            "",
+        )
+        clauses.append(
+            f"Limit of detection (95 %): {amount(lod.value, lod.unit)} for the spiked organism{basis}"
+        )
     if worst is not None:
         clauses.append(f"least sensitive checklist organism: {amount(worst.value, worst.unit)}")
     if isinstance(threshold, Mapping):

@@ -57,3 +57,35 @@ def test_a_negative_controls_worst_contaminant_and_a_positive_controls_spike(tmp
     positive = sequencing_evidence(_unit("positive_control", spike=spike), tmp_path, "u")
     assert positive.spike is not None
     assert (positive.spike.concentration, positive.spike.sensitivity) == ("100 CFU/mL", "1170 RPM per CFU/mL")
+
+
+def test_the_lod_says_whether_it_is_predicted_validated_or_the_sampling_floor(tmp_path: Path) -> None:
+    def lod_clause(detail: str) -> str:
+        lod = Metric(2.9957, "CFU/mL", "concentration", detail=detail)
+        calls = sequencing_evidence(_unit("test", {"lod": lod}), tmp_path, "u").calls
+        assert calls is not None
+        return calls.lod[0]
+
+    assert lod_clause("predicted LOD95 9.62 CFU/mL, for Staphylococcus aureus").endswith(
+        "for the spiked organism (predicted from the positive control)"
+    )
+    assert lod_clause("empirical LOD95 (the lab's validation table) 4.5 CFU/mL").endswith(
+        "(the lab's validated LOD95)"
+    )
+    assert lod_clause("LOD95 at the sampling floor of the tested volume 3 CFU/mL").endswith(
+        "(the sampling floor of the tested volume)"
+    )
+
+
+def test_a_call_shows_its_fold_and_holm_adjusted_p(tmp_path: Path) -> None:
+    call = {
+        "taxid": 573,
+        "name": "Klebsiella pneumoniae",
+        "reads": 20,
+        "rpm": 100.0,
+        "control_rpm": [0.0, 0.0],
+    }
+    call |= {"fold": None, "p_value": 0.004, "p_adjusted": 0.004, "call": "DETECTED", "reason": "r"}
+    calls = sequencing_evidence(_unit("test", calls=[call]), tmp_path, "u").calls
+    assert calls is not None and calls.calls is not None
+    assert calls.calls[0].background == "∞× · Holm p 0.004"
