@@ -218,12 +218,15 @@ MISSING = {"FCS-MISSING": "incoming/FCS-MISSING.fcs", "READS-MISSING": "incoming
 
 
 def _spec_block(name: str, attributes: tuple[str, ...], demo_specs: str) -> str:
-    """A specification of some of the demo specification's attributes, as written there."""
+    """A specification of some of the demo specification's (the first in specs.yaml) attributes, as
+    written there."""
     lines = demo_specs.splitlines()
     start = lines.index("    attributes:")
     blocks: dict[str, list[str]] = {}
     current = None
     for line in lines[start + 1 :]:
+        if line.strip() and not line.startswith("    "):
+            break  # the next specification
         if line.startswith("      ") and not line.startswith("       "):
             current = line.strip().rstrip(":")
             blocks[current] = [line]
