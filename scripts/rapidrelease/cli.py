@@ -164,12 +164,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from rapidrelease.report.index import write_index
 
     run = load_run_config(Path(args.config))
-    write_index(
+    archive = write_index(
         [Path(p) for p in args.releases],
         Path(args.out),
         run.settings.get("trends"),
         csv_path=Path(args.csv) if args.csv else None,
     )
+    # the index shows these too; the log keeps them with the run
+    for sentence in (*archive.refused, *archive.superseded):
+        print(sentence, file=sys.stderr)
     return 0
 
 
