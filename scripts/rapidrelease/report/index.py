@@ -122,7 +122,7 @@ def _counted(n: int, singular: str, plural: str | None = None) -> str:
 
 
 def lots_summary(statuses: Sequence[str]) -> str:
-    """The lots' statuses counted in words, e.g. "2 lots: 1 release candidate, 1 not releasable, 0 inconclusive"."""
+    """The lots' statuses counted, e.g. "2 lots: 1 release candidate, 1 not releasable, 0 inconclusive"."""
     return (
         f"{_counted(len(statuses), 'lot')}: "
         f"{_counted(statuses.count('RELEASE_CANDIDATE'), 'release candidate')}, "
