@@ -122,6 +122,7 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
             "POT-UNSTIM",
             "MICRO",
             "MICRO-NC",
+            "APHERESIS",
         ]
         assert (demo_run / "results" / lot / "report.html").stat().st_size > 1_000_000  # plotly.js embedded
 
