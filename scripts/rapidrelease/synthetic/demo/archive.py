@@ -26,16 +26,15 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from rapidrelease import __version__
 from rapidrelease.config.run import Lot, RunConfig, Unit
 from rapidrelease.config.specs import load_specs
 from rapidrelease.records import Metric, Population, Release, UnitRecord, write_record
-from rapidrelease.release.audit import utc_timestamp
 from rapidrelease.release.decision import evaluate_lot
 from rapidrelease.stats import wilson_interval
 
@@ -275,12 +274,17 @@ def _record(archived: ArchivedLot, stage_of: Mapping[str, str]) -> list[UnitReco
     ]
 
 
+def _utc(moment: datetime) -> str:
+    """``moment`` in UTC with milliseconds and a ``Z``, as the audit block writes its times."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _audit(archived: ArchivedLot, deadline_hours: float) -> dict[str, object]:
     """A synthetic lot's audit block: when it was decided, and that it was simulated, not measured."""
     collected = archived.lot.collected_at
     decided = collected + timedelta(hours=archived.hours_to_result)
     return {
-        "rapidrelease_version": __version__,
+        "rapidrelease_version": metadata.version("rapidrelease"),
         "python_version": "synthetic",
         "packages": {},
         "workflow": None,
@@ -292,14 +296,14 @@ def _audit(archived: ArchivedLot, deadline_hours: float) -> dict[str, object]:
         "run_command": None,
         "host": "synthetic",
         "user": "synthetic",
-        "started_at": utc_timestamp(decided - timedelta(minutes=3)),
-        "finished_at": utc_timestamp(decided),
+        "started_at": _utc(decided - timedelta(minutes=3)),
+        "finished_at": _utc(decided),
         "timeline": {
-            "collected_at": utc_timestamp(collected),
-            "deadline": utc_timestamp(collected + timedelta(hours=deadline_hours)),
+            "collected_at": _utc(collected),
+            "deadline": _utc(collected + timedelta(hours=deadline_hours)),
             "units": [],
             "analysis_start": None,
-            "analysis_end": utc_timestamp(decided),
+            "analysis_end": _utc(decided),
             "hours_to_result": archived.hours_to_result,
             "hours_left": round(deadline_hours - archived.hours_to_result, 3),
         },
