@@ -164,12 +164,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from rapidrelease.report.index import write_index
 
     run = load_run_config(Path(args.config))
-    write_index(
+    archive = write_index(
         [Path(p) for p in args.releases],
         Path(args.out),
         run.settings.get("trends"),
         csv_path=Path(args.csv) if args.csv else None,
     )
+    # the index shows these too; the log keeps them with the run
+    for sentence in (*archive.refused, *archive.superseded):
+        print(sentence, file=sys.stderr)
     return 0
 
 
@@ -306,7 +309,9 @@ def _part(text: str) -> tuple[int, int]:
 def _cmd_simulate_demo(args: argparse.Namespace) -> int:
     from rapidrelease.synthetic.demo.simulate import write_demo_lots
 
-    for path in write_demo_lots(Path(args.out), seed=args.seed, reference_dir=Path(args.reference)):
+    for path in write_demo_lots(
+        Path(args.out), seed=args.seed, reference_dir=Path(args.reference), specs_path=Path(args.specs)
+    ):
         print(path)
     return 0
 
@@ -552,6 +557,11 @@ def _add_simulate_demo(sub: _Subparsers) -> None:
         "--reference",
         default="resources/reference",
         help="the default reference panel the demo's reads are drawn from (default resources/reference)",
+    )
+    p.add_argument(
+        "--specs",
+        default="config/specs.yaml",
+        help="specifications the demo's archived lots are decided against (default config/specs.yaml)",
     )
     p.set_defaults(func=_cmd_simulate_demo)
 

@@ -122,8 +122,32 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
             "POT-UNSTIM",
             "MICRO",
             "MICRO-NC",
+            "APHERESIS",
         ]
         assert (demo_run / "results" / lot / "report.html").stat().st_size > 1_000_000  # plotly.js embedded
+
+
+def test_the_demo_index_draws_control_limits_and_tests_the_sites_equivalence(demo_run: Path):
+    page = (demo_run / "results" / "index.html").read_text(encoding="utf-8")
+    # the two demo lots and the 24 of the synthetic history (config.yaml trends.archive)
+    assert "2 lots: 1 release candidate, 1 not releasable, 0 inconclusive." in page
+    assert page.count("<span class='note'>archived</span>") == 24
+    limits = re.findall(r"<li><b>(\w+)</b>: (\d+) baseline lots, \d+ beyond the limits</li>", page)
+    # every numeric attribute of the demo specification: 23 decided archived lots and both demo lots
+    assert [name for name, _ in limits] == [
+        "viability",
+        "cd3_of_live",
+        "car_of_cd3",
+        "cd4_cd8_ratio",
+        "dose_per_kg",
+        "potency_ifng",
+        "potency_cd107a",
+        "sterility_lod",
+    ]
+    assert {n for _, n in limits} == {"25"}
+    assert "no control limits" not in page
+    verdicts = re.findall(r"<span class='result (?:PASS|FAIL)'>((?:not shown )?equivalent)</span>", page)
+    assert len(verdicts) >= 1, "no pair of sites was tested for equivalence"
 
 
 def test_a_second_run_does_nothing_and_a_forced_one_gives_byte_identical_decisions(

@@ -183,6 +183,15 @@ def get_config_files(wildcards):
     ]
 
 
+def get_archived_releases(wildcards):
+    """The archive's earlier decisions (config.yaml trends.archive), so that the index is made
+    again when one is added or changed; none when no archive is configured."""
+    folder = RUN.settings.get("trends", {}).get("archive")
+    if not folder:
+        return []
+    return sorted(str(path) for path in Path(folder).glob("*/release.json"))
+
+
 def get_final_output():
     outputs = ("release.json", "release.csv", "report.html", "multiqc")
     lots = sorted(RUN.lots)

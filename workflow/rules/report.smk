@@ -34,6 +34,7 @@ rule lots_index:
         releases=expand(f"{RESULTS}/{{lot}}/release.json", lot=sorted(RUN.lots)),
         reports=expand(f"{RESULTS}/{{lot}}/report.html", lot=sorted(RUN.lots)),
         config=get_config_files,
+        archived=get_archived_releases,
     output:
         index=report(
             f"{RESULTS}/index.html",

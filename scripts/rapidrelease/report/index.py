@@ -8,6 +8,11 @@ across lots, coloured by manufacturing site, and a table of each pair of sites' 
 
 Under the table, every lot's signatures, VALID or VOID as they stand when the index is built
 (:mod:`rapidrelease.release.signatures`).
+
+Earlier lots' decisions from config.yaml ``trends.archive`` (:mod:`rapidrelease.report.archive`)
+are listed too, marked as archived and linked to their release.json only (their reports are not
+in this run), and count in the control charts and site comparisons like the run's own lots.
+releases.csv holds the run's own lots only: the archived ones were exported when they were decided.
 """
 
 from __future__ import annotations
@@ -23,23 +28,28 @@ from urllib.parse import quote
 from rapidrelease.outputs import write_text
 from rapidrelease.records import Release, read_release
 from rapidrelease.release.signatures import SIGNATURES_FILE, read_signatures
+from rapidrelease.report.archive import ArchivedLots, read_archive
 from rapidrelease.report.figures import trend_figure
 from rapidrelease.report.page import dom_id, figure_div, is_number, render_page
 from rapidrelease.report.release_csv import write_releases_csv
 from rapidrelease.report.sections.timeline import Timeline, timeline_of
 from rapidrelease.report.trends import MIN_BASELINE_LOTS, AttributeTrend, Equivalence, attribute_trends
 
-__all__ = ["ComparisonRow", "LotRow", "render_index", "write_index"]
+__all__ = ["ComparisonRow", "LotRow", "lots_summary", "render_index", "write_index"]
 
 
 @dataclass(frozen=True)
 class LotRow:
-    """A lot as the index lists it: its decision, its window, and links relative to the index."""
+    """A lot as the index lists it: its decision, its window, and links relative to the index.
+
+    An ``archived`` lot has no report in this run: ``report_href`` is None.
+    """
 
     release: Release
     timeline: Timeline | None
-    report_href: str
+    report_href: str | None
     release_href: str
+    archived: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,19 @@ def _spec_limits(releases: Sequence[Release], name: str) -> tuple[float | None, 
     return None, None
 
 
+def _counted(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+def lots_summary(statuses: Sequence[str]) -> str:
+    """The lots' statuses counted, e.g. "2 lots: 1 release candidate, 1 not releasable, 0 inconclusive"."""
+    return (
+        f"{_counted(len(statuses), 'lot')}: "
+        f"{_counted(statuses.count('RELEASE_CANDIDATE'), 'release candidate')}, "
+        f"{statuses.count('NOT_RELEASABLE')} not releasable, {statuses.count('INCONCLUSIVE')} inconclusive"
+    )
+
+
 def _collection_order(pair: tuple[Path, Release]) -> tuple[datetime, str]:
     """Lots in order of collection, then of lot id."""
     return datetime.fromisoformat(pair[1].lot.collected_at), pair[1].lot.lot_id
@@ -116,11 +139,19 @@ def render_index(
     releases: Sequence[tuple[Path, Release]],
     out_dir: Path,
     trend_settings: Mapping[str, Any] | None = None,
+    archive: ArchivedLots | None = None,
 ) -> str:
-    """The index HTML for ``(release.json path, record)`` pairs; links are relative to ``out_dir``."""
+    """The index HTML for ``(release.json path, record)`` pairs; links are relative to ``out_dir``.
+
+    ``archive`` holds earlier lots' decisions (:func:`rapidrelease.report.archive.read_archive`):
+    listed as archived, in the trends beside ``releases``, with the files it refused named.
+    """
     settings = dict(trend_settings or {})
-    ordered = sorted(releases, key=_collection_order)
+    archive = archive or ArchivedLots()
+    archived_paths = {path for path, _ in archive.releases}
+    ordered = sorted([*releases, *archive.releases], key=_collection_order)
     records = [record for _, record in ordered]
+    current = [record.status for path, record in ordered if path not in archived_paths]
     trends = attribute_trends(
         records,
         baseline_lots=settings.get("baseline_lots"),
@@ -134,12 +165,18 @@ def render_index(
             LotRow(
                 release,
                 timeline_of(release),
-                _href(path.parent / "report.html", out_dir),
+                None if path in archived_paths else _href(path.parent / "report.html", out_dir),
                 _href(path, out_dir),
+                archived=path in archived_paths,
             )
             for path, release in ordered
         ],
-        statuses=[r.status for r in records],
+        header=_counted(len(current), "lot")
+        + (f" and {_counted(len(archive.releases), 'archived lot')}" if archive.releases else ""),
+        summary=lots_summary(current),
+        archived_summary=lots_summary([r.status for _, r in archive.releases]) if archive.releases else None,
+        archive_refused=archive.refused,
+        archive_superseded=archive.superseded,
         # each lot's signatures as they stand while the index is built (release.signatures)
         signoffs=[
             (release.lot.lot_id, status)
@@ -163,12 +200,16 @@ def write_index(
     out_path: Path,
     trend_settings: Mapping[str, Any] | None,
     csv_path: Path | None = None,
-) -> None:
-    """``rapidrelease index``: the index of the lots whose release.json files are given, and, when
-    ``csv_path`` is given, their attributes as one CSV (:mod:`rapidrelease.report.release_csv`) in
-    the index's order of lots."""
+) -> ArchivedLots:
+    """``rapidrelease index``: the index of the lots whose release.json files are given, with the
+    earlier lots of ``trend_settings["archive"]`` when set, and, when ``csv_path`` is given, the
+    given lots' attributes as one CSV (:mod:`rapidrelease.report.release_csv`) in the index's order
+    of lots. Returns what was read from the archive, for the caller to log what it refused."""
     releases = [(Path(path), read_release(Path(path))) for path in release_paths]
+    folder = (trend_settings or {}).get("archive")
+    archive = read_archive(Path(folder), releases) if folder else ArchivedLots()
     out_path = Path(out_path)
-    write_text(out_path, render_index(releases, out_path.parent, trend_settings))
+    write_text(out_path, render_index(releases, out_path.parent, trend_settings, archive))
     if csv_path is not None:
         write_releases_csv([release for _, release in sorted(releases, key=_collection_order)], csv_path)
+    return archive

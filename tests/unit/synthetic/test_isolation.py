@@ -27,6 +27,14 @@ PRODUCT_APIS = {
     "rapidrelease.errors": "the error the truth tables raise for a metric they cannot count",
     "rapidrelease.outputs": "atomic writes, tables and text in the product's own formats",
     "rapidrelease.reads.fasta": "reading the reference panel the demo's reads are drawn from",
+    # the synthetic history (synthetic/demo/archive.py): earlier lots' metrics are drawn, then decided
+    # and sealed as the pipeline would have, so that the archive is real release.json; it is no truth
+    # that anything is checked against
+    "rapidrelease.config.run": "the in-memory lot and unit sheets the synthetic history is decided with",
+    "rapidrelease.config.specs": "the demo's specifications the synthetic history is decided against",
+    "rapidrelease.records": "the typed records the synthetic history is written as, sealed",
+    "rapidrelease.release.decision": "the decision that decides the synthetic history's drawn metrics",
+    "rapidrelease.stats": "Wilson intervals of the synthetic history's drawn counts",
 }
 """The product modules rapidrelease.synthetic may import, and what it uses each for."""
 

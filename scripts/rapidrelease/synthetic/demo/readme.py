@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
+from rapidrelease.records import Release
+from rapidrelease.synthetic.demo.archive import EVENTS, PROCESS, SITE_B_VIABILITY_OFFSET
 from rapidrelease.synthetic.demo.cells import CYTOKINE_POSITIVE
 from rapidrelease.synthetic.demo.fcs_writer import CYTOMETER, CYTOMETER_SERIAL
 from rapidrelease.synthetic.demo.lots import DEMO_LOTS, FUNCTIONS, DemoLot
@@ -90,6 +94,8 @@ negative control, with its truth |
 | `{template}` | GatingML 2.0 template that gates the phenotype tubes |
 | `{potency_template}` | GatingML 2.0 template that gates the potency tubes down to CAR+ T cells |
 | `{microbial_template}` | GatingML 2.0 template that gates the microbial-flow tubes |
+| `archive/HIST-0NN/release.json` | synthetic history: {n_archived} earlier lots' sealed decisions, no data \
+files, for the lots index's control charts and site comparison (below) |
 
 ## Regenerating
 
@@ -261,6 +267,25 @@ Truth metrics: `viability_pct` = live / (live + dead) single cells; `cd3_pct_liv
 CD4−CD8+ of CAR+; `cd4_cd8_ratio` = CD4+CD8− / CD4−CD8+ CAR+ events; the four memory metrics are
 the CD45RA/CCR7 quadrants of CAR+. Gating the files with the template reproduces every percentage
 within 2 percentage points and the ratio within 10 % (tested).
+
+## Synthetic history: `archive/`
+
+**Synthetic, like everything here: these lots were never made or measured.** The lots index draws
+Phase I control limits from 20 baseline lots and compares two sites' means from two lots each,
+more than one run holds, so a lab points config.yaml `trends.archive` at its earlier lots' sealed
+decisions; the demo's config points at `archive/`: {n_archived} earlier lots of the same product over
+SITE-A and SITE-B, collected {first} to {last}, before the demo lots.
+
+No event was simulated for them. The metrics each lot's units would have reported are drawn around
+the demo lots' own with a realistic lot-to-lot spread (mean ± SD: {process}; CD4:CD8 ratio
+log-normal around 1.35; viable cells log-normal around 1.2 × 10⁹ and patients of 74 ± 12 kg for the
+dose; SITE-B's viability {offset:+g} points), a few lots with an assignable cause
+(`scripts/rapidrelease/synthetic/demo/archive.py`), and handed to rapidrelease's own release
+decision with the demo's specifications (`config/specs.yaml`), then written sealed as
+`archive/<lot>/release.json`. Every unit's data file is null and each audit block says
+"synthetic".
+
+{archive}
 """
 
 _LOT = """\
@@ -395,8 +420,12 @@ def demo_readme(
     truths: dict[str, pl.DataFrame],
     potency_truths: dict[str, pl.DataFrame],
     microbial_truths: dict[str, pl.DataFrame],
+    archive: Sequence[Release] = (),
 ) -> str:
     """Markdown for ``resources/demo/README.md``.
+
+    ``archive`` are the synthetic history's decisions in collection order
+    (:mod:`rapidrelease.synthetic.demo.archive`).
 
     ``truths`` and ``potency_truths`` map each lot id to its phenotype and potency truth tables;
     ``microbial_truths`` maps each lot id, and the flow run id for its medium control, to the
@@ -474,7 +503,45 @@ def demo_readme(
             for c in RUN_CONTROLS
         ],
     )
+    events = {f"HIST-{number:03d}": what for number, (what, _) in EVENTS.items()}
+    archive_table = _table(
+        [
+            "lot",
+            "site",
+            "collected",
+            "status",
+            "viability (%)",
+            "CAR+ of CD3+ (%)",
+            "dose (cells/kg)",
+            "event",
+        ],
+        ["---", "---", "---", "---", "---:", "---:", "---:", "---"],
+        [
+            [
+                f"`{r.lot.lot_id}`",
+                r.lot.site,
+                r.lot.collected_at[:10],
+                r.status,
+                *(
+                    next((a.value_text or "—" for a in r.attributes if a.name == name), "—")
+                    for name in ("viability", "car_of_cd3", "dose_per_kg")
+                ),
+                events.get(r.lot.lot_id, "" if r.status == "RELEASE_CANDIDATE" else r.status_reason),
+            ]
+            for r in archive
+        ],
+    )
     return _README.format(
+        n_archived=len(archive),
+        first=archive[0].lot.collected_at[:10] if archive else "—",
+        last=archive[-1].lot.collected_at[:10] if archive else "—",
+        process="; ".join(
+            f"`{name}` {mean:g} ± {sd:g}"
+            for name, (mean, sd) in PROCESS.items()
+            if not name.startswith("apheresis")
+        ),
+        offset=SITE_B_VIABILITY_OFFSET,
+        archive=archive_table,
         potency_template=POTENCY_TEMPLATE_NAME,
         microbial_template=MICROBIAL_TEMPLATE_NAME,
         potency_panel=potency_panel,

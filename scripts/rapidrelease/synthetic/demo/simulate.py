@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from rapidrelease.outputs import atomic_path, write_table, write_text
+from rapidrelease.synthetic.demo.archive import ARCHIVE_DIR, write_archive
 from rapidrelease.synthetic.demo.cells import (
     CYTOKINE_DYES,
     LINEAGES,
@@ -447,7 +448,10 @@ def _write_apheresis(lot: DemoLot, seed: int, lot_dir: Path) -> list[Path]:
 
 
 def write_demo_lots(
-    out_dir: Path, seed: int = DEFAULT_SEED, reference_dir: Path = Path("resources/reference")
+    out_dir: Path,
+    seed: int = DEFAULT_SEED,
+    reference_dir: Path = Path("resources/reference"),
+    specs_path: Path = Path("config/specs.yaml"),
 ) -> list[Path]:
     """Simulate every demo lot and write the demo folder under ``out_dir``; return the paths written.
 
@@ -461,8 +465,10 @@ def write_demo_lots(
     the sequencing run's controls under ``SEQ-RUN-01/``, drawn from the panel in ``reference_dir``
     (:mod:`rapidrelease.synthetic.demo.sterility_reads`), the flow run's sterile-medium control
     under ``FLOW-RUN-01/``, the GatingML 2.0 templates that gate the files (phenotype, potency,
-    microbial flow) and a README documenting the data as synthetic. The same ``seed`` writes
-    byte-identical files.
+    microbial flow), the synthetic history of earlier lots the index's trends need,
+    ``archive/<lot>/release.json`` decided against the specifications in ``specs_path``
+    (:mod:`rapidrelease.synthetic.demo.archive`), and a README documenting the data as synthetic.
+    The same ``seed`` writes byte-identical files.
     """
     out_dir = Path(out_dir)
     written: list[Path] = []
@@ -497,7 +503,12 @@ def write_demo_lots(
     for name, text in templates.items():
         write_text(out_dir / name, text)
         written.append(out_dir / name)
+    archive = write_archive(out_dir / ARCHIVE_DIR, seed, Path(specs_path))
+    written += [path for path, _ in archive]
     readme_path = out_dir / "README.md"
-    write_text(readme_path, demo_readme(seed, truths, potency_truths, microbial_truths))
+    write_text(
+        readme_path,
+        demo_readme(seed, truths, potency_truths, microbial_truths, [release for _, release in archive]),
+    )
     written.append(readme_path)
     return written

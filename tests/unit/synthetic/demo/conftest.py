@@ -21,7 +21,10 @@ def regenerated(project_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """The demo written afresh with the default seed: (folder, paths write_demo_lots returned)."""
     out = tmp_path_factory.mktemp("demo")
     return out, write_demo_lots(
-        out, seed=DEFAULT_SEED, reference_dir=project_root / "resources" / "reference"
+        out,
+        seed=DEFAULT_SEED,
+        reference_dir=project_root / "resources" / "reference",
+        specs_path=project_root / "config" / "specs.yaml",
     )
 
 

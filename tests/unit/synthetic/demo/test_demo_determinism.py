@@ -8,6 +8,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from rapidrelease.outputs import sha256_file
+from rapidrelease.synthetic.demo.archive import N_ARCHIVED_LOTS
 from rapidrelease.synthetic.demo.simulate import write_demo_lots
 
 LOT_FILES = [
@@ -44,6 +45,7 @@ EXPECTED = [
     "car_t_phenotype.gatingml.xml",
     "car_t_potency.gatingml.xml",
     "microbial_flow.gatingml.xml",
+    *(f"archive/HIST-{n:03d}/release.json" for n in range(1, N_ARCHIVED_LOTS + 1)),
     "README.md",
 ]
 TEMPLATES = ["car_t_phenotype.gatingml.xml", "car_t_potency.gatingml.xml", "microbial_flow.gatingml.xml"]
@@ -77,7 +79,12 @@ def test_another_seed_gives_other_events_but_the_same_template(
     regenerated: tuple[Path, list[Path]], project_root: Path, tmp_path: Path
 ) -> None:
     out, _ = regenerated
-    write_demo_lots(tmp_path, seed=7, reference_dir=project_root / "resources" / "reference")
+    write_demo_lots(
+        tmp_path,
+        seed=7,
+        reference_dir=project_root / "resources" / "reference",
+        specs_path=project_root / "config" / "specs.yaml",
+    )
     for name in (
         "DEMO-001/DEMO-001_phenotype.fcs",
         "DEMO-001/DEMO-001_sterility_R1.fastq.gz",
