@@ -64,6 +64,7 @@ __all__ = [
     "LotInfo",
     "FileHash",
     "AttributeEvidence",
+    "EvidenceFigure",
     "AttributeResult",
     "ResultCounts",
     "StartingMaterial",
@@ -322,8 +323,20 @@ class FileHash:
 
 
 @dataclass(frozen=True)
+class EvidenceFigure:
+    """One number a call was decided on: ``label`` says what it is (``test events``), ``value`` is in
+    ``unit`` (None for a plain number such as a p-value), ``ci95`` its 95 % interval if it has one."""
+
+    label: str
+    value: float | str
+    unit: str | None = None
+    ci95: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class AttributeEvidence:
-    """What an attribute's judgement rests on: the unit, the metric as measured and its input files."""
+    """What an attribute's judgement rests on: the unit, the metric as measured and its input files;
+    for a category (DETECTED, NOT_DETECTED) the ``figures`` it was decided on."""
 
     unit_id: str | None
     metric_status: str | None
@@ -332,6 +345,7 @@ class AttributeEvidence:
     denominator: Population | None
     ci95: tuple[float, float] | None
     inputs: tuple[FileHash, ...] = ()
+    figures: tuple[EvidenceFigure, ...] = ()
 
 
 @dataclass(frozen=True)

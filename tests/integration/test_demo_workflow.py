@@ -53,6 +53,16 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
             assert abs(metrics[name]["value"] - expected) <= tolerance, (lot, name)
         car = next(a for a in release["attributes"] if a["name"] == "car_of_cd3")
         assert abs(car["value"] - truth["car_pct_cd3"]) <= 1.0
+        # the categorical calls carry the numbers they were decided on
+        by_name = {a["name"]: a for a in release["attributes"]}
+        microbial = {f["label"]: f for f in by_name["microbial_flow"]["evidence"]["figures"]}
+        micro = record_of(demo_run, lot, "MICRO")["metrics"]
+        assert microbial["test count per mL"]["value"] == micro["microbes_per_ml"]["value"]
+        assert microbial["test count per mL"]["ci95"] == micro["microbes_per_ml"]["ci95"]
+        assert microbial["limit of detection"]["value"] == micro["microbial_lod_per_ml"]["value"]
+        assert microbial["sterile-medium control MICRO-NC volume"]["unit"] == "mL"
+        sterility = {(f["label"], f["unit"]) for f in by_name["sterility"]["evidence"]["figures"]}
+        assert {("test fragments", "fragments"), ("limit of detection", "CFU/mL")} <= sterility
         # the starting material: the apheresis tube's viability and T cells against its own truth
         table = pl.read_csv(demo_run / "resources/demo" / lot / "apheresis_truth.tsv", separator="\t")
         apheresis = dict(zip(table["metric"], table["value"], strict=True))

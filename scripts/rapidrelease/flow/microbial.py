@@ -120,7 +120,7 @@ def detection_metrics(
     expected_background = c * v_t / v_c
     lod = (mean_detected(threshold, detection.detection_probability) - expected_background) / v_t
     evidence: dict[str, Json] = {
-        "test": {"unit_id": context.tube.unit_id, "count": x, "volume_ml": v_t},
+        "test": {"unit_id": context.tube.unit_id, "metric": detection.metric, "count": x, "volume_ml": v_t},
         "negative_control": {
             "unit_id": control.unit_id,
             "count": c,

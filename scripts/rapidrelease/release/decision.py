@@ -45,6 +45,7 @@ from rapidrelease.records import (
     AttributeEvidence,
     AttributeResult,
     FileHash,
+    Json,
     LotInfo,
     Metric,
     Release,
@@ -56,6 +57,7 @@ from rapidrelease.records import (
     write_record,
 )
 from rapidrelease.release.audit import audit_block
+from rapidrelease.release.call_figures import call_figures
 from rapidrelease.release.dose import dose_metrics
 from rapidrelease.release.integrity import changed_inputs
 from rapidrelease.release.timeline import lot_timeline
@@ -80,6 +82,7 @@ class _UnitEvidence:
     metrics: Mapping[str, Metric] = field(default_factory=dict)
     inputs: tuple[FileHash, ...] = ()
     acquisition: Acquisition | None = None
+    record_evidence: Mapping[str, Json] = field(default_factory=dict)  # what the measuring step showed
 
 
 def _sentence(text: str) -> str:
@@ -108,7 +111,7 @@ def _unit_evidence(unit: Unit, records: Sequence[UnitRecord], unreadable: str | 
     if not record.ok:
         message = _sentence(record.error or "") or "the measuring step gave no message"
         return _UnitEvidence(unit, message, inputs=inputs, acquisition=record.acquisition)
-    return _UnitEvidence(unit, None, record.metrics, inputs, record.acquisition)
+    return _UnitEvidence(unit, None, record.metrics, inputs, record.acquisition, record.evidence)
 
 
 def _gather_units(
@@ -129,7 +132,8 @@ def _gather_units(
 
 
 def _evidence(evidence: _UnitEvidence | None, entry: Metric | None = None) -> AttributeEvidence:
-    """The evidence block of an attribute: the unit, its input files and the metric's derivation."""
+    """The evidence block of an attribute: the unit, its input files and the metric's derivation,
+    and for a category the figures it was decided on (:mod:`rapidrelease.release.call_figures`)."""
     measured = entry.value if entry is not None else None
     if isinstance(measured, bool) or (isinstance(measured, float) and not math.isfinite(measured)):
         measured = None  # what cannot be judged cannot be shown as measured either
@@ -141,6 +145,11 @@ def _evidence(evidence: _UnitEvidence | None, entry: Metric | None = None) -> At
         denominator=entry.denominator if entry is not None else None,
         ci95=entry.ci95 if entry is not None else None,
         inputs=evidence.inputs if evidence is not None else (),
+        figures=(
+            call_figures(evidence.unit.assay, evidence.metrics, evidence.record_evidence, entry)
+            if evidence is not None and entry is not None and entry.kind == "category"
+            else ()
+        ),
     )
 
 

@@ -86,6 +86,7 @@ def test_evidence_carries_populations_counts_ci_and_source_hash(run: RunConfig) 
         "denominator": {"population": "Cells/Singlets", "count": 10000},
         "ci95": [87.6, 88.6],
         "inputs": [{"path": "data/DEMO-001.fcs", "sha256": "a" * 64, "size_bytes": 1300000}],
+        "figures": [],  # a percentage needs none: its populations are the numbers behind it
     }
     assert (viability["comparison"], viability["limit"], viability["decimals"]) == (">=", 70, 0)
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from rapidrelease.config.specs import reportable_text, with_unit
 from rapidrelease.config.vocabulary import ACCEPTED, FAIL, INCONCLUSIVE, NOT_ACCEPTED, PASS
-from rapidrelease.records import AttributeResult, StartingMaterial
+from rapidrelease.records import AttributeResult, EvidenceFigure, StartingMaterial
+from rapidrelease.report.page import num
 
 __all__ = ["AttributeRow", "StartingMaterialView", "attribute_rows", "starting_material_view"]
 
@@ -34,6 +35,21 @@ class AttributeRow:
     events: tuple[str, ...]
 
 
+def _figure_text(figure: EvidenceFigure) -> str:
+    """``test count per mL: 160 events/mL (95 % CI 43.6–410)``; counts with thousands separators."""
+    value = figure.value
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1):
+        text = f"{int(value):,}"
+    elif isinstance(value, float):
+        text = num(value)
+    else:
+        text = str(value)
+    text = with_unit(text, figure.unit or "")
+    if figure.ci95 is not None:
+        text += f" (95 % CI {figure.ci95[0]:.3g}–{figure.ci95[1]:.3g})"
+    return f"{figure.label}: {text}"
+
+
 def _interval(ci: tuple[float, float], decimals: int | None) -> str:
     """An interval's bounds to 3 significant digits, or in ×10ⁿ notation to the decimals of the
     value and its limits where those are written so (a dose: 4.8×10⁶–6.4×10⁶)."""
@@ -46,6 +62,7 @@ def _row(attribute: AttributeResult) -> AttributeRow:
     evidence = attribute.evidence
     ci = evidence.ci95 if attribute.value_text is not None else None
     events = [f"{p.population}: {p.count:,}" for p in (evidence.numerator, evidence.denominator) if p]
+    events += [_figure_text(f) for f in evidence.figures]
     if evidence.unit_id:
         events.append(f"unit {evidence.unit_id}")
     return AttributeRow(
