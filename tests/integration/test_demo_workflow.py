@@ -205,7 +205,8 @@ def test_a_missing_file_that_arrives_is_measured_and_decided_at_the_next_run(
             *lot_like(
                 workdir,
                 "BAD-NOREADS",
-                STER="STER\tsterility_reads\ttest\tincoming/reads-not-yet-written.fastq.gz\t\t\t\t\t\t\t",
+                # the demo's 10 mL extracted volume, which its 10 CFU/mL LOD claim needs
+                STER="STER\tsterility_reads\ttest\tincoming/reads-not-yet-written.fastq.gz\t\t\t10000\tshotgun\t\t\t",
             ),
         ],
     )

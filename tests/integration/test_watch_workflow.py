@@ -29,7 +29,7 @@ STABLE_SECONDS = 1.0
 LOT_HEADER = "lot_id\tproduct\tspec\tcollected_at\tsite\ttnc_viable\tweight_kg\n"
 UNIT_HEADER = (
     "lot_id\tunit_id\tassay\trole\tpath\tpath2\ttemplate\tlibrary\tspike_organism\tspike_concentration\t"
-    "spike_unit\n"
+    "spike_unit\tvolume_ul\n"
 )
 
 
@@ -82,6 +82,8 @@ def _delivery(demo: Path, inbox: Path, lot: str, run: str) -> Path:
         f"{lot}\tSTER-PC\tsterility_reads\tpositive_control\t{controls}_PC_R1.fastq.gz\t"
         f"{controls}_PC_R2.fastq.gz\t\tshotgun\tStaphylococcus aureus\t100\tCFU/mL",
     ]
+    # the sterility test's 10 mL extracted volume, which the demo's 10 CFU/mL LOD claim needs
+    units = [row + ("\t10000" if "\tSTER\t" in row else "\t") for row in units]
     (folder / "units.tsv").write_text(UNIT_HEADER + "\n".join(units) + "\n")
     # the LIMS writes the lot's row last: the delivery's manifest
     (folder / "lot.tsv").write_text(
