@@ -290,7 +290,8 @@ def corpus_run(project_root: Path, demo_index: Path, tmp_path_factory: pytest.Te
         # a BAM holds both mates; a lot's test files serve that lot alone
         mate = "" if lot.endswith("NOT-BAM") else own_copy(workdir, r2, lot)
         lots.append(lot + LOT_ROW.format(spec=READS_SPEC))
-        units.append(f"{lot}\tSTER\tsterility_reads\ttest\t{path}\t{mate}\t\t\tshotgun\t\t\t")
+        # the demo's 10 mL extracted volume, which the sterility LOD claim of 10 CFU/mL needs
+        units.append(f"{lot}\tSTER\tsterility_reads\ttest\t{path}\t{mate}\t\t10000\tshotgun\t\t\t")
         units += [f"{lot}\t{row}" for row in controls]
     append_rows(workdir / "config" / "lots.tsv", lots)
     append_rows(workdir / "config" / "units.tsv", units)
@@ -439,7 +440,7 @@ REFUSED_CASES = {
     "duplicate-unit-id": (
         "units",
         lambda t: t + t.splitlines()[1] + "\n",
-        "config/units.tsv row 20, column 'unit_id'",
+        "config/units.tsv row 22, column 'unit_id'",
     ),
     "unknown-assay": (
         "units",
@@ -449,7 +450,7 @@ REFUSED_CASES = {
     "unit-of-unknown-lot": (
         "units",
         lambda t: t + "DEMO-404" + t.splitlines()[1][8:] + "\n",
-        "config/units.tsv row 20, column 'lot_id'",
+        "config/units.tsv row 22, column 'lot_id'",
     ),
     "lot-id-escapes-results": (
         "both",
