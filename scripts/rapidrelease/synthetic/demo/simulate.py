@@ -292,7 +292,11 @@ def _labels(draw: _EventDraw, flags: dict[str, np.ndarray]) -> pl.DataFrame:
 
 def simulate_tube(lot: DemoLot, seed: int = DEFAULT_SEED) -> SimulatedTube:
     """Simulate the phenotype tube of ``lot`` event by event; deterministic in ``(seed, lot.stream)``."""
-    rng = _lot_rng(seed, lot)
+    return _phenotype_tube(_lot_rng(seed, lot), lot, seed)
+
+
+def _phenotype_tube(rng: np.random.Generator, lot: DemoLot, seed: int) -> SimulatedTube:
+    """A phenotype-panel tube of ``lot``'s cells, drawn and acquired from ``rng``."""
     draw = _draw_events(rng, lot)
     events, autofluorescence, times_s = _acquire(rng, lot, draw)
     return SimulatedTube(
@@ -323,19 +327,8 @@ def apheresis_lot(lot: DemoLot) -> DemoLot:
 def simulate_apheresis_tube(lot: DemoLot, seed: int = DEFAULT_SEED) -> SimulatedTube:
     """Simulate ``lot``'s starting-material tube as a phenotype tube of :func:`apheresis_lot`;
     deterministic in ``(seed, lot.stream, APHERESIS_STREAM)``."""
-    material = apheresis_lot(lot)
     rng = np.random.default_rng(np.random.SeedSequence([seed, lot.stream, APHERESIS_STREAM]))
-    draw = _draw_events(rng, material)
-    events, autofluorescence, times_s = _acquire(rng, material, draw)
-    return SimulatedTube(
-        lot=material,
-        seed=seed,
-        events=events,
-        dye=draw.dye,
-        autofluorescence=autofluorescence,
-        labels=_labels(draw, draw.flags),
-        duration_s=float(times_s[-1]),
-    )
+    return _phenotype_tube(rng, apheresis_lot(lot), seed)
 
 
 def _potency_dye(rng: np.random.Generator, draw: _EventDraw, positive: np.ndarray) -> np.ndarray:
