@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from support.browsers import ALL_PLOTS_DRAWN, STATUS_TEXT
 from support.workflow import release_of, run_snakemake, site_folder
 
 pytestmark = pytest.mark.slow
@@ -29,14 +30,6 @@ HOSTILE_SITE = 'SITE "A" / Zürich <b>'
 # a file name cannot hold a slash, and Snakemake reads <lower-case name> in a path as a path variable
 # (the configuration refuses such a path, tests/unit/release/test_config.py)
 HOSTILE_TUBE = "tube \"1\" <B>Größe & 'x'.fcs"
-STATUS_TEXT = {
-    "RELEASE_CANDIDATE": "Release candidate",
-    "NOT_RELEASABLE": "Not releasable",
-    "INCONCLUSIVE": "Inconclusive",
-}
-ALL_PLOTS_DRAWN = (
-    "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
-)
 # screenshots are kept for a person to look at after the run (.gitignore'd)
 ARTIFACTS = Path(os.environ.get("RAPIDRELEASE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
 

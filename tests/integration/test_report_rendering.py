@@ -25,7 +25,16 @@ from scipy import ndimage
 from rapidrelease.report.gate_plots import BIN_PX
 from rapidrelease.report.pdf import print_pdf
 
-from support.browsers import BROWSERS, ChromiumTab, FirefoxSession, FirefoxTab, chromium_session, executable
+from support.browsers import (
+    ALL_PLOTS_DRAWN,
+    BROWSERS,
+    STATUS_TEXT,
+    ChromiumTab,
+    FirefoxSession,
+    FirefoxTab,
+    chromium_session,
+    executable,
+)
 from support.workflow import BIN, release_of
 
 pytestmark = pytest.mark.slow
@@ -33,15 +42,7 @@ pytestmark = pytest.mark.slow
 LOTS = ("DEMO-001", "DEMO-002")
 ARTIFACTS = Path(os.environ.get("RAPIDRELEASE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
 DEBIAN_PACKAGE = {"chromium": "chromium", "firefox": "firefox-esr"}
-STATUS_TEXT = {
-    "RELEASE_CANDIDATE": "Release candidate",
-    "NOT_RELEASABLE": "Not releasable",
-    "INCONCLUSIVE": "Inconclusive",
-}
 
-ALL_PLOTS_DRAWN = (
-    "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
-)
 # each gate plot: its id, its box and its plot area's box in page pixels, and what it says it drew
 GATE_PLOTS = """[...document.querySelectorAll('svg.gate-plot')].map(svg => {
   const box = e => {

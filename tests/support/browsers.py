@@ -28,6 +28,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+# what a report's banner says for each status, as the QA reviewer reads it
+STATUS_TEXT = {
+    "RELEASE_CANDIDATE": "Release candidate",
+    "NOT_RELEASABLE": "Not releasable",
+    "INCONCLUSIVE": "Inconclusive",
+}
+# true once every plotly figure of a page has drawn its SVG
+ALL_PLOTS_DRAWN = (
+    "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
+)
+
 VIEWPORT = {"width": 1320, "height": 1000}
 BROWSERS = ("chromium", "firefox")
 _EXECUTABLES = {"chromium": ("chromium",), "firefox": ("firefox-esr", "firefox")}
