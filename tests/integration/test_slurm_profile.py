@@ -68,12 +68,12 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -
         job = subprocess.run(["scontrol", "show", "job", log.stem], capture_output=True, text=True)
         assert "JobState=COMPLETED" in job.stdout, (log, job.stdout + job.stderr)
         by_rule[rule] = by_rule.get(rule, 0) + 1
-    # the demo: one index; 10 flow units (per lot its phenotype tube, potency pair, microbial test
-    # and the run's medium); 2 lots x 4 sequencing units in one part each, gathered and called; per
+    # the demo: one index; 12 flow units (per lot its phenotype tube, apheresis tube, potency pair,
+    # microbial test and the run's medium); 2 lots x 4 sequencing units in one part each, gathered and called; per
     # lot a decision, a report and its MultiQC files; the lots index
     assert by_rule == {
         "build_reference_index": 1,
-        "measure_flow_unit": 10,
+        "measure_flow_unit": 12,
         "classify_reads_part": 8,
         "gather_reads_unit": 8,
         "call_reads_unit": 8,
