@@ -69,8 +69,8 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -
         assert "JobState=COMPLETED" in job.stdout, (log, job.stdout + job.stderr)
         by_rule[rule] = by_rule.get(rule, 0) + 1
     # the demo: one index; 12 flow units (per lot its phenotype tube, apheresis tube, potency pair,
-    # microbial test and the run's medium); 2 lots x 4 sequencing units in one part each, gathered and called; per
-    # lot a decision, a report and its MultiQC files; the lots index
+    # microbial test and the run's medium); 2 lots x 4 sequencing units in one part each, gathered
+    # and called; per lot a decision, a report and its MultiQC files; the lots index
     assert by_rule == {
         "build_reference_index": 1,
         "measure_flow_unit": 12,
