@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rapidrelease.cli import main
+from rapidrelease.validation.background_cv import BackgroundCv
+from rapidrelease.validation.summary import ValidationSettings, validation_summary
 
 
 def test_validate_method_prints_every_characteristic_at_its_settings(
@@ -28,3 +30,15 @@ def test_validate_method_prints_every_characteristic_at_its_settings(
 def test_validate_method_refuses_an_empty_simulation(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate-method", "--lots", "0"]) == 1
     assert capsys.readouterr().err.strip() == "rapidrelease: --lots must be at least 1 (0 given)."
+
+
+def test_a_measured_background_cv_adds_the_false_fail_rate_at_it() -> None:
+    measured = BackgroundCv(cv=0.47, upper95=0.61, libraries=6, taxa=212, reads=48_000)
+    text = validation_summary(ValidationSettings(seed=3, lots=1, curve_lots=1, tubes=200), measured)
+    # the lab's CV, configured as measured and left at the default 0.3, on the same kind of lot
+    assert "   measured CV 0.47, configured 0.47 " in text
+    assert "   measured CV 0.47, configured 0.3 " in text
+    assert (
+        "   measured from 6 negative controls, 212 taxa, 48,000 reads: background_cv 0.47 "
+        "(95 % upper bound 0.61)"
+    ) in text
