@@ -457,7 +457,7 @@ def _add_validate_method(sub: _Subparsers) -> None:
             "Simulate the release rules at stated settings and print what a QA reviewer files: the "
             "sequencing sterility calls' per-lot false-FAIL rate and detection curve with its LOD95, "
             "microbial flow's false-DETECTED rate and LOD95, potency's misclassification near its limit. "
-            "The defaults take about 20 s of one core; raise --lots to 300 or more to show a false-FAIL rate "
+            "The defaults take about 20 s of one core; raise --lots to 400 or more to show a false-FAIL rate "
             "of at most 1 %% with 95 %% confidence."
         ),
     )

@@ -107,7 +107,7 @@ def validation_summary(settings: ValidationSettings, measured: BackgroundCv | No
     lines += [
         "   (true between-library CV of each reagent taxon as named; the rule configured with",
         "   background_cv 0.3 unless a row says otherwise; no Holm: the read and fold rules with each",
-        "   taxon's unadjusted p ≤ α. 95 % upper bound: Wilson; showing ≤ 1 % needs ≥ 300 lots with none",
+        "   taxon's unadjusted p ≤ α. 95 % upper bound: Wilson; showing ≤ 1 % needs ≥ 381 lots with none",
         "   failed (--lots). The ≤ 1 % goal holds only with background_cv at the lab's measured value.)",
     ]
     if measured is not None:
