@@ -33,6 +33,9 @@ from rapidrelease.sterility.calls import load_unit_reads
 __all__ = ["BackgroundCv", "estimate_background_cv", "read_negative_controls"]
 
 _BOOTSTRAP = 400
+MIN_LIBRARIES, MIN_TAXA, MIN_READS = 3, 20, 1_000
+"""Below these a lab's estimate is too thin to configure: decontam and CZ ID ask for five or more
+controls; a few taxa make the bootstrap over taxa meaningless."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,20 @@ class BackgroundCv:
     libraries: int
     taxa: int
     reads: int
+
+    def shortfall(self) -> str | None:
+        """Why the estimate is too thin to configure (fewer than ``MIN_LIBRARIES`` controls,
+        ``MIN_TAXA`` taxa or ``MIN_READS`` reads, where the bootstrap bound means nothing), or None."""
+        missing = [
+            f"{have:,} {what} (needs {need:,})"
+            for have, need, what in (
+                (self.libraries, MIN_LIBRARIES, "negative controls"),
+                (self.taxa, MIN_TAXA, "taxa with reads"),
+                (self.reads, MIN_READS, "reads"),
+            )
+            if have < need
+        ]
+        return f"too little to estimate the variation from: {', '.join(missing)}" if missing else None
 
 
 def _phi(counts: np.ndarray, weights: np.ndarray) -> float:

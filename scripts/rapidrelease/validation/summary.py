@@ -116,6 +116,9 @@ def validation_summary(settings: ValidationSettings, measured: BackgroundCv | No
             f"{measured.reads:,} reads: background_cv {measured.cv:.2f} "
             f"(95 % upper bound {measured.upper95:.2f})"
         )
+        shortfall = measured.shortfall()
+        if shortfall is not None:
+            lines.append(f"   NOT A VALIDATED VALUE: {shortfall}; do not configure it")
     lines += ["", "2. SEQUENCING STERILITY: detection probability against contaminant level"]
     for curve in CURVES:
         result = detection_curve(curve, settings.curve_lots, rng, detection)

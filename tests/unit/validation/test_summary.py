@@ -42,3 +42,15 @@ def test_a_measured_background_cv_adds_the_false_fail_rate_at_it() -> None:
         "   measured from 6 negative controls, 212 taxa, 48,000 reads: background_cv 0.47 "
         "(95 % upper bound 0.61)"
     ) in text
+
+    assert "NOT A VALIDATED VALUE" not in text
+
+
+def test_a_background_cv_from_too_few_controls_is_said_to_be_no_validated_value() -> None:
+    # the demo's four NTCs hold four E. coli reads between them: no estimate of anything
+    thin = BackgroundCv(cv=0.71, upper95=0.71, libraries=4, taxa=1, reads=4)
+    text = validation_summary(ValidationSettings(seed=3, lots=1, curve_lots=1, tubes=200), thin)
+    assert (
+        "   NOT A VALIDATED VALUE: too little to estimate the variation from: 1 taxa with reads (needs 20), "
+        "4 reads (needs 1,000); do not configure it"
+    ) in text
