@@ -50,7 +50,6 @@ import math
 import time
 
 import numpy as np
-from scipy.stats import poisson
 
 from rapidrelease.flow.microbial import conditional_p_value, critical_count
 from rapidrelease.flow.thresholds import min_control_events
@@ -58,6 +57,12 @@ from rapidrelease.records import Metric, Population
 from rapidrelease.release.dose import dose_interval
 from rapidrelease.report.trends import MIN_BASELINE_LOTS, individuals_limits
 from rapidrelease.stats import mean_detected, upper_bound, wilson_interval
+from rapidrelease.validation.flow_characteristics import (
+    critical_counts,
+    exact_false_rate,
+    potency_net,
+    reported_pass,
+)
 
 ALPHA = 0.01
 VOLUME_ML = 0.05
@@ -88,17 +93,12 @@ def _thresholds(rule, highest: int) -> np.ndarray:
     return np.array([rule(c) for c in range(highest + 1)])
 
 
-def _exact_false_rate(background: float, table: np.ndarray) -> float:
-    """P(DETECTED) of a sterile tube, summed over the control's Poisson count."""
-    controls = np.arange(table.size)
-    return float(np.dot(poisson.pmf(controls, background), poisson.sf(table - 1, background)))
-
-
 def microbial(rng: np.random.Generator, lots: int) -> None:
     highest = int(max(BACKGROUNDS) + 15 * math.sqrt(max(BACKGROUNDS)) + 60)
-    old, new = _thresholds(_old_threshold, highest), _thresholds(_new_threshold, highest)
+    # the new rule's table is the package's (rapidrelease validate-method runs the same)
+    old, new = _thresholds(_old_threshold, highest), critical_counts(highest, ALPHA)
     # the exact test at the old rule's own false-call rate, to compare power at equal size
-    new_10 = _thresholds(lambda c: critical_count(c, 0.5, 0.10), highest)
+    new_10 = critical_counts(highest, 0.10)
     print("1. MICROBIAL FLOW: sterile tubes called DETECTED (test and medium 0.05 mL each)")
     print(f"   {lots:,} simulated sterile tubes per level; exact rate in brackets; stated α = {ALPHA}")
     print(f"   {'background/tube':>16} {'per mL':>8}   {'old rule (U95)':>20}   {'new (exact cond.)':>20}")
@@ -109,7 +109,7 @@ def microbial(rng: np.random.Generator, lots: int) -> None:
         old_rate = float(np.mean(x >= old[c]))
         # DETECTED iff x reaches the package's critical count (its p-value falls as x rises)
         new_rate = float(np.mean(x >= new[c]))
-        exact_old, exact_new = _exact_false_rate(background, old), _exact_false_rate(background, new)
+        exact_old, exact_new = exact_false_rate(background, old), exact_false_rate(background, new)
         worst_old, worst_new = max(worst_old, exact_old), max(worst_new, exact_new)
         print(
             f"   {background:>16g} {background / VOLUME_ML:>8.0f}   "
@@ -170,22 +170,15 @@ def _lod95(curve: list[float]) -> str:
 def _potency(
     rng: np.random.Generator, lots: int, n: int, response_pct: float, stimulated_n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Net % above the threshold (unclipped) and whether the old rule called it INCONCLUSIVE.
-
-    ``n`` CAR+ T cells in the unstimulated control, ``stimulated_n`` in the stimulated tube.
-    """
-    rank = max(1, math.ceil(PERCENTILE / 100 * n))
-    above_share = rng.beta(n - rank + 1, rank, lots)  # non-responders above the threshold
-    rho = response_pct / 100
-    stimulated = rng.binomial(stimulated_n, rho + (1 - rho) * above_share) / stimulated_n * 100
-    unstimulated = (n - rank) / n * 100
-    net = stimulated - unstimulated
-    return net, unstimulated > stimulated
+    """Net % above the threshold (unclipped; the package's simulation, rapidrelease.validation.
+    flow_characteristics) and whether the old rule called it INCONCLUSIVE (stimulated below control)."""
+    net, _ = potency_net(rng, lots, n, response_pct, stimulated_n, PERCENTILE)
+    return net, net < 0
 
 
 def _reported_pass(net: np.ndarray) -> np.ndarray:
     """≥ 5 % after rounding half-up to 0.1 %, as the specification judges it."""
-    return np.floor(np.maximum(net, 0.0) * 10 + 0.5 + 1e-9) / 10 >= POTENCY_LIMIT
+    return reported_pass(net, POTENCY_LIMIT)
 
 
 def potency(rng: np.random.Generator, lots: int, stimulated_n: int) -> None:

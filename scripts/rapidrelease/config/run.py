@@ -106,7 +106,9 @@ class Unit:
 
     A sequencing positive control names the organism spiked in (``spike_organism``, a scientific
     name or NCBI taxid) and its concentration (``spike_concentration`` in ``spike_unit``, e.g.
-    CFU/mL); ``library`` is ``shotgun`` or ``amplicon`` for sequencing units.
+    CFU/mL); on a sequencing test the same columns name its internal control, an exogenous organism
+    spiked into the sample to measure the matrix's recovery; ``library`` is ``shotgun`` or
+    ``amplicon`` for sequencing units.
     """
 
     lot_id: str
@@ -181,7 +183,9 @@ class DetectionSettings:
     ``tested_volume_ml`` is the volume of product a test extracts (mL) when the unit sheet gives
     no ``volume_ul``, which puts the sampling floor −ln(1 − p)/V (3/V CFU/mL at 95 %) under every
     LOD; ``lod_table`` is an optional TSV of the lab's validated LOD95 per organism
-    (:mod:`rapidrelease.config.lod_table`).
+    (:mod:`rapidrelease.config.lod_table`); ``min_spike_recovery`` is the fraction of the positive
+    control's sensitivity a test's internal control must recover in the sample's matrix, below
+    which the sample is inhibited (:mod:`rapidrelease.sterility.internal_control`).
     """
 
     min_reads: int = 3
@@ -193,6 +197,7 @@ class DetectionSettings:
     detection_probability: float = 0.95
     tested_volume_ml: float = 1.0
     lod_table: str | None = None
+    min_spike_recovery: float = 0.1
 
 
 DEFAULT_VIABLE_COUNT_CV_PCT = 7.5
@@ -693,6 +698,8 @@ def _check_unit_row(record: dict[str, Any]) -> list[tuple[str, str]]:
     if "library" in record and assay not in READS_ASSAYS:
         problems.append(("library", "is only used for the sequencing assays."))
     spiked = assay in READS_ASSAYS and record.get("role") == "positive_control"
+    # a test may carry an internal control: all three columns or none
+    internal = assay in READS_ASSAYS and role == "test" and any(c in record for c in _SPIKE_COLUMNS)
     for column in _SPIKE_COLUMNS:
         if spiked and column not in record:
             problems.append(
@@ -702,8 +709,21 @@ def _check_unit_row(record: dict[str, Any]) -> list[tuple[str, str]]:
                     "computed from the organism spiked in and its concentration.",
                 )
             )
-        elif not spiked and column in record:
-            problems.append((column, "is only used for a sequencing unit with role positive_control."))
+        elif internal and column not in record:
+            problems.append(
+                (
+                    column,
+                    "is required for a sequencing test's internal control once another spike column "
+                    "is given: its recovery needs the organism, its concentration and its unit.",
+                )
+            )
+        elif not (spiked or internal) and column in record:
+            problems.append(
+                (
+                    column,
+                    "is only used for a sequencing positive control or a sequencing test's internal control.",
+                )
+            )
     return problems
 
 

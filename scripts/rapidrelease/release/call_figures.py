@@ -8,7 +8,9 @@ was decided on; this module picks them out, labelled and with their units:
   sterile-medium control's events, volume and count per mL, the critical count and the test's p
   against α, and the limit of detection per mL;
 - sterility by sequencing: the test's fragments, the detection threshold in reads and RPM, every
-  organism detected with its reads, RPM and Holm-adjusted p, and the limit of detection.
+  organism detected with its reads, RPM and Holm-adjusted p, the sample's internal control (its
+  reads, its sensitivity in the sample's matrix and its recovery of the positive control's, each
+  with its 95 % interval) where it has one, and the limit of detection.
 
 A figure the record does not hold is left out, never invented.
 """
@@ -102,5 +104,29 @@ def _sterility(metrics: Mapping[str, Metric], evidence: Mapping[str, Json]) -> t
         _figure(figures, f"{organism} RPM", found.get("rpm"), "RPM")
         _figure(figures, f"{organism} negative controls' reads", found.get("control_reads"), "reads")
         _figure(figures, f"{organism} Holm-adjusted p", found.get("p_adjusted"))
+    internal = _mapping(evidence.get("internal_control"))
+    if internal:
+        spike = f"internal control {internal.get('organism')}"
+        unit = internal.get("unit")
+        _figure(figures, f"{spike} reads", internal.get("reads"), "reads")
+        _figure(
+            figures,
+            f"{spike} sensitivity",
+            internal.get("rpm_per_unit"),
+            f"RPM per {unit}",
+            _pair(internal.get("rpm_per_unit_ci95")),
+        )
+        _metric(
+            figures, f"{spike} recovery of the positive control's sensitivity", metrics.get("spike_recovery")
+        )
     _metric(figures, "limit of detection", metrics.get("lod"))
     return tuple(figures)
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    """A recorded [low, high] interval, or None when the record holds none."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        low, high = (_number(v) for v in value)
+        if low is not None and high is not None:
+            return low, high
+    return None

@@ -21,7 +21,11 @@ could not resolve further (direct reads), the call is DETECTED only when all of 
   (M·(1 − e^(−G/M)) for G minimizer occurrences on M held), or cover a tenth of the reference.
   Reads piling up on a few shared or low-complexity regions are not an organism.
 
-Host, vector, spike-in and adapter reads are never candidates; their shares are reported.
+Host, vector, spike-in and adapter reads are never candidates; their shares are reported. Neither
+is a test's internal control, the exogenous organism spiked into the sample (the spike columns of
+its unit row): its recovery in the sample's matrix replaces the positive control's sensitivity in
+the sample's LOD, and below ``min_spike_recovery`` of it flags an inhibited sample, whose
+NOT_DETECTED calls are then INCONCLUSIVE (:mod:`rapidrelease.sterility.internal_control`).
 
 A detection stands. The same taxon in the run's negative controls at a level that explains it
 (the assignable cause of USP <71> and the FDA's OOS guidance) is weighed by the count test, which
@@ -87,6 +91,11 @@ from rapidrelease.stats import (
     organisms_detected,
 )
 from rapidrelease.sterility.checklist import ALL_CHECKLISTS, TARGETS, checklist_of
+from rapidrelease.sterility.internal_control import (
+    InternalControl,
+    assess_internal_control,
+    recovery_sentence,
+)
 
 __all__ = [
     "DETECTED",
@@ -402,12 +411,15 @@ def call_organism(
     )
 
 
-def _tested_taxa(test: UnitReads, assay: str) -> list[tuple[int, str]]:
+def _tested_taxa(test: UnitReads, assay: str, exclude: frozenset[int] = frozenset()) -> list[tuple[int, str]]:
     """The (taxid, level) pairs of ``test`` called for ``assay``: every target species with reads, and
-    every target genus with reads the classifier could not resolve to a species."""
+    every target genus with reads the classifier could not resolve to a species; none of ``exclude``
+    (the sample's internal control)."""
     tested = []
     for taxid, row in test.taxa.items():
         if row["category"] not in TARGETS[assay] or row["rank"] not in ("species", "genus"):
+            continue
+        if taxid in exclude:
             continue
         level = "species" if row["rank"] == "species" else "genus"
         if test.reads_of(taxid, level) > 0:
@@ -422,15 +434,17 @@ def call_organisms(
     library: str,
     settings: DetectionSettings,
     facts: ReferenceFacts,
+    exclude: frozenset[int] = frozenset(),
 ) -> list[OrganismCall]:
-    """Call every target organism of ``assay`` with reads in ``test``, highest RPM first.
+    """Call every target organism of ``assay`` with reads in ``test``, highest RPM first; the taxa of
+    ``exclude`` (a test's internal control, :func:`internal_control_taxa`) are not candidates.
 
     Every taxon with a read is tested, so the family whose error Holm's procedure holds at
     ``alpha`` is the whole unit: a sterile lot with hundreds of reagent taxa shared with the
     controls is falsely DETECTED in at most about ``alpha`` of lots (tests/benchmarks/
     bench_sterility_calls.py measures it).
     """
-    tested = _tested_taxa(test, assay)
+    tested = _tested_taxa(test, assay, exclude)
     backgrounds = [
         compare_with_controls(
             test.reads_of(taxid, level),
@@ -899,7 +913,8 @@ def call_contaminants(
         else:
             # a control that could not be measured invalidates the run but is no background
             measured = [n for n in negatives if n.error is None]
-            calls = call_organisms(this, measured, unit.assay, unit.library, settings, facts)
+            internal, exclude = internal_control_taxa(unit, facts)
+            calls = call_organisms(this, measured, unit.assay, unit.library, settings, facts, exclude)
             empirical: dict[str, float] = {}
             if settings.lod_table is not None:
                 # the lab's validated limits replace the predicted ones; a table that cannot be read
@@ -907,7 +922,7 @@ def call_contaminants(
                 inputs.append(file_ref(Path(settings.lod_table), "validated LOD95 table"))
                 empirical = read_lod_table(Path(settings.lod_table))
             metrics |= _test_metrics(
-                this, calls, negatives, positives, unit, settings, facts, evidence, empirical
+                this, calls, negatives, positives, unit, settings, facts, evidence, empirical, internal
             )
         record = dataclasses.replace(record, metrics=metrics)
     except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
@@ -921,6 +936,78 @@ def call_contaminants(
     )
     write_record(folder / "metrics.json", record)
     return record
+
+
+_NO_RECOVERY = ("host", "vector", "adapter")  # in every sample: their reads measure no recovery
+
+
+def internal_control_taxa(unit: Unit, facts: ReferenceFacts) -> tuple[int | None, frozenset[int]]:
+    """A test's internal control: its taxid (None when the unit states none) and the taxa that are
+    never candidates in the test because of it, the taxon itself and its species and genus (reads of
+    the spike the classifier resolved no further than its genus are the spike's as likely as not).
+
+    Raises ReadsError, naming the unit, for an organism the taxonomy lacks, whose reads every sample
+    holds (host, vector, adapter), that the reference holds no k-mers of, or that is on the assay's
+    checklist (the test must detect it: it cannot be both a spike and a contaminant).
+    """
+    if not unit.spike_organism:
+        return None, frozenset()
+    where = f"test {unit.unit_id}'s internal control"
+    try:
+        taxid = facts.resolve(unit.spike_organism)
+    except ReadsError as exc:
+        raise ReadsError(f"{where}: {str(exc).rstrip('.')}.") from exc
+    node = facts.node_of(taxid)
+    assert node is not None  # resolve() found it in the taxonomy
+    category = str(facts.taxonomy.category[node])
+    if category in _NO_RECOVERY:
+        raise ReadsError(
+            f"{where} {unit.spike_organism} is {category} in the reference taxonomy, whose reads every "
+            "sample holds, so it measures no recovery."
+        )
+    if facts.held(taxid) == 0:
+        raise ReadsError(
+            f"{where} {unit.spike_organism}: the reference holds no k-mers of it, "
+            "so its reads cannot be counted."
+        )
+    lineage = set(facts.taxonomy.path_to_root(node))
+    listed = [
+        o.name
+        for o in checklist_of(unit.assay)
+        if any(facts.node_of(t) in lineage for t in (o.taxid, *o.former_taxids))
+    ]
+    if listed:
+        raise ReadsError(
+            f"{where} {unit.spike_organism} is {listed[0]}, an organism of the {unit.assay} checklist the "
+            "test must detect; an internal control must be absent from every product."
+        )
+    excluded = {taxid}
+    for ancestor in facts.taxonomy.path_to_root(node):
+        rank = facts.taxonomy.rank[ancestor]
+        if rank in ("species", "genus"):
+            excluded.add(int(facts.taxonomy.taxid[ancestor]))
+        if rank == "genus":
+            break
+    return taxid, frozenset(excluded)
+
+
+def _internal_spike(internal: InternalControl, this: UnitReads) -> SpikeResult:
+    """The internal control as the sensitivity the sample's LOD rests on (its lower bound, as a
+    positive control's)."""
+    return SpikeResult(
+        unit_id=internal.unit_id,
+        organism=internal.organism,
+        taxid=internal.taxid,
+        concentration=internal.concentration,
+        unit=internal.unit,
+        reads=internal.reads,
+        rpm=this.rpm(internal.reads),
+        call=DETECTED if internal.reads else NOT_DETECTED,
+        rpm_per_unit=internal.rpm_per_unit,
+        problem=None,
+        reference_minimizers=internal.reference_minimizers,
+        rpm_per_unit_lower=internal.rpm_per_unit_lower,
+    )
 
 
 def _independent_of(this: UnitReads, control: UnitReads) -> UnitReads:
@@ -982,6 +1069,7 @@ def _test_metrics(
     facts: ReferenceFacts,
     evidence: dict[str, Json],
     empirical: Mapping[str, float],
+    internal_taxid: int | None = None,
 ) -> dict[str, Metric]:
     problems: list[str] = []
     if this.fragments < settings.min_fragments:
@@ -1014,6 +1102,20 @@ def _test_metrics(
         lod_problem = f"the limit of detection is unknown: {failed}"
     usable = () if lod_problem else tuple(spikes)
     lod_unit = units[0] if len(units) == 1 else (spikes[0].unit if spikes else "")
+    internal, inhibition, recovery = _internal_control(
+        this, unit, usable, lod_unit, internal_taxid, facts, settings
+    )
+    if internal is not None and internal.recovery is None and usable:
+        problems.append(
+            f"test {unit.unit_id}'s internal control is in {internal.unit} and its positive controls in "
+            f"{lod_unit}, so its recovery cannot be compared with theirs"
+        )
+    sensitivities = usable
+    if internal is not None and internal.recovery is not None:
+        # the sample's own sensitivity, in its matrix, instead of the positive control's in buffer
+        sensitivities = (_internal_spike(internal, this),)
+        if internal.reads == 0:
+            lod_problem = inhibition
     volume = tested_volume_ml(unit, settings)
     per_ml = lod_unit.replace(" ", "").lower().endswith("/ml")
     floor = sampling_floor(volume, settings.detection_probability) if per_ml else None
@@ -1021,7 +1123,7 @@ def _test_metrics(
         this.fragments,
         tuple(measured),
         taxa_tested,
-        usable,
+        sensitivities,
         unit.library,
         floor,
         empirical,
@@ -1061,9 +1163,12 @@ def _test_metrics(
     evidence["sampling"] = {"tested_volume_ml": volume, "floor": floor, "unit": lod_unit}
     evidence["calls"] = [asdict(c) for c in calls]
     evidence["checklist"] = checklist
-    # the spiked organisms' own limits: what the positive controls measured
+    # the spiked organisms' own limits: what the positive controls measured (scaled by the sample's
+    # internal control where it has one)
+    own = sensitivities is usable
     spike_lods = [
-        organism_lod(context, s.taxid, (s.organism, _name_of(facts, s.taxid)), spikes=(s,)) for s in usable
+        organism_lod(context, s.taxid, (s.organism, _name_of(facts, s.taxid)), spikes=(s,) if own else None)
+        for s in usable
     ]
     spike_lod = max(
         (lod for lod in spike_lods if lod.value is not None), key=lambda lod: lod.value or 0.0, default=None
@@ -1086,10 +1191,22 @@ def _test_metrics(
     # positive control, a shallow or unmeasured control or a missing organism can explain a miss, not
     # a find; a negative control holding the same taxon at a level that explains it already made
     # the call NOT_DETECTED
-    call_reason = None if detected else invalid
+    # an inhibited sample (its internal control's recovery too low) can miss, never find
+    call_reason = None if detected else (_sentence_list([r for r in (invalid, inhibition) if r]) or None)
     detail = _call_detail(calls)
     if detected and invalid:
         detail = f"{detail}; the run also has validity problems ({invalid}), which cannot explain a detection"
+    if detected and inhibition:
+        detail = f"{detail}; {inhibition}, which cannot explain a detection"
+    if internal is not None:
+        evidence["internal_control"] = asdict(internal)
+    lod_detail = None
+    if spike_lod is not None and spiked:
+        lod_detail = (
+            f"{_lod_phrase(spike_lod, lod_unit)}, for {', '.join(spiked)}, the positive control's spike"
+        )
+        if not own and internal is not None:
+            lod_detail += f", at the sample's own sensitivity: {recovery_sentence(internal)}"
     return {
         "contaminant_call": _metric(
             DETECTED if detected else NOT_DETECTED, None, "category", call_reason, detail
@@ -1102,11 +1219,7 @@ def _test_metrics(
             lod_unit,
             "concentration",
             invalid if lod is not None else lod_problem or invalid,
-            detail=(
-                f"{_lod_phrase(spike_lod, lod_unit)}, for {', '.join(spiked)}, the positive control's spike"
-                if spike_lod is not None and spiked
-                else None
-            ),
+            detail=lod_detail,
         ),
         # the least sensitive checklist organism: the LOD of a claim that covers the whole checklist
         "lod_checklist_max": _metric(
@@ -1121,7 +1234,60 @@ def _test_metrics(
             ),
         ),
         **organism_lods,
+        **recovery,
     }
+
+
+def _internal_control(
+    this: UnitReads,
+    unit: Unit,
+    usable: Sequence[SpikeResult],
+    lod_unit: str,
+    taxid: int | None,
+    facts: ReferenceFacts,
+    settings: DetectionSettings,
+) -> tuple[InternalControl | None, str | None, dict[str, Metric]]:
+    """The test's internal control (None without one), the sentence saying the sample is inhibited
+    (None when it is not) and its ``spike_recovery`` metric (the share of the positive control's
+    sensitivity recovered, %, with its 95 % interval; none without an internal control)."""
+    if taxid is None:
+        return None, None, {}
+    # the unit sheet requires all three spike columns of a test once one is given
+    assert unit.spike_organism and unit.spike_concentration and unit.spike_unit
+    positive = [
+        (s.rpm_per_unit, s.reference_minimizers)
+        for s in usable
+        if s.rpm_per_unit is not None and s.unit == unit.spike_unit == lod_unit
+    ]
+    internal = assess_internal_control(
+        unit.unit_id,
+        unit.spike_organism,
+        taxid,
+        float(unit.spike_concentration),
+        unit.spike_unit,
+        this.reads_of(taxid, "species"),
+        this.fragments,
+        facts.represented(taxid),
+        positive,
+        settings.min_spike_recovery,
+        unit.library == "shotgun",
+    )
+    inhibition = f"the sample is inhibited: {recovery_sentence(internal)}" if internal.inhibited else None
+    if internal.recovery is None or internal.recovery_ci95 is None:
+        reason = (
+            inhibition
+            or "no positive control gave a sensitivity in the internal control's unit to compare with"
+        )
+        return internal, inhibition, {"spike_recovery": _metric(None, "%", "ratio", reason)}
+    low, high = internal.recovery_ci95
+    metric = Metric(
+        100 * internal.recovery,
+        "%",
+        "ratio",
+        ci95=(100 * low, 100 * high),
+        detail=recovery_sentence(internal),
+    )
+    return internal, inhibition, {"spike_recovery": metric}
 
 
 def _name_of(facts: ReferenceFacts, taxid: int | None) -> str:

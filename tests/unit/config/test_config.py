@@ -559,10 +559,31 @@ def test_sequencing_positive_control_needs_its_spike(project: Path) -> None:
         "control: the limit of detection is computed from the organism spiked in and its concentration.",
         "config/units.tsv row 2, column 'spike_unit': is required for a sequencing positive control: the "
         "limit of detection is computed from the organism spiked in and its concentration.",
-        "config/units.tsv row 3, column 'spike_concentration': is only used for a sequencing unit with "
-        "role positive_control.",
-        "config/units.tsv row 3, column 'spike_unit': is only used for a sequencing unit with role "
-        "positive_control.",
+        "config/units.tsv row 3, column 'spike_concentration': is only used for a sequencing positive "
+        "control or a sequencing test's internal control.",
+        "config/units.tsv row 3, column 'spike_unit': is only used for a sequencing positive control or a "
+        "sequencing test's internal control.",
+    ]
+
+
+def test_a_sequencing_test_may_state_its_internal_control_with_all_three_spike_columns(project: Path) -> None:
+    header = UNITS_HEADER + "\tlibrary\tspike_organism\tspike_concentration\tspike_unit"
+    rows = ["DEMO-001\tT\tsterility_reads\ttest\tt_R1.fq\tt_R2.fq\t\t\t\tStreptococcus suis\t50\tCFU/mL"]
+    path = write_sequenced_project(project, units_text=sheet(header, rows))
+    (unit,) = load_run_config(path).units
+    assert (unit.role, unit.spike_organism, unit.spike_concentration, unit.spike_unit) == (
+        "test",
+        "Streptococcus suis",
+        50.0,
+        "CFU/mL",
+    )
+    # an organism with no amount (or an amount of nothing named) is no internal control
+    rows = ["DEMO-001\tT\tsterility_reads\ttest\tt_R1.fq\tt_R2.fq\t\t\t\tStreptococcus suis\t\t"]
+    path = write_sequenced_project(project, units_text=sheet(header, rows))
+    assert problems_of(path) == [
+        f"config/units.tsv row 2, column '{column}': is required for a sequencing test's internal control "
+        "once another spike column is given: its recovery needs the organism, its concentration and its unit."
+        for column in ("spike_concentration", "spike_unit")
     ]
 
 

@@ -22,6 +22,7 @@ from rapidrelease.records import (
     to_json,
     write_record,
 )
+from rapidrelease.release.call_figures import call_figures
 from rapidrelease.stats import lower_bound, mean_detected, organisms_detected
 from rapidrelease.sterility.calls import ReferenceFacts, call_contaminants
 
@@ -403,3 +404,153 @@ def test_a_sample_listed_as_its_own_negative_control_under_another_name_is_no_co
     )
     # the copy is no background: K. pneumoniae is still called against the real negative control
     assert [c["name"] for c in record["calls"] if c["call"] == "DETECTED"] == ["Klebsiella pneumoniae"]
+
+
+# ----------------------------------------------------------------- a test's internal control (spike-in)
+
+SUIS = {"spike_organism": "Streptococcus suis", "spike_concentration": 100.0, "spike_unit": "CFU/mL"}
+
+
+def _spiked_lot(
+    tmp_path: Path,
+    index: KmerIndex,
+    spike_reads: int,
+    contaminant: dict[int, int] | None = None,
+    spike: dict[str, Any] = SUIS,
+) -> dict[str, Any]:
+    """The clean lot of :func:`_lot` whose 200,000-fragment test also holds ``spike_reads`` of its
+    internal control (S. suis, a pig pathogen absent from every human cell product, at 100 CFU/mL)."""
+    facts = ReferenceFacts.from_index(index)
+    units = {
+        "T": Unit("L", "T", "sterility_reads", "test", Path("t.fq"), **spike),
+        "NC1": Unit("L", "NC1", "sterility_reads", "negative_control", Path("nc1.fq")),
+        "NC2": Unit("L", "NC2", "sterility_reads", "negative_control", Path("nc2.fq")),
+        "PC": Unit("L", "PC", "sterility_reads", "positive_control", Path("pc.fq"), **SPIKE),
+    }
+    contents = {
+        "T": (
+            200_000,
+            {1307: spike_reads, **(contaminant or {})} if spike_reads else dict(contaminant or {}),
+        ),
+        "NC1": (50_000, {562: 5}),
+        "NC2": (50_000, {}),
+        "PC": (50_000, {1280: 500}),
+    }
+    for unit_id, unit in units.items():
+        (tmp_path / unit_id).mkdir()
+        _write_unit(tmp_path / unit_id, unit, *contents[unit_id], facts)
+    return _call(units["T"], list(units.values()), tmp_path, index)
+
+
+def _per_minimizer_recovery(facts: ReferenceFacts, spike_reads: int) -> float:
+    """S. suis's RPM per CFU/mL in the 200,000-fragment test over S. aureus's in the positive control
+    (500 reads of 50,000 at 100 CFU/mL), each per minimizer the reference holds of one genome."""
+    suis = 1e6 * spike_reads / 200_000 / 100 / facts.represented(1307)
+    aureus = 1e6 * 500 / 50_000 / 100 / facts.represented(1280)
+    return suis / aureus
+
+
+def test_an_internal_control_sets_the_samples_lod_and_is_never_a_contaminant(
+    tmp_path: Path, panel_index: KmerIndex
+) -> None:
+    facts = ReferenceFacts.from_index(panel_index)
+    # S. suis is a bacterium the calls would otherwise test: 400 reads, ∞× the clean controls
+    record = _spiked_lot(tmp_path, panel_index, 400)
+    metrics = record["metrics"]
+    assert record["calls"] == [] and record["validity"] == {"valid": True, "problems": []}
+    assert (metrics["contaminant_call"]["value"], metrics["contaminant_call"]["status"]) == (
+        "NOT_DETECTED",
+        "ok",
+    )
+    internal = record["internal_control"]
+    assert (internal["taxid"], internal["reads"], internal["inhibited"]) == (1307, 400, False)
+    # 400 reads in 200,000 fragments at 100 CFU/mL: 20 RPM per CFU/mL, Garwood 95 % 18.1–22.1
+    assert internal["rpm_per_unit"] == pytest.approx(20.0)
+    assert internal["rpm_per_unit_ci95"] == pytest.approx([18.09, 22.06], abs=0.01)
+    recovery = _per_minimizer_recovery(facts, 400)
+    assert internal["recovery"] == pytest.approx(recovery)
+    assert metrics["spike_recovery"]["value"] == pytest.approx(100 * recovery)
+    assert metrics["spike_recovery"]["unit"] == "%" and metrics["spike_recovery"]["status"] == "ok"
+    low, high = metrics["spike_recovery"]["ci95"]
+    assert low < 100 * recovery < high
+    # the LOD of the positive control's S. aureus rests on the sample's own recovery (its 95 % lower
+    # bound, scaled to S. aureus's genome share), not on the positive control's in buffer
+    sensitivity = 1e6 * lower_bound(400) / 200_000 / 100 * facts.represented(1280) / facts.represented(1307)
+    predicted = organisms_detected(14, sensitivity * 0.2)
+    assert record["lod"]["predicted"] == pytest.approx(predicted)
+    assert metrics["lod"]["value"] == pytest.approx(max(predicted, -math.log(0.05)))
+    assert "at the sample's own sensitivity: internal control Streptococcus suis" in metrics["lod"]["detail"]
+
+
+def test_an_internal_control_below_the_recovery_floor_makes_a_miss_inconclusive(
+    tmp_path: Path, panel_index: KmerIndex
+) -> None:
+    facts = ReferenceFacts.from_index(panel_index)
+    reads = 4
+    assert _per_minimizer_recovery(facts, reads) < DEFAULTS.min_spike_recovery
+    record = _spiked_lot(tmp_path, panel_index, reads)
+    call = record["metrics"]["contaminant_call"]
+    assert (call["value"], call["status"]) == ("NOT_DETECTED", "inconclusive")
+    assert call["reason"].startswith(
+        "the sample is inhibited: internal control Streptococcus suis at 100 CFU/mL: 4 reads"
+    )
+    assert call["reason"].endswith("the sample's matrix inhibits the assay, so a miss in it shows nothing")
+    assert record["metrics"]["contaminants_detected"]["status"] == "inconclusive"
+    # the run itself is valid: the inhibition is this sample's
+    assert record["validity"] == {"valid": True, "problems": []}
+    # release.json and the report show the recovery beside the call
+    saved = read_unit_record(tmp_path / "T" / "metrics.json")
+    figures = call_figures(
+        "sterility_reads", saved.metrics, saved.evidence, saved.metrics["contaminant_call"]
+    )
+    labels = {f.label: f for f in figures}
+    assert labels["internal control Streptococcus suis reads"].value == 4
+    shown = labels["internal control Streptococcus suis recovery of the positive control's sensitivity"]
+    assert shown.unit == "%" and shown.value == pytest.approx(100 * _per_minimizer_recovery(facts, reads))
+
+
+def test_an_inhibited_sample_keeps_its_detection(tmp_path: Path, panel_index: KmerIndex) -> None:
+    record = _spiked_lot(tmp_path, panel_index, 4, contaminant={573: 20})
+    call = record["metrics"]["contaminant_call"]
+    assert (call["value"], call["status"], call["reason"]) == ("DETECTED", "ok", None)
+    assert "; the sample is inhibited: internal control Streptococcus suis" in call["detail"]
+    assert call["detail"].endswith("which cannot explain a detection")
+    assert [c["taxid"] for c in record["calls"]] == [573]
+
+
+def test_an_internal_control_with_no_reads_leaves_no_lod(tmp_path: Path, panel_index: KmerIndex) -> None:
+    record = _spiked_lot(tmp_path, panel_index, 0)
+    metrics = record["metrics"]
+    assert record["internal_control"]["recovery"] == 0.0 and record["internal_control"]["inhibited"]
+    assert metrics["contaminant_call"]["status"] == "inconclusive"
+    assert (metrics["lod"]["value"], metrics["lod"]["status"]) == (None, "inconclusive")
+    assert metrics["lod"]["reason"].startswith("the sample is inhibited")
+
+
+@pytest.mark.parametrize(
+    ("organism", "unit", "problem"),
+    [
+        (
+            "Staphylococcus aureus",
+            "CFU/mL",
+            "test T's internal control Staphylococcus aureus is Staphylococcus aureus, an organism of the "
+            "sterility_reads checklist the test must detect",
+        ),
+        ("9606", "CFU/mL", "test T's internal control 9606 is host in the reference taxonomy"),
+        ("Streptococcus suis", "GC/mL", None),
+    ],
+)
+def test_an_internal_control_that_cannot_measure_recovery_says_why(
+    tmp_path: Path, panel_index: KmerIndex, organism: str, unit: str, problem: str | None
+) -> None:
+    spike = {"spike_organism": organism, "spike_concentration": 100.0, "spike_unit": unit}
+    record = _spiked_lot(tmp_path, panel_index, 400, spike=spike)
+    if problem is not None:
+        assert record["status"] == "error" and record["error"].startswith(problem)
+        return
+    # genome copies cannot be compared with the positive control's CFU: the run says so
+    assert record["validity"]["problems"] == [
+        "test T's internal control is in GC/mL and its positive controls in CFU/mL, so its recovery "
+        "cannot be compared with theirs"
+    ]
+    assert record["metrics"]["contaminant_call"]["status"] == "inconclusive"

@@ -226,9 +226,18 @@ def _lod_clauses(metrics: Mapping[str, Metric], threshold: Json) -> tuple[str, .
             ),
             "",
         )
+        if basis == " (predicted from the positive control)" and "at the sample's own sensitivity" in detail:
+            basis = " (predicted from the sample's internal control)"
         clauses.append(
             f"Limit of detection (95 %): {amount(lod.value, lod.unit)} for the spiked organism{basis}"
         )
+    recovery = metrics.get("spike_recovery")
+    if recovery is not None:
+        # the sample's own internal control: how much of the buffer's sensitivity its matrix kept
+        shown = f"{num(recovery.value, 'unknown')} %" if recovery.value is not None else "unknown"
+        if recovery.ci95 is not None:
+            shown += f" (95 % CI {num(recovery.ci95[0])}–{num(recovery.ci95[1])} %)"
+        clauses.append(f"internal control recovery {shown} of the positive control's sensitivity")
     if worst is not None:
         clauses.append(f"least sensitive checklist organism: {amount(worst.value, worst.unit)}")
     if isinstance(threshold, Mapping):

@@ -89,3 +89,21 @@ def test_a_call_shows_its_fold_and_holm_adjusted_p(tmp_path: Path) -> None:
     calls = sequencing_evidence(_unit("test", calls=[call]), tmp_path, "u").calls
     assert calls is not None and calls.calls is not None
     assert calls.calls[0].background == "∞× · Holm p 0.004"
+
+
+def test_a_test_with_an_internal_control_shows_its_recovery_and_the_lod_it_set(tmp_path: Path) -> None:
+    detail = (
+        "predicted LOD95 6.1 CFU/mL, for Staphylococcus aureus, the positive control's spike, at the "
+        "sample's own sensitivity: internal control Streptococcus suis at 100 CFU/mL: 400 reads"
+    )
+    metrics = {
+        "lod": Metric(6.1, "CFU/mL", "concentration", detail=detail),
+        "spike_recovery": Metric(41.5, "%", "ratio", ci95=(37.6, 45.8)),
+    }
+    calls = sequencing_evidence(_unit("test", metrics), tmp_path, "u").calls
+    assert calls is not None
+    assert calls.lod == (
+        "Limit of detection (95 %): 6.1 CFU/mL for the spiked organism (predicted from the sample's "
+        "internal control)",
+        "internal control recovery 41.5 % (95 % CI 37.6–45.8 %) of the positive control's sensitivity",
+    )
