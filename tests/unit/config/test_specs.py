@@ -178,7 +178,8 @@ specs:
         "limit; the rounded value could not be compared with it.",
         "specs.yaml, spec 'S', attribute 'f', key 'limit': '70 %' is not a number.",
         "specs.yaml, spec 'S', attribute 'g', key 'limt': is not a known key (allowed: assay, metric, "
-        "comparison, limit, lower, upper, decimals, unit, description, role, unit_id, covers, validity, share).",
+        "comparison, limit, lower, upper, decimals, unit, description, role, unit_id, covers, validity, "
+        "share).",
         "specs.yaml, spec 'S', attribute 'g', key 'metric': a value is required.",
         "specs.yaml, spec 'S', attribute 'h', key 'decimals': is not used with a category limit.",
         "specs.yaml, spec 'S', attribute 'i', key 'lower': is not used with comparison '<='.",
@@ -383,7 +384,8 @@ specs:
   S:
     attributes:
       a: {assay: phenotype, metric: viability_pct, comparison: ">=", limit: 70, share: {bounds: [0, 100]}}
-      b: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED, share: true}
+      b: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED,
+          share: true}
       c: {assay: phenotype, metric: cd3_pct_live, comparison: ">=", limit: 80}
 """
     path = tmp_path / "specs.yaml"
