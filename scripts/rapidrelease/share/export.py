@@ -489,6 +489,8 @@ def build_tables(
             )
             if settings.lot_rows and settings.key is not None:
                 for lot, result in group.entries:
+                    # whole hours: a minute-exact time could be matched with a lot's report
+                    hours = None if lot.hours_to_result is None else float(round(lot.hours_to_result))
                     rows.append(
                         {
                             "lot_key": keyed_id(settings.key, lot.lot_id),
@@ -497,11 +499,8 @@ def build_tables(
                             "attribute": group.attribute,
                             "result": None if result is None else result.result,
                             "category": None if result is None else reason_category(result),
-                            "value": _value_of(group, lot, result),
-                            # whole hours: a minute-exact time could be matched with a report
-                            "hours_to_result": None
-                            if lot.hours_to_result is None
-                            else float(round(lot.hours_to_result)),
+                            "value": _value_of(group, lot, result) if group.kind != "time" else hours,
+                            "hours_to_result": hours,
                         }
                     )
         organisms_rows.extend(_organism_rows(platform, columns, lots, settings, per_query, organisms))

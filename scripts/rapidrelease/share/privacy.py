@@ -111,6 +111,7 @@ def private_count(n: int, epsilon: float) -> Noised:
 
 def private_sum(values: Sequence[float], bounds: tuple[float, float], epsilon: float) -> Noised:
     """The sum of ``values`` clamped to ``bounds`` (lowest, highest) through OpenDP's clamp, sum and
-    Laplace mechanism at ``epsilon``; its scale grows with the bounds' largest magnitude."""
+    Laplace mechanism at ``epsilon``; its scale grows with the bounds (OpenDP's sensitivity: the
+    highest value for bounds from 0, their width across 0)."""
     measurement, scale = _calibrated("sum", (float(bounds[0]), float(bounds[1])), epsilon)
     return Noised(float(measurement([float(v) for v in values])), scale, epsilon)
