@@ -52,11 +52,14 @@ def position_figure(group: PooledGroup) -> go.Figure:
             x=[p.program for p in means],
             y=[p.mean for p in means],
             mode="markers",
-            name="mean" if with_quantiles else "mean ± SD",
+            name="mean (± SD without quantiles)",
             marker={"color": "#b3261e", "size": 9, "symbol": "diamond"},
-            error_y=None
-            if with_quantiles
-            else {"type": "data", "array": [p.sd or 0.0 for p in means], "color": "#b3261e"},
+            # a program without quantiles (a private package) shows its spread as ± SD
+            error_y={
+                "type": "data",
+                "array": [0.0 if p.quantiles.get("q50") is not None else p.sd or 0.0 for p in means],
+                "color": "#b3261e",
+            },
             text=[f"n = {p.n_values}, z = {num(p.z)}" for p in means],
         )
     )
@@ -83,7 +86,7 @@ def position_figure(group: PooledGroup) -> go.Figure:
                     "y0": group.mean - 2 * group.sd,
                     "y1": group.mean + 2 * group.sd,
                     "fillcolor": _POOLED,
-                    "opacity": 0.12,
+                    "opacity": 0.08,
                     "line": {"width": 0},
                     "layer": "below",
                 }
