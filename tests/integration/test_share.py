@@ -35,9 +35,12 @@ def identifying_strings(site: Path) -> set[str]:
         archived = read_release(path).lot
         found |= {archived.lot_id, archived.product, archived.site}
     for unit in run.units:
-        for path in (unit.path, unit.path2, unit.template):
+        for path in (unit.path, unit.path2):
             if path is not None:
                 found |= {str(path), path.name, path.stem, str(path.parent)}
+        # a panel's file stem is the assay's name (microbial_flow.yaml), which attributes share
+        if unit.template is not None:
+            found |= {str(unit.template), unit.template.name}
         if unit.assay in FLOW_ASSAYS:
             keywords = read_fcs(site / unit.path).keywords
             found |= {keywords[k] for k in IDENTIFYING_KEYWORDS if keywords.get(k)}
