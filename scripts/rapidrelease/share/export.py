@@ -56,7 +56,7 @@ from rapidrelease.reads.taxonomy import Taxonomy
 from rapidrelease.records import AttributeResult, Release, read_release
 from rapidrelease.report.sections.timeline import timeline_of
 from rapidrelease.share.package import TABLES, empty_table, write_package
-from rapidrelease.share.privacy import budget_split, private_count, private_sum
+from rapidrelease.share.privacy import budget_split, private_count, private_histogram, private_sum
 
 __all__ = [
     "TIME_TO_RESULT",
@@ -99,6 +99,10 @@ REASON_CATEGORIES: Mapping[str, tuple[str, ...]] = {
 }
 """Every (result, category) a reason is shared as: a fixed vocabulary, so the histogram over it is
 one query of a private export and no text of a reason leaves the site."""
+
+ORGANISMS_PER_LOT = 3
+"""Most organisms one lot contributes to a private histogram of organisms (its first, by name): the
+bound the histogram's noise is calibrated for."""
 
 _ORGANISM_FALSE_DISCOVERY = 0.05
 """Chance that a private export lists, for one platform, any organism no lot had (by the noise)."""
@@ -549,15 +553,19 @@ def _organism_rows(
     counted = Counter(o for lot in tested for o in lot.organisms)
     if per_query is None:
         return [{**columns, "organism": name, "lots": n} for name, n in sorted(counted.items())]
-    # a fixed vocabulary, not the organisms found: which names appear would itself be a release
-    names = sorted(vocabulary | counted.keys())
-    released = []
-    for name in names:
-        noised = private_count(counted[name], per_query)
-        # post-processing: report only counts above what noise alone exceeds with small chance
-        threshold = noised.scale * math.log(len(names) / (2 * _ORGANISM_FALSE_DISCOVERY))
-        if noised.value > threshold:
-            released.append({**columns, "organism": name, "lots": round(noised.value)})
+    # the fixed vocabulary, not the organisms found: which names appear would itself be a release
+    names = sorted(vocabulary)
+    if not names:
+        return []
+    rows = [o for lot in tested for o in lot.organisms[:ORGANISMS_PER_LOT]]
+    noisy, scale = private_histogram(rows, names, ORGANISMS_PER_LOT, per_query)
+    # post-processing: report only counts above what noise alone exceeds with small chance
+    threshold = scale * math.log(len(names) / (2 * _ORGANISM_FALSE_DISCOVERY))
+    released = [
+        {**columns, "organism": name, "lots": round(value)}
+        for name, value in zip(names, noisy, strict=True)
+        if value > threshold
+    ]
     return released
 
 

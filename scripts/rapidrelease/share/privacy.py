@@ -10,7 +10,9 @@ patient's product.
 How ε is spent (:func:`budget_split`): one lot enters every query of its platform, so the queries
 of one platform compose sequentially and the export's ε is divided evenly among them; platforms
 hold disjoint lots, so they compose in parallel and each gets the whole ε. A histogram over a
-fixed vocabulary of categories (each lot in exactly one) is one query. Means and standard
+fixed vocabulary of categories (each lot in exactly one) is one query; so is the histogram of
+organisms over the taxonomy's names (OpenDP's count by categories, calibrated for the most
+organisms one lot contributes). Means and standard
 deviations are post-processing of the noisy count, sum and sum of squares, which costs no budget.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 
 from rapidrelease.errors import ShareError
 
-__all__ = ["Noised", "budget_split", "private_count", "private_sum"]
+__all__ = ["Noised", "budget_split", "private_count", "private_histogram", "private_sum"]
 
 
 @functools.cache
@@ -115,3 +117,34 @@ def private_sum(values: Sequence[float], bounds: tuple[float, float], epsilon: f
     highest value for bounds from 0, their width across 0)."""
     measurement, scale = _calibrated("sum", (float(bounds[0]), float(bounds[1])), epsilon)
     return Noised(float(measurement([float(v) for v in values])), scale, epsilon)
+
+
+def private_histogram(
+    rows: Sequence[str], categories: Sequence[str], rows_per_lot: int, epsilon: float
+) -> tuple[list[float], float]:
+    """Counts of ``rows`` over a fixed vocabulary of ``categories`` through OpenDP's count by
+    categories and (discrete) Laplace mechanism at ``epsilon``, one query for the whole vocabulary.
+
+    A lot contributes at most ``rows_per_lot`` rows (e.g. the organisms detected in it), so a lot
+    added or removed changes the histogram by up to that many: the mechanism is calibrated for it.
+    Returns the noisy counts in the order of ``categories`` and the scale.
+    """
+    dp = _opendp()
+    domain = (dp.vector_domain(dp.atom_domain(T=str)), dp.symmetric_distance())
+    vocabulary = list(categories)
+
+    def make(scale: float) -> Any:
+        return (
+            domain
+            >> dp.t.then_count_by_categories(categories=vocabulary, null_category=False)
+            >> dp.m.then_laplace(scale=scale)
+        )
+
+    try:
+        hint = float(make(1.0).map(rows_per_lot)) / epsilon
+        scale = float(
+            dp.binary_search_param(make, d_in=rows_per_lot, d_out=epsilon, bounds=(hint / 4, hint * 4))
+        )
+    except dp.OpenDPException as exc:
+        raise ShareError(f"OpenDP cannot calibrate a histogram at ε = {epsilon:g} ({exc.variant}).") from None
+    return [float(v) for v in make(scale)(list(rows))], scale

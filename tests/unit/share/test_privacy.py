@@ -9,7 +9,14 @@ import statistics
 import pytest
 
 from rapidrelease.errors import ShareError
-from rapidrelease.share.export import TIME_TO_RESULT, ExportSettings, build_tables
+from rapidrelease.reads.taxonomy import Taxonomy
+from rapidrelease.share.export import (
+    TIME_TO_RESULT,
+    ExportSettings,
+    build_tables,
+    organism_names,
+    shared_lots,
+)
 from rapidrelease.share.privacy import budget_split, private_count, private_sum
 
 
@@ -65,3 +72,15 @@ def test_repeated_private_exports_carry_noise_of_the_stated_scale(archive_lots):
     assert 0.6 * expected_sd < statistics.stdev(counts) < 1.5 * expected_sd
     # no quantile leaves a private export: it would need a mechanism and budget of its own
     assert tables["summaries"]["q50"].null_count() == tables["summaries"].height
+
+
+def test_a_private_export_names_an_organism_only_above_the_noise(run, archive_lots, project_root):
+    _, releases = archive_lots
+    taxonomy = Taxonomy.from_tsv(project_root / "resources" / "reference" / "taxonomy.tsv")
+    lots, names = shared_lots(run, releases, taxonomy), organism_names(taxonomy)
+    # HIST-019's Staphylococcus epidermidis, one lot: its noisy count clears the threshold
+    # (scale × ln(vocabulary / 0.1)) only when the noise is small against one lot
+    tables, _ = build_tables(lots, ExportSettings(min_lots=5, epsilon=6000.0), names)
+    assert tables["organisms"].select("organism", "lots").rows() == [("Staphylococcus epidermidis", 1)]
+    tables, _ = build_tables(lots, ExportSettings(min_lots=5, epsilon=30.0), names)
+    assert "Staphylococcus epidermidis" not in tables["organisms"]["organism"].to_list()
