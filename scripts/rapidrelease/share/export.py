@@ -417,6 +417,14 @@ def build_tables(
     queries = max((_queries(g) for g in groups.values()), default=1)
     if settings.epsilon is not None:
         per_query = budget_split(settings.epsilon, queries)
+        unbounded = sorted(
+            {g.attribute for gs in groups.values() for g in gs if g.kind == "numeric" and g.bounds is None}
+        )
+        if unbounded:
+            raise ShareError(
+                f"the specification marks {unbounded[0]} share without bounds; a private export needs "
+                "share: {bounds: [lowest, highest]} to clip its values (or export without --epsilon)."
+            )
     summaries: list[dict[str, Any]] = []
     reasons: list[dict[str, Any]] = []
     organisms_rows: list[dict[str, Any]] = []
@@ -453,8 +461,7 @@ def build_tables(
                 else:
                     judged = sum(v for (r, _), v in raw.items() if r in (PASS, FAIL))
                     n_values = max(0, round(judged))
-                if group.kind != "category":
-                    assert group.bounds is not None
+                if group.kind != "category" and group.bounds is not None:
                     statistics, noise_sum = _private_moments(values, n_values, group.bounds, per_query)
             # totals from the unclamped noisy counts (unbiased), each clamped at 0 once summed
             by_result = {

@@ -3,6 +3,7 @@ repeated exports of the same lots show of it."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 
@@ -84,3 +85,18 @@ def test_a_private_export_names_an_organism_only_above_the_noise(run, archive_lo
     assert tables["organisms"].select("organism", "lots").rows() == [("Staphylococcus epidermidis", 1)]
     tables, _ = build_tables(lots, ExportSettings(min_lots=5, epsilon=30.0), names)
     assert "Staphylococcus epidermidis" not in tables["organisms"]["organism"].to_list()
+
+
+def test_a_private_export_needs_bounds_for_every_numeric_attribute(archive_lots):
+    lots, _ = archive_lots
+    unbounded = [
+        dataclasses.replace(
+            lot, attributes=tuple((a, dataclasses.replace(s, share_bounds=None)) for a, s in lot.attributes)
+        )
+        for lot in lots
+    ]
+    with pytest.raises(ShareError, match="marks car_of_cd3 share without bounds"):
+        build_tables(unbounded, ExportSettings(epsilon=1.0))
+    # exact aggregates need no bounds
+    tables, _ = build_tables(unbounded, ExportSettings(min_lots=5))
+    assert tables["summaries"].height == 11
