@@ -200,6 +200,53 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_share_export(args: argparse.Namespace) -> int:
+    from rapidrelease.config.run import load_run_config
+    from rapidrelease.reads.taxonomy import Taxonomy
+    from rapidrelease.share.export import ExportSettings, export_package, release_files
+
+    run = load_run_config(Path(args.config))
+    key = None
+    if args.key_file:
+        try:
+            key = Path(args.key_file).read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{args.key_file}: the key file cannot be read ({exc.strerror or exc})."
+            ) from None
+        if len(key) < 16:
+            raise ConfigError(f"{args.key_file}: holds fewer than 16 bytes, too short a secret key.")
+    paths = [Path(p) for p in args.releases] if args.releases else release_files(run, not args.no_archive)
+    taxonomy = Taxonomy.from_tsv(run.reference.taxonomy) if run.reference.taxonomy is not None else None
+    manifest = export_package(
+        run,
+        paths,
+        Path(args.out),
+        ExportSettings(min_lots=args.min_lots, epsilon=args.epsilon, lot_rows=args.lot_rows, key=key),
+        taxonomy,
+    )
+    print(f"{manifest.parent}: a de-identified package of {len(paths)} decided lots ({manifest})")
+    return 0
+
+
+def _cmd_share_combine(args: argparse.Namespace) -> int:
+    from rapidrelease.share.combine import combine_packages
+
+    margins = {}
+    for text in args.margin:
+        name, _, value = text.partition("=")
+        try:
+            margins[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--margin {text!r}: write it as ATTRIBUTE=NUMBER, e.g. viability=5.") from None
+    benchmark = combine_packages([Path(p) for p in args.packages], Path(args.out), margins, args.alpha)
+    print(
+        f"{Path(args.out) / 'benchmark.html'}: {len(benchmark.programs)} programs, "
+        f"{len(benchmark.groups)} platform attributes pooled"
+    )
+    return 0
+
+
 def _cmd_multiqc(args: argparse.Namespace) -> int:
     from rapidrelease.report.multiqc import write_multiqc_files
 
@@ -633,6 +680,53 @@ def _add_simulate_demo(sub: _Subparsers) -> None:
     p.set_defaults(func=_cmd_simulate_demo)
 
 
+def _add_share(sub: _Subparsers) -> None:
+    p = sub.add_parser("share", help="export de-identified release summaries, or combine programs' packages")
+    share = p.add_subparsers(dest="share_command", required=True, metavar="ACTION")
+    e = share.add_parser(
+        "export", help="write a de-identified package of the decided lots (no product, site or lot)"
+    )
+    _add_config_option(e)
+    e.add_argument(
+        "--out", required=True, help="the package folder to write (new, empty or an earlier package)"
+    )
+    e.add_argument(
+        "--releases",
+        nargs="+",
+        metavar="RELEASE_JSON",
+        help="the decisions to export (default: results/<lot>/release.json of the configured lots and "
+        "the archive of config.yaml trends.archive)",
+    )
+    e.add_argument("--no-archive", action="store_true", help="leave the archive's lots out")
+    e.add_argument(
+        "--min-lots", type=int, default=5, metavar="K", help="suppress groups of fewer lots (default 5)"
+    )
+    e.add_argument(
+        "--epsilon", type=float, help="differential-privacy budget ε of the export (OpenDP Laplace noise)"
+    )
+    e.add_argument(
+        "--lot-rows",
+        action="store_true",
+        help="add one row per lot (keyed-hash id, ISO week); needs --key-file",
+    )
+    e.add_argument("--key-file", help="the site's secret key (a file of ≥ 16 bytes) for keyed hashes")
+    e.set_defaults(func=_cmd_share_export)
+    c = share.add_parser("combine", help="verify packages and write the network benchmark page")
+    c.add_argument("packages", nargs="+", metavar="PKG")
+    c.add_argument(
+        "--out", required=True, help="folder for benchmark.html, benchmark.parquet, benchmark.json"
+    )
+    c.add_argument(
+        "--margin",
+        action="append",
+        default=[],
+        metavar="ATTRIBUTE=NUMBER",
+        help="equivalence margin of an attribute, in its unit (repeat per attribute)",
+    )
+    c.add_argument("--alpha", type=float, default=0.05, help="TOST significance level (default 0.05)")
+    c.set_defaults(func=_cmd_share_combine)
+
+
 _SUBCOMMANDS = (
     _add_fcs_info,
     _add_gate,
@@ -647,6 +741,7 @@ _SUBCOMMANDS = (
     _add_multiqc,
     _add_sign,
     _add_signatures,
+    _add_share,
     _add_validate_config,
     _add_validate_method,
     _add_watch,

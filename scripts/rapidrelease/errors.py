@@ -19,6 +19,7 @@ __all__ = [
     "RecordError",
     "PrintError",
     "SignatureError",
+    "ShareError",
 ]
 
 
@@ -65,3 +66,8 @@ class PrintError(RapidReleaseError):
 class SignatureError(RapidReleaseError):
     """A signature cannot be recorded: no sealed decision to sign, no name, an unknown meaning, or an
     approval of a lot that is not a release candidate."""
+
+
+class ShareError(RapidReleaseError):
+    """A de-identified package cannot be exported or combined: nothing may be shared under the
+    settings given, or a package is not complete, was changed after export or is of another version."""

@@ -64,6 +64,9 @@ class Attribute:
     ``validity`` marks an assay-validity criterion (it judges the run, not the product).
     ``covers`` is, for a limit of detection, what it is claimed for: ``("spike",)``,
     ``("checklist",)`` or the checklist organisms by name (:data:`LOD_COVERAGE`).
+    ``share`` says the attribute may leave the site in a de-identified package
+    (:mod:`rapidrelease.share`); ``share_bounds`` (lowest, highest, in ``unit``) clip its values for
+    differentially private aggregates (None: no private aggregate of its values can be made).
     """
 
     name: str
@@ -80,6 +83,8 @@ class Attribute:
     unit_id: str | None = None
     validity: bool = False
     covers: tuple[str, ...] = ()
+    share: bool = False
+    share_bounds: tuple[float, float] | None = None
 
     @property
     def categorical(self) -> bool:
@@ -317,6 +322,9 @@ def _attribute_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
     elif "covers" in raw and not is_lod:
         problems.append(("covers", f"is only used for the metric {LOD_METRIC} of a sequencing assay."))
+    bounds = raw["share"].get("bounds") if isinstance(raw.get("share"), Mapping) else None
+    if isinstance(bounds, list) and len(bounds) == 2 and not bounds[0] < bounds[1]:
+        problems.append(("share", f"bounds {bounds} must be a lowest value below a highest one."))
     if comparison == "equals" and isinstance(raw.get("limit"), str) and "decimals" in raw:
         problems.append(("decimals", "is not used with a category limit."))
     if "decimals" in raw and numbers:
@@ -360,7 +368,17 @@ def _build_attribute(name: str, raw: Mapping[str, Any]) -> Attribute:
         unit_id=raw.get("unit_id"),
         validity=bool(raw.get("validity", False)),
         covers=(raw["covers"],) if isinstance(raw.get("covers"), str) else tuple(raw.get("covers", ())),
+        share=bool(raw.get("share", False)),
+        share_bounds=_share_bounds(raw.get("share")),
     )
+
+
+def _share_bounds(share: Any) -> tuple[float, float] | None:
+    """The clipping bounds of a shared attribute's values, as floats, or None."""
+    if not isinstance(share, Mapping):
+        return None
+    lowest, highest = share["bounds"]
+    return float(lowest), float(highest)
 
 
 def specs_from_data(data: Any, source: Path) -> tuple[dict[str, Spec], tuple[str, ...], list[str]]:

@@ -36,6 +36,7 @@ __all__ = [
     "ACCEPTED",
     "NOT_ACCEPTED",
     "ACCEPTANCE_STATUSES",
+    "PLATFORM_COLUMNS",
 ]
 
 FLOW_ASSAYS: tuple[str, ...] = ("phenotype", "potency", "microbial_flow")
@@ -115,3 +116,13 @@ LOT_STATUSES: tuple[str, ...] = (RELEASE_CANDIDATE, NOT_RELEASABLE, INCONCLUSIVE
 ACCEPTED, NOT_ACCEPTED = "ACCEPTED", "NOT_ACCEPTED"
 ACCEPTANCE_STATUSES: tuple[str, ...] = (ACCEPTED, NOT_ACCEPTED, INCONCLUSIVE)
 """The starting material's acceptance against its own specification."""
+
+PLATFORM_COLUMNS: tuple[str, ...] = (
+    "cell_type",
+    "vector",
+    "costim_domain",
+    "process_days",
+    "manufacturing_mode",
+)
+"""The lot sheet's optional platform columns (workflow/schemas/lots.schema.yaml): what a product is
+made with, which rapidrelease share pools across programs instead of the product."""

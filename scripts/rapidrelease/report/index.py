@@ -9,6 +9,9 @@ across lots, coloured by manufacturing site, and a table of each pair of sites' 
 Under the table, every lot's signatures, VALID or VOID as they stand when the index is built
 (:mod:`rapidrelease.release.signatures`).
 
+With config.yaml ``trends.benchmark`` (a folder ``rapidrelease share combine`` wrote), a last panel
+compares the site's lots with the network's pooled figures (:mod:`rapidrelease.share.network`).
+
 Earlier lots' decisions from config.yaml ``trends.archive`` (:mod:`rapidrelease.report.archive`)
 are listed too, marked as archived and linked to their release.json only (their reports are not
 in this run), and count in the control charts and site comparisons like the run's own lots.
@@ -34,6 +37,7 @@ from rapidrelease.report.page import dom_id, figure_div, is_number, render_page
 from rapidrelease.report.release_csv import write_releases_csv
 from rapidrelease.report.sections.timeline import Timeline, timeline_of
 from rapidrelease.report.trends import MIN_BASELINE_LOTS, AttributeTrend, Equivalence, attribute_trends
+from rapidrelease.share.network import network_comparison
 
 __all__ = ["ComparisonRow", "LotRow", "lots_summary", "render_index", "write_index"]
 
@@ -192,6 +196,10 @@ def render_index(
             for trend in trends
         ],
         comparisons=[_comparison_row(t, c) for t in trends for c in t.comparisons],
+        # config.yaml trends.benchmark: a network benchmark (rapidrelease share combine) to compare with
+        network=network_comparison(records, Path(settings["benchmark"]))
+        if settings.get("benchmark")
+        else None,
     )
 
 

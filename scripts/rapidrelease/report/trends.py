@@ -50,6 +50,7 @@ __all__ = [
     "TrendPoint",
     "attribute_trends",
     "equivalence_of_means",
+    "equivalence_of_summaries",
     "individuals_limits",
 ]
 
@@ -150,6 +151,34 @@ def equivalence_of_means(
     n_a, n_b = len(a), len(b)
     mean_a = math.fsum(a) / n_a if n_a else None
     mean_b = math.fsum(b) / n_b if n_b else None
+    return equivalence_of_summaries(
+        site_a,
+        n_a,
+        mean_a,
+        _variance(a) if n_a > 1 else None,
+        site_b,
+        n_b,
+        mean_b,
+        _variance(b) if n_b > 1 else None,
+        margin,
+        alpha,
+    )
+
+
+def equivalence_of_summaries(
+    site_a: str,
+    n_a: int,
+    mean_a: float | None,
+    variance_a: float | None,
+    site_b: str,
+    n_b: int,
+    mean_b: float | None,
+    variance_b: float | None,
+    margin: float | None,
+    alpha: float = 0.05,
+) -> Equivalence:
+    """The Welch TOST of :func:`equivalence_of_means` from each group's count, mean and sample
+    variance (n − 1) alone: what two programs' shared summaries hold (rapidrelease share combine)."""
     difference = None if mean_a is None or mean_b is None else mean_a - mean_b
 
     def decided(
@@ -177,10 +206,10 @@ def equivalence_of_means(
             None,
             "no equivalence margin is configured for this attribute (config.yaml trends.margins)",
         )
-    if n_a < 2 or n_b < 2:
+    if n_a < 2 or n_b < 2 or variance_a is None or variance_b is None:
         return decided(None, None, None, f"needs at least 2 lots per site ({site_a}: {n_a}, {site_b}: {n_b})")
     assert difference is not None
-    se_squared = _variance(a) / n_a + _variance(b) / n_b
+    se_squared = variance_a / n_a + variance_b / n_b
     if se_squared == 0:
         # identical values within each site: no estimate of the spread, so no test of the difference
         return decided(
@@ -192,7 +221,7 @@ def equivalence_of_means(
         )
     se = math.sqrt(se_squared)
     # Welch–Satterthwaite degrees of freedom
-    df = se_squared**2 / ((_variance(a) / n_a) ** 2 / (n_a - 1) + (_variance(b) / n_b) ** 2 / (n_b - 1))
+    df = se_squared**2 / ((variance_a / n_a) ** 2 / (n_a - 1) + (variance_b / n_b) ** 2 / (n_b - 1))
     p_lower = float(stats.t.sf((difference + margin) / se, df))  # H0: difference ≤ −margin
     p_upper = float(stats.t.cdf((difference - margin) / se, df))  # H0: difference ≥ +margin
     p_value = max(p_lower, p_upper)

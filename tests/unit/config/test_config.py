@@ -96,6 +96,23 @@ def test_extra_lot_columns_are_kept_as_text(project: Path) -> None:
     assert dict(run.lots["DEMO-002"].extra) == {"batch_record": "", "patient_code": ""}
 
 
+def test_platform_columns_are_closed_vocabularies(project: Path) -> None:
+    header = LOTS_HEADER + "\tcell_type\tvector\tcostim_domain\tprocess_days\tmanufacturing_mode"
+    rows = [LOTS[0] + "\tT cell\tlentiviral\t4-1BB\t7\tcentral", LOTS[1] + "\t\t\t\t\t"]
+    run = load_run_config(write_project(project, lots_text=sheet(header, rows)))
+    assert dict(run.lots["DEMO-001"].extra) == {
+        "cell_type": "T cell",
+        "vector": "lentiviral",
+        "costim_domain": "4-1BB",
+        "process_days": "7",
+        "manufacturing_mode": "central",
+    }
+    # a construct's name typed as the vector would reach a shared package: refused
+    leaky = [LOTS[0] + "\tT cell\tpLV-ACME-CD19\t4-1BB\t7\tcentral"]
+    with pytest.raises(ConfigError, match="column 'vector': 'pLV-ACME-CD19' is not one of lentiviral"):
+        load_run_config(write_project(project, lots_text=sheet(header, leaky)))
+
+
 def test_the_dose_columns_are_numbers_and_the_starting_spec_a_specification(project: Path) -> None:
     header = LOTS_HEADER + "\ttnc_viable\tweight_kg\tstarting_spec"
     rows = [LOTS[0] + "\t2.5e9\t71.4\tSPEC-A", LOTS[1] + "\t\t\t"]

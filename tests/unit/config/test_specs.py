@@ -178,7 +178,8 @@ specs:
         "limit; the rounded value could not be compared with it.",
         "specs.yaml, spec 'S', attribute 'f', key 'limit': '70 %' is not a number.",
         "specs.yaml, spec 'S', attribute 'g', key 'limt': is not a known key (allowed: assay, metric, "
-        "comparison, limit, lower, upper, decimals, unit, description, role, unit_id, covers, validity).",
+        "comparison, limit, lower, upper, decimals, unit, description, role, unit_id, covers, validity, "
+        "share).",
         "specs.yaml, spec 'S', attribute 'g', key 'metric': a value is required.",
         "specs.yaml, spec 'S', attribute 'h', key 'decimals': is not used with a category limit.",
         "specs.yaml, spec 'S', attribute 'i', key 'lower': is not used with comparison '<='.",
@@ -375,3 +376,27 @@ def test_a_dose_is_judged_and_written_in_the_notation_of_its_limits() -> None:
     assert (judged.result, judged.value, judged.value_text) == ("PASS", 5_500_000, "5.5×10⁶")
     assert judged.reason == "5.5×10⁶ cells/kg is within 1.0×10⁶–1.0×10⁷ cells/kg."
     assert reportable_text(4_754_005.0, dose.decimals) == "4.8×10⁶"
+
+
+def test_share_marks_an_attribute_and_its_bounds_must_be_ordered(tmp_path: Path) -> None:
+    text = """\
+specs:
+  S:
+    attributes:
+      a: {assay: phenotype, metric: viability_pct, comparison: ">=", limit: 70, share: {bounds: [0, 100]}}
+      b: {assay: sterility_reads, metric: contaminant_call, comparison: equals, limit: NOT_DETECTED,
+          share: true}
+      c: {assay: phenotype, metric: cd3_pct_live, comparison: ">=", limit: 80}
+"""
+    path = tmp_path / "specs.yaml"
+    path.write_text(text, encoding="utf-8")
+    a, b, c = load_specs(path)["S"].attributes
+    assert (a.share, a.share_bounds) == (True, (0.0, 100.0))
+    assert (b.share, b.share_bounds) == (True, None)
+    # an attribute the specification does not mark never leaves the site
+    assert (c.share, c.share_bounds) == (False, None)
+    reversed_bounds = text.replace("[0, 100]", "[100, 0]")
+    assert spec_problems(tmp_path, reversed_bounds) == [
+        "specs.yaml, spec 'S', attribute 'a', key 'share': bounds [100, 0] must be a lowest value below a "
+        "highest one."
+    ]
