@@ -529,11 +529,11 @@ def load_index(folder: Path) -> KmerIndex:
     A folder written by kraken2-build (hash.k2d, opts.k2d, taxo.k2d) is opened as it is, by
     :func:`rapidrelease.reads.kraken2_db.load_kraken2_db`, and answers the same calls.
     """
-    from rapidrelease.reads.kraken2_db import is_kraken2_db, load_kraken2_db
+    from rapidrelease.reads.kraken2_db import KRAKEN2_FILES, load_kraken2_db
     from rapidrelease.reads.taxonomy import Taxonomy
 
     folder = Path(folder)
-    if is_kraken2_db(folder) and not (folder / "manifest.json").is_file():
+    if not (folder / "manifest.json").is_file() and any((folder / f).is_file() for f in KRAKEN2_FILES):
         return load_kraken2_db(folder)  # type: ignore[return-value]  # the same interface
     manifest_path = folder / "manifest.json"
     try:

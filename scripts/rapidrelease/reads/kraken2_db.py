@@ -33,6 +33,7 @@ table (:func:`read_category_overrides`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ from rapidrelease.errors import ConfigError
 from rapidrelease.reads.index import fmix64
 from rapidrelease.reads.kmers import MinimizerSpec
 from rapidrelease.reads.taxonomy import DEFAULT_CATEGORIES, Taxonomy
+from rapidrelease.records import FileRef, file_ref
 
 __all__ = [
     "CATEGORY_FILE",
@@ -54,6 +56,7 @@ __all__ = [
     "Kraken2Index",
     "Kraken2Options",
     "Kraken2Spec",
+    "index_file_refs",
     "is_kraken2_db",
     "load_kraken2_db",
     "read_category_overrides",
@@ -118,6 +121,22 @@ def is_kraken2_db(folder: Path) -> bool:
     """True when ``folder`` holds Kraken 2's three database files."""
     folder = Path(folder)
     return all((folder / name).is_file() for name in KRAKEN2_FILES)
+
+
+def index_file_refs(folder: Path) -> list[FileRef]:
+    """The files that identify an index in a record: a rapidrelease index's ``manifest.json`` (which
+    holds the SHA-256 of its inputs), or a Kraken 2 database's ``opts.k2d`` and ``taxo.k2d`` with
+    their SHA-256 and ``hash.k2d`` by size only (hashing gigabytes for every unit would cost more
+    than classifying it)."""
+    folder = Path(folder)
+    if (folder / "manifest.json").is_file() or not is_kraken2_db(folder):
+        return [file_ref(folder / "manifest.json", "index")]
+    table = folder / "hash.k2d"
+    return [
+        file_ref(folder / "opts.k2d", "index"),
+        file_ref(folder / "taxo.k2d", "index"),
+        dataclasses.replace(file_ref(table, "index", hashed=False), size_bytes=table.stat().st_size),
+    ]
 
 
 def read_options(path: Path) -> Kraken2Options:
@@ -422,7 +441,7 @@ def load_kraken2_db(folder: Path, cache_dir: Path | None = None) -> Kraken2Index
             "value_bits": value_bits,
             "bytes": hash_path.stat().st_size,
         },
-        "counts": {"cells": stored, "taxa": len(taxonomy)},
+        "counts": {"cells": capacity, "minimizers": stored, "taxa": len(taxonomy)},
     }
     return Kraken2Index(
         folder=folder,
