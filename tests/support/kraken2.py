@@ -19,9 +19,13 @@ KRAKEN2_PANEL = [
     "lambda_NC_001416.1_nanolyse.fasta.gz",
     "pCMVR8.74_lentiviral_packaging_addgene.fa",
     "pUC19_plannotate.fa",
+    "SILVA93_SSU_sterility_targets.fasta.gz",
+    "SILVA93_LSU_sterility_targets.fasta.gz",
 ]
 """What the demo's sequencing reads come from (host, vector, spike-in, the positive control's
-S. aureus) and a control phage, 4 Mb; E. coli, a negative control's reagent background, is left out."""
+S. aureus), a control phage, and the rRNA genes of the compendial sterility organisms, which a
+sterility checklist needs the reference to hold: 4.5 Mb. E. coli's genome, a negative control's
+reagent background, and the Ph. Eur. mycoplasmas' genomes are left out."""
 
 needs_kraken2 = pytest.mark.skipif(
     shutil.which("kraken2-build") is None or shutil.which("kraken2") is None,

@@ -24,6 +24,8 @@ from rapidrelease.reads.kraken2_db import (
     load_kraken2_db,
     read_options,
 )
+from rapidrelease.sterility.calls import ReferenceFacts
+from rapidrelease.sterility.checklist import PH_EUR_MYCOPLASMA
 from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
 from support.kraken2 import needs_kraken2
@@ -188,3 +190,14 @@ def test_damaged_or_unreadable_databases_are_refused_in_one_sentence(k2db, tmp_p
     (bad / "opts.k2d").unlink()
     with pytest.raises(ConfigError, match=r"bad: not a Kraken 2 database \(no opts.k2d\)"):
         load_index(bad)
+
+
+def test_a_checklist_organism_the_database_lacks_is_held_by_nothing(k2db):
+    # the sterility calls read what a Kraken 2 table holds per clade: the panel's rRNA genes cover
+    # M. arginini (a few 16S/23S genes) but no sequence of M. fermentans is in it, so a mycoplasma
+    # checklist must say the reference holds nothing of it rather than call it absent
+    facts = ReferenceFacts.from_index(load_index(k2db))
+    held = {organism.name: facts.held(organism.taxid) for organism in PH_EUR_MYCOPLASMA}
+    assert held["Mycoplasma fermentans"] == 0
+    assert 0 < held["Mycoplasma arginini"] < 1_000
+    assert facts.held(1280) > 500_000  # S. aureus: a whole genome
