@@ -319,8 +319,9 @@ class Kraken2Index:
         value_mask = np.uint32((1 << self.value_bits) - 1)
         cells = self.cells
         size = len(cells)
-        # linear probing, every key one step per pass; at Kraken 2's load factor (0.7) almost all
-        # end within a few cells, so the passes soon hold only a handful of keys
+        # linear probing, every key one cell per pass: at Kraken 2's load factor (0.7) most keys end
+        # within a few cells, so the passes soon hold few keys. (Reading several cells per key and
+        # pass measured 2-3x slower: the 2-D gathers cost more than the passes they save.)
         for _ in range(size):
             if not len(active):
                 break
