@@ -330,7 +330,13 @@ class Kraken2Index:
             hit = (value != 0) & ((cell >> np.uint32(self.value_bits)) == fingerprint)
             if hit.any():
                 found = active[hit]
-                taxa[found] = value[hit].astype(np.int32) - 1
+                labels = value[hit].astype(np.int32)
+                if int(labels.max()) > len(self.taxonomy):
+                    raise ConfigError(
+                        f"{self.folder / 'hash.k2d'}: a cell labels taxon {int(labels.max())}, which "
+                        f"{self.folder / 'taxo.k2d'} does not hold (files of different databases?)."
+                    )
+                taxa[found] = labels - 1
                 where[found] = position[hit]
             going = (value != 0) & ~hit
             active, fingerprint, position = active[going], fingerprint[going], position[going] + 1

@@ -122,6 +122,36 @@ def test_paired_calls_and_report_equal_kraken2s(k2db, pairs, tmp_path):
     )
 
 
+def test_a_size_capped_database_skips_the_minimizers_it_never_stored(k2db, pairs, tmp_path):
+    # kraken2-build --max-db-size keeps the minimizers whose hash is at least a minimum, and the
+    # classifier does not look the others up: the same database with a minimum of 2^62 in its
+    # options skips a quarter of the lookups in kraken2 and here alike
+    capped = tmp_path / "capped"
+    capped.mkdir()
+    for name in ("hash.k2d", "taxo.k2d"):
+        (capped / name).symlink_to(k2db / name)
+    options = bytearray((k2db / "opts.k2d").read_bytes())
+    options[40:48] = (1 << 62).to_bytes(8, "little")
+    (capped / "opts.k2d").write_bytes(bytes(options))
+    assert read_options(capped / "opts.k2d").minimum_acceptable_hash_value == 1 << 62
+    _kraken2(capped, list(pairs), tmp_path / "k2.out", paired=True)
+    classify_reads(load_index(capped), *pairs, reads_path=tmp_path / "rr.out")
+    theirs, ours = read_table(tmp_path / "k2.out"), read_table(tmp_path / "rr.out")
+    assert [(r[0], r[2]) for r in ours] == [(r[0], r[2]) for r in theirs]
+    no_n = [i for i, row in enumerate(theirs) if "A:" not in row[4]]
+    assert all(ours[i] == theirs[i] for i in no_n)
+    # about a quarter of the k-mer hits of the whole database are gone, counted as misses
+    classify_reads(load_index(k2db), *pairs, reads_path=tmp_path / "whole.out")
+    share = _kmers_hit(tmp_path / "rr.out") / _kmers_hit(tmp_path / "whole.out")
+    assert 0.65 < share < 0.85
+
+
+def _kmers_hit(path: Path) -> int:
+    """K-mers with a taxon in the hit lists of a per-read output (not 0, A or the mate border)."""
+    pieces = (piece.split(":") for row in read_table(path) for piece in row[4].split())
+    return sum(int(count) for taxid, count in pieces if taxid not in ("0", "A", "|"))
+
+
 def test_real_long_and_short_reads_get_kraken2s_calls(k2db, shared_data, tmp_path):
     # the qcat ONT lambda control (989 reads up to tens of kb), and real human NovaSeq pairs
     for name, reads, paired in (
