@@ -39,7 +39,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,7 +48,9 @@ from rapidrelease.errors import ConfigError
 from rapidrelease.reads.index import fmix64
 from rapidrelease.reads.kmers import MinimizerSpec
 from rapidrelease.reads.taxonomy import DEFAULT_CATEGORIES, Taxonomy
-from rapidrelease.records import FileRef, file_ref
+
+if TYPE_CHECKING:
+    from rapidrelease.records import FileRef
 
 __all__ = [
     "CATEGORY_FILE",
@@ -76,6 +78,8 @@ _TAXONOMY_MAGIC = b"K2TAXDAT"
 _NODE_FIELDS = 7  # parent, first_child, child_count, name_offset, rank_offset, external_id, godparent
 _SCAN_CELLS = 1 << 24  # cells per step of the one pass that counts minimizers per taxon (64 MB)
 _CACHE_ENV = "RAPIDRELEASE_CACHE"
+_TAIL_KEYS = 4096  # keys still walking below which a lookup reads whole windows of cells
+_TAIL_WINDOW = 64  # cells per key and pass then: 256 bytes, a few cache lines
 
 U64 = np.uint64
 
@@ -128,6 +132,8 @@ def index_file_refs(folder: Path) -> list[FileRef]:
     holds the SHA-256 of its inputs), or a Kraken 2 database's ``opts.k2d`` and ``taxo.k2d`` with
     their SHA-256 and ``hash.k2d`` by size only (hashing gigabytes for every unit would cost more
     than classifying it)."""
+    from rapidrelease.records import file_ref  # not at import: classifying needs no records (9 MB)
+
     folder = Path(folder)
     if (folder / "manifest.json").is_file() or not is_kraken2_db(folder):
         return [file_ref(folder / "manifest.json", "index")]
@@ -319,29 +325,54 @@ class Kraken2Index:
         value_mask = np.uint32((1 << self.value_bits) - 1)
         cells = self.cells
         size = len(cells)
-        # linear probing, every key one cell per pass: at Kraken 2's load factor (0.7) most keys end
-        # within a few cells, so the passes soon hold few keys. (Reading several cells per key and
-        # pass measured 2-3x slower: the 2-D gathers cost more than the passes they save.)
-        for _ in range(size):
-            if not len(active):
-                break
+        # linear probing, every key one cell per pass while many keys are walking: at Kraken 2's
+        # load factor (0.7) most end within a few cells. The few in long clusters then walk
+        # :data:`_TAIL_WINDOW` cells a pass, so a batch ends in a few more passes, not ~100.
+        # (Windows from the start measured 2-3x slower: 2-D gathers cost more than the passes.)
+        walked = 0
+        while len(active) > _TAIL_KEYS and walked < size:
             cell = cells[position]
             value = cell & value_mask
             hit = (value != 0) & ((cell >> np.uint32(self.value_bits)) == fingerprint)
             if hit.any():
-                found = active[hit]
-                labels = value[hit].astype(np.int32)
-                if int(labels.max()) > len(self.taxonomy):
-                    raise ConfigError(
-                        f"{self.folder / 'hash.k2d'}: a cell labels taxon {int(labels.max())}, which "
-                        f"{self.folder / 'taxo.k2d'} does not hold (files of different databases?)."
-                    )
-                taxa[found] = labels - 1
-                where[found] = position[hit]
+                self._found(taxa, where, active[hit], value[hit], position[hit])
             going = (value != 0) & ~hit
             active, fingerprint, position = active[going], fingerprint[going], position[going] + 1
             position[position == size] = 0
+            walked += 1
+        steps = np.arange(_TAIL_WINDOW, dtype=np.int64)
+        while len(active) and walked < size:  # only a table without an empty cell is walked round
+            spots = position[:, None] + steps
+            spots[spots >= size] -= size
+            cell = cells[spots]
+            value = cell & value_mask
+            hit = (value != 0) & ((cell >> np.uint32(self.value_bits)) == fingerprint[:, None])
+            stop = hit | (value == 0)
+            first = np.argmax(stop, axis=1)
+            rows = np.arange(len(active))
+            ended = stop[rows, first]
+            found = ended & hit[rows, first]
+            if found.any():
+                self._found(taxa, where, active[found], value[rows, first][found], spots[rows, first][found])
+            going = ~ended
+            active, fingerprint = active[going], fingerprint[going]
+            position = position[going] + _TAIL_WINDOW
+            position[position >= size] -= size
+            walked += _TAIL_WINDOW
         return taxa, where
+
+    def _found(
+        self, taxa: np.ndarray, where: np.ndarray, keys: np.ndarray, values: np.ndarray, cells: np.ndarray
+    ) -> None:
+        """Record hits: key numbers, their cells' taxon values (internal ids) and cell numbers."""
+        labels = values.astype(np.int32)
+        if int(labels.max()) > len(self.taxonomy):
+            raise ConfigError(
+                f"{self.folder / 'hash.k2d'}: a cell labels taxon {int(labels.max())}, which "
+                f"{self.folder / 'taxo.k2d'} does not hold (files of different databases?)."
+            )
+        taxa[keys] = labels - 1
+        where[keys] = cells
 
     def taxa_of_cells(self, cell_numbers: np.ndarray) -> np.ndarray:
         """Internal taxon index of the minimizers in these cells (numbers as :meth:`lookup` returns)."""
