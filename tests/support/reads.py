@@ -27,9 +27,10 @@ SMALL_PANEL = [
 """Six sequences of the default panel: bacteria, host, spike-in, vector and a control phage."""
 
 
-def write_panel_fasta(path: Path) -> Path:
-    """The small panel as one FASTA with simple ids and Kraken's ``|kraken:taxid|`` headers (which
-    kraken2-build also reads), taxids from the default panel's seqid map."""
+def write_panel_fasta(path: Path, files: list[str] = SMALL_PANEL) -> Path:
+    """The small panel (or these ``files`` of the default panel) as one FASTA with simple ids and
+    Kraken's ``|kraken:taxid|`` headers (which kraken2-build also reads), taxids from the default
+    panel's seqid map."""
     taxid_of = {}
     for line in (PANEL / "seqid2taxid.map").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
@@ -37,7 +38,7 @@ def write_panel_fasta(path: Path) -> Path:
             taxid_of[seqid] = int(taxid)
     with open(path, "w") as out:
         number = 0
-        for name in SMALL_PANEL:
+        for name in files:
             for header, seq in iter_fasta(PANEL / "panel" / name):
                 number += 1
                 out.write(

@@ -524,10 +524,17 @@ def _write_index_folder(
 
 
 def load_index(folder: Path) -> KmerIndex:
-    """Open an index folder; its arrays are memory-mapped (shared by processes, loaded lazily)."""
+    """Open an index folder; its arrays are memory-mapped (shared by processes, loaded lazily).
+
+    A folder written by kraken2-build (hash.k2d, opts.k2d, taxo.k2d) is opened as it is, by
+    :func:`rapidrelease.reads.kraken2_db.load_kraken2_db`, and answers the same calls.
+    """
+    from rapidrelease.reads.kraken2_db import KRAKEN2_FILES, load_kraken2_db
     from rapidrelease.reads.taxonomy import Taxonomy
 
     folder = Path(folder)
+    if not (folder / "manifest.json").is_file() and any((folder / f).is_file() for f in KRAKEN2_FILES):
+        return load_kraken2_db(folder)  # type: ignore[return-value]  # the same interface
     manifest_path = folder / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

@@ -22,6 +22,7 @@ from rapidrelease.errors import RapidReleaseError
 from rapidrelease.outputs import write_text
 from rapidrelease.reads.classify import ClassificationTotals
 from rapidrelease.reads.index import KmerIndex, load_index
+from rapidrelease.reads.kraken2_db import index_file_refs
 from rapidrelease.reads.kraken_outputs import TAXA_COLUMNS, kraken_report_lines, taxon_table, write_taxa
 from rapidrelease.reads.parts import load_parts, part_error
 from rapidrelease.records import Json, Metric, Population, UnitRecord, file_ref, write_record
@@ -95,8 +96,9 @@ def gather_reads(
     is ``error`` with the sentence saying why.
     """
     out_dir = Path(out_dir)
-    # the manifest holds the SHA-256 of every FASTA and taxonomy file the index was built from
-    inputs = [file_ref(p, "reads") for p in reads] + [file_ref(Path(db) / "manifest.json", "index")]
+    # the manifest holds the SHA-256 of every FASTA and taxonomy file the index was built from; a
+    # Kraken 2 database is named by its options and taxonomy files and its table's size
+    inputs = [file_ref(p, "reads") for p in reads] + index_file_refs(Path(db))
     record = UnitRecord("gather", lot_id, unit_id, assay, role, inputs=tuple(inputs))
     # an unusable unit still gets every output, empty: the workflow declares them all
     report, reads_total = "", 0

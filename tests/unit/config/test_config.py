@@ -387,9 +387,13 @@ def test_a_prebuilt_index_must_be_an_index_folder_and_not_come_with_fasta(projec
     (project / "kraken_db").mkdir()
     path = write_project(project, units=[*UNITS, STER], config=CONFIG + "reference: {index: kraken_db}\n")
     assert problems_of(path) == [
-        "config/config.yaml, key 'reference.index': 'kraken_db' is not an index folder "
-        "(no manifest.json; build one with rapidrelease refdb build)."
+        "config/config.yaml, key 'reference.index': 'kraken_db' is not an index folder (no manifest.json "
+        "of rapidrelease refdb build, nor hash.k2d, opts.k2d and taxo.k2d of kraken2-build)."
     ]
+    # a folder kraken2-build wrote is an index as it is (its files are checked when it is opened)
+    for name in ("hash.k2d", "opts.k2d", "taxo.k2d"):
+        (project / "kraken_db" / name).write_bytes(b"")
+    assert load_run_config(path).reference.index == Path("kraken_db")
     both = _with_reference(project).replace("reference:\n", "reference:\n  index: kraken_db\n")
     path = write_project(project, units=[*UNITS, STER], config=both)
     assert problems_of(path) == [
