@@ -544,6 +544,7 @@ def classify_reads(
 
     if threads < 1:
         raise ConfigError(f"threads must be 1 or more, not {threads}.")
+    _keep_freed_memory()
     if batches is None:
         from rapidrelease.reads.input import iter_read_batches
 
@@ -621,8 +622,36 @@ def _classify_one(
 _WORKER: tuple[KmerIndex, KrakenText | None] | None = None
 
 
+def _keep_freed_memory() -> None:
+    """Have glibc's malloc keep the memory of freed batch arrays for the next batch.
+
+    Every batch allocates and frees the same few MB of arrays. By default glibc gives arrays above
+    its mmap threshold back to the kernel and trims the heap's top, so the next batch faults every
+    page in again (zeroed): ~1.7 million page faults per million reads, a third of the CPU time.
+    With both thresholds raised above a batch's arrays, they are reused; the peak memory is the same,
+    since that memory was in use at the peak anyway. Elsewhere than glibc this does nothing.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+    mallopt(_M_MMAP_THRESHOLD, _KEEP_FREED_BYTES)
+
+
+_M_TRIM_THRESHOLD = -1  # glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
+_KEEP_FREED_BYTES = 1 << 25  # 32 MiB: glibc's largest mmap threshold; above a batch's arrays
+
+
 def _start_worker(folder: Path, want_lines: bool) -> None:
     global _WORKER
+    _keep_freed_memory()
     from rapidrelease.reads.index import load_index
 
     index = load_index(folder)
