@@ -8,9 +8,9 @@ its path from the root), ties resolved by their lowest common ancestor; with a c
 if none does), and a call resting on fewer than ``min_hit_groups`` distinct minimizer hits is voided.
 Ambiguous k-mers (holding a non-ACGT base) count in the read's k-mers but hit nothing.
 
-Here those steps run on a whole batch at once: hits are grouped per lookup, counted into a reads ×
-taxa matrix (the taxa hit in the batch, usually a few dozen), root-to-leaf scores are that matrix
-times an ancestor matrix, and the climb is a loop over taxonomy depth, not over reads.
+Here those steps run on a whole batch at once: hits are grouped per lookup and summed per (read,
+taxon) pair; a pair's root-to-leaf score gathers the pairs of its read found by climbing the
+taxonomy one level a pass, and the confidence climb is a loop over taxonomy depth, not over reads.
 
 Memory does not grow with a read's length: k-mers are scanned in slices of at most
 :data:`SLICE_BASES` bases, and a read longer than a slice in windows overlapping by k - 1 bases, so
