@@ -81,6 +81,8 @@ class ClassifyOptions:
             raise ConfigError(f"minimum hit groups must be 0 or more, not {self.min_hit_groups}.")
 
 
+_DENSE_PAIRS = 1 << 21  # reads × taxa hit in a batch up to which (read, taxon) sums are a bincount
+
 SLICE_BASES = 1 << 20
 """Most bases (a separator counted after each piece) whose k-mers are scanned at once.
 
@@ -358,12 +360,28 @@ def _resolve(
         return calls
     taxonomy = index.taxonomy
     n_taxa = len(taxonomy)
+    reads = np.asarray(reads, dtype=np.int64)
     # one entry per (read, taxon), read-major: keys sorted, their k-mers summed
-    keys, inverse = np.unique(np.asarray(reads, dtype=np.int64) * n_taxa + taxa, return_inverse=True)
-    pair_kmers = np.bincount(inverse, weights=kmers, minlength=len(keys)).astype(np.int64)
-    del inverse
-    pair_read = keys // n_taxa
-    pair_taxon = (keys - pair_read * n_taxa).astype(np.int32)
+    present = np.zeros(n_taxa, dtype=bool)
+    present[taxa] = True
+    hit_taxa = np.flatnonzero(present)  # ascending, so compact numbers keep the taxa's order
+    width = len(hit_taxa)
+    if n_reads * width <= _DENSE_PAIRS:  # a batch of short reads: a bincount, no sort
+        compact = np.zeros(n_taxa, dtype=np.int64)
+        compact[hit_taxa] = np.arange(width)
+        sums = np.bincount(reads * width + compact[taxa], weights=kmers, minlength=n_reads * width)
+        cell = np.flatnonzero(sums)
+        pair_kmers = sums[cell].astype(np.int64)
+        del sums
+        pair_read = cell // width
+        pair_taxon = hit_taxa[cell - pair_read * width].astype(np.int32)
+        keys = pair_read * n_taxa + pair_taxon
+    else:
+        keys, inverse = np.unique(reads * n_taxa + taxa, return_inverse=True)
+        pair_kmers = np.bincount(inverse, weights=kmers, minlength=len(keys)).astype(np.int64)
+        del inverse
+        pair_read = keys // n_taxa
+        pair_taxon = (keys - pair_read * n_taxa).astype(np.int32)
     # score of a pair: the k-mers of its read's pairs at its taxon or above (the root-to-leaf score)
     scores = np.zeros(len(keys), dtype=np.int64)
     climbing = np.arange(len(keys))

@@ -15,6 +15,7 @@ import pytest
 
 from rapidrelease.cli import main
 from rapidrelease.errors import ReadsError
+from rapidrelease.reads import classify
 from rapidrelease.reads.classify import ClassifyOptions, _resolve, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.taxonomy import Taxonomy
@@ -314,9 +315,13 @@ def test_the_classify_command_shows_progress_on_a_terminal_only(small_index, tmp
     assert piped.returncode == 0 and "Processed" not in piped.stderr and "\r" not in piped.stderr
 
 
-def test_a_batch_of_reads_is_scored_read_by_read(toy):
+@pytest.mark.parametrize("dense", [True, False], ids=["bincount", "sorted"])
+def test_a_batch_of_reads_is_scored_read_by_read(toy, monkeypatch, dense):
     # reads scored together in one batch get the calls each gets alone: hits of one read (listed out
-    # of order, a taxon twice) never add to another's score, and ties and confidence stay per read
+    # of order, a taxon twice) never add to another's score, and ties and confidence stay per read;
+    # whether the (read, taxon) sums are a bincount (small batches) or come from sorting
+    if not dense:
+        monkeypatch.setattr(classify, "_DENSE_PAIRS", 0)
     reads = [
         [(11, 10), (10, 20), (12, 25)],  # B: 25 + 20 beats A: 10 + 20
         [(9606, 7)],  # H alone
