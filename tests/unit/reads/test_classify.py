@@ -15,6 +15,7 @@ import pytest
 
 from rapidrelease.cli import main
 from rapidrelease.errors import ReadsError
+from rapidrelease.reads import classify
 from rapidrelease.reads.classify import ClassifyOptions, _resolve, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.taxonomy import Taxonomy
@@ -312,3 +313,36 @@ def test_the_classify_command_shows_progress_on_a_terminal_only(small_index, tmp
         [sys.executable, "-m", "rapidrelease", *command, str(r1), str(r2)], capture_output=True, text=True
     )
     assert piped.returncode == 0 and "Processed" not in piped.stderr and "\r" not in piped.stderr
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["bincount", "sorted"])
+def test_a_batch_of_reads_is_scored_read_by_read(toy, monkeypatch, dense):
+    # reads scored together in one batch get the calls each gets alone: hits of one read (listed out
+    # of order, a taxon twice) never add to another's score, and ties and confidence stay per read;
+    # whether the (read, taxon) sums are a bincount (small batches) or come from sorting
+    if not dense:
+        monkeypatch.setattr(classify, "_DENSE_PAIRS", 0)
+    reads = [
+        [(11, 10), (10, 20), (12, 25)],  # B: 25 + 20 beats A: 10 + 20
+        [(9606, 7)],  # H alone
+        [(11, 20), (12, 20)],  # a tie: genus G
+        [(11, 30), (11, 5), (9606, 30)],  # A's two lookups: 35 beats H's 30
+        [(2, 3), (11, 1)],  # A: 1 + 3 above Bacteria's 3
+    ]
+    expected = [12, 9606, 10, 11, 11]
+    rows = [(r, toy.node(t), c) for r, hits in enumerate(reads) for t, c in hits][::-1]
+    read_of, taxa, counts = (np.array(column) for column in zip(*rows, strict=True))
+    n = len(reads)
+    calls = _resolve(
+        toy, read_of.astype(np.int64), taxa.astype(np.int32), counts.astype(np.int64),
+        np.full(n, 100), np.full(n, 5), n, ClassifyOptions(),
+    )  # fmt: skip
+    assert [int(toy.taxonomy.taxid[c]) for c in calls] == expected
+    assert [_call(toy, hits) for hits in reads] == expected
+    # confidence 0.3 per read (30 of 100 k-mers): B's clade holds 25, so it climbs to G (55);
+    # H's 7 and Bacteria's 4 reach no clade of 30, so those reads are unclassified
+    calls = _resolve(
+        toy, read_of.astype(np.int64), taxa.astype(np.int32), counts.astype(np.int64),
+        np.full(n, 100), np.full(n, 5), n, ClassifyOptions(confidence=0.3),
+    )  # fmt: skip
+    assert [0 if c < 0 else int(toy.taxonomy.taxid[c]) for c in calls] == [10, 0, 10, 11, 0]
