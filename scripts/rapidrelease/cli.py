@@ -179,7 +179,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_multiqc(args: argparse.Namespace) -> int:
     from rapidrelease.report.multiqc import write_multiqc_files
 
-    write_multiqc_files(Path(args.release), [Path(p) for p in args.kreports], Path(args.out))
+    # UNIT=PATH names the unit a kreport is of; a plain path is named after its folder
+    named = [k.partition("=") for k in args.kreports]
+    kreports = {unit or Path(path).parent.name: Path(path) for unit, _, path in named}
+    write_multiqc_files(Path(args.release), kreports, Path(args.out))
     return 0
 
 
@@ -465,7 +468,12 @@ def _add_multiqc(sub: _Subparsers) -> None:
     p = sub.add_parser("multiqc", help="write a lot's MultiQC custom-content table and its units' kreports")
     p.add_argument("--release", required=True, help="the lot's release.json")
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("kreports", nargs="*", metavar="KREPORT", help="<unit folder>/reads.kreport files")
+    p.add_argument(
+        "kreports",
+        nargs="*",
+        metavar="KREPORT",
+        help="UNIT=PATH of each sequencing unit's kreport (or <unit folder>/reads.kreport)",
+    )
     p.set_defaults(func=_cmd_multiqc)
 
 
