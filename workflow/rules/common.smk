@@ -13,6 +13,7 @@ from rapidrelease.config.vocabulary import READS_ASSAYS
 from rapidrelease.errors import ConfigError
 from rapidrelease.fingerprints import Fingerprints
 from rapidrelease.flow.panel import load_run_panels
+from rapidrelease.gating.compiled import use_template_cache
 
 # The command that started the run, for each lot's audit block: jobs inherit the environment (also
 # through sbatch), and a job's own snakemake process must not replace it with its internal command.
@@ -30,6 +31,9 @@ def _refuse(problem):
 
 try:
     RUN = run_config_from_dict(config, source=Path(workflow.configfiles[0]))
+    # the panels' templates are checked from the run's compiled-template cache once a job wrote it,
+    # so that planning the DAG need not import FlowKit (rapidrelease.gating.compiled)
+    use_template_cache(RUN.results_dir / MEASURED_DIR / "templates")
     # Each cluster job parses the workflow again (twice under SLURM): it checks the panels' files
     # only in the main process, which checked them before submitting anything.
     PANELS = load_run_panels(RUN, check_template=workflow.is_main_process)
