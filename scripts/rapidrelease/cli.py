@@ -373,7 +373,7 @@ def _add_gather(sub: _Subparsers) -> None:
         "gather",
         help="gather a sequencing unit's classification parts (kreport, per-taxon table, reads.json)",
         description="Writes reads.json, reads.kreport and taxa.tsv/.parquet in "
-        "<results>/<lot>/reads/<unit>/.",
+        "<results>/_measured/reads/<key>/, shared by every lot listing the unit's read files.",
     )
     _add_unit_options(p)
     p.add_argument("--db", required=True, help="the index the reads were classified against")
