@@ -80,7 +80,16 @@ def _cmd_gather(args: argparse.Namespace) -> int:
     from rapidrelease.config.vocabulary import READS_ASSAYS
     from rapidrelease.reads.summary import gather_unit
 
-    run, unit = _configured_unit(args, READS_ASSAYS)
+    if args.key is not None:
+        from rapidrelease.config.run import load_run_config
+
+        # the workflow names the files by key: which lot lists them first is no input of the job
+        run = load_run_config(Path(args.config))
+        unit = run.measured_unit(args.key)
+    elif args.unit is None:
+        raise ConfigError("gather --lot needs --unit: which unit of the lot to gather.")
+    else:
+        run, unit = _configured_unit(args, READS_ASSAYS)
     gather_unit(run, unit, Path(args.db), [Path(p) for p in args.parts])
     return 0
 
@@ -375,7 +384,13 @@ def _add_gather(sub: _Subparsers) -> None:
         description="Writes reads.json, reads.kreport and taxa.tsv/.parquet in "
         "<results>/_measured/reads/<key>/, shared by every lot listing the unit's read files.",
     )
-    _add_unit_options(p)
+    _add_config_option(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--lot", help="the lot's lot_id in the lot sheet (with --unit)")
+    which.add_argument(
+        "--key", help="the key the read files are measured under (results/_measured/reads/<key>)"
+    )
+    p.add_argument("--unit", help="the unit's unit_id in the unit sheet, within the lot")
     p.add_argument("--db", required=True, help="the index the reads were classified against")
     p.add_argument("parts", nargs="+", metavar="PART", help="the unit's classification parts (.npz)")
     p.set_defaults(func=_cmd_gather)

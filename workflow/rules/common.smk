@@ -160,12 +160,6 @@ def get_gather_inputs(wildcards):
     }
 
 
-def get_measured_lot_unit(wildcards):
-    """--lot and --unit of the first unit measured under the job's key, for the command line."""
-    unit = get_measured_unit(wildcards)
-    return f"--lot {shlex.quote(unit.lot_id)} --unit {shlex.quote(unit.unit_id)}"
-
-
 def get_call_inputs(wildcards):
     """The gathered reads of the unit and its controls (measured once per run, shared by the lots
     listing them), the index, and the lab's LOD table if any."""

@@ -113,9 +113,8 @@ rule gather_reads_unit:
     params:
         content=digest_of(get_read_files),
         config=CONFIG_FILE,
-        unit=get_measured_lot_unit,
     shell:
-        "rapidrelease gather --config {params.config:q} {params.unit}"
+        "rapidrelease gather --config {params.config:q} --key {wildcards.key}"
         " --db {input.db:q} {input.parts:q} 2> {log:q}"
 
 
