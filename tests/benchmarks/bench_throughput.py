@@ -5,9 +5,9 @@ pair of 300,000 events each (the demo's tubes tiled), the demo's microbial tube 
 and a sterility sample of 1,000,000 read pairs (the demo's 2,500 pairs repeated as 400 concatenated
 gzip members). Every lot has its own files (hard links of one tiled file per kind: distinct paths,
 so nothing is shared that a site would not share). All lots list the same sequencing run's two
-negative controls and positive control (the demo's, tiled to 100,000 pairs each: a control of
-2,500 pairs is too shallow to protect a 1 M-pair test) and the same flow run's sterile-medium
-control (the demo's file). DEMO-001 itself runs beside them and every lot's decision must equal
+negative controls (the demo's, tiled to 100,000 pairs each: a control of 2,500 pairs is too
+shallow to protect a 1 M-pair test) and positive control (the demo's) and the same flow run's
+sterile-medium control (the demo's file). DEMO-001 itself runs beside them and every lot's decision must equal
 it (status and each attribute's result).
 
 The reference index is built first (untimed); then the whole run is timed. Printed: lots/h, jobs
@@ -91,9 +91,11 @@ def _production_files(cache: Path) -> dict[str, Path]:
     for mate in ("R1", "R2"):
         name = f"DEMO-001_sterility_{mate}.fastq.gz"
         files[mate] = (cache / f"sterility_{mate}.fastq.gz", lambda p, n=name: _tile_gzip(DEMO / n, p, pairs))
-    # the run's negative and positive controls, deep enough for a 1 M-pair test (a control must be
-    # able to show a contaminant at the test's threshold: the demo's 2,500 pairs cannot)
-    for control in ("NC1", "NC2", "PC"):
+    # the run's negative controls, deep enough for a 1 M-pair test (a control must be able to show
+    # a contaminant at the test's threshold: the demo's 2,500 pairs cannot). The positive control
+    # stays the demo's: 40 copies of its reads would pile its spike on the same minimizers, which
+    # the breadth check rightly refuses as no organism
+    for control in ("NC1", "NC2"):
         for mate in ("R1", "R2"):
             name = f"SEQ-RUN-01_{control}_{mate}.fastq.gz"
             files[f"{control}_{mate}"] = (
@@ -129,7 +131,7 @@ def _site(folder: Path, lots: int, cache: Path) -> list[str]:
                 row[4] = _link(tiled[row[1]], data)
             elif row[1] == "STER":
                 row[4], row[5] = _link(tiled["R1"], data), _link(tiled["R2"], data)
-            elif row[1].startswith("STER-"):  # the run's controls, one file shared by every lot
+            elif row[1] in ("STER-NC1", "STER-NC2"):  # the run's controls, shared by every lot
                 control = row[1].removeprefix("STER-")
                 row[4], row[5] = (str(tiled[f"{control}_{m}"]) for m in ("R1", "R2"))
             elif "/DEMO-001/" in row[4]:  # the lot's own demo-size tubes (microbial, apheresis)
