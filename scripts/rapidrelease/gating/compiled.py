@@ -2,7 +2,8 @@
 
 Parsing a GatingML template needs FlowKit, whose import alone took 1.5–4 s of every flow job (most
 of a small tube's measurement). A run parses each template once: the compiled gate tree is written
-as JSON to ``<cache>/<SHA-256 of the template's bytes>.json``, and every later job of the run reads
+as JSON to ``<cache>/<SHA-256 of the template's bytes>.gatetree`` (not
+``.json``: every JSON file under the results is a sealed record), and every later job of the run reads
 that instead, with no FlowKit. The key is the content, so an edited template is parsed again
 whatever its time; a cache file that cannot be read, or holds another template's tree, is
 rebuilt. The tree's GatingML 2.0 transforms are applied by FlowUtils with FlowKit's own calls
@@ -152,7 +153,7 @@ def load_compiled_template(path: Path) -> GatingTemplate:
     if _cache_dir is None or not path.is_file() or path.suffix.lower() == ".wsp":
         return load_template(path)
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-    cached = _cache_dir / f"{sha256}.json"
+    cached = _cache_dir / f"{sha256}.gatetree"
     tree = _read_tree(cached, sha256)
     if tree is not None:
         return GatingTemplate(path, "gatingml", {"": tree})

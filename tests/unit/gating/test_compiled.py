@@ -38,7 +38,7 @@ def test_every_compliance_gate_gives_the_same_events_from_the_cache(shared_data:
         parsed = gate_events(events, compile_tree(load_template(path).tree_for(""), SampleLayout.of(fcs)))
         load_compiled_template(path)  # parses, and writes the cache unless a ratio transform is named
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        written += (cache / f"{digest}.json").is_file()
+        written += (cache / f"{digest}.gatetree").is_file()
         cached = gate_events(
             events, compile_tree(load_compiled_template(path).tree_for(""), SampleLayout.of(fcs))
         )
@@ -82,7 +82,7 @@ def test_an_edited_template_or_a_spoiled_cache_file_is_parsed_again(tmp_path: Pa
     text = (DEMO / "car_t_phenotype.gatingml.xml").read_text()
     template.write_text(text)
     load_compiled_template(template)
-    first = cache / f"{hashlib.sha256(template.read_bytes()).hexdigest()}.json"
+    first = cache / f"{hashlib.sha256(template.read_bytes()).hexdigest()}.gatetree"
     assert json.loads(first.read_text())["template_sha256"] == first.stem
     # the live gate's viability-dye bound moved (0.55 to 0.45) under the same file name: a new key,
     # never the old tree
@@ -93,7 +93,7 @@ def test_an_edited_template_or_a_spoiled_cache_file_is_parsed_again(tmp_path: Pa
     )
     assert edited != text
     template.write_text(edited)
-    assert _live_bound(load_compiled_template(template)) == 0.45 and len(list(cache.glob("*.json"))) == 2
+    assert _live_bound(load_compiled_template(template)) == 0.45 and len(list(cache.glob("*.gatetree"))) == 2
     # a cache file cut short is written again from the template
     first.write_text(first.read_text()[:100])
     template.write_text(text)
