@@ -303,9 +303,10 @@ class RunConfig:
     def measurement_key(self, unit: Unit) -> str:
         """The key under which a sequencing unit's reads are classified and gathered once per run,
         however many lots list them (a run's negative and positive controls): 16 hex digits of the
-        SHA-256 of its assay, role, read files (resolved paths: ``./a`` and a symlink to ``a`` are
-        one file) and the classification settings. Known without reading the files; their content
-        is what each job records (SHA-256) and what the decision checks again."""
+        SHA-256 of its assay, role, read files (resolved paths relative to the working folder: ``./a``
+        and a symlink to ``a`` are one file) and the classification settings. Known without reading
+        the files; their content is what each job records (SHA-256) and what the decision checks
+        again."""
         key = self._keys.get(unit)
         if key is None:
             key = self._keys[unit] = self._measurement_key(unit)
@@ -317,10 +318,17 @@ class RunConfig:
         return {}
 
     def _measurement_key(self, unit: Unit) -> str:
-        files = tuple(os.path.realpath(p) for p in (unit.path, unit.path2) if p is not None)
+        # resolved, then relative to the run's folder: the same site copied elsewhere keeps its keys
+        # (and its decisions name the same folders)
+        here = os.path.realpath(os.getcwd())
+
+        def resolved(path: Path) -> str:
+            return os.path.relpath(os.path.realpath(path), here)
+
+        files = tuple(resolved(p) for p in (unit.path, unit.path2) if p is not None)
         classify = self.classify
-        cram = None if classify.cram_reference is None else os.path.realpath(classify.cram_reference)
-        index = None if self.reference.index is None else os.path.realpath(self.reference.index)
+        cram = None if classify.cram_reference is None else resolved(classify.cram_reference)
+        index = None if self.reference.index is None else resolved(self.reference.index)
         settings = (unit.assay, unit.role, files, classify.confidence, classify.min_hit_groups, cram, index)
         return hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
 
