@@ -19,6 +19,7 @@ __all__ = [
     "RecordError",
     "PrintError",
     "SignatureError",
+    "IndexBuildError",
 ]
 
 
@@ -65,3 +66,8 @@ class PrintError(RapidReleaseError):
 class SignatureError(RapidReleaseError):
     """A signature cannot be recorded: no sealed decision to sign, no name, an unknown meaning, or an
     approval of a lot that is not a release candidate."""
+
+
+class IndexBuildError(RapidReleaseError):
+    """A reference index cannot be built within its limits: a memory budget too small for one chunk of
+    the build, or a disk that filled while it was written (nothing is left in the index's place)."""
