@@ -65,6 +65,7 @@ from rapidrelease.reads.kmers import MinimizerSpec
 from rapidrelease.reads.taxonomy import Taxonomy
 
 __all__ = [
+    "SortedRun",
     "build_index_within",
     "default_memory_budget",
     "merge_sorted_runs",
@@ -72,6 +73,8 @@ __all__ = [
     "process_rss",
     "reduce_sorted",
     "rotated_hashes",
+    "save_run",
+    "table_from_runs",
 ]
 
 U64 = np.uint64
@@ -375,7 +378,6 @@ def _lay_out(
         buckets = ((hashes >> U64(32)) * U64(n_buckets)) >> U64(32)
         packed = buckets << U64(32)
         first_bucket = int(buckets[0])
-        per_bucket_here = np.bincount((buckets - U64(first_bucket)).astype(np.int64))
         del buckets
         packed |= ((hashes & _LOW32) >> U64(value_bits)) << U64(value_bits)
         packed |= label_of_taxon[taxa].astype(U64)
@@ -401,6 +403,8 @@ def _lay_out(
             cell_taxa_labels = (collided, merged)
             collided_at.append(written + collided)
             collided_taxa.append(merged.astype(np.int32))
+        # counted after collisions merged: a bucket holds cells, not minimizers
+        per_bucket_here = np.bincount(((packed >> U64(32)) - U64(first_bucket)).astype(np.int64))
         per_bucket[first_bucket : first_bucket + len(per_bucket_here)] += per_bucket_here.astype(np.uint32)
         cell_taxa = used[(packed & label_mask).astype(np.int64)] if len(used) else np.zeros(0, np.int32)
         if cell_taxa_labels is not None:
@@ -614,7 +618,21 @@ def _build_table(
         raise ConfigError(f"{', '.join(map(str, fasta_paths))}: no sequences to index.")
     collector.spill()
     keep_host = None
-    merged = merge_sorted_runs(collector.runs, taxonomy, budget, runs_dir, "merged", out_dir)
+    return table_from_runs(collector.runs, taxonomy, budget, runs_dir, cells_path, out_dir, max_db_size)
+
+
+def table_from_runs(
+    runs: Sequence[SortedRun],
+    taxonomy: Taxonomy,
+    budget: int,
+    runs_dir: Path,
+    cells_path: Path,
+    out_dir: Path,
+    max_db_size: int | None = None,
+) -> tuple[_Table, SizeCap | None]:
+    """Merge sorted runs and lay out their table: ``cells.npy`` written to ``cells_path``, the rest
+    returned with the size cap applied (None without ``max_db_size``). The runs are consumed."""
+    merged = merge_sorted_runs(runs, taxonomy, budget, runs_dir, "merged", out_dir)
     distinct = sum(chunk.length for chunk in merged)
     threshold = size_cap_threshold(distinct, max_db_size) if max_db_size else None
     # the taxa labelling kept minimizers (and, with a size cap, how many are kept): one read pass
@@ -630,6 +648,15 @@ def _build_table(
     table = _lay_out(merged, kept_count, used, threshold, taxonomy, cells_path, budget, out_dir)
     size_cap = SizeCap(max_db_size, threshold, distinct) if max_db_size else None
     return table, size_cap
+
+
+def save_run(folder: Path, name: str, keys: np.ndarray, taxa: np.ndarray, taxonomy: Taxonomy) -> SortedRun:
+    """Sort minimizers ``keys`` (uint64) with their ``taxa`` (int32 node indices) by rotated hash,
+    reduce them by LCA and write them as a run ``name`` in ``folder``."""
+    hashes = rotated_hashes(keys)
+    order = np.argsort(hashes)
+    hashes, taxa = reduce_sorted(hashes[order], np.asarray(taxa, dtype=np.int32)[order], taxonomy)
+    return _save_run(folder, name, hashes, taxa)
 
 
 def _host_filter(
