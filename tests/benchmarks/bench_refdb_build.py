@@ -22,7 +22,9 @@ Not a test (no timed assertions): it prints figures. It
 
 Usage (needs ``apt-get install kraken2 time``):
     python tests/benchmarks/bench_refdb_build.py [--size-gb 1] [--workdir DIR] [--max-memory 12G]
-        [--build-threads 2] [--check-gb 0.1] [--skip-kraken]
+        [--build-threads 2] [--check-gb 0.1] [--skip-kraken] [--reuse]
+``--reuse`` prints the table again from the builds already in ``--workdir`` (their logs), e.g. when
+kraken2-build was run on its own (``build_kraken`` of bench_classify.py on the same folder).
 The panel is kept in ``--workdir`` (default ``/tmp/rapidrelease_bench_refdb``) and reused; both
 indexes are rebuilt every run. A 1-Gb panel needs about 1 GB for the FASTA, another for Kraken 2's
 library copy, 4 GB of spilled runs at peak, and the indexes.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import re
 import shutil
 import subprocess
 import sys
@@ -181,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-threads", type=int, default=2, help="kraken2-build --threads")
     parser.add_argument("--check-gb", type=float, default=0.1, help="prefix built both ways (0: skip)")
     parser.add_argument("--skip-kraken", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="print the figures of the builds in --workdir (their /usr/bin/time logs); build none",
+    )
     parser.add_argument("--seed", type=int, default=20261207)
     args = parser.parse_args(argv)
     for tool in ("/usr/bin/time",) + (() if args.skip_kraken else ("kraken2-build",)):
@@ -194,22 +202,32 @@ def main(argv: list[str] | None = None) -> int:
     fasta = generate_panel(folder, args.size_gb, args.seed)
     print(f"panel {fasta} ({disk_use(fasta) / 1e9:.2f} GB) ready in {time.perf_counter() - started:.0f} s")
 
-    if args.check_gb > 0:
+    if args.check_gb > 0 and not args.reuse:
         check_identical(folder, fasta, args.check_gb, cli)
 
     out = folder / "rapidrelease_db"
-    shutil.rmtree(out, ignore_errors=True)
-    command = [*cli, "refdb", "build", "--fasta", str(fasta), "--taxonomy", str(folder / "taxonomy.tsv")]
-    command += ["--out", str(out), "--no-masking", "--max-memory", args.max_memory]
-    with TempDiskPoll(out) as poll:
-        ours = timed(command, folder / "rapidrelease_build.log")
+    temporary_disk: float | None = None
+    if args.reuse and (folder / "rapidrelease_build.log").is_file():
+        ours = run_of_log(folder / "rapidrelease_build.log")
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        command = [*cli, "refdb", "build", "--fasta", str(fasta), "--taxonomy", str(folder / "taxonomy.tsv")]
+        command += ["--out", str(out), "--no-masking", "--max-memory", args.max_memory]
+        with TempDiskPoll(out) as poll:
+            ours = timed(command, folder / "rapidrelease_build.log")
+        temporary_disk = poll.peak
+        (folder / "rapidrelease_temporary_disk.txt").write_text(f"{poll.peak}\n")
+    if temporary_disk is None and (folder / "rapidrelease_temporary_disk.txt").is_file():
+        temporary_disk = float((folder / "rapidrelease_temporary_disk.txt").read_text())
     ours_minimizers = int(load_counts(out)["minimizers"])
     ours_disk = disk_use(out)
     print(f"rapidrelease refdb build --max-memory {args.max_memory}: {ours.wall_s:.0f} s")
 
     theirs: Run | None = None
     kraken_db = folder / "kraken2_db"
-    if not args.skip_kraken:
+    if args.reuse and (kraken_db / "hash.k2d").is_file():
+        theirs = run_of_log(folder / "kraken2_build.log")
+    elif not args.skip_kraken:
         shutil.rmtree(kraken_db, ignore_errors=True)
         kraken_db, theirs = build_kraken(folder, args.build_threads)
     rows = [("wall time (s)", ours.wall_s, theirs.wall_s if theirs else None)]
@@ -228,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(
         ("index bytes per minimizer", ours_disk / ours_minimizers, kraken_files / max(theirs_minimizers, 1))
     )
-    rows.append(("peak temporary disk (MB)", poll.peak / 1e6, None))
+    if temporary_disk is not None:
+        rows.append(("peak temporary disk (MB)", temporary_disk / 1e6, None))
     print(f"\n{args.size_gb:g}-Gb generated panel, {fasta.stat().st_size / 1e9:.2f} GB FASTA, no masking")
     print(f"{'':28s} {'rapidrelease':>14s} {'kraken2-build':>14s} {'ratio':>8s}")
     for name, a, b in rows:
@@ -237,6 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     if theirs:
         print(f"(kraken2-build --build --threads {args.build_threads}; rapidrelease builds on one core)")
     return 0
+
+
+def run_of_log(log: Path) -> Run:
+    """Wall time and peak RSS of an earlier build, from the /usr/bin/time -v report ``timed`` kept."""
+    text = log.read_text()
+    clock = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text).group(1)
+    wall = sum(float(part) * 60**i for i, part in enumerate(reversed(clock.split(":"))))
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
+    return Run(wall, rss_kb * 1024, text)
 
 
 def load_counts(index: Path) -> dict[str, int]:
