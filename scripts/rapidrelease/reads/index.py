@@ -400,7 +400,9 @@ def reference_sequences(
                 masked = dust_mask(seq)
                 stats.masked_bases += int(np.count_nonzero(masked != seq))
                 seq = masked
+                del masked
             yield node, seq
+            del seq  # before the next record is read: a budgeted build counts one sequence held
 
 
 _SIZE_SEED = U64(0xD6E8FEB86659FD93)  # another seed than host sampling's, so the two samples are independent

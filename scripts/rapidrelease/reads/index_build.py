@@ -82,12 +82,13 @@ _LOW32 = U64(0xFFFFFFFF)
 _RUN_ENTRY_BYTES = 40
 """Peak bytes per collected minimizer while its run is sorted: hash 8, taxon 4, sort order 8, sorted
 copies 12, and the reduction's flags and group starts."""
-_MERGE_ENTRY_BYTES = 56
+_MERGE_ENTRY_BYTES = 64
 """Peak bytes per minimizer a merge step takes: its hash and taxon read (12), joined (12), sort order
-(8), sorted (12), reduced (12)."""
-_LAYOUT_ENTRY_BYTES = 64
-"""Peak bytes per minimizer of a layout piece: hash and taxon (12), bucket (8), packed cell (8), its
-sorted copy and collision keys (16), cell taxa (4), and slack for a piece's carried last bucket."""
+(8), sorted (12), reduced (12), and the reduction's flags and group starts."""
+_LAYOUT_ENTRY_BYTES = 80
+"""Peak bytes per minimizer of a layout piece: hash and taxon read (12) and joined to the carried last
+bucket (12), bucket (8), label (8), packed cell (8), collision keys (8), cell taxa (4), uint32 cells
+(4), and the reduction's flags."""
 _WORK_BYTES_PER_BASE = 64
 """Work arrays per base of one segment: DUST masking measured 61 bytes, minimizers 34, not at once."""
 _MIN_CHUNK = 1024
@@ -291,13 +292,17 @@ def merge_sorted_runs(
                 hash_parts.append(head[:take])
                 taxa_parts.append(readers[i][1].read(positions[i], take))
                 positions[i] += take
-            del heads
             hashes = np.concatenate(hash_parts)
+            del heads, hash_parts  # the parts are views of the heads: both go, or neither
             taxa = np.concatenate(taxa_parts)
-            del hash_parts, taxa_parts
-            order = np.argsort(hashes)
-            hashes, taxa = reduce_sorted(hashes[order], taxa[order], taxonomy)
+            del taxa_parts
+            # a stable sort is NumPy's timsort, which merges the k sorted runs it finds in O(n log k);
+            # each array is replaced by its sorted copy at once, so no more than one extra is alive
+            order = np.argsort(hashes, kind="stable")
+            hashes = hashes[order]
+            taxa = taxa[order]
             del order
+            hashes, taxa = reduce_sorted(hashes, taxa, taxonomy)
             merged.append(_save_run(folder, f"{prefix}-{len(merged):05d}", hashes, taxa))
     finally:
         for hashes_reader, taxa_reader in readers:
@@ -609,8 +614,13 @@ def _build_table(
         sequences = reference_sequences(
             fasta_paths, taxonomy, seqid2taxid, mask_low_complexity, stats, host_pass
         )
+        longest = 0
         for node, seq in sequences:
-            reserved = 2 * len(seq) + _WORK_BYTES_PER_BASE * min(len(seq), _SEGMENT_BASES)
+            # held meanwhile: this sequence and its masked copy, or, once it is done, the next one
+            # being read (its lines and their join); a record longer than every one before it can
+            # take up to twice its excess more than reserved here
+            longest = max(longest, len(seq))
+            reserved = 2 * longest + _WORK_BYTES_PER_BASE * min(len(seq), _SEGMENT_BASES)
             for minimizers in segment_minimizers(seq, spec, keep_host if host_pass else None):
                 collector.add(rotated_hashes(minimizers), node, reserved)
             del seq
@@ -638,7 +648,7 @@ def table_from_runs(
     # the taxa labelling kept minimizers (and, with a size cap, how many are kept): one read pass
     used_mask = np.zeros(len(taxonomy), dtype=bool)
     kept_count = 0
-    for hashes, taxa in _stream(merged, max(_MIN_CHUNK, budget // 32)):
+    for hashes, taxa in _stream(merged, max(_MIN_CHUNK, budget // 48)):  # read 12, hash 16, flags
         kept = _kept(hashes, threshold)
         if kept is not None:
             taxa = taxa[kept]
