@@ -360,7 +360,7 @@ def _lay_out(
     n_buckets = bucket_count(n_minimizers)
     value_bits = label_bits(len(used))
     label_mask = U64((1 << value_bits) - 1)
-    fixed = 4 * n_buckets + 8 * len(taxonomy)  # bucket counts, per-taxon counts
+    fixed = 8 * n_buckets + 16 * len(taxonomy)  # bucket counts and offsets; per-taxon counts, labels
     piece = (budget - fixed) // _LAYOUT_ENTRY_BYTES
     if piece < _MIN_CHUNK:
         raise IndexBuildError(
