@@ -124,6 +124,31 @@ def default_memory_budget() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") // 2
 
 
+def return_freed_arrays_to_the_system() -> None:
+    """Make glibc give every freed array of 128 KiB or more back to the system at once (mallopt).
+
+    By default glibc raises its mmap threshold to the largest block freed so far (up to 32 MiB): a
+    segment's temporaries (a few MiB to 32 MiB each) then come from the heap, between the run's
+    long-lived minimizer arrays, and freed heap memory stays resident. A 1-Gb build measured 7.7 GB
+    resident for 2.4 GB of minimizers that way. Fixing the threshold disables that adjustment.
+    Elsewhere than glibc this does nothing.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc is not None else None
+    except (OSError, AttributeError):
+        return
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
 def rotated_hashes(keys: np.ndarray) -> np.ndarray:
     """The table's :func:`fmix64` hash of minimizers ``keys`` (uint64) with its halves swapped, same
     shape. Sorting by it sorts by the hash's low half (the bucket's source) first, then its high half
@@ -536,6 +561,7 @@ def build_index_within(
     taxonomy_path = Path(taxonomy_path)
     if host_sample < 1:
         raise ConfigError(f"host_sample must be 1 (every host minimizer) or more, not {host_sample}.")
+    return_freed_arrays_to_the_system()
     before = process_rss()
     taxonomy = open_taxonomy(taxonomy_path)
     seqid2taxid = read_seqid2taxid(seqid2taxid_path) if seqid2taxid_path else {}
