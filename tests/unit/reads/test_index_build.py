@@ -126,8 +126,9 @@ def test_colliding_minimizers_share_one_cell_labelled_with_a_new_lca_as_in_memor
         save_run(tmp_path, f"run{i}", k, np.full(len(k), t, dtype=np.int32), taxonomy)
         for i, (k, t) in enumerate(zip(keys, taxa, strict=True))
     ]
-    # 200 kB: merge steps of about 1,200 minimizers a run, layout pieces of about 2,100
-    table, _ = table_from_runs(runs, taxonomy, 200_000, tmp_path, tmp_path / "cells.npy", tmp_path)
+    # 300 kB: merge steps of about 1,500 minimizers a run, layout pieces of about 2,100 (the taxonomy's
+    # per-taxon tables take 123 kB)
+    table, _ = table_from_runs(runs, taxonomy, 300_000, tmp_path, tmp_path / "cells.npy", tmp_path)
     written = np.load(tmp_path / "cells.npy")
     assert len(cells) == len(written) == 6002  # 6002 distinct minimizers, two in one cell, the sentinel
     assert np.array_equal(written, cells)
@@ -181,3 +182,14 @@ def test_the_cli_refuses_a_max_memory_below_what_the_process_holds(
     assert main([*argv, "--out", str(tmp_path / "db"), "--max-memory", "1M"]) == 1
     assert "cannot hold one chunk of the build" in capsys.readouterr().err
     assert not (tmp_path / "db").exists()
+
+
+def test_the_cli_builds_within_max_memory_the_index_an_unlimited_build_writes(
+    panel_fasta: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    argv = ["refdb", "build", "--fasta", str(panel_fasta), "--taxonomy", str(TAXONOMY)]
+    assert main([*argv, "--out", str(tmp_path / "cli"), "--max-memory", "2G", "--max-db-size", "40K"]) == 0
+    in_memory = build_index([panel_fasta], TAXONOMY, tmp_path / "in_memory", max_db_size=40 * 1024)
+    assert in_memory.hash_threshold is not None  # 40 KiB holds fewer than the panel's minimizers
+    for name in INDEX_FILES:
+        assert filecmp.cmp(in_memory.folder / name, tmp_path / "cli" / name, shallow=False), name
