@@ -244,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     kraken_files = sum(disk_use(kraken_db / name) for name in ("hash.k2d", "opts.k2d", "taxo.k2d"))
     rows.append(("index on disk (MB)", ours_disk / 1e6, kraken_files / 1e6 if theirs else None))
     rows.append(
-        ("index bytes per minimizer", ours_disk / ours_minimizers, kraken_files / max(theirs_minimizers, 1))
+        (
+            "index bytes per minimizer",
+            ours_disk / ours_minimizers,
+            kraken_files / theirs_minimizers if theirs else None,
+        )
     )
     if temporary_disk is not None:
         rows.append(("peak temporary disk (MB)", temporary_disk / 1e6, None))
