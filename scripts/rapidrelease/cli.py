@@ -294,20 +294,29 @@ def _cmd_signatures(args: argparse.Namespace) -> int:
 def _cmd_refdb_build(args: argparse.Namespace) -> int:
     import time
 
-    from rapidrelease.reads.index import build_index
+    from rapidrelease.reads.index_build import (
+        build_index_within,
+        default_memory_budget,
+        parse_byte_size,
+        process_rss,
+    )
     from rapidrelease.reads.kmers import MinimizerSpec
 
     # timed here, not in the manifest: two builds of the same inputs must be the same index
     started = time.monotonic()
     chosen = {"k": args.k, "l": args.l, "spaced_positions": args.spaced}
-    index = build_index(
+    max_memory = parse_byte_size(args.max_memory) if args.max_memory else default_memory_budget()
+    index = build_index_within(
         fasta_paths=[Path(p) for p in args.fasta],
         taxonomy_path=Path(args.taxonomy),
         out_dir=Path(args.out),
+        # the whole process stays under --max-memory: what it holds already is not the build's
+        memory_budget=max_memory - process_rss(),
         seqid2taxid_path=Path(args.seqid2taxid) if args.seqid2taxid else None,
         spec=MinimizerSpec(**{name: value for name, value in chosen.items() if value is not None}),
         mask_low_complexity=not args.no_masking,
         host_sample=args.host_sample,
+        max_db_size=parse_byte_size(args.max_db_size) if args.max_db_size else None,
     )
     counts = index.manifest["counts"]
     print(
@@ -656,6 +665,18 @@ def _add_refdb(sub: _Subparsers) -> None:
         default=1,
         metavar="N",
         help="keep one in N of the host's own minimizers (for a whole host genome; default 1: all)",
+    )
+    b.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="peak memory of the build, e.g. 12G or 500M; runs of minimizers are sorted and spilled "
+        "to disk beside --out, then merged (default: half the memory available now)",
+    )
+    b.add_argument(
+        "--max-db-size",
+        metavar="SIZE",
+        help="cap the table at about SIZE bytes (e.g. 2G) by keeping a hash-chosen fraction of the "
+        "minimizers, as Kraken 2's option does; classification skips the others",
     )
     b.set_defaults(func=_cmd_refdb_build)
     i = refdb.add_parser("info", help="print an index's manifest")
