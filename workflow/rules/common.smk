@@ -32,8 +32,9 @@ def _refuse(problem):
 try:
     RUN = run_config_from_dict(config, source=Path(workflow.configfiles[0]))
     # the panels' templates are checked from the run's compiled-template cache once a job wrote it,
-    # so that planning the DAG need not import FlowKit (rapidrelease.gating.compiled)
-    use_template_cache(RUN.results_dir / MEASURED_DIR / "templates")
+    # so that planning the DAG need not import FlowKit (rapidrelease.gating.compiled); planning only
+    # reads it: a dry run, or a configuration refused below, leaves no results folder behind
+    use_template_cache(RUN.results_dir / MEASURED_DIR / "templates", write=False)
     # Each cluster job parses the workflow again (twice under SLURM): it checks the panels' files
     # only in the main process, which checked them before submitting anything.
     PANELS = load_run_panels(RUN, check_template=workflow.is_main_process)

@@ -39,12 +39,16 @@ FORMAT = "rapidrelease compiled gate tree 1"
 """Written in every cache file; a file of another format is rebuilt."""
 
 _cache_dir: Path | None = None
+_cache_writable = True
 
 
-def use_template_cache(folder: Path | None) -> None:
-    """Cache compiled templates in ``folder`` (None: parse every template, cache nothing)."""
-    global _cache_dir
+def use_template_cache(folder: Path | None, write: bool = True) -> None:
+    """Cache compiled templates in ``folder`` (None: parse every template, cache nothing). With
+    ``write`` False the cache is only read: planning a run (even a dry run, or one whose
+    configuration is then refused) writes nothing under the results; the run's first flow job does."""
+    global _cache_dir, _cache_writable
     _cache_dir = None if folder is None else Path(folder)
+    _cache_writable = write
 
 
 def template_cache_dir() -> Path | None:
@@ -161,7 +165,8 @@ def load_compiled_template(path: Path) -> GatingTemplate:
     tree = template.tree_for("")
     if all(type(t).__name__ in _TRANSFORMS for t in tree.transforms.values()):
         plain = _tree_to_json(tree)
-        _write_atomic(cached, json.dumps({"format": FORMAT, "template_sha256": sha256, "tree": plain}))
+        if _cache_writable:
+            _write_atomic(cached, json.dumps({"format": FORMAT, "template_sha256": sha256, "tree": plain}))
         # the parsed template gates with the same transforms a cached one will
         template = GatingTemplate(path, "gatingml", {"": _tree_from_json(plain)})
     return template

@@ -104,3 +104,19 @@ def test_an_edited_template_or_a_spoiled_cache_file_is_parsed_again(tmp_path: Pa
 def _live_bound(template) -> float | None:
     live = next(node for node in template.tree_for("").nodes if node.name == "Live")
     return live.bounds[0][1]
+
+
+def test_a_read_only_cache_is_used_but_never_written(tmp_path: Path, cache: Path):
+    template = DEMO / "car_t_phenotype.gatingml.xml"
+    # planning a run reads the cache only: a fresh site's dry run leaves no results folder behind
+    fresh = tmp_path / "results" / "_measured" / "templates"
+    use_template_cache(fresh, write=False)
+    tree = load_compiled_template(template).tree_for("")
+    assert len(tree.nodes) == len(load_template(template).tree_for("").nodes)
+    assert not (tmp_path / "results").exists()
+    # once a job has written the tree, planning reads it
+    use_template_cache(cache)
+    load_compiled_template(template)
+    use_template_cache(cache, write=False)
+    assert _live_bound(load_compiled_template(template)) == 0.55
+    assert len(list(cache.glob("*.gatetree"))) == 1
