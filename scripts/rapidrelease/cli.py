@@ -80,7 +80,16 @@ def _cmd_gather(args: argparse.Namespace) -> int:
     from rapidrelease.config.vocabulary import READS_ASSAYS
     from rapidrelease.reads.summary import gather_unit
 
-    run, unit = _configured_unit(args, READS_ASSAYS)
+    if args.key is not None:
+        from rapidrelease.config.run import load_run_config
+
+        # the workflow names the files by key: which lot lists them first is no input of the job
+        run = load_run_config(Path(args.config))
+        unit = run.measured_unit(args.key)
+    elif args.unit is None:
+        raise ConfigError("gather --lot needs --unit: which unit of the lot to gather.")
+    else:
+        run, unit = _configured_unit(args, READS_ASSAYS)
     gather_unit(run, unit, Path(args.db), [Path(p) for p in args.parts])
     return 0
 
@@ -250,7 +259,10 @@ def _cmd_share_combine(args: argparse.Namespace) -> int:
 def _cmd_multiqc(args: argparse.Namespace) -> int:
     from rapidrelease.report.multiqc import write_multiqc_files
 
-    write_multiqc_files(Path(args.release), [Path(p) for p in args.kreports], Path(args.out))
+    # UNIT=PATH names the unit a kreport is of; a plain path is named after its folder
+    named = [k.partition("=") for k in args.kreports]
+    kreports = {unit or Path(path).parent.name: Path(path) for unit, _, path in named}
+    write_multiqc_files(Path(args.release), kreports, Path(args.out))
     return 0
 
 
@@ -282,20 +294,29 @@ def _cmd_signatures(args: argparse.Namespace) -> int:
 def _cmd_refdb_build(args: argparse.Namespace) -> int:
     import time
 
-    from rapidrelease.reads.index import build_index
+    from rapidrelease.reads.index_build import (
+        build_index_within,
+        default_memory_budget,
+        parse_byte_size,
+        process_rss,
+    )
     from rapidrelease.reads.kmers import MinimizerSpec
 
     # timed here, not in the manifest: two builds of the same inputs must be the same index
     started = time.monotonic()
     chosen = {"k": args.k, "l": args.l, "spaced_positions": args.spaced}
-    index = build_index(
+    max_memory = parse_byte_size(args.max_memory) if args.max_memory else default_memory_budget()
+    index = build_index_within(
         fasta_paths=[Path(p) for p in args.fasta],
         taxonomy_path=Path(args.taxonomy),
         out_dir=Path(args.out),
+        # the whole process stays under --max-memory: what it holds already is not the build's
+        memory_budget=max_memory - process_rss(),
         seqid2taxid_path=Path(args.seqid2taxid) if args.seqid2taxid else None,
         spec=MinimizerSpec(**{name: value for name, value in chosen.items() if value is not None}),
         mask_low_complexity=not args.no_masking,
         host_sample=args.host_sample,
+        max_db_size=parse_byte_size(args.max_db_size) if args.max_db_size else None,
     )
     counts = index.manifest["counts"]
     print(
@@ -441,9 +462,15 @@ def _add_gather(sub: _Subparsers) -> None:
         "gather",
         help="gather a sequencing unit's classification parts (kreport, per-taxon table, reads.json)",
         description="Writes reads.json, reads.kreport and taxa.tsv/.parquet in "
-        "<results>/<lot>/reads/<unit>/.",
+        "<results>/_measured/reads/<key>/, shared by every lot listing the unit's read files.",
     )
-    _add_unit_options(p)
+    _add_config_option(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--lot", help="the lot's lot_id in the lot sheet (with --unit)")
+    which.add_argument(
+        "--key", help="the key the read files are measured under (results/_measured/reads/<key>)"
+    )
+    p.add_argument("--unit", help="the unit's unit_id in the unit sheet, within the lot")
     p.add_argument("--db", required=True, help="the index the reads were classified against")
     p.add_argument("parts", nargs="+", metavar="PART", help="the unit's classification parts (.npz)")
     p.set_defaults(func=_cmd_gather)
@@ -579,7 +606,12 @@ def _add_multiqc(sub: _Subparsers) -> None:
     p = sub.add_parser("multiqc", help="write a lot's MultiQC custom-content table and its units' kreports")
     p.add_argument("--release", required=True, help="the lot's release.json")
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("kreports", nargs="*", metavar="KREPORT", help="<unit folder>/reads.kreport files")
+    p.add_argument(
+        "kreports",
+        nargs="*",
+        metavar="KREPORT",
+        help="UNIT=PATH of each sequencing unit's kreport (or <unit folder>/reads.kreport)",
+    )
     p.set_defaults(func=_cmd_multiqc)
 
 
@@ -633,6 +665,18 @@ def _add_refdb(sub: _Subparsers) -> None:
         default=1,
         metavar="N",
         help="keep one in N of the host's own minimizers (for a whole host genome; default 1: all)",
+    )
+    b.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="peak memory of the build, e.g. 12G or 500M; runs of minimizers are sorted and spilled "
+        "to disk beside --out, then merged (default: half the memory available now)",
+    )
+    b.add_argument(
+        "--max-db-size",
+        metavar="SIZE",
+        help="cap the table at about SIZE bytes (e.g. 2G) by keeping a hash-chosen fraction of the "
+        "minimizers, as Kraken 2's option does; classification skips the others",
     )
     b.set_defaults(func=_cmd_refdb_build)
     i = refdb.add_parser("info", help="print an index's manifest")

@@ -20,6 +20,7 @@ __all__ = [
     "PrintError",
     "SignatureError",
     "ShareError",
+    "IndexBuildError",
 ]
 
 
@@ -71,3 +72,8 @@ class SignatureError(RapidReleaseError):
 class ShareError(RapidReleaseError):
     """A de-identified package cannot be exported or combined: nothing may be shared under the
     settings given, or a package is not complete, was changed after export or is of another version."""
+
+
+class IndexBuildError(RapidReleaseError):
+    """A reference index cannot be built within its limits: a memory budget too small for one chunk of
+    the build, or a disk that filled while it was written (nothing is left in the index's place)."""

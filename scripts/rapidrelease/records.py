@@ -3,7 +3,8 @@
 Every JSON file a stage writes for another stage to read is one of these records:
 
 - a unit record (:class:`UnitRecord`): ``results/<lot>/flow/<unit>/metrics.json`` (stage
-  ``measure``), ``results/<lot>/reads/<unit>/reads.json`` (``gather``) and
+  ``measure``), ``results/_measured/reads/<key>/reads.json`` (``gather``, once for every lot
+  listing the same read files) and
   ``results/<lot>/reads/<unit>/metrics.json`` (``call``);
 - the lot's decision (:class:`rapidrelease.release.record.Release`), ``results/<lot>/release.json``.
 

@@ -15,9 +15,9 @@ import functools
 import math
 
 import numpy as np
-from scipy.special import betainc, gammainc, gammaincinv
-from scipy.stats import f as f_distribution
-from scipy.stats import poisson
+
+# SciPy is imported by the function that needs it, not here: scipy.stats alone took 1–3 s to import,
+# paid by every job that imports this module (most of them never call a Poisson quantile).
 
 __all__ = [
     "Z_95",
@@ -66,6 +66,8 @@ def upper_bound(count: int, confidence: float = 0.95) -> float:
 
     The λ for which P(X ≤ count | λ) = 1 − confidence; 2.996 for a count of 0 at 95 %.
     """
+    from scipy.special import gammaincinv
+
     if count < 0:
         raise ValueError(f"a count cannot be negative ({count})")
     return float(gammaincinv(count + 1, confidence))
@@ -76,6 +78,8 @@ def interval(count: int, confidence: float = 0.95) -> tuple[float, float]:
 
     (0, 3.69) for a count of 0 and (7.65, 23.49) for 14 at 95 %.
     """
+    from scipy.special import gammaincinv
+
     if count < 0:
         raise ValueError(f"a count cannot be negative ({count})")
     tail = (1.0 - confidence) / 2.0
@@ -85,6 +89,8 @@ def interval(count: int, confidence: float = 0.95) -> tuple[float, float]:
 
 def tail_at_least(count: int, mean: float) -> float:
     """P(X ≥ ``count``) for X ~ Poisson(``mean``); 1 for a count of 0 or less."""
+    from scipy.special import gammainc
+
     if count <= 0:
         return 1.0
     if mean <= 0:
@@ -98,6 +104,8 @@ def mean_detected(threshold: int, probability: float = 0.95) -> float:
     With a threshold of one read this is −ln(1 − p) (3.0 reads for 95 %): the classic limit that a
     single-copy detector cannot beat.
     """
+    from scipy.special import gammaincinv
+
     if threshold < 1:
         raise ValueError(f"a detection threshold is at least one read ({threshold})")
     if threshold == 1:
@@ -110,6 +118,8 @@ def lower_bound(count: int, confidence: float = 0.95) -> float:
 
     The λ for which P(X ≥ count | λ) = 1 − confidence; 0 for a count of 0, 95.2 for 112 at 95 %.
     """
+    from scipy.special import gammaincinv
+
     if count < 0:
         raise ValueError(f"a count cannot be negative ({count})")
     return 0.0 if count == 0 else float(gammaincinv(count, 1.0 - confidence))
@@ -122,6 +132,8 @@ def binomial_tail_at_least(successes: int, trials: int, p: float) -> float:
     It is the p-value of the conditional test of two Poisson rates: ``successes`` of ``trials``
     counts fell in the first of two samples whose exposures put a share ``p`` there under equal rates.
     """
+    from scipy.special import betainc
+
     if successes <= 0:
         return 1.0
     if successes > trials:
@@ -167,6 +179,8 @@ def equal_rate_tail(
     e_t·R / (e_t·R + e_c): the tail is the binomial one averaged over R (numerically, on a grid of
     log R holding all but 1e-13 of either tail). ``cv`` 0 gives the exact binomial tail.
     """
+    from scipy.special import betainc
+
     if test <= 0:
         return 1.0
     if cv <= 0:
@@ -181,20 +195,35 @@ def equal_rate_tail(
 @functools.lru_cache(maxsize=64)
 def _ratio_grid(cv: float, controls: float) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights over R ~ F(2k, 2k·m) on a log scale (k = 1/cv²), the weights summing to 1."""
+    # the F law's quantiles and density from scipy.special: scipy.stats costs every call job seconds
+    from scipy.special import betaincinv, betaln
+
     shape = 1.0 / (cv * cv)
-    law = f_distribution(2 * shape, 2 * shape * controls)
-    nodes = np.linspace(math.log(law.ppf(1e-13)), math.log(law.isf(1e-13)), 401)
+    a, b = shape, shape * controls  # F(2a, 2b) = (X/a)/(Y/b) with X~Γ(a), Y~Γ(b); x = X/(X+Y) ~ Beta(a, b)
+    low = b * betaincinv(a, b, 1e-13) / (a * (1.0 - betaincinv(a, b, 1e-13)))
+    high_y = betaincinv(b, a, 1e-13)  # 1 − x at the upper 1e-13 tail, kept exact in its own tail
+    high = b * (1.0 - high_y) / (a * high_y)
+    nodes = np.linspace(math.log(low), math.log(high), 401)
     ratio = np.exp(nodes)
-    weight = law.pdf(ratio) * ratio
+    # density of F(2a, 2b) at r, times r (the log-scale Jacobian)
+    log_pdf = a * math.log(a / b) + (a - 1.0) * nodes - (a + b) * np.log1p(a * ratio / b) - betaln(a, b)
+    weight = np.exp(log_pdf) * ratio
     return ratio, weight / weight.sum()
 
 
 def _compound_detected(organisms: float, reads_per_organism: float, threshold: int) -> float:
     """P(at least ``threshold`` reads) when Poisson(``organisms``) organisms each give
     Poisson(``reads_per_organism``) reads (Neyman type A), summed over organism counts to 12 SD."""
+    from scipy.special import gammainc, gammaln
+
     top = int(organisms + 12 * math.sqrt(organisms) + 40)
     counts = np.arange(1, top + 1)
-    return float(np.dot(poisson.pmf(counts, organisms), gammainc(threshold, counts * reads_per_organism)))
+    return float(
+        np.dot(
+            np.exp(counts * math.log(organisms) - organisms - gammaln(counts + 1)),
+            gammainc(threshold, counts * reads_per_organism),
+        )
+    )
 
 
 def organisms_detected(threshold: int, reads_per_organism: float, probability: float = 0.95) -> float:

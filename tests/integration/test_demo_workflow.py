@@ -72,8 +72,11 @@ def test_demo_lots_decisions_and_values_match_the_simulation_truth(demo_run: Pat
         assert abs(values["viability_pct"] - apheresis["viability_pct"]) <= 1.0, lot
         assert abs(values["cd3_pct_live"] - apheresis["cd3_pct_live"]) <= 1.0, lot
         # the sterility sample: shares of fragments by category against the simulated composition
-        sequenced = demo_run / "results" / lot / "reads" / "STER"
         reads = record_of(demo_run, lot, "STER")
+        # gathered where the lot's reads were measured (results/_measured/reads/<key>), as its call read them
+        gathered = next(i["path"] for i in reads["inputs"] if i["role"] == "gathered reads (test STER)")
+        sequenced = demo_run / Path(gathered).parent
+        assert sequenced.parent == demo_run / "results" / "_measured" / "reads"
         assert reads["status"] == "ok" and reads["metrics"]["fragments_total"]["value"] == 2_500
         truth = demo_run / "resources/demo" / lot / f"{lot}_sterility_reads_truth.tsv"
         composition = pl.read_csv(truth, separator="\t")
@@ -270,7 +273,13 @@ def test_each_stage_writes_its_own_folder_whatever_the_unit_ids(project_root: Pa
     assert plan.returncode == 0, plan.stderr[-3000:]
     producers = _planned_producers(plan.stdout)
     assert producers["results/DEMO-001/reads/S1/metrics.json"] == "call_reads_unit"
-    assert producers["results/DEMO-001/reads/S1/reads.json"] == "gather_reads_unit"
+    # reads are gathered once per set of files: each lot's test and the run's three shared controls
+    gathered = [
+        p for p, rule in producers.items() if rule == "gather_reads_unit" and p.endswith("/reads.json")
+    ]
+    assert len(gathered) == 5 and all(
+        re.fullmatch(r"results/_measured/reads/[0-9a-f]{16}/reads.json", p) for p in gathered
+    )
     assert producers["results/DEMO-002/flow/S1/metrics.json"] == "measure_flow_unit"
     assert producers["results/DEMO-001/flow/PHENO/metrics.json"] == "measure_flow_unit"
     assert producers["results/DEMO-002/reads/STER/metrics.json"] == "call_reads_unit"

@@ -208,6 +208,34 @@ def test_a_record_edited_by_hand_is_never_a_value(project_root: Path, hostile: P
 # -------------------------------------- reruns follow bytes, not clocks (on the same site, last)
 
 
+def test_a_lots_own_reads_replaced_re_classify_that_lot_alone_not_the_runs_shared_controls(
+    project_root: Path, hostile: Path, tmp_path: Path
+):
+    # DEMO-002's test reads replaced by DEMO-001's (other bytes, older time); the run's NC1, NC2 and
+    # PC, listed by every lot of the site, were classified once and stay so
+    own = hostile / "resources/demo/DEMO-002/DEMO-002_sterility_R1.fastq.gz"
+    kept = tmp_path / own.name
+    subprocess.run(["cp", "-p", str(own), str(kept)], check=True)
+    subprocess.run(
+        ["cp", "-p", str(hostile / "resources/demo/DEMO-001/DEMO-001_sterility_R1.fastq.gz"), str(own)],
+        check=True,
+    )
+    try:
+        plan = run_snakemake(project_root, hostile, "--dry-run")
+    finally:
+        subprocess.run(["cp", "-p", str(kept), str(own)], check=True)  # the later tests' site as it was
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = _planned(plan.stdout)
+    classified = [w for rule, w in jobs if rule == "classify_reads_part"]
+    gathered = [w for rule, w in jobs if rule == "gather_reads_unit"]
+    assert len(classified) == 1 and len(gathered) == 1, plan.stdout[-3000:]
+    assert classified[0].startswith(gathered[0] + ", part=")
+    # only DEMO-002's test is called again (its controls' calls read no test) and only it is decided
+    assert [w for rule, w in jobs if rule == "call_reads_unit"] == ["lot=DEMO-002, unit=STER"]
+    assert [w for rule, w in jobs if rule == "evaluate_lot"] == ["lot=DEMO-002"]
+    assert not [w for rule, w in jobs if rule == "measure_flow_unit"]
+
+
 def test_a_tube_replaced_by_an_older_file_re_measures_and_re_decides_its_lot(
     project_root: Path, hostile: Path
 ):

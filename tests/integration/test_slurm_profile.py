@@ -69,13 +69,15 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -
         assert "JobState=COMPLETED" in job.stdout, (log, job.stdout + job.stderr)
         by_rule[rule] = by_rule.get(rule, 0) + 1
     # the demo: one index; 12 flow units (per lot its phenotype tube, apheresis tube, potency pair,
-    # microbial test and the run's medium); 2 lots x 4 sequencing units in one part each, gathered
-    # and called; per lot a decision, a report and its MultiQC files; the lots index
+    # microbial test and the run's medium); 5 sets of read files (each lot's test, the run's two
+    # negative controls and positive control, shared by both lots) classified in one part each and
+    # gathered once, and 2 lots x 4 sequencing units called; per lot a decision, a report and its
+    # MultiQC files; the lots index
     assert by_rule == {
         "build_reference_index": 1,
         "measure_flow_unit": 12,
-        "classify_reads_part": 8,
-        "gather_reads_unit": 8,
+        "classify_reads_part": 5,
+        "gather_reads_unit": 5,
         "call_reads_unit": 8,
         "evaluate_lot": 2,
         "lot_report": 2,

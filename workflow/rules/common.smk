@@ -7,12 +7,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from rapidrelease.config.run import run_config_from_dict
+from rapidrelease.config.run import MEASURED_DIR, run_config_from_dict
 from rapidrelease.config.schemas import SAFE_ID_PATTERN
 from rapidrelease.config.vocabulary import READS_ASSAYS
 from rapidrelease.errors import ConfigError
 from rapidrelease.fingerprints import Fingerprints
 from rapidrelease.flow.panel import load_run_panels
+from rapidrelease.gating.compiled import use_template_cache
 
 # The command that started the run, for each lot's audit block: jobs inherit the environment (also
 # through sbatch), and a job's own snakemake process must not replace it with its internal command.
@@ -30,6 +31,9 @@ def _refuse(problem):
 
 try:
     RUN = run_config_from_dict(config, source=Path(workflow.configfiles[0]))
+    # the panels' templates are checked from the run's compiled-template cache once a job wrote it,
+    # so that planning the DAG need not import FlowKit (rapidrelease.gating.compiled)
+    use_template_cache(RUN.results_dir / MEASURED_DIR / "templates")
     # Each cluster job parses the workflow again (twice under SLURM): it checks the panels' files
     # only in the main process, which checked them before submitting anything.
     PANELS = load_run_panels(RUN, check_template=workflow.is_main_process)
@@ -78,6 +82,7 @@ wildcard_constraints:
     lot=SAFE_ID_PATTERN.removeprefix("^").removesuffix("$"),
     unit=SAFE_ID_PATTERN.removeprefix("^").removesuffix("$"),
     part=r"[1-9][0-9]*",
+    key=r"[0-9a-f]{16}",
 
 
 def get_unit(wildcards):
@@ -116,9 +121,22 @@ def digest_of(get_sources):
     return lambda wildcards: FINGERPRINTS.of(get_sources(wildcards))
 
 
+def get_measured_unit(wildcards):
+    """The first unit whose reads are measured under the job's key (a run's controls are listed by
+    many lots and measured once)."""
+    return RUN.measured_unit(wildcards.key)
+
+
 def get_read_files(wildcards):
-    unit = get_unit(wildcards)
+    unit = get_measured_unit(wildcards)
     return existing([unit.path, unit.path2])
+
+
+def get_classify_parts(wildcards):
+    """Jobs the unit's reads are classified in: one per classify.part_mb of its files, at most
+    classify.parts (sizes only: the DAG never reads a read file)."""
+    unit = get_measured_unit(wildcards)
+    return CLASSIFY.parts_for([unit.path, unit.path2])
 
 
 def get_reference_files(wildcards):
@@ -133,18 +151,20 @@ def get_gather_inputs(wildcards):
     The read files are listed too, although only the parts are read, so that a read file that
     arrives or changes after the unit was gathered (its parts are temporary) classifies it again.
     """
-    folder = RUN.unit_dir(get_unit(wildcards))
+    folder = f"{RESULTS}/{MEASURED_DIR}/reads/{wildcards.key}"
+    parts = get_classify_parts(wildcards)
     return {
-        "parts": [f"{folder}/parts/{i}.npz" for i in range(1, CLASSIFY.parts + 1)],
+        "parts": [f"{folder}/parts/{i}.npz" for i in range(1, parts + 1)],
         "db": REFDB,
         "reads": get_read_files(wildcards),
     }
 
 
 def get_call_inputs(wildcards):
-    """The gathered reads of the unit and its controls, the index, and the lab's LOD table if any."""
+    """The gathered reads of the unit and its controls (measured once per run, shared by the lots
+    listing them), the index, and the lab's LOD table if any."""
     unit = get_unit(wildcards)
-    folders = [RUN.unit_dir(u) for u in (unit, *RUN.controls_of(unit))]
+    folders = [RUN.measured_dir(u) for u in (unit, *RUN.controls_of(unit))]
     inputs = {
         "gathered": [
             f"{folder}/{name}"
@@ -169,10 +189,13 @@ def get_lot_signatures(wildcards):
 
 
 def get_lot_kreports(wildcards):
+    """The kreports of the lot's sequencing units, by unit id (gathered once per run)."""
     units = RUN.units_of(wildcards.lot)
-    return [
-        f"{RUN.unit_dir(u)}/reads.kreport" for u in units if u.assay in READS_ASSAYS
-    ]
+    return {
+        u.unit_id: f"{RUN.measured_dir(u)}/reads.kreport"
+        for u in units
+        if u.assay in READS_ASSAYS
+    }
 
 
 def get_config_files(wildcards):

@@ -40,16 +40,17 @@ if RUN.reference.index is None:
 
 
 rule classify_reads_part:
-    """Classify every n-th batch of a sequencing unit's reads; an unreadable input is recorded, not raised."""
+    """Classify every n-th batch of a sequencing unit's reads, once for every lot listing the same
+    files (a run's controls); an unreadable input is recorded, not raised."""
     input:
         db=REFDB,
         reads=get_read_files,
     output:
-        temp(f"{RESULTS}/{{lot}}/reads/{{unit}}/parts/{{part}}.npz"),
+        temp(f"{RESULTS}/{MEASURED_DIR}/reads/{{key}}/parts/{{part}}.npz"),
     log:
-        "logs/classify_reads_part/{lot}/{unit}/{part}.log",
+        f"logs/classify_reads_part/{MEASURED_DIR}/{{key}}/{{part}}.log",
     benchmark:
-        f"{BENCHMARKS}/classify_reads_part/{{lot}}/{{unit}}/{{part}}.tsv"
+        f"{BENCHMARKS}/classify_reads_part/{MEASURED_DIR}/{{key}}/{{part}}.tsv"
     conda:
         "../../envs/reads.yaml"
     threads: CLASSIFY.threads
@@ -66,12 +67,16 @@ rule classify_reads_part:
             + 250 * threads
             + (300 if threads > 1 else 0)
         ),
-        runtime=lambda wc, input: 10 + int(input.size_mb / CLASSIFY.parts / 50),
+        runtime=lambda wc, input: 10 + int(input.size_mb / get_classify_parts(wc) / 50),
     params:
         content=digest_of(get_read_files),
-        part=lambda wc: f"{wc.part}/{CLASSIFY.parts}",
-        paired=lambda wc: "--paired" if get_unit(wc).path2 is not None else "",
-        reads=lambda wc: [str(p) for p in (get_unit(wc).path, get_unit(wc).path2) if p],
+        part=lambda wc: f"{wc.part}/{get_classify_parts(wc)}",
+        paired=lambda wc: "--paired" if get_measured_unit(wc).path2 is not None else "",
+        reads=lambda wc: [
+            str(p)
+            for p in (get_measured_unit(wc).path, get_measured_unit(wc).path2)
+            if p
+        ],
         confidence=CLASSIFY.confidence,
         min_hit_groups=CLASSIFY.min_hit_groups,
         cram_reference=(
@@ -86,18 +91,19 @@ rule classify_reads_part:
 
 
 rule gather_reads_unit:
-    """Add up a sequencing unit's parts: kreport, per-taxon table and its gathered record (reads.json)."""
+    """Add up a sequencing unit's parts: kreport, per-taxon table and its gathered record (reads.json),
+    once for every lot listing the same files."""
     input:
         unpack(get_gather_inputs),
     output:
-        record=f"{RESULTS}/{{lot}}/reads/{{unit}}/reads.json",
-        kreport=f"{RESULTS}/{{lot}}/reads/{{unit}}/reads.kreport",
-        taxa=f"{RESULTS}/{{lot}}/reads/{{unit}}/taxa.tsv",
-        taxa_parquet=f"{RESULTS}/{{lot}}/reads/{{unit}}/taxa.parquet",
+        record=f"{RESULTS}/{MEASURED_DIR}/reads/{{key}}/reads.json",
+        kreport=f"{RESULTS}/{MEASURED_DIR}/reads/{{key}}/reads.kreport",
+        taxa=f"{RESULTS}/{MEASURED_DIR}/reads/{{key}}/taxa.tsv",
+        taxa_parquet=f"{RESULTS}/{MEASURED_DIR}/reads/{{key}}/taxa.parquet",
     log:
-        "logs/gather_reads_unit/{lot}/{unit}.log",
+        f"logs/gather_reads_unit/{MEASURED_DIR}/{{key}}.log",
     benchmark:
-        f"{BENCHMARKS}/gather_reads_unit/{{lot}}/{{unit}}.tsv"
+        f"{BENCHMARKS}/gather_reads_unit/{MEASURED_DIR}/{{key}}.tsv"
     conda:
         "../../envs/reads.yaml"
     threads: 1
@@ -105,11 +111,10 @@ rule gather_reads_unit:
         mem_mb=lambda wc: 500 + int(RUN.reference.index_megabytes()),
         runtime=10,
     params:
-        settings=get_unit_settings,
         content=digest_of(get_read_files),
         config=CONFIG_FILE,
     shell:
-        "rapidrelease gather --config {params.config:q} --lot {wildcards.lot:q} --unit {wildcards.unit:q}"
+        "rapidrelease gather --config {params.config:q} --key {wildcards.key}"
         " --db {input.db:q} {input.parts:q} 2> {log:q}"
 
 

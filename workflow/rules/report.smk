@@ -62,7 +62,7 @@ rule multiqc_files:
     """The lot's MultiQC custom-content table and its sequencing units' kreports, named by lot and unit."""
     input:
         release=f"{RESULTS}/{{lot}}/release.json",
-        kreports=get_lot_kreports,
+        kreports=lambda wc: list(get_lot_kreports(wc).values()),
     output:
         directory(f"{RESULTS}/{{lot}}/multiqc"),
     log:
@@ -73,5 +73,8 @@ rule multiqc_files:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        # UNIT=PATH: the kreports are gathered once per run, in folders named by key, not by unit
+        kreports=lambda wc: [f"{u}={p}" for u, p in get_lot_kreports(wc).items()],
     shell:
-        "rapidrelease multiqc --release {input.release:q} --out {output:q} {input.kreports:q} 2> {log:q}"
+        "rapidrelease multiqc --release {input.release:q} --out {output:q} {params.kreports:q} 2> {log:q}"

@@ -75,7 +75,9 @@ _LOT_COLUMNS = (
     "starting_spec",
 )
 _EXAMPLE_TIME = "2026-11-24T08:30:00+01:00"
-RESULTS_FILES = frozenset({"index.html", "releases.csv"})
+MEASURED_DIR = "_measured"
+"""The folder under the results where data files shared by lots (a run's controls) are measured once."""
+RESULTS_FILES = frozenset({"index.html", "releases.csv", MEASURED_DIR})
 """Names of files the workflow writes at the top of the results folder, beside the lots' folders."""
 
 
@@ -158,15 +160,27 @@ class Reference:
 
 @dataclass(frozen=True)
 class ClassifySettings:
-    """How reads are classified: Kraken 2's ``confidence`` (0–1) and ``min_hit_groups``; ``parts``
-    parallel jobs per unit, each with ``threads`` worker processes; ``cram_reference``, the FASTA
-    CRAM read files were compressed against (when they do not embed it)."""
+    """How reads are classified: Kraken 2's ``confidence`` (0–1) and ``min_hit_groups``; a unit in
+    one job per ``part_mb`` megabytes of its read files, at most ``parts`` parallel jobs, each with
+    ``threads`` worker processes; ``cram_reference``, the FASTA CRAM read files were compressed
+    against (when they do not embed it)."""
 
     confidence: float = 0.0
     min_hit_groups: int = 2
     parts: int = 4
     threads: int = 1
     cram_reference: Path | None = None
+    part_mb: float = 256.0
+
+    def parts_for(self, files: Sequence[Path | None]) -> int:
+        """Jobs a unit with these read ``files`` is classified in: one per ``part_mb`` of their size on
+        disk, at least 1 and at most ``parts``. A missing file counts as empty (its job records it);
+        only the files' sizes are read, so the DAG never waits on their content."""
+        size = 0
+        for path in files:
+            if path is not None and os.path.isfile(path):
+                size += os.stat(path).st_size
+        return max(1, min(self.parts, math.ceil(size / (self.part_mb * 1e6))))
 
 
 @dataclass(frozen=True)
@@ -292,6 +306,60 @@ class RunConfig:
         it is judged against and the detection settings (the workflow reruns its jobs when it changes)."""
         settings = repr((unit, self.controls_of(unit), self.detection))
         return hashlib.sha256(settings.encode()).hexdigest()
+
+    def measurement_key(self, unit: Unit) -> str:
+        """The key under which a sequencing unit's reads are classified and gathered once per run,
+        however many lots list them (a run's negative and positive controls): 16 hex digits of the
+        SHA-256 of its assay, role, read files (resolved paths relative to the working folder: ``./a``
+        and a symlink to ``a`` are one file) and the classification settings. Known without reading
+        the files; their content is what each job records (SHA-256) and what the decision checks
+        again."""
+        key = self._keys.get(unit)
+        if key is None:
+            key = self._keys[unit] = self._measurement_key(unit)
+        return key
+
+    @functools.cached_property
+    def _keys(self) -> dict[Unit, str]:
+        # the workflow asks for a unit's key in several input functions of every job that reads it
+        return {}
+
+    def _measurement_key(self, unit: Unit) -> str:
+        # resolved, then relative to the run's folder: the same site copied elsewhere keeps its keys
+        # (and its decisions name the same folders)
+        here = os.path.realpath(os.getcwd())
+
+        def resolved(path: Path) -> str:
+            return os.path.relpath(os.path.realpath(path), here)
+
+        files = tuple(resolved(p) for p in (unit.path, unit.path2) if p is not None)
+        classify = self.classify
+        cram = None if classify.cram_reference is None else resolved(classify.cram_reference)
+        index = None if self.reference.index is None else resolved(self.reference.index)
+        settings = (unit.assay, unit.role, files, classify.confidence, classify.min_hit_groups, cram, index)
+        return hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
+
+    def measured_dir(self, unit: Unit) -> Path:
+        """Where a sequencing unit's reads are classified and gathered, shared by every lot listing
+        the same files: ``<results>/_measured/reads/<key>`` (:meth:`measurement_key`)."""
+        return self.results_dir / MEASURED_DIR / "reads" / self.measurement_key(unit)
+
+    def measured_unit(self, key: str) -> Unit:
+        """The first unit (in unit-sheet order) whose reads are measured under ``key``."""
+        try:
+            return self._units_by_key[key]
+        except KeyError:
+            raise ConfigError(
+                f"{self.settings['units']}: no sequencing unit is measured under {key!r}."
+            ) from None
+
+    @functools.cached_property
+    def _units_by_key(self) -> dict[str, Unit]:
+        by_key: dict[str, Unit] = {}
+        for unit in self.units:
+            if unit.assay in READS_ASSAYS:
+                by_key.setdefault(self.measurement_key(unit), unit)
+        return by_key
 
     def unit_dir(self, unit: Unit) -> Path:
         """The unit's results folder: ``<results>/<lot>/flow/<unit>`` or ``<results>/<lot>/reads/<unit>``."""

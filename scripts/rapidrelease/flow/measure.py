@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rapidrelease.config.run import RunConfig, Unit
+from rapidrelease.config.run import MEASURED_DIR, RunConfig, Unit
 from rapidrelease.config.vocabulary import FLOW_ASSAYS
 from rapidrelease.errors import MetricError, RapidReleaseError
 from rapidrelease.fcs.compensation import Spillover, read_spillover_file
@@ -28,6 +28,7 @@ from rapidrelease.flow.microbial import detection_metrics
 from rapidrelease.flow.panel import Panel, ThresholdDefinition, load_panel
 from rapidrelease.flow.spillover import SingleStain, compare_spillover, spillover_from_single_stains
 from rapidrelease.flow.thresholds import derive_threshold, with_panel_gates
+from rapidrelease.gating.compiled import use_template_cache
 from rapidrelease.gating.engine import (
     DEFAULT_CHUNK_SIZE,
     GatingResult,
@@ -66,7 +67,9 @@ class ControlTube:
 
 def measure_unit(run: RunConfig, unit: Unit) -> UnitRecord:
     """Measure a flow unit of the configured run against the lot's control tubes the configuration
-    gives it (:meth:`RunConfig.controls_of`), into its results folder (:meth:`RunConfig.unit_dir`)."""
+    gives it (:meth:`RunConfig.controls_of`), into its results folder (:meth:`RunConfig.unit_dir`).
+    The panels' gating templates are compiled once per run, under ``<results>/_measured/templates``."""
+    use_template_cache(run.results_dir / MEASURED_DIR / "templates")
     return measure_tube(
         lot_id=unit.lot_id,
         unit_id=unit.unit_id,

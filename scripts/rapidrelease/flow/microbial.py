@@ -24,12 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from scipy.stats import binom
-
 from rapidrelease.flow.metrics import MetricContext, concentration_record, single_control
 from rapidrelease.flow.panel import DETECTION_METRICS, Panel
 from rapidrelease.records import Json, Metric
-from rapidrelease.stats import mean_detected
+from rapidrelease.stats import binomial_tail_at_least, mean_detected
 
 __all__ = ["DETECTED", "NOT_DETECTED", "conditional_p_value", "critical_count", "detection_metrics"]
 
@@ -49,7 +47,7 @@ def conditional_p_value(test: int, control: int, test_share: float) -> float:
         raise ValueError(f"the test's share of the volume must lie strictly between 0 and 1 ({test_share})")
     if test == 0:
         return 1.0
-    return float(binom.sf(test - 1, test + control, test_share))
+    return binomial_tail_at_least(test, test + control, test_share)
 
 
 def critical_count(control: int, test_share: float, alpha: float) -> int:

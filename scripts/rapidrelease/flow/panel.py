@@ -20,7 +20,7 @@ from rapidrelease.config.vocabulary import FLOW_ASSAYS
 from rapidrelease.config.yaml_files import load_yaml
 from rapidrelease.errors import ConfigError, RapidReleaseError, TemplateError
 from rapidrelease.fcs.compensation import read_spillover_file
-from rapidrelease.gating.template import GateTree, GatingTemplate, load_template, population_path
+from rapidrelease.gating.template import GateTree, GatingTemplate, population_path
 
 __all__ = [
     "DEFAULT_DETECTION_ALPHA",
@@ -216,7 +216,10 @@ class Panel:
 
 @functools.cache
 def _load_template_cached(path: Path) -> GatingTemplate:
-    return load_template(path)
+    # compiled once per run when the job set a cache (rapidrelease.gating.compiled), else parsed
+    from rapidrelease.gating.compiled import load_compiled_template
+
+    return load_compiled_template(path)
 
 
 def load_run_panels(run: RunConfig, check_template: bool = True) -> dict[Path, Panel]:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.linalg
 
 from rapidrelease.errors import GatingError, RapidReleaseError
 from rapidrelease.gating.kernels import in_ellipsoid, in_polygon, in_rectangle
@@ -113,7 +112,10 @@ class _Compensation:
 
     @classmethod
     def factor(cls, channels: Sequence[int], spill: np.ndarray) -> _Compensation:
-        # Compensated values c satisfy c · S = x, i.e. Sᵀ cᵀ = xᵀ: factor Sᵀ once.
+        # Compensated values c satisfy c · S = x, i.e. Sᵀ cᵀ = xᵀ: factor Sᵀ once. SciPy is imported
+        # here, not with the module: every gating job imported it, most without compensating.
+        import scipy.linalg
+
         lu, pivots = scipy.linalg.lu_factor(np.asarray(spill, dtype=np.float64).T, check_finite=True)
         return cls(tuple(channels), lu, pivots)
 

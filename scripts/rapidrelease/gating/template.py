@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
 import numpy as np
 
 from rapidrelease.errors import TemplateError
@@ -303,6 +302,8 @@ def compile_strategy(strategy: GatingStrategy, source: str) -> GateTree:
 
 def _evaluation_order(nodes: dict[tuple[str, ...], GateNode], source: str) -> list[GateNode]:
     """Order gates so that parents and Boolean operands come first (operands may sit anywhere)."""
+    import networkx as nx  # only when a template is parsed: a cached compiled tree needs none
+
     population_owner: dict[tuple[str, ...], tuple[str, ...]] = {}
     for path, node in nodes.items():
         for pop in node.population_paths():

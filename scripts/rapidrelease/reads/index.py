@@ -25,7 +25,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +90,7 @@ class KmerIndex:
     search_steps: int
     minimizers_per_taxon: np.ndarray  # int64 (n_taxa,): minimizers whose LCA is each taxon
     manifest: dict[str, Any] = field(default_factory=dict)
+    hash_threshold: int | None = None  # a size-capped index: only minimizers sampled below it are held
 
     @property
     def size(self) -> int:
@@ -120,6 +123,10 @@ class KmerIndex:
         found_cells = cells[lo]
         found = (lo < end) & ((found_cells >> np.uint32(self.value_bits)) == fingerprints)
         label = (found_cells & np.uint32((1 << self.value_bits) - 1)).astype(np.int64)
+        if self.hash_threshold is not None:
+            # a minimizer the size cap left out is not looked up, as Kraken 2 skips one below its
+            # minimum hash: it must not match a stored fingerprint by chance
+            found &= size_sampled(keys, self.hash_threshold)
         taxa = np.where(found, self.labels[np.minimum(label, len(self.labels) - 1)], -1).astype(np.int32)
         return taxa, np.where(found, lo, -1)
 
@@ -127,6 +134,20 @@ class KmerIndex:
         """Internal taxon index of the minimizers in these cells (numbers as :meth:`lookup` returns)."""
         label = self.cells[cell_numbers] & np.uint32((1 << self.value_bits) - 1)
         return self.labels[label.astype(np.int64)]
+
+
+def bucket_count(n_minimizers: int) -> int:
+    """Buckets of a table of ``n_minimizers`` distinct minimizers: about :data:`BUCKET_LOAD` each."""
+    return max(1, int(np.ceil(n_minimizers / BUCKET_LOAD)))
+
+
+def label_bits(n_taxa_used: int) -> int:
+    """Low bits of a cell that hold its label, for ``n_taxa_used`` taxa labelling minimizers."""
+    # the LCA of colliding minimizers may be a taxon no minimizer had: leave room for it in the labels
+    value_bits = max(1, int(2 * n_taxa_used).bit_length())
+    if value_bits > 16:
+        raise ConfigError(f"the index would label {n_taxa_used} taxa, which leaves too few fingerprint bits.")
+    return value_bits
 
 
 def _home(keys: np.ndarray, n_buckets: int, value_bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,22 +158,19 @@ def _home(keys: np.ndarray, n_buckets: int, value_bits: int) -> tuple[np.ndarray
 
 
 def _layout_table(
-    per_taxon: dict[int, list[np.ndarray]], taxonomy: Taxonomy
+    keys: np.ndarray, taxa: np.ndarray, taxonomy: Taxonomy
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, np.ndarray, int]:
-    """Cells, offsets, labels, value bits and search steps of the minimizers in ``per_taxon``.
+    """Cells, offsets, labels, value bits and search steps of distinct minimizers ``keys`` (uint64)
+    labelled with taxa ``taxa`` (int32 node indices, same shape).
 
     Also returns the taxon of each cell (collisions merged), for per-taxon counts, and the number of
-    distinct minimizers (before collisions merged them). Consumes ``per_taxon``. Each minimizer
+    distinct minimizers (before collisions merged them). Each minimizer
     becomes one uint64 sort key, bucket (high 32 bits) above fingerprint above label, so one in-place
     sort lays the table out: the build's peak measured 48 bytes per minimizer.
     """
-    keys, taxa = _label_with_lca(per_taxon, taxonomy)
-    n_buckets = max(1, int(np.ceil(len(keys) / BUCKET_LOAD)))
+    n_buckets = bucket_count(len(keys))
     used = np.unique(taxa)
-    # the LCA of colliding minimizers may be a taxon no minimizer had: leave room for it in the labels
-    value_bits = max(1, int(2 * len(used)).bit_length())
-    if value_bits > 16:
-        raise ConfigError(f"the index would label {len(used)} taxa, which leaves too few fingerprint bits.")
+    value_bits = label_bits(len(used))
     n_minimizers = len(keys)
     h = fmix64(keys)
     del keys
@@ -294,12 +312,12 @@ def _distinct(keys: np.ndarray) -> np.ndarray:
     return keys[first]
 
 
-def _sequence_minimizers(
+def segment_minimizers(
     seq: np.ndarray, spec: MinimizerSpec, keep_only: Callable[[np.ndarray], np.ndarray] | None = None
-) -> np.ndarray:
-    """Distinct minimizers of one reference sequence (uint64, sorted), computed segment by segment;
-    with ``keep_only``, only those it marks True (applied per segment, so memory stays bounded)."""
-    parts = []
+) -> Iterator[np.ndarray]:
+    """Distinct minimizers (uint64, sorted) of each :data:`_SEGMENT_BASES` segment of one reference
+    sequence, segment after segment (a minimizer may recur in several); with ``keep_only``, only those
+    it marks True. Memory is bounded by a segment's, whatever the sequence's length."""
     for start in range(0, max(len(seq) - spec.k + 1, 1), _SEGMENT_BASES):
         piece = seq[start : start + _SEGMENT_BASES + spec.k - 1]
         minimizers, ambiguous = kmer_minimizers(piece, spec)
@@ -310,7 +328,15 @@ def _sequence_minimizers(
             change = np.empty(keep.size, dtype=bool)
             change[0] = True
             np.not_equal(keep[1:], keep[:-1], out=change[1:])
-            parts.append(_distinct(keep[change]))
+            yield _distinct(keep[change])
+
+
+def _sequence_minimizers(
+    seq: np.ndarray, spec: MinimizerSpec, keep_only: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
+    """Distinct minimizers of one reference sequence (uint64, sorted), computed segment by segment;
+    with ``keep_only``, only those it marks True (applied per segment, so memory stays bounded)."""
+    parts = list(segment_minimizers(seq, spec, keep_only))
     if not parts:
         return np.zeros(0, dtype=U64)
     return _distinct(np.concatenate(parts))
@@ -322,6 +348,7 @@ class _BuildStats:
     bases: int = 0
     masked_bases: int = 0
     per_category_bases: dict[str, int] = field(default_factory=dict)
+    taxa: int = 0  # nodes of the taxonomy
 
 
 _SAMPLING_SEED = U64(0x9E3779B97F4A7C15)  # decorrelates the sample from buckets and fingerprints
@@ -335,6 +362,82 @@ def host_sampled(keys: np.ndarray, host_sample: int) -> np.ndarray:
     return fmix64(keys ^ _SAMPLING_SEED) % U64(host_sample) == 0
 
 
+def open_taxonomy(taxonomy_path: Path) -> Taxonomy:
+    """The build's taxonomy: a TSV (taxid, parent_taxid, rank, name, category) or, for a path ending
+    in ``nodes.dmp``, NCBI's dump with names.dmp beside it."""
+    from rapidrelease.reads.taxonomy import Taxonomy
+
+    taxonomy_path = Path(taxonomy_path)
+    if taxonomy_path.name == "nodes.dmp":
+        return Taxonomy.from_ncbi(taxonomy_path, taxonomy_path.with_name("names.dmp"))
+    return Taxonomy.from_tsv(taxonomy_path)
+
+
+def reference_sequences(
+    fasta_paths: Sequence[Path],
+    taxonomy: Taxonomy,
+    seqid2taxid: Mapping[str, int],
+    mask_low_complexity: bool,
+    stats: _BuildStats,
+    host_pass: bool | None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(taxon node, sequence uint8 ASCII, DUST-masked when asked) of each reference sequence, in
+    file order; with ``host_pass`` True or False, only the host's sequences or only the others.
+    Counts what it yields into ``stats``."""
+    from rapidrelease.reads.fasta import iter_fasta
+
+    for path in fasta_paths:
+        for header, seq in iter_fasta(Path(path)):
+            taxid = _taxid_of_header(header, seqid2taxid, Path(path))
+            node = int(taxonomy.index_of([taxid])[0])
+            category = taxonomy.category[node]
+            if host_pass is not None and (category == "host") != host_pass:
+                continue
+            stats.sequences += 1
+            stats.bases += len(seq)
+            stats.per_category_bases[category] = stats.per_category_bases.get(category, 0) + len(seq)
+            if mask_low_complexity:
+                masked = dust_mask(seq)
+                stats.masked_bases += int(np.count_nonzero(masked != seq))
+                seq = masked
+                del masked
+            yield node, seq
+            del seq  # before the next record is read: a budgeted build counts one sequence held
+
+
+_SIZE_SEED = U64(0xD6E8FEB86659FD93)  # another seed than host sampling's, so the two samples are independent
+CELL_BYTES = 4 + 4 / BUCKET_LOAD
+"""Bytes of table per minimizer: its cell and its share of the bucket offsets."""
+
+
+def size_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The hash that a size-capped index samples by, of minimizers' :func:`fmix64` ``hashes`` (uint64,
+    same shape). Not the table's own hash: keeping only its low values would fix the top fingerprint
+    bits and so multiply false matches; this one is independent of bucket and fingerprint."""
+    return fmix64(hashes ^ _SIZE_SEED)
+
+
+def size_cap_threshold(n_minimizers: int, max_db_size: int) -> int | None:
+    """Kraken 2's ``--max-db-size``: the hash threshold below which a minimizer is kept (a minimizer is
+    kept when its :func:`size_hashes` value is below it), so that about ``max_db_size`` bytes of table
+    hold the ``n_minimizers`` distinct minimizers' sample; None when they all fit. Kraken 2 keeps
+    hashes at or above a minimum instead (``min_clear_hash_value``); the fraction is the same."""
+    capacity = int(max_db_size / CELL_BYTES)
+    if capacity < 1:
+        raise ConfigError(f"--max-db-size {max_db_size} bytes cannot hold a single minimizer.")
+    if n_minimizers <= capacity:
+        return None
+    return capacity * 2**64 // n_minimizers
+
+
+def size_sampled(keys: np.ndarray, threshold: int | None) -> np.ndarray:
+    """Which minimizers (uint64 ``keys``) a size-capped index with this threshold keeps (bool, same
+    shape); every one when ``threshold`` is None. Classification skips the others, as Kraken 2 does."""
+    if threshold is None:
+        return np.ones(keys.shape, dtype=bool)
+    return size_hashes(fmix64(keys)) < U64(threshold)
+
+
 def build_index(
     fasta_paths: Sequence[Path],
     taxonomy_path: Path,
@@ -343,14 +446,16 @@ def build_index(
     spec: MinimizerSpec = KRAKEN2_DEFAULTS,
     mask_low_complexity: bool = True,
     host_sample: int = 1,
+    max_db_size: int | None = None,
 ) -> KmerIndex:
-    """Build an index of the sequences in ``fasta_paths`` (FASTA, plain or gzipped).
+    """Build an index of the sequences in ``fasta_paths`` (FASTA, plain or gzipped), in memory.
 
     Each sequence's taxon comes from ``|kraken:taxid|N`` in its header or from the seqid map; the
     taxonomy is a TSV (taxid, parent_taxid, rank, name, category) or, for a path ending in
     ``nodes.dmp``, NCBI's dump with names.dmp beside it. Every distinct minimizer is labelled with the
     LCA of the taxa containing it. Writes the index folder atomically (a temporary folder renamed
-    into place) and returns the loaded index.
+    into place) and returns the loaded index. Peak memory is about 48 bytes per minimizer;
+    :func:`rapidrelease.reads.index_build.build_index_within` writes the same index within a budget.
 
     ``host_sample`` = N > 1 is for a whole host genome: of the minimizers found only in host
     sequences (category ``host``) it keeps one in N (:func:`host_sampled`); a host minimizer that is
@@ -358,67 +463,135 @@ def build_index(
     host reads hits but can never leave a shared k-mer labelled with a contaminant alone. Host
     sequences are then read in a second pass, after the non-host ones, so the host's full minimizer
     set is never held in memory.
-    """
-    from rapidrelease.reads.fasta import iter_fasta
-    from rapidrelease.reads.taxonomy import Taxonomy
 
+    ``max_db_size`` (bytes) caps the table as Kraken 2's option does: when the distinct minimizers
+    would need more, only a hash-chosen fraction is kept (:func:`size_cap_threshold`), the threshold
+    recorded in the manifest, and lookups skip the minimizers it leaves out.
+    """
     taxonomy_path = Path(taxonomy_path)
-    if taxonomy_path.name == "nodes.dmp":
-        taxonomy = Taxonomy.from_ncbi(taxonomy_path, taxonomy_path.with_name("names.dmp"))
-    else:
-        taxonomy = Taxonomy.from_tsv(taxonomy_path)
+    taxonomy = open_taxonomy(taxonomy_path)
     if host_sample < 1:
         raise ConfigError(f"host_sample must be 1 (every host minimizer) or more, not {host_sample}.")
     seqid2taxid = read_seqid2taxid(seqid2taxid_path) if seqid2taxid_path else {}
-    stats = _BuildStats()
+    stats = _BuildStats(taxa=len(taxonomy))
     per_taxon: dict[int, list[np.ndarray]] = {}
     keep_host: Callable[[np.ndarray], np.ndarray] | None = None
     # one pass over every sequence, or, sampling the host, the non-host ones first and then the host's
     for host_pass in [None] if host_sample == 1 else [False, True]:
         if host_pass:
             keep_host = _host_filter(per_taxon, host_sample)
-        for path in fasta_paths:
-            for header, seq in iter_fasta(Path(path)):
-                taxid = _taxid_of_header(header, seqid2taxid, Path(path))
-                node = int(taxonomy.index_of([taxid])[0])
-                category = taxonomy.category[node]
-                if host_pass is not None and (category == "host") != host_pass:
-                    continue
-                stats.sequences += 1
-                stats.bases += len(seq)
-                stats.per_category_bases[category] = stats.per_category_bases.get(category, 0) + len(seq)
-                if mask_low_complexity:
-                    masked = dust_mask(seq)
-                    stats.masked_bases += int(np.count_nonzero(masked != seq))
-                    seq = masked
-                minimizers = _sequence_minimizers(seq, spec, keep_host if host_pass else None)
-                per_taxon.setdefault(node, []).append(minimizers)
+        sequences = reference_sequences(
+            fasta_paths, taxonomy, seqid2taxid, mask_low_complexity, stats, host_pass
+        )
+        for node, seq in sequences:
+            minimizers = _sequence_minimizers(seq, spec, keep_host if host_pass else None)
+            per_taxon.setdefault(node, []).append(minimizers)
     if stats.sequences == 0:
         raise ConfigError(f"{', '.join(map(str, fasta_paths))}: no sequences to index.")
-    table = _layout_table(per_taxon, taxonomy)
+    keys, taxa = _label_with_lca(per_taxon, taxonomy)
+    distinct = len(keys)
+    threshold = size_cap_threshold(distinct, max_db_size) if max_db_size else None
+    if threshold is not None:
+        kept = size_sampled(keys, threshold)
+        keys, taxa = keys[kept], taxa[kept]
+        del kept
+    table = _layout_table(keys, taxa, taxonomy)
     cells, offsets, labels, value_bits, search_steps, cell_taxa, n_minimizers = table
     minimizers_per_taxon = np.bincount(cell_taxa, minlength=len(taxonomy)).astype(np.int64)
-    manifest = {
+    layout = TableLayout(
+        len(offsets) - 1, value_bits, search_steps, n_minimizers, len(cells) - 1, len(labels)
+    )
+    size_cap = SizeCap(max_db_size, threshold, distinct) if max_db_size else None
+    manifest = index_manifest(
+        spec,
+        mask_low_complexity,
+        host_sample,
+        stats,
+        layout,
+        size_cap,
+        fasta_paths,
+        taxonomy_path,
+        seqid2taxid_path,
+    )
+    arrays = {
+        "cells": cells,
+        "offsets": offsets,
+        "labels": labels,
+        "minimizers_per_taxon": minimizers_per_taxon,
+    }
+    _write_index_folder(Path(out_dir), arrays, taxonomy, manifest)
+    return load_index(Path(out_dir))
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """What a built table's manifest states about it."""
+
+    buckets: int
+    value_bits: int
+    search_steps: int
+    minimizers: int  # distinct minimizers kept (before colliding ones shared a cell)
+    cells: int
+    labels: int
+
+    @property
+    def table_bytes(self) -> int:
+        """Bytes of cells (with the sentinel), offsets and labels, as their .npy arrays hold them."""
+        return 4 * (self.cells + 1) + 4 * (self.buckets + 1) + 4 * self.labels
+
+
+@dataclass(frozen=True)
+class SizeCap:
+    """A ``--max-db-size`` build: the cap in bytes, the hash threshold (None: all fitted) and the
+    distinct minimizers found before sampling."""
+
+    max_db_size: int
+    hash_threshold: int | None
+    minimizers_before: int
+
+
+def index_manifest(
+    spec: MinimizerSpec,
+    mask_low_complexity: bool,
+    host_sample: int,
+    stats: _BuildStats,
+    layout: TableLayout,
+    size_cap: SizeCap | None,
+    fasta_paths: Sequence[Path],
+    taxonomy_path: Path,
+    seqid2taxid_path: Path | None,
+) -> dict[str, Any]:
+    """The manifest.json of a built index: parameters, counts and inputs with their SHA-256 (nothing
+    about how it was built, time or memory, so two builds of the same inputs are the same index)."""
+    return {
         "format": INDEX_FORMAT,
         "rapidrelease_version": __version__,
         "minimizer": spec.as_dict(),
         "hash": "fmix64 (MurmurHash3 finalizer); bucket from its low 32 bits, fingerprint from its high bits",
         "bucket_load": BUCKET_LOAD,
-        "buckets": len(offsets) - 1,
-        "value_bits": value_bits,
-        "search_steps": search_steps,
+        "buckets": layout.buckets,
+        "value_bits": layout.value_bits,
+        "search_steps": layout.search_steps,
         "low_complexity_masking": "DUST window 64, score 20" if mask_low_complexity else None,
         "host_sample": host_sample,
+        "size_cap": None
+        if size_cap is None
+        else {
+            "max_db_size": size_cap.max_db_size,
+            "hash_threshold": size_cap.hash_threshold,
+            "sampled_hash": "fmix64(fmix64(minimizer) ^ 0xD6E8FEB86659FD93) below hash_threshold kept",
+            "minimizers_before_cap": size_cap.minimizers_before,
+        },
         "counts": {
             "sequences": stats.sequences,
             "bases": stats.bases,
             "masked_bases": stats.masked_bases,
             "bases_per_category": dict(sorted(stats.per_category_bases.items())),
-            "minimizers": n_minimizers,
-            "cells": len(cells) - 1,
-            "labels": len(labels),
-            "taxa": len(taxonomy),
-            "table_bytes": int(cells.nbytes + offsets.nbytes + labels.nbytes),
+            "minimizers": layout.minimizers,
+            "cells": layout.cells,
+            "labels": layout.labels,
+            "taxa": stats.taxa,
+            "table_bytes": layout.table_bytes,
         },
         "inputs": [{"role": "fasta", "path": str(p), "sha256": sha256_file(Path(p))} for p in fasta_paths]
         + [{"role": "taxonomy", "path": str(taxonomy_path), "sha256": sha256_file(taxonomy_path)}]
@@ -434,14 +607,6 @@ def build_index(
             else []
         ),
     }
-    arrays = {
-        "cells": cells,
-        "offsets": offsets,
-        "labels": labels,
-        "minimizers_per_taxon": minimizers_per_taxon,
-    }
-    _write_index_folder(Path(out_dir), arrays, taxonomy, manifest)
-    return load_index(Path(out_dir))
 
 
 def _host_filter(
@@ -504,16 +669,28 @@ def _write_index_folder(
     folder: Path, arrays: Mapping[str, np.ndarray], taxonomy: Taxonomy, manifest: dict[str, Any]
 ) -> None:
     """Write the index under a temporary name beside ``folder``, then put it in place."""
-    import shutil
+    with staging_folder(folder) as staging:
+        for name, array in arrays.items():
+            np.save(staging / f"{name}.npy", array)
+        taxonomy.to_tsv(staging / "taxonomy.tsv")
+        write_json(staging / "manifest.json", manifest)
 
+
+@contextmanager
+def staging_folder(folder: Path) -> Iterator[Path]:
+    """A temporary folder beside ``folder`` to write an index into; renamed to ``folder`` (replacing
+    any index there) when the block ends, deleted if it raises (a full disk, an interrupt), so
+    ``folder`` never holds a half-written index."""
+    folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(f".{folder.name}.building-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    for name, array in arrays.items():
-        np.save(staging / f"{name}.npy", array)
-    taxonomy.to_tsv(staging / "taxonomy.tsv")
-    write_json(staging / "manifest.json", manifest)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if folder.exists():
         old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         folder.rename(old)
@@ -572,4 +749,5 @@ def load_index(folder: Path) -> KmerIndex:
         search_steps=int(manifest["search_steps"]),
         minimizers_per_taxon=arrays["minimizers_per_taxon"],
         manifest=manifest,
+        hash_threshold=(manifest.get("size_cap") or {}).get("hash_threshold"),
     )

@@ -67,11 +67,13 @@ def unit_metrics(index: KmerIndex, totals: ClassificationTotals) -> dict[str, Me
 
 
 def gather_unit(run: RunConfig, unit: Unit, db: Path, parts: list[Path]) -> UnitRecord:
-    """Gather a sequencing unit of the configured run into its results folder (see :func:`gather_reads`)."""
+    """Gather a sequencing unit of the configured run into the folder its reads are measured in once
+    for every lot listing them (:meth:`RunConfig.measured_dir`; see :func:`gather_reads`). The record
+    names ``unit``, the first unit listing the files; other lots' calls accept it by its read files."""
     return gather_reads(
         db,
         parts,
-        run.unit_dir(unit),
+        run.measured_dir(unit),
         lot_id=unit.lot_id,
         unit_id=unit.unit_id,
         assay=unit.assay,

@@ -36,6 +36,7 @@ from rapidrelease.config.vocabulary import (
     NOT_DETECTED,
     NOT_RELEASABLE,
     PASS,
+    READS_ASSAYS,
     RELEASE_CANDIDATE,
     organism_lod_metric,
 )
@@ -589,6 +590,7 @@ def evaluate_lot_files(
         decision.units,
         finished_at,
         benchmarks_dir,
+        measured={u.unit_id: run.measurement_key(u) for u in run.units_of(lot_id) if u.assay in READS_ASSAYS},
     )
     paths = [run.record_path(u) for u in run.units_of(lot_id)]
     decision = dataclasses.replace(

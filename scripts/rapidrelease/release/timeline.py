@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from rapidrelease.config.run import MEASURED_DIR
 from rapidrelease.reads.run_metadata import sequencing_run_clock
 from rapidrelease.records import UnitSummary
 from rapidrelease.release.audit import utc_timestamp
@@ -72,15 +73,20 @@ def _benchmark_seconds(path: Path) -> float | None:
 
 
 def unit_analysis_interval(
-    benchmarks_dir: Path, lot_id: str, unit_id: str
+    benchmarks_dir: Path, lot_id: str, unit_id: str, measured: str | None = None
 ) -> tuple[datetime | None, datetime | None, list[str]]:
     """Start and end (UTC) of the jobs that measured a unit, and the benchmark files they come from.
 
     The workflow writes ``benchmarks/<rule>/<lot>/<unit>.tsv`` for one-job steps and
-    ``benchmarks/<rule>/<lot>/<unit>/<part>.tsv`` for a unit classified in parts.
+    ``benchmarks/<rule>/<lot>/<unit>/<part>.tsv`` for a unit classified in parts; a sequencing unit's
+    reads are classified and gathered once per run under their key ``measured``
+    (``benchmarks/<rule>/_measured/<key>.tsv`` and ``.../<key>/<part>.tsv``).
     """
-    files = sorted(Path(benchmarks_dir).glob(f"*/{lot_id}/{unit_id}.tsv"))
-    files += sorted(Path(benchmarks_dir).glob(f"*/{lot_id}/{unit_id}/*.tsv"))
+    folders = [f"{lot_id}/{unit_id}"] + ([] if measured is None else [f"{MEASURED_DIR}/{measured}"])
+    files: list[Path] = []
+    for folder in folders:
+        files += sorted(Path(benchmarks_dir).glob(f"*/{folder}.tsv"))
+        files += sorted(Path(benchmarks_dir).glob(f"*/{folder}/*.tsv"))
     starts: list[datetime] = []
     ends: list[datetime] = []
     for path in files:
@@ -125,6 +131,7 @@ def lot_timeline(
     units: Sequence[UnitSummary],
     evaluated_at: datetime,
     benchmarks_dir: Path | None = None,
+    measured: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The lot's timeline (module docstring) from its unit records as release.json lists them.
 
@@ -133,6 +140,7 @@ def lot_timeline(
     ``acquired_source``, ``analysis_start``/``analysis_end``), ``analysis_start``,
     ``analysis_end`` (the evaluation's end), ``hours_to_result`` (collection to analysis end) and
     ``hours_left`` (analysis end to the deadline; negative when the deadline was overrun).
+    ``measured`` maps a sequencing unit's id to the key its reads were measured under.
     """
     zone = collected_at.tzinfo or UTC
     rows: list[dict[str, Any]] = []
@@ -146,7 +154,9 @@ def lot_timeline(
             start, end, source = _file_acquisition([Path(i.path) for i in unit.inputs if i.path], zone)
         job_start = job_end = None
         if benchmarks_dir is not None:
-            job_start, job_end, _ = unit_analysis_interval(benchmarks_dir, lot_id, unit.unit_id)
+            job_start, job_end, _ = unit_analysis_interval(
+                benchmarks_dir, lot_id, unit.unit_id, (measured or {}).get(unit.unit_id)
+            )
         if job_start is not None:
             analysis_starts.append(job_start)
         rows.append(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rapidrelease.config.vocabulary import INCONCLUSIVE
@@ -60,8 +60,14 @@ def multiqc_table(release: Release) -> str:
     return _HEADER + "\t".join(map(_cell, columns)) + "\n" + "\t".join(map(_cell, values)) + "\n"
 
 
-def write_multiqc_files(release_path: Path, kreports: Sequence[Path], out_dir: Path) -> None:
-    """Write ``<lot>_mqc.tsv`` and the copied kreports (``<unit folder>/reads.kreport``) to ``out_dir``."""
+def write_multiqc_files(
+    release_path: Path, kreports: Sequence[Path] | Mapping[str, Path], out_dir: Path
+) -> None:
+    """Write ``<lot>_mqc.tsv`` and the copied kreports to ``out_dir``: ``kreports`` maps unit ids to
+    their kreport (a run's controls are gathered once, in a folder named by key, not by unit), or
+    lists ``<unit folder>/reads.kreport`` files named by their folder."""
+    if not isinstance(kreports, Mapping):
+        kreports = {Path(k).parent.name: Path(k) for k in kreports}
     release = read_release(Path(release_path))
     lot_id = release.lot.lot_id
     out_dir = Path(out_dir)
@@ -69,8 +75,8 @@ def write_multiqc_files(release_path: Path, kreports: Sequence[Path], out_dir: P
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         (staging / f"{lot_id}_mqc.tsv").write_text(multiqc_table(release), encoding="utf-8")
-        for kreport in kreports:
-            shutil.copyfile(kreport, staging / f"{lot_id}_{Path(kreport).parent.name}.kreport")
+        for unit_id, kreport in kreports.items():
+            shutil.copyfile(kreport, staging / f"{lot_id}_{unit_id}.kreport")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

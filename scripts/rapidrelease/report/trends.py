@@ -36,8 +36,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from scipy import stats
-
 from rapidrelease.config.vocabulary import INCONCLUSIVE, NOT_RELEASABLE, RELEASE_CANDIDATE
 from rapidrelease.records import AttributeResult, Release
 
@@ -219,6 +217,9 @@ def equivalence_of_summaries(
             "not tested: no spread within either site (standard error 0), so the difference of the "
             "means has no interval",
         )
+    # imported here: scipy.stats took seconds to import in every report job, which never compare sites
+    from scipy import stats
+
     se = math.sqrt(se_squared)
     # Welch–Satterthwaite degrees of freedom
     df = se_squared**2 / ((variance_a / n_a) ** 2 / (n_a - 1) + (variance_b / n_b) ** 2 / (n_b - 1))

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,7 +152,8 @@ def load_unit_reads(unit: Unit, folder: Path) -> UnitReads:
     folder = Path(folder)
     path, table_path = folder / "reads.json", folder / "taxa.parquet"
     try:
-        record = read_unit_record(path, stage="gather", lot_id=unit.lot_id, unit_id=unit.unit_id)
+        record = read_unit_record(path, stage="gather")
+        _check_gathered_for(record, unit, path)
     except RecordError as exc:
         return UnitReads(unit, 0, {}, str(exc).rstrip("."))
     files = (file_ref(path, f"gathered reads ({unit.role} {unit.unit_id})"),)
@@ -176,6 +178,20 @@ def load_unit_reads(unit: Unit, folder: Path) -> UnitReads:
         return UnitReads(unit, 0, {}, f"{table_path}: cannot be read ({exc})", record, files)
     taxa = {int(row["taxid"]): row for row in table.iter_rows(named=True)}
     return UnitReads(unit, fragments, taxa, None, record, (*files, table_ref))
+
+
+def _check_gathered_for(record: UnitRecord, unit: Unit, path: Path) -> None:
+    """RecordError unless ``record`` gathered ``unit``'s reads: it is the unit's own record, or the
+    record of the same read files measured once for another lot listing them (a shared control)."""
+    if (record.lot_id, record.unit_id) == (unit.lot_id, unit.unit_id):
+        return
+    mine = sorted(os.path.realpath(p) for p in (unit.path, unit.path2) if p is not None)
+    gathered = sorted(os.path.realpath(f.path) for f in record.inputs if f.role == "reads")
+    if (record.assay, record.role, gathered) != (unit.assay, unit.role, mine):
+        raise RecordError(
+            f"{path}: is the record of unit {record.unit_id} of lot {record.lot_id} and other reads, "
+            f"not of unit {unit.unit_id} of lot {unit.lot_id}; it was copied from another result folder."
+        )
 
 
 @dataclass(frozen=True)
@@ -855,8 +871,9 @@ def call_unit(run: RunConfig, unit: Unit, db: Path) -> UnitRecord:
     """Call a sequencing unit of the configured run against the lot's controls the configuration
     gives it (:meth:`RunConfig.controls_of`), reading and writing the units' results folders."""
     controls = run.controls_of(unit)
-    folders = {u.unit_id: run.unit_dir(u) for u in (unit, *controls)}
-    return call_contaminants(unit, controls, folders, db, run.detection)
+    # the gathered reads are measured once per run (shared controls); the calls are the lot's own
+    folders = {u.unit_id: run.measured_dir(u) for u in (unit, *controls)}
+    return call_contaminants(unit, controls, folders, db, run.detection, out_dir=run.unit_dir(unit))
 
 
 def call_contaminants(
@@ -865,17 +882,20 @@ def call_contaminants(
     folders: Mapping[str, Path],
     db: Path,
     settings: DetectionSettings,
+    out_dir: Path | None = None,
 ) -> UnitRecord:
     """Write a sequencing unit's ``metrics.json`` (and ``calls.tsv``) from its gathered reads and controls.
 
     ``controls`` are the lot's negative and positive controls of the unit's assay and library;
-    ``folders`` maps each unit id to its results folder (holding ``reads.json`` and the taxa table).
+    ``folders`` maps each unit id to the folder holding its gathered ``reads.json`` and taxa table;
+    the record and calls are written to ``out_dir`` (default: the unit's own folder in ``folders``).
     A test unit gets the calls, checklist, LOD and validity; a control gets its own reads' metrics
     and, for a positive control, its spike's detection. Returns the record; never raises for a bad
     input (the record's status is ``error``). The record's inputs are the read files and the index
     manifest as gathered, and every gathered record and taxa table read, with their SHA-256.
     """
     folder = Path(folders[unit.unit_id])
+    out = folder if out_dir is None else Path(out_dir)
     record = UnitRecord("call", unit.lot_id, unit.unit_id, unit.assay, unit.role)
     evidence: dict[str, Json] = {"library": unit.library}
     inputs: list[FileRef] = []
@@ -927,14 +947,14 @@ def call_contaminants(
         record = dataclasses.replace(record, metrics=metrics)
     except Exception as exc:  # a bad input, or a bug: either makes only this lot INCONCLUSIVE
         record = record.failed(exc, "calling contaminants of")
-    _write_calls(folder / "calls.tsv", calls)
+    _write_calls(out / "calls.tsv", calls)
     record = dataclasses.replace(
         record,
         inputs=tuple(inputs),
-        outputs=(file_ref(folder / "calls.tsv", "calls"),),
+        outputs=(file_ref(out / "calls.tsv", "calls"),),
         evidence=evidence,
     )
-    write_record(folder / "metrics.json", record)
+    write_record(out / "metrics.json", record)
     return record
 
 

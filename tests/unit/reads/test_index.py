@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rapidrelease.errors import ConfigError
-from rapidrelease.reads.index import build_index, dust_mask, load_index
+from rapidrelease.reads.index import CELL_BYTES, build_index, dust_mask, load_index, size_sampled
 from rapidrelease.reads.kmers import kmer_minimizers
 from rapidrelease.reads.taxonomy import Taxonomy
 
@@ -155,3 +156,32 @@ def test_two_builds_of_the_same_inputs_are_byte_identical(tmp_path: Path) -> Non
     for name in sorted(p.name for p in (tmp_path / "db1").iterdir()):
         assert (tmp_path / "db1" / name).read_bytes() == (tmp_path / "db2" / name).read_bytes(), name
     assert first.manifest == second.manifest
+
+
+def test_a_size_capped_index_holds_a_hash_chosen_quarter_and_lookups_skip_the_rest(tmp_path: Path):
+    seq = _random_dna(60_000, 7)
+    full = _index_of(tmp_path / "full", [(seq, S_AUREUS)])
+    max_db_size = int(full.size * CELL_BYTES / 4)  # room for a quarter of the minimizers
+    capped = _index_of(tmp_path / "capped", [(seq, S_AUREUS)], max_db_size=max_db_size)
+    minimizers, ambiguous = kmer_minimizers(np.frombuffer(seq.encode(), dtype=np.uint8), full.spec)
+    minimizers = np.unique(minimizers[~ambiguous])
+    sampled = size_sampled(minimizers, capped.hash_threshold)
+    assert abs(sampled.mean() - 0.25) < 0.02  # 20,000 minimizers: the sample's sd is 0.003
+    assert capped.size == sampled.sum()
+    assert capped.manifest["size_cap"]["minimizers_before_cap"] == len(minimizers) == full.size
+    aureus = int(capped.taxonomy.index_of([S_AUREUS])[0])
+    taxa, _ = capped.lookup(minimizers)
+    assert (taxa[sampled] == aureus).all() and (taxa[~sampled] == -1).all()
+    # the rule is the lookup's, not only the table's: a minimizer the cap leaves out is not looked up
+    # even where the table holds it (so it cannot match a stored fingerprint by chance either)
+    as_capped = dataclasses.replace(full, hash_threshold=capped.hash_threshold)
+    taxa, cells = as_capped.lookup(minimizers)
+    assert (taxa[~sampled] == -1).all() and (cells[~sampled] == -1).all()
+    assert (taxa[sampled] == aureus).all()
+
+
+def test_a_size_cap_that_holds_everything_keeps_everything(tmp_path: Path):
+    seq = _random_dna(20_000, 8)
+    index = _index_of(tmp_path, [(seq, S_AUREUS)], max_db_size=10**9)
+    assert index.hash_threshold is None and index.manifest["size_cap"]["hash_threshold"] is None
+    assert index.size == index.manifest["size_cap"]["minimizers_before_cap"]

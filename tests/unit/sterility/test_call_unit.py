@@ -554,3 +554,40 @@ def test_an_internal_control_that_cannot_measure_recovery_says_why(
         "cannot be compared with theirs"
     ]
     assert record["metrics"]["contaminant_call"]["status"] == "inconclusive"
+
+
+def test_a_second_lot_reads_the_runs_controls_gathered_once_and_never_other_reads(
+    tmp_path: Path, panel_index: KmerIndex
+) -> None:
+    facts = ReferenceFacts.from_index(panel_index)
+    gathered = tmp_path / "_measured"
+    controls = [
+        Unit("L", "NC1", "sterility_reads", "negative_control", Path("NC1_R1.fq.gz")),
+        Unit("L", "NC2", "sterility_reads", "negative_control", Path("NC2_R1.fq.gz")),
+        Unit("L", "PC", "sterility_reads", "positive_control", Path("PC_R1.fq.gz"), **SPIKE),
+    ]
+    contents = {"NC1": (50_000, {562: 5}), "NC2": (50_000, {}), "PC": (50_000, {1280: 500})}
+    for unit in controls:
+        (gathered / unit.unit_id).mkdir(parents=True)
+        _write_unit(gathered / unit.unit_id, unit, *contents[unit.unit_id], facts)  # records of lot L
+    test = Unit("M", "T", "sterility_reads", "test", Path("T_R1.fq.gz"))
+    (gathered / "M-T").mkdir()
+    _write_unit(gathered / "M-T", test, 200_000, {}, facts)
+    folders = {"T": gathered / "M-T", **{u.unit_id: gathered / u.unit_id for u in controls}}
+    mine = [
+        Unit("M", u.unit_id, u.assay, u.role, u.path, **(SPIKE if u.role == "positive_control" else {}))
+        for u in controls
+    ]
+    out = tmp_path / "M" / "reads" / "T"
+    out.mkdir(parents=True)
+    record = call_contaminants(test, mine, folders, panel_index.folder, DEFAULTS, out_dir=out)
+    assert read_unit_record(out / "metrics.json", "call", "M", "T") == record
+    assert record.evidence["validity"] == {"valid": True, "problems": []}
+    assert record.metrics["contaminant_call"].value == "NOT_DETECTED"
+    # lot M naming other files for NC1: L's gathered NC1 is no evidence of them
+    other = [Unit("M", "NC1", "sterility_reads", "negative_control", Path("other_R1.fq.gz")), *mine[1:]]
+    record = call_contaminants(test, other, folders, panel_index.folder, DEFAULTS, out_dir=out)
+    assert record.evidence["validity"]["valid"] is False
+    assert "is the record of unit NC1 of lot L and other reads, not of unit NC1 of lot M" in str(
+        record.evidence["validity"]["problems"]
+    )

@@ -382,5 +382,15 @@ def sequencing_evidence(record: UnitRecord, unit_dir: Path, prefix: str) -> Sequ
         calls=_contaminant_calls(record, prefix) if record.role == "test" else None,
         worst_contaminant=None if worst is None else _worst_contaminant(worst),
         spike=_spike_row(spike) if isinstance(spike, Mapping) else None,
-        classification=_classification(record.metrics, unit_dir / "taxa.tsv"),
+        classification=_classification(record.metrics, _taxa_table(record, unit_dir)),
     )
+
+
+def _taxa_table(record: UnitRecord, unit_dir: Path) -> Path:
+    """The unit's ``taxa.tsv``: beside the taxa table its call read (in the folder where its reads
+    were measured once for every lot listing them), else in ``unit_dir``."""
+    own = f"taxa ({record.role} {record.unit_id})"
+    for ref in record.inputs:
+        if ref.role == own and Path(ref.path).name == "taxa.parquet":
+            return Path(ref.path).with_name("taxa.tsv")
+    return unit_dir / "taxa.tsv"
