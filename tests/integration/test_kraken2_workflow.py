@@ -52,7 +52,9 @@ def test_a_demo_lot_is_decided_on_a_kraken2_database(kraken2_run: tuple[Path, Pa
         assert checklist["Staphylococcus aureus"]["reference_minimizers"] > 500_000
         assert 0 < checklist["Clostridium sporogenes"]["reference_minimizers"] < 5_000
         assert checklist["Aspergillus brasiliensis"]["taxid"] == 5061
-        kreport = read_table(workdir / "results" / lot / "reads" / "STER" / "reads.kreport")
+        # the kreport lies where the lot's reads were gathered (results/_measured/reads/<key>)
+        gathered = next(i["path"] for i in reads["inputs"] if i["role"] == "gathered reads (test STER)")
+        kreport = read_table(workdir / Path(gathered).parent / "reads.kreport")
         human = next(row for row in kreport if row[-1].strip() == "Homo sapiens")
         assert (human[0].strip(), human[3], human[4]) == ("96.52", "S", "9606")
     # the record names the database by its options and taxonomy files; the report shows the checklist

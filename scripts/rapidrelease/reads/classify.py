@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 
 from rapidrelease.errors import ConfigError
+from rapidrelease.reads.hit_cells import HitCells
 from rapidrelease.reads.index import KmerIndex
 from rapidrelease.reads.kmers import kmer_minimizers
 from rapidrelease.reads.kraken_outputs import (
@@ -102,8 +103,8 @@ class BatchResult:
     hit groups). ``hit_taxa``/``hit_kmers``: taxa hit and the k-mers they cover, one row per lookup
     that hit — or per read and taxon when the batch was scanned in slices; only their sums per read
     and taxon mean something. ``hit_slots``: the index cells hit (distinct minimizers), as cell
-    numbers, or as a bool mask over the index's cells when the batch was scanned in slices; either
-    indexes :attr:`ClassificationTotals.seen_cells`. ``bases``: bases of the batch's reads, both
+    numbers, one per lookup that hit — or sorted and unique when the batch was scanned in slices;
+    they are added to :attr:`ClassificationTotals.seen_cells`. ``bases``: bases of the batch's reads, both
     mates. ``runs``: for Kraken's per-read output, (read, code, length) of each run of equal per-k-mer
     codes — codes are taxon indices, -1 miss, -2 ambiguous, -3 the mate border — in read order.
     """
@@ -286,9 +287,9 @@ def classify_batch(
         read_of_segment, weights=np.maximum(lengths - k + 1, 0), minlength=n_reads
     ).astype(np.int64)
     slices = _slices(pieces.length, slice_bases)
-    # over several slices, each one's hits are summed per read and taxon and its cells marked in a
-    # mask over the index (a quarter of the index's bytes), so what is kept does not grow with a read
-    seen = np.zeros(index.size, dtype=bool) if len(slices) > 1 else None
+    # over several slices, each one's hits are summed per read and taxon and its cells united in a
+    # set, so what is kept grows with a read's distinct hits only, not with its length
+    seen = HitCells(index.size) if len(slices) > 1 else None
     hit_groups = np.zeros(n_reads, dtype=np.int64)
     kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     slots = np.zeros(0, dtype=np.int64)
@@ -304,7 +305,7 @@ def classify_batch(
         if seen is None:
             slots = scan.slots[hit]
         else:
-            seen[scan.slots[hit]] = True
+            seen.add(scan.slots[hit])
             reads, taxa, kmers = _sum_hits(reads, taxa, kmers)
         kept.append((reads, taxa, kmers))
         if scan.runs is not None:
@@ -323,7 +324,7 @@ def classify_batch(
         hit_groups=hit_groups.astype(np.int32),
         hit_taxa=taxa,
         hit_kmers=kmers,
-        hit_slots=slots if seen is None else seen,
+        hit_slots=slots if seen is None else seen.cells(),
         bases=int(lengths.sum()),
         runs=_read_runs(runs, read_of_segment, batch.seq2 is not None, n_reads) if want_runs else None,
     )
@@ -502,7 +503,7 @@ class ClassificationTotals:
     too_short: int = 0
     direct_reads: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     kmer_hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    seen_cells: np.ndarray | None = None  # bool per index cell, when distinct minimizers are counted
+    seen_cells: HitCells | None = None  # the index cells hit, when distinct minimizers are counted
 
     @classmethod
     def empty(cls, index: KmerIndex, count_distinct: bool = True) -> ClassificationTotals:
@@ -510,7 +511,7 @@ class ClassificationTotals:
         return cls(
             direct_reads=np.zeros(n, dtype=np.int64),
             kmer_hits=np.zeros(n, dtype=np.int64),
-            seen_cells=np.zeros(index.size, dtype=bool) if count_distinct else None,
+            seen_cells=HitCells(index.size) if count_distinct else None,
         )
 
     def add(self, result: BatchResult) -> None:
@@ -523,7 +524,7 @@ class ClassificationTotals:
             result.hit_taxa, weights=result.hit_kmers, minlength=len(self.kmer_hits)
         ).astype(np.int64)
         if self.seen_cells is not None:
-            self.seen_cells[result.hit_slots] = True
+            self.seen_cells.add(result.hit_slots)
 
 
 def classify_reads(

@@ -23,6 +23,7 @@ import numpy as np
 from rapidrelease.outputs import atomic_path, write_table
 
 if TYPE_CHECKING:
+    from rapidrelease.reads.hit_cells import HitCells
     from rapidrelease.reads.index import KmerIndex
     from rapidrelease.reads.input import ReadBatch
 
@@ -54,7 +55,7 @@ class RunCounts(Protocol):
     classified: int
     direct_reads: np.ndarray  # int64 (n_taxa,): reads called to each taxon
     kmer_hits: np.ndarray  # int64 (n_taxa,): k-mers hitting minimizers labelled with each taxon
-    seen_cells: np.ndarray | None  # bool (index cells,): minimizers hit at least once, when counted
+    seen_cells: HitCells | None  # the index cells (minimizers) hit at least once, when counted
 
 
 @contextmanager
@@ -256,7 +257,7 @@ def taxon_table(index: KmerIndex, totals: RunCounts) -> dict[str, np.ndarray]:
     taxonomy = index.taxonomy
     n = len(taxonomy)
     assert totals.seen_cells is not None, "distinct minimizers were not counted"
-    distinct = np.bincount(index.taxa_of_cells(np.flatnonzero(totals.seen_cells)), minlength=n)
+    distinct = np.bincount(index.taxa_of_cells(totals.seen_cells.cells()), minlength=n)
     clade_reads, clade_hits, clade_distinct, clade_held = taxonomy.clade_sums(
         np.column_stack([totals.direct_reads, totals.kmer_hits, distinct, index.minimizers_per_taxon])
     ).T

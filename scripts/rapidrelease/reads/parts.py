@@ -6,9 +6,11 @@ with ``part``), each saving its :class:`~rapidrelease.reads.classify.Classificat
 owns that file's format, in both its forms:
 
 - totals: ``counts`` int64 (3,) = reads, classified, shorter than k; ``direct_reads`` and
-  ``kmer_hits`` int64 (n_taxa,); ``seen_bits`` uint8, the index cells hit packed 8 to a byte
-  (``np.packbits``); ``index_id`` uint8, the ASCII SHA-256 of the index manifest, so parts of
-  different indexes are never merged;
+  ``kmer_hits`` int64 (n_taxa,); ``seen_cells`` uint32 (uint64 for an index of 2^32 cells or more),
+  the index cells hit, sorted and unique — so a part's size follows the distinct minimizers its reads
+  hit, not the index's size (the former ``seen_bits``, a bit per cell, cost 500 MB a part against a
+  Kraken 2 Standard-16 database; such parts are refused); ``index_id`` uint8, the ASCII SHA-256 of
+  the index manifest, so parts of different indexes are never merged;
 - a failed part: ``error`` uint8, the UTF-8 sentence saying why the part's reads could not be read,
   so a bad input becomes the unit's evidence instead of a failed job.
 """
@@ -35,14 +37,15 @@ def save_part(path: Path, totals: ClassificationTotals, index: KmerIndex) -> Non
 
     The index's manifest hash is stored with them, so parts of different indexes are never merged.
     """
-    seen = np.packbits(totals.seen_cells) if totals.seen_cells is not None else np.zeros(0, dtype=np.uint8)
+    # parts without distinct minimizers (not counted) lack the array, so load_parts refuses them
+    seen = {} if totals.seen_cells is None else {"seen_cells": totals.seen_cells.cells()}
     with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
             counts=np.array([totals.reads, totals.classified, totals.too_short], dtype=np.int64),
             direct_reads=totals.direct_reads,
             kmer_hits=totals.kmer_hits,
-            seen_bits=seen,
+            **seen,
             index_id=np.frombuffer(_index_id(index).encode(), dtype=np.uint8),
         )
 
@@ -62,10 +65,12 @@ def load_parts(paths: Sequence[Path], index: KmerIndex) -> ClassificationTotals:
                 totals.too_short += too_short
                 totals.direct_reads += part["direct_reads"]
                 totals.kmer_hits += part["kmer_hits"]
-                bits = part["seen_bits"]
-                if not bits.size:
-                    raise ValueError("saved without its distinct minimizers")
-                totals.seen_cells |= np.unpackbits(bits, count=index.size).astype(bool)
+                if "seen_cells" not in part.files:
+                    raise ValueError("saved without the cells of its distinct minimizers, seen_cells")
+                cells = part["seen_cells"]
+                if cells.dtype.kind != "u" or (cells.size and int(cells.max()) >= index.size):
+                    raise ValueError("its distinct minimizers are not cells of this index")
+                totals.seen_cells.add(cells)
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"{path}: not a classification part of this run ({exc}).") from None
     return totals

@@ -7,6 +7,7 @@ import numpy as np
 
 from rapidrelease.reads.classify import classify_reads
 from rapidrelease.reads.fasta import iter_fasta
+from rapidrelease.reads.kraken_outputs import taxon_table
 from rapidrelease.reads.parts import load_parts, part_error, save_failed_part, save_part
 
 from support.reads import PANEL
@@ -28,9 +29,11 @@ def test_saved_parts_add_up_to_the_whole_run_in_the_documented_layout(small_inde
             small_index,
         )
     with np.load(paths[0]) as part:
-        assert part.files == ["counts", "direct_reads", "kmer_hits", "seen_bits", "index_id"]
+        assert part.files == ["counts", "direct_reads", "kmer_hits", "seen_cells", "index_id"]
         assert part["counts"].dtype == np.int64 and part["counts"].shape == (3,)
-        assert part["seen_bits"].dtype == np.uint8 and len(part["seen_bits"]) == (small_index.size + 7) // 8
+        cells = part["seen_cells"]  # the cells hit, sorted and unique: as many as distinct minimizers
+        assert cells.dtype == np.uint32 and np.all(np.diff(cells.astype(np.int64)) > 0)
+        assert 0 < len(cells) < len(whole.seen_cells.cells()), "a third of the reads hit fewer cells"
         assert len(part["index_id"].tobytes().decode()) == 64  # the manifest's SHA-256, hex
     summed = load_parts(paths, small_index)
     assert (summed.reads, summed.classified, summed.too_short) == (
@@ -40,7 +43,12 @@ def test_saved_parts_add_up_to_the_whole_run_in_the_documented_layout(small_inde
     )
     assert np.array_equal(summed.direct_reads, whole.direct_reads)
     assert np.array_equal(summed.kmer_hits, whole.kmer_hits)
-    assert np.array_equal(summed.seen_cells, whole.seen_cells)
+    assert np.array_equal(summed.seen_cells.cells(), whole.seen_cells.cells())
+    # the breadth evidence: each taxon's distinct minimizers, from the parts as from the whole run
+    summed_taxa, whole_taxa = taxon_table(small_index, summed), taxon_table(small_index, whole)
+    assert summed_taxa["distinct_minimizers"].sum() > 0
+    for column in ("taxid", "distinct_minimizers", "distinct_minimizers_clade", "breadth"):
+        assert np.array_equal(summed_taxa[column], whole_taxa[column])
     assert part_error(paths) is None
 
 
