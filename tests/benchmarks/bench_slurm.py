@@ -12,7 +12,8 @@ submitted (their logs under .snakemake/slurm_logs/), the workflow's jobs, wall t
 every lot's decision equals DEMO-001's. Needs a SLURM cluster (`sudo scripts/slurm-localhost.sh
 start` makes a one-node one here).
 
-    .venv/bin/python tests/benchmarks/bench_slurm.py [--lots 20] [--demo-size] [--work DIR] [--keep]
+    .venv/bin/python tests/benchmarks/bench_slurm.py [--lots 20] [--demo-size] [--only grouped|ungrouped]
+        [--work DIR] [--keep]
 
 Not part of the test suite; issue 20's note quotes its output.
 """
@@ -96,6 +97,9 @@ def main() -> None:
     parser.add_argument("--demo-size", action="store_true", help="the demo lot's own files, not tiled")
     parser.add_argument("--work", type=Path, help="folder for the site (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the site folder")
+    parser.add_argument(
+        "--only", choices=("grouped", "ungrouped"), help="one of the two runs (a long run's halves apart)"
+    )
     args = parser.parse_args()
     if shutil.which("sinfo") is None:
         raise SystemExit(
@@ -120,7 +124,10 @@ def main() -> None:
         size = "demo-size" if args.demo_size else "production-size"
         print(f"{args.lots} {size} lots + DEMO-001 through the SLURM profile (index built first)")
         print(f"{'profile':<12}{'SLURM jobs':>12}{'workflow jobs':>15}{'wall s':>9}{'lots/h':>8}  decisions")
-        for name, profile in (("grouped", PROFILE), ("ungrouped", _ungrouped_profile(work / "ungrouped"))):
+        profiles = {"grouped": PROFILE, "ungrouped": _ungrouped_profile(work / "ungrouped")}
+        for name, profile in profiles.items():
+            if args.only not in (None, name):
+                continue
             wall, slurm_jobs, jobs = _slurm_run(site, profile)
             reference = _decision(site / "results" / "DEMO-001" / "release.json")
             differing = [
