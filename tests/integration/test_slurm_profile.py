@@ -1,8 +1,10 @@
 """The demo lots through the SLURM profile on a real one-node SLURM cluster.
 
 CI starts the cluster with the project's own scripts/slurm-localhost.sh (as root); elsewhere the
-test skips, saying how to start one. Every job must have run as a SLURM job: each has its SLURM log,
-and slurmctld (which keeps finished jobs for an hour, MinJobAge) reports it COMPLETED.
+test skips, saying how to start one. Every job must have run inside a SLURM job, the profile's groups
+(a lot's own jobs, one set of read files' classification and gathering) as one SLURM job each: each
+SLURM job has its log, and slurmctld (which keeps finished jobs for an hour, MinJobAge) reports it
+COMPLETED.
 """
 
 from __future__ import annotations
@@ -57,23 +59,32 @@ def slurm_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> t
 
 def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -> None:
     workdir, elapsed = slurm_run
-    # .snakemake/slurm_logs/rule_<rule>/[<wildcards>/]<SLURM job id>.log
+    # .snakemake/slurm_logs/rule_<rule>/[<wildcards>/]<SLURM job id>.log for a single job,
+    # .snakemake/slurm_logs/group_<group>_<its rules>/<SLURM job id>.log for a group job
     logs = sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
-    by_rule: dict[str, int] = {}
+    slurm_jobs: dict[str, int] = {}
+    steps: dict[str, int] = {}
     for log in logs:
-        rule = next(p for p in log.parts if p.startswith("rule_")).removeprefix("rule_")
+        folder = next(p for p in log.parts if p.startswith(("rule_", "group_")))
+        name = folder.removeprefix("rule_") if folder.startswith("rule_") else folder.split("_")[1]
         text = log.read_text()
-        # the job step ran this rule on the node, and finished it
-        assert f"rule {rule}:" in text and "1 of 1 steps (100%) done" in text, log
+        # the steps the job ran on the node ("rule <rule>:" once each), and every one finished
+        ran = re.findall(r"^rule (\w+):$", text, re.M)
+        assert ran and f"{len(ran)} of {len(ran)} steps (100%) done" in text, log
         job = subprocess.run(["scontrol", "show", "job", log.stem], capture_output=True, text=True)
         assert "JobState=COMPLETED" in job.stdout, (log, job.stdout + job.stderr)
-        by_rule[rule] = by_rule.get(rule, 0) + 1
+        slurm_jobs[name] = slurm_jobs.get(name, 0) + 1
+        for rule in ran:
+            steps[rule] = steps.get(rule, 0) + 1
+    # the profile's groups: per lot one "lot" job, per set of read files one "reads" job (each
+    # lot's test and the run's two negative controls and positive control, shared by both lots);
+    # the reference index and the lots index alone
+    assert slurm_jobs == {"build_reference_index": 1, "reads": 5, "lot": 2, "lots_index": 1}
     # the demo: one index; 12 flow units (per lot its phenotype tube, apheresis tube, potency pair,
-    # microbial test and the run's medium); 5 sets of read files (each lot's test, the run's two
-    # negative controls and positive control, shared by both lots) classified in one part each and
+    # microbial test and the run's medium); 5 sets of read files classified in one part each and
     # gathered once, and 2 lots x 4 sequencing units called; per lot a decision, a report and its
     # MultiQC files; the lots index
-    assert by_rule == {
+    assert steps == {
         "build_reference_index": 1,
         "measure_flow_unit": 12,
         "classify_reads_part": 5,
@@ -84,7 +95,9 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -
         "multiqc_files": 2,
         "lots_index": 1,
     }
-    print(f"\nthe demo through SLURM: {elapsed:.0f} s for {len(logs)} jobs")
+    print(
+        f"\nthe demo through SLURM: {elapsed:.0f} s for {len(logs)} SLURM jobs, {sum(steps.values())} steps"
+    )
 
 
 def test_slurm_gives_the_same_decisions_as_a_workstation(slurm_run: tuple[Path, float], project_root) -> None:
