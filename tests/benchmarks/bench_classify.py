@@ -60,8 +60,8 @@ import numpy as np
 import polars as pl
 import pysam
 
-from rapidrelease.reads.index import load_index
 from rapidrelease.config.vocabulary import CONTAMINANT_CATEGORIES
+from rapidrelease.reads.index import load_index
 from rapidrelease.reads.taxonomy import DEFAULT_CATEGORIES, Taxonomy
 
 ROOT = Path(__file__).resolve().parents[2]

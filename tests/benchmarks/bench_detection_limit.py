@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from rapidrelease.config.run import DetectionSettings, Unit
 from rapidrelease.reads.classify import ClassifyOptions, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import build_index, load_index
-from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
-from rapidrelease.config.run import DetectionSettings, Unit
+from rapidrelease.stats import tail_at_least
 from rapidrelease.sterility.calls import (
     DETECTED,
     ReferenceFacts,
@@ -37,7 +37,7 @@ from rapidrelease.sterility.calls import (
     call_organisms,
     detection_threshold,
 )
-from rapidrelease.stats import tail_at_least
+from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
 
 ROOT = Path(__file__).resolve().parents[2]
 SEQ = ROOT.parent / "shared" / "data" / "seq"

@@ -35,12 +35,12 @@ import flowio
 import flowkit
 import numpy as np
 
-from rapidrelease.synthetic.demo.fcs_writer import write_phenotype_fcs
-from rapidrelease.synthetic.demo.lots import DEMO_LOTS
-from rapidrelease.synthetic.demo.simulate import simulate_tube
 from rapidrelease.fcs.reader import read_fcs
 from rapidrelease.gating.engine import DEFAULT_CHUNK_SIZE, gate_fcs
 from rapidrelease.gating.template import load_template, population_path
+from rapidrelease.synthetic.demo.fcs_writer import write_phenotype_fcs
+from rapidrelease.synthetic.demo.lots import DEMO_LOTS
+from rapidrelease.synthetic.demo.simulate import simulate_tube
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_TEMPLATE = ROOT / "resources" / "demo" / "car_t_phenotype.gatingml.xml"

@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rapidrelease.config.vocabulary import CONTAMINANT_CATEGORIES
 from rapidrelease.reads.classify import ClassifyOptions, classify_reads
 from rapidrelease.reads.fasta import iter_fasta
 from rapidrelease.reads.index import load_index
 from rapidrelease.synthetic.reads import SourceGenome, simulate_reads, write_fastq
-from rapidrelease.config.vocabulary import CONTAMINANT_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[2]
 PANEL = ROOT / "resources" / "reference"
