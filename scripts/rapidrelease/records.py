@@ -82,6 +82,7 @@ __all__ = [
     "read_record",
     "read_unit_record",
     "read_release",
+    "loads_strict",
 ]
 
 _JSON = "a JSON value"
@@ -665,23 +666,30 @@ def write_record(path: Path, record: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a record may hold")
+def loads_strict(text: str, what: str = "record") -> Any:
+    """JSON ``text`` parsed strictly, as every rapidrelease file is read: a key twice in one object
+    or a NaN/Infinity (which ``json`` accepts by default) raise ValueError naming it, so a file
+    edited into ambiguity is refused, not read one way. ``what`` names the file's kind in that
+    message."""
 
+    def reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a number a {what} may hold")
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise ValueError(f"key {key!r} appears twice")
-        data[key] = value
-    return data
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in data:
+                raise ValueError(f"key {key!r} appears twice")
+            data[key] = value
+        return data
+
+    return json.loads(text, parse_constant=reject_constant, object_pairs_hook=no_duplicates)
 
 
 def parse_record_text(path: Path, text: str, cls: type[R]) -> tuple[R, dict[str, Any]]:
     """Parse a record file's text (see :func:`read_record`); also return the raw object."""
     try:
-        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+        data = loads_strict(text)
     except json.JSONDecodeError as exc:
         raise RecordError(f"{path}: is not a complete JSON record (line {exc.lineno}: {exc.msg}).") from None
     except ValueError as exc:

@@ -33,6 +33,7 @@ from rapidrelease.config.schemas import SCHEMA_DIR
 from rapidrelease.config.vocabulary import PLATFORM_COLUMNS
 from rapidrelease.errors import ShareError
 from rapidrelease.outputs import atomic_path, dumps_json, sha256_file, write_text
+from rapidrelease.records import loads_strict
 
 __all__ = [
     "FORMAT",
@@ -170,19 +171,6 @@ def _manifest_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise ValueError(f"key {key!r} appears twice")
-        data[key] = value
-    return data
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a manifest may hold")
-
-
 def read_package(path: Path) -> Package:
     """Read and check the package in folder ``path`` (see the module's description)."""
     path = Path(path)
@@ -190,11 +178,7 @@ def read_package(path: Path) -> Package:
     if not manifest_path.is_file():
         raise ShareError(f"{path}: is not a package (it has no {MANIFEST}).")
     try:
-        manifest = json.loads(
-            manifest_path.read_text(encoding="utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_reject_constant,
-        )
+        manifest = loads_strict(manifest_path.read_text(encoding="utf-8"), "manifest")
     except (UnicodeDecodeError, ValueError) as exc:
         raise ShareError(f"{manifest_path}: is not a complete JSON manifest ({exc}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
