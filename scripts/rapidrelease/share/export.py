@@ -198,14 +198,7 @@ def reason_category(attribute: AttributeResult) -> str:
     if attribute.result == PASS:
         return "pass"
     if attribute.result == FAIL:
-        if attribute.comparison in (">=", ">"):
-            return "below_limit"
-        if attribute.comparison in ("<=", "<"):
-            return "above_limit"
-        if attribute.comparison == "between":
-            return "outside_range"
-        # a category required NOT_DETECTED and the result was another: something was detected
-        return "detected" if attribute.limit == NOT_DETECTED else "not_equal"
+        return _failure_of(attribute.comparison, attribute.limit)
     status = attribute.evidence.metric_status
     if status is None:
         return "not_measured"
@@ -218,13 +211,18 @@ def reason_category(attribute: AttributeResult) -> str:
 def fail_category(attribute: Attribute) -> str:
     """The one category a failure of ``attribute``'s criterion can have (its comparison says which:
     public, like the specification, not data)."""
-    if attribute.comparison in (">=", ">"):
+    return _failure_of(attribute.comparison, attribute.limit)
+
+
+def _failure_of(comparison: str, limit: object) -> str:
+    if comparison in (">=", ">"):
         return "below_limit"
-    if attribute.comparison in ("<=", "<"):
+    if comparison in ("<=", "<"):
         return "above_limit"
-    if attribute.comparison == "between":
+    if comparison == "between":
         return "outside_range"
-    return "detected" if attribute.limit == NOT_DETECTED else "not_equal"
+    # a category required NOT_DETECTED and the result was another: something was detected
+    return "detected" if limit == NOT_DETECTED else "not_equal"
 
 
 def _vocabulary(group: _Group) -> dict[str, tuple[str, ...]]:
