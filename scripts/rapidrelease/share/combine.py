@@ -50,6 +50,28 @@ __all__ = [
 ]
 
 
+BENCHMARK_TABLE = "benchmark.parquet"
+"""The pooled groups of a combined benchmark, one row per platform and attribute."""
+
+POOLED_SCHEMA: dict[str, pl.DataType] = {
+    "platform": pl.String,
+    "attribute": pl.String,
+    "unit": pl.String,
+    "kind": pl.String,
+    "programs": pl.Int64,
+    "n_lots": pl.Int64,
+    "n_pass": pl.Int64,
+    "n_judged": pl.Int64,
+    "pass_rate": pl.Float64,
+    "pass_low95": pl.Float64,
+    "pass_high95": pl.Float64,
+    "n_values": pl.Int64,
+    "mean": pl.Float64,
+    "sd": pl.Float64,
+}
+"""The columns of :data:`BENCHMARK_TABLE` and their types (the lots index reads exactly these)."""
+
+
 @dataclass(frozen=True)
 class ProgramSummary:
     """One program's summary of one platform's attribute, and where it sits in the pooled one."""
@@ -264,22 +286,7 @@ def _pooled_table(benchmark: Benchmark) -> pl.DataFrame:
             }
             for g in benchmark.groups
         ],
-        schema={
-            "platform": pl.String,
-            "attribute": pl.String,
-            "unit": pl.String,
-            "kind": pl.String,
-            "programs": pl.Int64,
-            "n_lots": pl.Int64,
-            "n_pass": pl.Int64,
-            "n_judged": pl.Int64,
-            "pass_rate": pl.Float64,
-            "pass_low95": pl.Float64,
-            "pass_high95": pl.Float64,
-            "n_values": pl.Int64,
-            "mean": pl.Float64,
-            "sd": pl.Float64,
-        },
+        schema=POOLED_SCHEMA,
     )
 
 
@@ -298,7 +305,7 @@ def combine_packages(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "benchmark.html", render_benchmark(benchmark))
-    _pooled_table(benchmark).write_parquet(out_dir / "benchmark.parquet")
+    _pooled_table(benchmark).write_parquet(out_dir / BENCHMARK_TABLE)
     write_text(
         out_dir / "benchmark.json",
         dumps_json(

@@ -19,11 +19,10 @@ import polars as pl
 from rapidrelease.config.vocabulary import FAIL, PASS
 from rapidrelease.records import Release
 from rapidrelease.report.sections.timeline import timeline_of
+from rapidrelease.share.combine import BENCHMARK_TABLE, POOLED_SCHEMA
 from rapidrelease.share.export import TIME_TO_RESULT, measured_value, platform_label, platform_of
 
 __all__ = ["NetworkRow", "NetworkComparison", "network_comparison"]
-
-BENCHMARK_TABLE = "benchmark.parquet"
 
 
 @dataclass(frozen=True)
@@ -71,11 +70,19 @@ def _site_groups(releases: Sequence[Release]) -> dict[tuple[str, str], list[tupl
 def network_comparison(releases: Sequence[Release], folder: Path) -> NetworkComparison:
     """The site's ``releases`` against the benchmark in ``folder`` (``rapidrelease share combine``)."""
     path = Path(folder) / BENCHMARK_TABLE
+    # a missing folder or a file that is not the benchmark is shown on the index, never fatal
     try:
         pooled = pl.read_parquet(path)
-    except Exception as exc:  # a missing folder or a file that is not the benchmark: shown, not fatal
+    except (OSError, pl.exceptions.PolarsError) as exc:
         return NetworkComparison(
             str(folder), problem=f"{path}: the network benchmark cannot be read ({type(exc).__name__})."
+        )
+    wrong = sorted(name for name, kind in POOLED_SCHEMA.items() if pooled.schema.get(name) != kind)
+    if wrong:
+        return NetworkComparison(
+            str(folder),
+            problem=f"{path}: is not a network benchmark (its columns {', '.join(wrong)} are missing "
+            "or of another type); write it with rapidrelease share combine.",
         )
     site = _site_groups(releases)
     rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from rapidrelease.report.index import render_index
@@ -53,3 +54,25 @@ def test_an_unreadable_benchmark_is_named_not_fatal(tmp_path: Path, archive_lots
     assert comparison.problem is not None and "nowhere/benchmark.parquet" in comparison.problem
     page = render_index([], tmp_path, {"benchmark": str(tmp_path / "nowhere")})
     assert "the network benchmark cannot be read" in page
+
+
+def test_a_file_that_is_not_the_benchmark_is_named_not_fatal(tmp_path: Path, archive_lots):
+    _, releases = archive_lots
+    # bytes that are no Parquet, and a Parquet table of other columns (a package's summaries, say)
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "benchmark.parquet").write_bytes(b"PAR1 not a table")
+    other = tmp_path / "other"
+    other.mkdir()
+    pl.DataFrame({"platform": ["T cell"], "attribute": ["viability"], "sd": ["wide"]}).write_parquet(
+        other / "benchmark.parquet"
+    )
+    unreadable = network_comparison(releases, garbage)
+    assert unreadable.rows == () and "garbage/benchmark.parquet: the network benchmark cannot be read" in (
+        unreadable.problem or ""
+    )
+    foreign = network_comparison(releases, other)
+    assert foreign.rows == ()
+    assert foreign.problem is not None and foreign.problem.startswith(f"{other}/benchmark.parquet: is not a")
+    # sd of another type, and every column the benchmark has that this table lacks, are named
+    assert "n_lots" in foreign.problem and "sd" in foreign.problem and "platform" not in foreign.problem
