@@ -53,6 +53,7 @@ from rapidrelease.reads.kraken_outputs import (
     taxon_table,
     write_taxa,
 )
+from rapidrelease.reads.malloc import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, set_malloc_thresholds
 
 if TYPE_CHECKING:
     from rapidrelease.reads.input import ReadBatch
@@ -650,21 +651,9 @@ def _keep_freed_memory() -> None:
     With both thresholds raised above a batch's arrays, they are reused; the peak memory is the same,
     since that memory was in use at the peak anyway. Elsewhere than glibc this does nothing.
     """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return
-    mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
-    mallopt(_M_MMAP_THRESHOLD, _KEEP_FREED_BYTES)
+    set_malloc_thresholds({M_TRIM_THRESHOLD: _KEEP_FREED_BYTES, M_MMAP_THRESHOLD: _KEEP_FREED_BYTES})
 
 
-_M_TRIM_THRESHOLD = -1  # glibc's malloc.h
-_M_MMAP_THRESHOLD = -3
 _KEEP_FREED_BYTES = 1 << 25  # 32 MiB: glibc's largest mmap threshold; above a batch's arrays
 
 

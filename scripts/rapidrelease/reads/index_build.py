@@ -62,6 +62,7 @@ from rapidrelease.reads.index import (
     staging_folder,
 )
 from rapidrelease.reads.kmers import MinimizerSpec
+from rapidrelease.reads.malloc import M_MMAP_THRESHOLD, set_malloc_thresholds
 from rapidrelease.reads.taxonomy import Taxonomy
 
 __all__ = [
@@ -133,20 +134,7 @@ def return_freed_arrays_to_the_system() -> None:
     resident for 2.4 GB of minimizers that way. Fixing the threshold disables that adjustment.
     Elsewhere than glibc this does nothing.
     """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
-        return
-    if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+    set_malloc_thresholds({M_MMAP_THRESHOLD: 128 * 1024})
 
 
 def rotated_hashes(keys: np.ndarray) -> np.ndarray:
