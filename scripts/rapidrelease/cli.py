@@ -212,19 +212,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_share_export(args: argparse.Namespace) -> int:
     from rapidrelease.config.run import load_run_config
     from rapidrelease.reads.taxonomy import Taxonomy
-    from rapidrelease.share.export import ExportSettings, export_package, release_files
+    from rapidrelease.share.export import ExportSettings, export_package, read_key_file, release_files
 
     run = load_run_config(Path(args.config))
-    key = None
-    if args.key_file:
-        try:
-            key = Path(args.key_file).read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{args.key_file}: the key file cannot be read ({exc.strerror or exc})."
-            ) from None
-        if len(key) < 16:
-            raise ConfigError(f"{args.key_file}: holds fewer than 16 bytes, too short a secret key.")
+    key = read_key_file(Path(args.key_file)) if args.key_file else None
     paths = [Path(p) for p in args.releases] if args.releases else release_files(run, not args.no_archive)
     taxonomy = Taxonomy.from_tsv(run.reference.taxonomy) if run.reference.taxonomy is not None else None
     manifest = export_package(

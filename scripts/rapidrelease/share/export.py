@@ -73,6 +73,7 @@ __all__ = [
     "iso_week",
     "build_tables",
     "export_package",
+    "read_key_file",
     "shared_lots",
     "release_files",
 ]
@@ -594,6 +595,23 @@ def release_files(run: RunConfig, archive: bool = True) -> list[Path]:
     if archived.refused:
         raise ShareError(archived.refused[0])
     return [*current, *(path for path, _ in archived.releases)]
+
+
+MIN_KEY_BYTES = 16
+"""The shortest secret key accepted for keyed hashes (128 bits)."""
+
+
+def read_key_file(path: Path) -> bytes:
+    """The site's secret key for keyed hashes: the bytes of the file at ``path``, surrounding
+    whitespace removed. Raises ShareError, naming the file, when it cannot be read or holds fewer
+    than :data:`MIN_KEY_BYTES` bytes."""
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise ShareError(f"{path}: the key file cannot be read ({exc.strerror or exc}).") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ShareError(f"{path}: holds fewer than {MIN_KEY_BYTES} bytes, too short a secret key.")
+    return key
 
 
 def export_package(

@@ -19,6 +19,7 @@ from rapidrelease.share.export import (
     keyed_id,
     measured_value,
     platform_of,
+    read_key_file,
     reason_category,
 )
 
@@ -112,3 +113,15 @@ def test_lot_rows_need_a_key_and_no_budget(archive_lots):
         build_tables(lots, ExportSettings(lot_rows=True))
     with pytest.raises(ShareError, match="privacy budget"):
         build_tables(lots, ExportSettings(lot_rows=True, key=KEY, epsilon=1.0))
+
+
+def test_a_key_file_too_short_or_missing_is_refused_naming_it(tmp_path):
+    key = tmp_path / "share.key"
+    # 15 bytes with a newline an editor added: too short for a 128-bit keyed hash
+    key.write_bytes(b"0123456789abcde\n")
+    with pytest.raises(ShareError, match=rf"^{key}: holds fewer than 16 bytes, too short a secret key\.$"):
+        read_key_file(key)
+    with pytest.raises(ShareError, match=rf"^{tmp_path / 'none.key'}: the key file cannot be read \("):
+        read_key_file(tmp_path / "none.key")
+    key.write_bytes(b"  0123456789abcdef\n")
+    assert read_key_file(key) == b"0123456789abcdef"
