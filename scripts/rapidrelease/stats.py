@@ -213,11 +213,13 @@ def _ratio_grid(cv: float, controls: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _compound_detected(organisms: float, reads_per_organism: float, threshold: int) -> float:
     """P(at least ``threshold`` reads) when Poisson(``organisms``) organisms each give
-    Poisson(``reads_per_organism``) reads (Neyman type A), summed over organism counts to 12 SD."""
+    Poisson(``reads_per_organism``) reads (Neyman type A), summed over organism counts within 12 SD
+    of their mean (the Poisson mass beyond is below 1e-30): a few thousand terms for a million
+    organisms, which a sample with few reads per organism needs, instead of a million."""
     from scipy.special import gammainc, gammaln
 
-    top = int(organisms + 12 * math.sqrt(organisms) + 40)
-    counts = np.arange(1, top + 1)
+    spread = 12 * math.sqrt(organisms) + 40
+    counts = np.arange(max(1, int(organisms - spread)), int(organisms + spread) + 1)
     return float(
         np.dot(
             np.exp(counts * math.log(organisms) - organisms - gammaln(counts + 1)),

@@ -83,6 +83,8 @@ def test_organisms_detected_adds_the_sample_and_the_reads() -> None:
     assert organisms_detected(3, 1e6) == pytest.approx(-math.log(0.05), rel=1e-6)
     # a thousandth of a read per organism: only the reads limit, λ95(5) = 9.15 reads
     assert organisms_detected(5, 1e-3) * 1e-3 == pytest.approx(mean_detected(5), rel=1e-3)
+    # an inhibited sample's millions of organisms per read: the same bound, summed near its mean only
+    assert organisms_detected(5, 1e-6) * 1e-6 == pytest.approx(mean_detected(5), rel=1e-3)
     # in between both count: 18.6 reads per organism, 14 needed: 3.32 organisms, not 3.0 or 1.11
     assert organisms_detected(14, 18.552) == pytest.approx(3.323, abs=1e-3)
     with pytest.raises(ValueError, match="threshold"):
