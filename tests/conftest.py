@@ -28,3 +28,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder, made the working directory (config paths are relative to it)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real runs (marked slow) first: under pytest-xdist each file runs whole on one worker, in
+    collection order (--no-loadscope-reorder), and the many quick unit tests then fill the other core
+    around the last long runs instead of a long run ending the suite alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
