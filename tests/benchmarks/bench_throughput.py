@@ -14,9 +14,11 @@ The reference index is built first (untimed); then the whole run is timed. Print
 run, CPU seconds per rule (from the jobs' Snakemake benchmark files where the rule has one; the rest
 from the run's total CPU time), and the classification-only bound: one lot's sterility reads
 classified by `rapidrelease classify` in one process, in the same site, as CPU seconds per lot and
-the lots/h two cores would reach doing nothing else.
+the lots/h two cores would reach doing nothing else; and, beside it, Kraken 2's own bound: the same
+reads classified by `kraken2` and by `rapidrelease classify --db` on one kraken2-build database of
+the demo's sources (built once into the cache folder), one thread each.
 
-    .venv/bin/python tests/benchmarks/bench_throughput.py [--lots 8] [--work DIR] [--keep]
+    .venv/bin/python tests/benchmarks/bench_throughput.py [--lots 8] [--work DIR] [--keep] [--no-kraken2]
 
 Not part of the test suite; issue 20's note quotes its output.
 """
@@ -166,7 +168,8 @@ def _cpu_per_rule(site: Path) -> dict[str, tuple[int, float]]:
     """Jobs and CPU seconds per rule, from the Snakemake benchmark files under ``benchmarks/``."""
     per_rule: dict[str, list[float]] = defaultdict(list)
     for path in (site / "benchmarks").rglob("*.tsv"):
-        rule = path.relative_to(site / "benchmarks").parts[0]
+        where = path.relative_to(site / "benchmarks")
+        rule = where.parts[0] if len(where.parts) > 1 else where.stem  # the run's one job: <rule>.tsv
         with open(path) as fh:
             row = next(csv.DictReader(fh, delimiter="\t"))
         per_rule[rule].append(float(row["cpu_time"]))
@@ -193,6 +196,28 @@ def _classification_bound(site: Path, lot_id: str) -> float:
     return _children_cpu() - before
 
 
+def _peer_bounds(site: Path, lot_id: str, cache: Path) -> tuple[float, float]:
+    """CPU seconds of classifying one lot's sterility reads on one kraken2-build database (built
+    once into ``cache`` from the demo's sources, tests/support/kraken2.py), one thread each:
+    ``(kraken2, rapidrelease classify --db)``, Kraken 2's own bound beside the classifier's."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.kraken2 import kraken2_database
+
+    db = kraken2_database(cache)
+    data = site / "data" / lot_id
+    mates = [str(data / "sterility_R1.fastq.gz"), str(data / "sterility_R2.fastq.gz")]
+    kraken2 = ["kraken2", "--db", str(db), "--threads", "1", "--paired", "--gzip-compressed",
+               "--output", "/dev/null", "--report", str(site / "bound.kraken2.kreport"), *mates]  # fmt: skip
+    ours = [str(BIN / "rapidrelease"), "classify", "--db", str(db), "--paired", "--threads", "1",
+            "--out-report", str(site / "bound.rapidrelease.kreport"), *mates]  # fmt: skip
+    times = []
+    for command in (kraken2, ours):
+        before = _children_cpu()
+        subprocess.run(command, check=True, capture_output=True, cwd=site)
+        times.append(_children_cpu() - before)
+    return times[0], times[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lots", type=int, default=8)
@@ -200,6 +225,9 @@ def main() -> None:
     cache = Path(tempfile.gettempdir()) / "rapidrelease-bench-throughput"
     parser.add_argument("--cache", type=Path, default=cache, help="folder of the tiled data files")
     parser.add_argument("--keep", action="store_true", help="keep the site folder")
+    parser.add_argument(
+        "--no-kraken2", action="store_true", help="skip Kraken 2's bound (needs kraken2 and kraken2-build)"
+    )
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="rr-throughput-"))
@@ -241,6 +269,13 @@ def main() -> None:
             f"classification-only bound: {bound:.1f} CPU s per lot's 1 M pairs, "
             f"{2 * 3600 / bound:.0f} lots/h on 2 cores"
         )
+        if not args.no_kraken2 and shutil.which("kraken2") and shutil.which("kraken2-build"):
+            peer, ours = _peer_bounds(site, ids[0], args.cache)
+            print(
+                f"on one kraken2-build database of the demo's sources, the same 1 M pairs: kraken2 "
+                f"{peer:.1f} CPU s ({2 * 3600 / peer:.0f} lots/h on 2 cores), rapidrelease classify --db "
+                f"{ours:.1f} CPU s ({2 * 3600 / ours:.0f} lots/h), {peer / ours:.2f}x Kraken 2's speed"
+            )
         print(f"decisions: {reference[0]} for DEMO-001; {len(differing)} lot(s) differ: {differing[:5]}")
         if differing:
             raise SystemExit(1)

@@ -13,6 +13,8 @@ rule evaluate_lot:
         csv=f"{RESULTS}/{{lot}}/release.csv",
     log:
         "logs/evaluate_lot/{lot}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_lot/{{lot}}.tsv"
     conda:
         "../../envs/release.yaml"
     threads: 1

@@ -14,6 +14,8 @@ rule lot_report:
         ),
     log:
         "logs/lot_report/{lot}.log",
+    benchmark:
+        f"{BENCHMARKS}/lot_report/{{lot}}.tsv"
     conda:
         "../../envs/release.yaml"
     threads: 1
@@ -44,6 +46,8 @@ rule lots_index:
         csv=f"{RESULTS}/releases.csv",
     log:
         "logs/lots_index.log",
+    benchmark:
+        f"{BENCHMARKS}/lots_index.tsv"
     conda:
         "../../envs/release.yaml"
     threads: 1
@@ -67,6 +71,8 @@ rule multiqc_files:
         directory(f"{RESULTS}/{{lot}}/multiqc"),
     log:
         "logs/multiqc_files/{lot}.log",
+    benchmark:
+        f"{BENCHMARKS}/multiqc_files/{{lot}}.tsv"
     conda:
         "../../envs/release.yaml"
     threads: 1
