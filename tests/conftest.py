@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     collection order (--no-loadscope-reorder), and the many quick unit tests then fill the other core
     around the last long runs instead of a long run ending the suite alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: a worker per core and one more, since the SLURM run and the conda stand-in's pip
+    installs spend much of their time waiting (on the scheduler, on PyPI) rather than on a core."""
+    return len(os.sched_getaffinity(0)) + 1
