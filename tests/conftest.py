@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -37,8 +36,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     around the last long runs instead of a long run ending the suite alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
-
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: a worker per core and one more, since the SLURM run and the conda stand-in's pip
-    installs spend much of their time waiting (on the scheduler, on PyPI) rather than on a core."""
-    return len(os.sched_getaffinity(0)) + 1
