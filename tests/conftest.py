@@ -35,4 +35,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     collection order (--no-loadscope-reorder), and the many quick unit tests then fill the other core
     around the last long runs instead of a long run ending the suite alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
