@@ -68,10 +68,12 @@ def test_windows_line_endings_read_as_unix_ones(tmp_path):
 
 def test_batch_boundaries_never_change_the_reads(tmp_path, monkeypatch, shared_data):
     path = tmp_path / "mixed.fastq"
-    ont = pysam_reads(shared_data / ONT_LAMBDA)[:40]
+    # a few real long reads (each split over thousands of 5-byte blocks below) among short ones
+    ont = pysam_reads(shared_data / ONT_LAMBDA)[:8]
     path.write_bytes(fastq_bytes(KNOWN * 3 + ont, newline="\r\n"))
     expected = reads_of(list(iter_read_batches(path, batch_reads=10**6)))
-    assert len(expected) == 3 * len(KNOWN) + 40
+    assert len(expected) == 3 * len(KNOWN) + 8
+    assert max(len(seq) for _, seq in ont) > 5_000
     # 5-byte blocks also split every line, \r\n and record across reads of the file
     monkeypatch.setattr(_stream, "BLOCK_BYTES", 5)
     for batch_reads in (1, 7, 10**6):
