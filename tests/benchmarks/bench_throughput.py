@@ -13,11 +13,11 @@ it (status and each attribute's result).
 The reference index is built first (untimed); then the whole run is timed. Printed: lots/h, jobs
 run, CPU seconds per rule (from the jobs' Snakemake benchmark files, which sample every 0.5 s and so
 miss each job's last moments; the rest of the run's total CPU time is printed as one line), and the
-classification-only bound: one lot's sterility reads
-classified by `rapidrelease classify` in one process, in the same site, as CPU seconds per lot and
-the lots/h two cores would reach doing nothing else; and, beside it, Kraken 2's own bound: the same
-reads classified by `kraken2` and by `rapidrelease classify --db` on one kraken2-build database of
-the demo's sources (built once into the cache folder), one thread each.
+classification-only bound: one lot's sterility reads classified by `rapidrelease classify` in one
+process, in the same site, as CPU seconds per lot and the lots/h two cores would reach doing nothing
+else; and, beside it, Kraken 2's own bound: the same reads classified by `kraken2` and by
+`rapidrelease classify --db` on one kraken2-build database of the demo's sources (built once into
+the cache folder), one thread each.
 
     .venv/bin/python tests/benchmarks/bench_throughput.py [--lots 8] [--work DIR] [--keep] [--no-kraken2]
 
