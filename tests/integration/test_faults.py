@@ -1,7 +1,9 @@
 """A run killed part-way, then run again with the workflow's normal command, decides as if never killed.
 
 The snakemake process group is SIGKILLed (nothing can clean up: as a power cut or an OOM kill)
-once while reads are being classified and once while the lots' reports are being written. After
+once while reads are being classified (a run from nothing) and once while the lots' reports are
+being written (a copy of the session's demo run with its reports taken away, so that the run reaches
+its last jobs without making every earlier result again). After
 ``snakemake --unlock`` (a killed snakemake leaves its lock; README, "After a crash"), the rerun
 must redo the jobs the kill left incomplete (the default profile sets ``rerun-incomplete``),
 never take a half-written file as complete (rapidrelease writes to a temporary name and renames,
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -79,11 +82,27 @@ def _same_decisions(workdir: Path, expected: dict[str, dict]) -> None:
         ), lot
 
 
+def _reports_taken_away(demo_run: Path, tmp_path: Path) -> Path:
+    """A copy of the demo run's site without its reports, the lots index and their logs: a run
+    there has only those jobs left to do."""
+    workdir = tmp_path / "site"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    for report in (workdir / "results").glob("*/report.html"):
+        report.unlink()
+    (workdir / "results" / "index.html").unlink()
+    shutil.rmtree(workdir / "logs" / "lot_report")
+    (workdir / "logs" / "lots_index.log").unlink()
+    return workdir
+
+
 @pytest.mark.parametrize("rule", ["classify_reads_part", "lot_report"])
 def test_a_killed_run_rerun_decides_as_an_uninterrupted_one(
-    project_root: Path, tmp_path: Path, uninterrupted: dict[str, dict], rule: str
+    project_root: Path, demo_run: Path, tmp_path: Path, uninterrupted: dict[str, dict], rule: str
 ):
-    workdir = site_folder(project_root, tmp_path)
+    if rule == "lot_report":
+        workdir = _reports_taken_away(demo_run, tmp_path)
+    else:
+        workdir = site_folder(project_root, tmp_path)
     _kill_when(project_root, workdir, rule)
     _no_partial_outputs(workdir)
     # a killed snakemake cannot remove its lock; Snakemake's own step after a power cut removes it
