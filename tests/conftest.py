@@ -31,7 +31,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The real runs (marked slow) first: under pytest-xdist each file runs whole on one worker, in
-    collection order (--no-loadscope-reorder), and the many quick unit tests then fill the other core
-    around the last long runs instead of a long run ending the suite alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The real runs (marked slow) first, those that mostly wait (marked waits) before the others:
+    under pytest-xdist each file runs whole on one worker, in collection order
+    (--no-loadscope-reorder), and the many quick unit tests then fill the other core around the last
+    long runs instead of a long run ending the suite alone."""
+    items.sort(
+        key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("waits") is None)
+    )

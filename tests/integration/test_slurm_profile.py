@@ -21,7 +21,8 @@ import pytest
 
 from support.workflow import release_of, site_folder
 
-pytestmark = pytest.mark.slow
+# waits: most of its time is the scheduler's, so it starts first among the real runs
+pytestmark = [pytest.mark.slow, pytest.mark.waits]
 
 BIN = Path(sys.executable).parent
 
