@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import bench_throughput
-from bench_throughput import BIN, DEMO, ROOT, SEQ_RUN, _decision, _site, _snakemake
+from bench_throughput import BIN, DEMO, ROOT, SEQ_RUN, _lots_unlike_the_demo, _site, _snakemake
 
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 
@@ -129,11 +129,8 @@ def main() -> None:
             if args.only not in (None, name):
                 continue
             wall, slurm_jobs, jobs = _slurm_run(site, profile)
-            reference = _decision(site / "results" / "DEMO-001" / "release.json")
-            differing = [
-                lot for lot in ids if _decision(site / "results" / lot / "release.json") != reference
-            ]
-            verdict = f"all equal DEMO-001's {reference[0]}" if not differing else f"{len(differing)} differ"
+            status, differing = _lots_unlike_the_demo(site, ids)
+            verdict = f"all equal DEMO-001's {status}" if not differing else f"{len(differing)} differ"
             print(
                 f"{name:<12}{slurm_jobs:>12}{jobs:>15}{wall:>9.0f}{args.lots / wall * 3600:>8.0f}  {verdict}"
             )
