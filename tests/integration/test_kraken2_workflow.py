@@ -65,6 +65,14 @@ def test_a_demo_lot_is_decided_on_a_kraken2_database(kraken2_run: tuple[Path, Pa
         "hash.k2d",
     }
     assert "Aspergillus brasiliensis" in (workdir / "results" / "DEMO-001" / "report.html").read_text()
-    # the per-taxon counts were cached beside the run, and the database folder was left as it was
-    assert len(list((workdir / ".rapidrelease_cache").glob("kraken2_*_minimizers_per_taxon.npy"))) == 1
+    # the compact copy of the table and the per-taxon counts were cached beside the run, once for
+    # all the run's jobs, and the database folder was left as it was
+    (copy,) = (workdir / ".rapidrelease_cache").glob("kraken2_*/")
+    assert sorted(p.name for p in copy.iterdir()) == [
+        "compact.json",
+        "occupied.bin",
+        "packed.bin",
+        "per_taxon.npy",
+        "rank.bin",
+    ]
     assert sorted(p.name for p in db.iterdir()) == ["hash.k2d", "opts.k2d", "taxo.k2d"]

@@ -536,7 +536,7 @@ def classify_reads(
     report_path: Path | None = None,
     reads_path: Path | None = None,
     taxa_path: Path | None = None,
-    batch_reads: int = 1_500,
+    batch_reads: int = 1_000,
     threads: int = 1,
     interleaved: bool = False,
     batches: Iterable[ReadBatch] | None = None,

@@ -16,8 +16,8 @@ import pytest
 from rapidrelease.errors import ConfigError
 from rapidrelease.reads.classify import classify_reads
 from rapidrelease.reads.fasta import iter_fasta
-from rapidrelease.reads.index import load_index
-from rapidrelease.reads.kmers import KRAKEN2_DEFAULTS
+from rapidrelease.reads.index import fmix64, load_index
+from rapidrelease.reads.kmers import KRAKEN2_DEFAULTS, kmer_minimizers
 from rapidrelease.reads.kraken2_db import (
     CATEGORY_FILE,
     Kraken2Index,
@@ -32,6 +32,12 @@ from support.kraken2 import needs_kraken2
 from support.reads import HOSTILE_R1, HOSTILE_R2, ONT_LAMBDA, PANEL, read_table
 
 pytestmark = needs_kraken2
+
+
+@pytest.fixture(autouse=True)
+def _cache_outside_the_checkout(tmp_path_factory, monkeypatch):
+    # compact copies of the tables go to the session's temporary folder, not the working directory
+    monkeypatch.setenv("RAPIDRELEASE_CACHE", str(tmp_path_factory.getbasetemp() / "rapidrelease_cache"))
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +105,11 @@ def test_options_and_taxonomy_are_read_as_kraken2_build_wrote_them(k2db):
     }
     # the table header: 4 bytes a cell, every stored minimizer labelled with a taxon of the taxonomy
     stored = index.manifest["hash_table"]["size"]
-    assert k2db.joinpath("hash.k2d").stat().st_size == 32 + 4 * index.size
-    assert int(index.minimizers_per_taxon.sum()) == stored > 1_000_000
+    assert k2db.joinpath("hash.k2d").stat().st_size == 32 + 4 * index.capacity
+    assert int(index.minimizers_per_taxon.sum()) == stored == index.size > 1_000_000
+    # kraken2-build fills its table to 70 %: the compact copy lookups walk holds only those cells
+    assert 0.65 < stored / index.capacity < 0.72
+    assert len(index.table.packed) == stored and not np.any(index.table.packed == 0)
 
 
 def test_paired_calls_and_report_equal_kraken2s(k2db, pairs, tmp_path):
@@ -179,13 +188,13 @@ def test_counts_are_cached_beside_the_run_and_the_database_is_left_as_it_was(k2d
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAPIDRELEASE_CACHE", raising=False)
     counts = load_kraken2_db(k2db).minimizers_per_taxon
-    (cached,) = (tmp_path / ".rapidrelease_cache").glob("kraken2_*_minimizers_per_taxon.npy")
+    (cached,) = (tmp_path / ".rapidrelease_cache").glob("kraken2_*/per_taxon.npy")
     assert np.array_equal(np.load(cached), counts)
     # a second process reads the cache instead of the table
     np.save(cached, counts + 1)
     assert np.array_equal(load_kraken2_db(k2db).minimizers_per_taxon, counts + 1)
     assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in k2db.iterdir()} == before
-    assert not load_kraken2_db(k2db).cells.flags.writeable  # mapped read-only
+    assert not load_kraken2_db(k2db).table.packed.flags.writeable  # mapped read-only
 
 
 def test_a_site_table_overrides_a_category(k2db, tmp_path):
@@ -231,3 +240,99 @@ def test_a_checklist_organism_the_database_lacks_is_held_by_nothing(k2db):
     assert held["Mycoplasma fermentans"] == 0
     assert 0 < held["Mycoplasma arginini"] < 1_000
     assert facts.held(1280) > 500_000  # S. aureus: a whole genome
+
+
+def _table_of(k2db: Path, folder: Path, keys: np.ndarray, capacity: int, value_bits: int = 6) -> list[int]:
+    """A Kraken 2 database in ``folder`` whose table holds ``keys`` as kraken2-build inserts them
+    (home cell = hash mod capacity, linear probing to the first empty cell), with k2db's options and
+    taxonomy; returns the cells. Taxon values cycle through 1-20."""
+    folder.mkdir()
+    for name in ("opts.k2d", "taxo.k2d"):
+        (folder / name).write_bytes((k2db / name).read_bytes())
+    cells = [0] * capacity
+    hashes = fmix64(keys.astype(np.uint64))
+    for number, h in enumerate(hashes.tolist()):
+        fingerprint, cell = h >> (32 + value_bits), h % capacity
+        while cells[cell] and cells[cell] >> value_bits != fingerprint:
+            cell = (cell + 1) % capacity
+        if not cells[cell]:
+            cells[cell] = fingerprint << value_bits | (1 + number % 20)
+    stored = sum(1 for c in cells if c)
+    header = np.array([capacity, stored, 32 - value_bits, value_bits], dtype="<u8").tobytes()
+    (folder / "hash.k2d").write_bytes(header + np.array(cells, dtype="<u4").tobytes())
+    return cells
+
+
+def _walk(cells: list[int], key: int, value_bits: int = 6) -> tuple[int, int]:
+    """Kraken 2's CompactHashTable::Get, one cell at a time: (internal taxon index, rank of the
+    occupied cell) of ``key``, or (-1, -1)."""
+    h = int(fmix64(np.array([key], dtype=np.uint64))[0])
+    fingerprint, cell, capacity = h >> (32 + value_bits), h % len(cells), len(cells)
+    for _ in range(capacity):
+        if not cells[cell]:
+            return -1, -1
+        if cells[cell] >> value_bits == fingerprint:
+            return (cells[cell] & ((1 << value_bits) - 1)) - 1, sum(1 for c in cells[:cell] if c)
+        cell = (cell + 1) % capacity
+    return -1, -1
+
+
+@pytest.mark.parametrize(("capacity", "load"), [(1_000, 0.7), (1_000, 0.95), (4_096, 0.9), (999, 1.0)])
+def test_lookups_in_the_compact_copy_walk_the_table_as_kraken2_does(k2db, tmp_path, capacity, load):
+    # a small, crowded table: runs of occupied cells cross 64-cell words and, at the table's end,
+    # go on at cell 0 (capacity 999 is not a multiple of 64, and 1.0 leaves no empty cell at all)
+    rng = np.random.default_rng(capacity + int(100 * load))
+    stored_keys = rng.integers(0, 2**62, size=int(capacity * load), dtype=np.int64)
+    candidates = rng.integers(0, 2**62, size=20_000, dtype=np.int64)
+    at_the_end = candidates[fmix64(candidates.astype(np.uint64)) % np.uint64(capacity) == capacity - 1]
+    stored_keys[:3] = at_the_end[:3]  # inserted first: the last cell, then cells 0 and 1
+    cells = _table_of(k2db, tmp_path / "db", stored_keys, capacity)
+    absent = rng.integers(0, 2**62, size=3_000, dtype=np.int64)
+    keys = np.concatenate([stored_keys, absent])
+    index = load_kraken2_db(tmp_path / "db", cache_dir=tmp_path / "cache")
+    taxa, where = index.lookup(keys.astype(np.uint64))
+    expected = [_walk(cells, key) for key in keys.tolist()]
+    assert list(zip(taxa.tolist(), where.tolist(), strict=True)) == expected
+    found = where[where >= 0]
+    assert np.array_equal(index.taxa_of_cells(found), taxa[where >= 0])
+    # a run wrapping round the end was walked, and most stored keys were found
+    assert cells[-1] and cells[0]
+    assert (taxa[: len(stored_keys)] >= 0).mean() > 0.99
+    assert index.minimizers_per_taxon.sum() == sum(1 for c in cells if c) == index.size
+
+
+def test_the_compact_copy_is_rebuilt_when_damaged_and_made_in_memory_where_the_cache_is_read_only(
+    k2db, tmp_path
+):
+    phix = next(seq for _, seq in iter_fasta(PANEL / "panel" / "phiX174_sequana_NC_001422.1.fa"))
+    keys = np.unique(kmer_minimizers(np.asarray(phix, dtype=np.uint8))[0])
+    cache = tmp_path / "cache"
+    index = load_kraken2_db(k2db, cache_dir=cache)
+    taxa, _ = index.lookup(keys)
+    assert (taxa >= 0).mean() > 0.99  # phiX is in the database
+    (copy,) = cache.glob("kraken2_*/")
+    # a copy cut short (a disk that filled up, say) is written again, not read
+    with open(copy / "packed.bin", "r+b") as packed:
+        packed.truncate(1_000)
+    again = load_kraken2_db(k2db, cache_dir=cache)
+    assert np.array_equal(again.lookup(keys)[0], taxa)
+    assert (copy / "packed.bin").stat().st_size == 4 * again.size
+    # a cache folder that cannot be made: the copy is made in this process's memory, the same
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would be\n")
+    in_memory = load_kraken2_db(k2db, cache_dir=blocked / "cache")
+    assert np.array_equal(in_memory.lookup(keys)[0], taxa)
+    for name in ("packed", "occupied", "rank", "per_taxon"):
+        assert np.array_equal(getattr(in_memory.table, name), getattr(again.table, name)), name
+    assert in_memory.table.packed.flags.writeable and not again.table.packed.flags.writeable
+
+
+def test_a_table_whose_cells_disagree_with_its_header_is_refused_in_one_sentence(k2db, tmp_path):
+    rng = np.random.default_rng(5)
+    _table_of(k2db, tmp_path / "db", rng.integers(0, 2**62, size=600, dtype=np.int64), 1_000)
+    table = tmp_path / "db" / "hash.k2d"
+    raw = bytearray(table.read_bytes())
+    raw[8:16] = (601).to_bytes(8, "little")  # the header's count of stored minimizers, one too many
+    table.write_bytes(bytes(raw))
+    with pytest.raises(ConfigError, match=r"hash.k2d: holds \d+ minimizers where its header says 601"):
+        load_kraken2_db(tmp_path / "db", cache_dir=tmp_path / "cache").lookup(np.arange(10, dtype=np.uint64))
