@@ -91,7 +91,8 @@ _NODE_FIELDS = 7  # parent, first_child, child_count, name_offset, rank_offset, 
 _SCAN_CELLS = 1 << 18  # cells read per step of the pass that writes the compact copy (1 MiB)
 _COMPACT_VERSION = 1  # of the compact copy's files; another version is rebuilt, not read
 _CACHE_ENV = "RAPIDRELEASE_CACHE"
-_RUN_CELLS = 1 << 16  # cells of runs read at once by a lookup (a few MB of arrays)
+_LOOKUP_KEYS = 1 << 14  # keys looked up at once (about 1.3 MB of arrays)
+_RUN_CELLS = 1 << 16  # cells of runs read at once by a lookup (about 2 MB of arrays)
 
 U64 = np.uint64
 
@@ -353,10 +354,20 @@ class Kraken2Index:
         n = len(keys)
         taxa = np.full(n, -1, dtype=np.int32)
         where = np.full(n, -1, dtype=np.int64)
-        if n == 0 or self.stored == 0:
+        if self.stored == 0:
             return taxa, where
+        keys = np.asarray(keys, dtype=U64)
+        # a few thousand keys at a time: a lookup holds ~80 bytes per key at its peak, which would
+        # otherwise be the peak of a whole batch's classification
+        for start in range(0, n, _LOOKUP_KEYS):
+            chunk = slice(start, start + _LOOKUP_KEYS)
+            self._lookup(keys[chunk], taxa[chunk], where[chunk])
+        return taxa, where
+
+    def _lookup(self, keys: np.ndarray, taxa: np.ndarray, where: np.ndarray) -> None:
+        """:meth:`lookup` of ``keys``, writing into ``taxa`` and ``where`` (views of its results)."""
         table = self.table
-        h = fmix64(np.asarray(keys, dtype=U64))
+        h = fmix64(keys)
         fingerprint = (h >> U64(32 + self.value_bits)).astype(np.uint32)
         position = (h % U64(self.capacity)).astype(np.int64)
         # the home cell: shifted to the top of its occupancy word, its bit says whether it is
@@ -394,7 +405,6 @@ class Kraken2Index:
                 taxa, where, active[first:last], fingerprint[first:last], slot[first:last], left[first:last]
             )
             first = last
-        return taxa, where
 
     def _scan_runs(
         self,
