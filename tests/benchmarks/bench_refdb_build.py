@@ -18,11 +18,15 @@ Not a test (no timed assertions): it prints figures. It
    temporary disk, side by side with ratios (Kraken 2's minimizer count is hash.k2d's size field);
 4. with ``--check-gb G`` (default 0.1), builds a G-Gb prefix of the same panel both in memory
    (``build_index``, ~48 bytes per minimizer) and with ``--max-memory 1G`` (forcing several runs)
-   and compares the index folders file by file: byte-identical files mean identical calls.
+   and compares the index folders file by file: byte-identical files mean identical calls;
+5. with ``--classify-reads N``, classifies N error-free 150-bp reads of the panel with
+   ``kraken2 --db`` and ``rapidrelease classify --db`` on the kraken2-build database, one thread
+   each: identical calls, wall time (loading the database included) and peak RSS, rapidrelease's
+   first run (which writes the table's compact copy) apart.
 
 Usage (needs ``apt-get install kraken2 time``):
     python tests/benchmarks/bench_refdb_build.py [--size-gb 1] [--workdir DIR] [--max-memory 12G]
-        [--build-threads 2] [--check-gb 0.1] [--skip-kraken] [--reuse]
+        [--build-threads 2] [--check-gb 0.1] [--skip-kraken] [--reuse] [--classify-reads N]
 ``--reuse`` prints the table again from the builds already in ``--workdir`` (their logs), e.g. when
 kraken2-build was run on its own (``build_kraken`` of bench_classify.py on the same folder).
 The panel is kept in ``--workdir`` (default ``/tmp/rapidrelease_bench_refdb``) and reused; both
@@ -190,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         help="print the figures of the builds in --workdir (their /usr/bin/time logs); build none",
     )
     parser.add_argument("--seed", type=int, default=20261207)
+    parser.add_argument(
+        "--classify-reads",
+        type=int,
+        default=0,
+        help="then classify this many panel reads on the kraken2-build database with both tools",
+    )
     args = parser.parse_args(argv)
     for tool in ("/usr/bin/time",) + (() if args.skip_kraken else ("kraken2-build",)):
         if shutil.which(tool) is None:
@@ -259,7 +269,67 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:28s} {a:14,.1f} {b_text} {ratio(a, b) if b else '':>8s}")
     if theirs:
         print(f"(kraken2-build --build --threads {args.build_threads}; rapidrelease builds on one core)")
+    if args.classify_reads and (kraken_db / "hash.k2d").is_file():
+        classify_on_kraken_db(folder, fasta, kraken_db, args.classify_reads, args.seed, cli)
     return 0
+
+
+def panel_reads(fasta: Path, out: Path, n: int, seed: int) -> Path:
+    """``n`` error-free 150-bp reads from random places of ``fasta`` (held by the database), FASTQ."""
+    import mmap
+
+    rng = np.random.default_rng(seed)
+    with open(fasta, "rb") as handle, open(out, "w") as reads:
+        text = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        written = 0
+        while written < n:
+            at = int(rng.integers(0, len(text) - 400))
+            window = text[at : at + 400]
+            seq = window.replace(b"\n", b"")[:150]
+            if b">" in window or len(seq) < 150 or b"N" in seq:
+                continue
+            reads.write(f"@r{written}\n{seq.decode()}\n+\n{'I' * 150}\n")
+            written += 1
+    return out
+
+
+def classify_on_kraken_db(folder: Path, fasta: Path, db: Path, n: int, seed: int, cli: list[str]) -> None:
+    """``kraken2 --db`` and ``rapidrelease classify --db`` on the panel's kraken2-build database, one
+    thread each, on ``n`` reads of the panel: wall time (load included), peak RSS, the same calls.
+    rapidrelease's first run writes the table's compact copy (into a cache emptied first)."""
+    import os
+
+    reads = panel_reads(fasta, folder / f"reads_{n}.fq", n, seed)
+    cache = folder / "rapidrelease_cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    os.environ["RAPIDRELEASE_CACHE"] = str(cache)
+    kraken = ["kraken2", "--db", str(db), "--threads", "1", "--output", str(folder / "reads.kraken2.out")]
+    kraken += ["--report", str(folder / "reads.kraken2.kreport"), str(reads)]
+    ours = [*cli, "classify", "--db", str(db), "--threads", "1", "--out-reads", str(folder / "reads.rr.out")]
+    ours += ["--out-report", str(folder / "reads.rr.kreport")]
+    kraken_run = timed(kraken, folder / "classify_kraken2.log")
+    first = timed([*ours, str(reads)], folder / "classify_rapidrelease_first.log")
+    again = timed([*ours, str(reads)], folder / "classify_rapidrelease.log")
+
+    def calls(path: Path) -> list[tuple[str, str]]:
+        return [tuple(line.split("\t", 3)[:3:2]) for line in path.read_text().splitlines()]
+
+    theirs_calls, ours_calls = calls(folder / "reads.kraken2.out"), calls(folder / "reads.rr.out")
+    same = sum(a == b for a, b in zip(theirs_calls, ours_calls, strict=True))
+    table = (db / "hash.k2d").stat().st_size
+    print(
+        f"\n{n:,} panel reads on the kraken2-build database (hash.k2d {table / 2**30:.2f} GiB), "
+        "one thread each:"
+    )
+    print(f"  identical calls: {same:,} of {len(theirs_calls):,}")
+    print(f"  {'':44s} {'wall (s)':>9s} {'peak RSS (MiB)':>15s}")
+    for name, run in (
+        ("kraken2 (reads the table into memory)", kraken_run),
+        ("rapidrelease, first run (writes the copy)", first),
+        ("rapidrelease (maps the compact copy)", again),
+    ):
+        print(f"  {name:44s} {run.wall_s:9.2f} {run.peak_rss / 2**20:15,.0f}")
+    print(f"  compact copy on disk: {disk_use(cache) / 2**30:.2f} GiB")
 
 
 def run_of_log(log: Path) -> Run:
