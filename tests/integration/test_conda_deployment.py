@@ -48,7 +48,8 @@ elif args[:2] == ["env", "create"]:
             requirements.append(dep.replace("=", "=="))
     prefix = value("--prefix")
     subprocess.run([{base!r}, "-m", "venv", prefix], check=True)
-    subprocess.run([prefix + "/bin/pip", "install", "-q", *requirements], check=True)
+    # no bytecode compiled at install (most of pip's time here): a job compiles what it imports
+    subprocess.run([prefix + "/bin/pip", "install", "-q", "--no-compile", *requirements], check=True)
 else:
     sys.exit("conda stand-in: %s is not supported" % " ".join(args))
 '''
