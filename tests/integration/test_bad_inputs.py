@@ -1,8 +1,9 @@
 """A bad-input corpus through one real snakemake run: no bad file ever makes a release candidate.
 
 Every bad file is generated here from the demo lot's own files (nothing binary is committed) and
-measured as the unit of a lot of its own, beside the good demo lots, in ONE snakemake run (the
-workflow's profile keeps going past a failed job). For each data-file case the run finishes, the
+measured as the unit of a lot of its own, in ONE snakemake run in the site where the good demo lots
+were decided (a copy of the session's demo run; the workflow's profile keeps going past a failed
+job, and the demo lots are re-decided in the same run). For each data-file case the run finishes, the
 lot is INCONCLUSIVE with a one-line reason naming the file, and no other lot changes: DEMO-001
 stays a release candidate with the same values as lots measured on content-identical copies.
 Sheet and specification cases are refused before any job runs (``snakemake -n``).
@@ -54,7 +55,7 @@ import pytest
 from rapidrelease.flow.measure import measure_tube
 from rapidrelease.records import to_json
 
-from support.workflow import append_rows, own_copy, record_of, release_of, run_snakemake, site_folder
+from support.workflow import append_rows, own_copy, record_of, release_of, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -239,9 +240,12 @@ def _spec_block(name: str, attributes: tuple[str, ...], demo_specs: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def corpus_run(project_root: Path, demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One snakemake run over the demo lots and one lot per bad (or oddly written) input file."""
-    workdir = site_folder(project_root, tmp_path_factory.mktemp("bad_inputs"), index=demo_index, parts=1)
+def corpus_run(project_root: Path, demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One snakemake run of one lot per bad (or oddly written) input file, added to a copy of the
+    site where the demo lots were decided (with Snakemake's records, so they are not measured again,
+    only re-decided against the specification file the corpus extends)."""
+    workdir = tmp_path_factory.mktemp("bad_inputs") / "site"
+    shutil.copytree(demo_run, workdir, symlinks=True)
     demo = workdir / "resources" / "demo"
     incoming = workdir / "incoming"
     incoming.mkdir()
