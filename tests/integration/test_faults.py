@@ -1,9 +1,9 @@
 """A run killed part-way, then run again with the workflow's normal command, decides as if never killed.
 
 The snakemake process group is SIGKILLed (nothing can clean up: as a power cut or an OOM kill)
-once while reads are being classified (a run from nothing) and once while the lots' reports are
-being written (a copy of the session's demo run with its reports taken away, so that the run reaches
-its last jobs without making every earlier result again). After
+once while reads are being classified and once while the lots' reports are being written, each in
+a copy of the session's demo run with the results of that rule and after it taken away, so that the
+run reaches those jobs without making every earlier result again. After
 ``snakemake --unlock`` (a killed snakemake leaves its lock; README, "After a crash"), the rerun
 must redo the jobs the kill left incomplete (the default profile sets ``rerun-incomplete``),
 never take a half-written file as complete (rapidrelease writes to a temporary name and renames,
@@ -26,7 +26,7 @@ import pytest
 from rapidrelease.errors import RecordError
 from rapidrelease.records import Release, UnitRecord, read_record
 
-from support.workflow import BIN, release_of, run_snakemake, site_folder, without_wall_clock
+from support.workflow import BIN, release_of, run_snakemake, without_wall_clock
 
 pytestmark = pytest.mark.slow
 
@@ -95,14 +95,35 @@ def _reports_taken_away(demo_run: Path, tmp_path: Path) -> Path:
     return workdir
 
 
+def _classifications_taken_away(demo_run: Path, tmp_path: Path) -> Path:
+    """A copy of the demo run's site without its read classifications and all that follows from
+    them (calls, decisions, reports; Snakemake does not remake a missing file that a present, newer
+    one was made from), and without the classification logs: a run there classifies every
+    sequencing unit again, then gathers, calls, decides and reports."""
+    workdir = tmp_path / "site"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    results = workdir / "results"
+    shutil.rmtree(results / "_measured" / "reads")
+    for lot in LOTS:
+        for name in ("reads", "multiqc"):
+            shutil.rmtree(results / lot / name)
+        for name in ("release.json", "release.csv", "report.html"):
+            (results / lot / name).unlink()
+    (results / "index.html").unlink()
+    shutil.rmtree(workdir / "logs" / "classify_reads_part")
+    return workdir
+
+
 @pytest.mark.parametrize("rule", ["classify_reads_part", "lot_report"])
 def test_a_killed_run_rerun_decides_as_an_uninterrupted_one(
     project_root: Path, demo_run: Path, tmp_path: Path, uninterrupted: dict[str, dict], rule: str
 ):
+    # the run starts where the demo run's work before that rule was done, so the kill lands in it
+    # without a whole demo run before it
     if rule == "lot_report":
         workdir = _reports_taken_away(demo_run, tmp_path)
     else:
-        workdir = site_folder(project_root, tmp_path)
+        workdir = _classifications_taken_away(demo_run, tmp_path)
     _kill_when(project_root, workdir, rule)
     _no_partial_outputs(workdir)
     # a killed snakemake cannot remove its lock; Snakemake's own step after a power cut removes it
