@@ -26,7 +26,7 @@ from rapidrelease.synthetic.demo.microbial import (
     simulate_microbial_tube,
 )
 
-from support.workflow import append_rows, release_of, run_snakemake, site_folder
+from support.workflow import append_rows, release_of, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -80,8 +80,10 @@ def _microbial_tube(path: Path, per_ml: float, seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def hostile(project_root: Path, demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run of hostile lots, each with a twin that shows the same data can be decided.
+def hostile(project_root: Path, demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of hostile lots, each with a twin that shows the same data can be decided, added to a
+    copy of the site where the demo lots were decided (with Snakemake's records: they are not
+    measured again).
 
     - CONTAM: a product sample holding S. aureus (the run's positive control material), against the
       run's controls: DETECTED, not releasable (the twin of SELF-NC);
@@ -94,7 +96,8 @@ def hostile(project_root: Path, demo_index: Path, tmp_path_factory: pytest.TempP
     - MICRO-SELF: the same tube with a copy of itself as its sterile medium;
     - MICRO-VOL: the same tube with a volume_ul 200× its $VOL.
     """
-    workdir = site_folder(project_root, tmp_path_factory.mktemp("hostile_site"), index=demo_index, parts=1)
+    workdir = tmp_path_factory.mktemp("hostile") / "site"
+    shutil.copytree(demo_run, workdir, symlinks=True)
     data = workdir / "hostile"
     data.mkdir()
     demo = workdir / "resources" / "demo"
