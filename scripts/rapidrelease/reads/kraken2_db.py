@@ -1,4 +1,4 @@
-"""A Kraken 2 database as kraken2-build 2.1.x writes it, read in place: memory-mapped, read-only.
+"""A Kraken 2 database as kraken2-build 2.1.x writes it, read in place and read-only.
 
 A lab's own Kraken 2 build, or a prebuilt collection (Standard-8/16, PlusPF, PlusPFP), is a folder
 of three files (Kraken 2, ``src/kraken2_data.h``, ``compact_hash.cc``, ``taxonomy.cc``):
