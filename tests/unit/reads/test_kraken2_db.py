@@ -327,7 +327,7 @@ def test_the_compact_copy_is_rebuilt_when_damaged_and_made_in_memory_where_the_c
     assert in_memory.table.packed.flags.writeable and not again.table.packed.flags.writeable
 
 
-def test_a_table_whose_cells_disagree_with_its_header_is_refused_in_one_sentence(k2db, tmp_path):
+def test_a_table_that_disagrees_with_its_header_or_its_taxonomy_is_refused_in_one_sentence(k2db, tmp_path):
     rng = np.random.default_rng(5)
     _table_of(k2db, tmp_path / "db", rng.integers(0, 2**62, size=600, dtype=np.int64), 1_000)
     table = tmp_path / "db" / "hash.k2d"
@@ -336,3 +336,16 @@ def test_a_table_whose_cells_disagree_with_its_header_is_refused_in_one_sentence
     table.write_bytes(bytes(raw))
     with pytest.raises(ConfigError, match=r"hash.k2d: holds \d+ minimizers where its header says 601"):
         load_kraken2_db(tmp_path / "db", cache_dir=tmp_path / "cache").lookup(np.arange(10, dtype=np.uint64))
+    # a cell labelled with a taxon taxo.k2d does not hold: a table from another database
+    cells = _table_of(k2db, tmp_path / "mixed", rng.integers(0, 2**62, size=600, dtype=np.int64), 1_000, 10)
+    first = next(i for i, cell in enumerate(cells) if cell)
+    table = tmp_path / "mixed" / "hash.k2d"
+    raw = bytearray(table.read_bytes())
+    raw[32 + 4 * first : 36 + 4 * first] = (cells[first] | 1023).to_bytes(4, "little")
+    table.write_bytes(bytes(raw))
+    with pytest.raises(
+        ConfigError, match=r"hash.k2d: a cell labels taxon 1023, which .*taxo.k2d does not hold"
+    ):
+        load_kraken2_db(tmp_path / "mixed", cache_dir=tmp_path / "cache").lookup(
+            np.arange(10, dtype=np.uint64)
+        )
