@@ -301,8 +301,8 @@ def test_lookups_in_the_compact_copy_walk_the_table_as_kraken2_does(k2db, tmp_pa
     assert index.minimizers_per_taxon.sum() == sum(1 for c in cells if c) == index.size
 
 
-def test_the_compact_copy_is_rebuilt_when_damaged_and_made_in_memory_where_the_cache_is_read_only(
-    k2db, tmp_path
+def test_the_compact_copy_survives_damage_a_file_system_without_locks_and_a_read_only_cache(
+    k2db, tmp_path, capsys, monkeypatch
 ):
     phix = next(seq for _, seq in iter_fasta(PANEL / "panel" / "phiX174_sequana_NC_001422.1.fa"))
     keys = np.unique(kmer_minimizers(np.asarray(phix, dtype=np.uint8))[0])
@@ -322,9 +322,21 @@ def test_the_compact_copy_is_rebuilt_when_damaged_and_made_in_memory_where_the_c
     blocked.write_text("a file where the cache folder would be\n")
     in_memory = load_kraken2_db(k2db, cache_dir=blocked / "cache")
     assert np.array_equal(in_memory.lookup(keys)[0], taxa)
+    (said,) = capsys.readouterr().err.splitlines()
+    assert said.startswith(f"rapidrelease: cannot write the compact copy of {k2db / 'hash.k2d'} into")
+    assert said.endswith("it is made in memory for this process.")
     for name in ("packed", "occupied", "rank", "per_taxon"):
         assert np.array_equal(getattr(in_memory.table, name), getattr(again.table, name)), name
     assert in_memory.table.packed.flags.writeable and not again.table.packed.flags.writeable
+
+    # a file system without locks (flock fails, as on some NFS mounts): the copy is still written
+    def no_locks(*_):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr("rapidrelease.reads.kraken2_db.fcntl.flock", no_locks)
+    unlocked = load_kraken2_db(k2db, cache_dir=tmp_path / "nfs")
+    assert np.array_equal(unlocked.lookup(keys)[0], taxa)
+    assert not unlocked.table.packed.flags.writeable and len(list((tmp_path / "nfs").glob("kraken2_*/"))) == 1
 
 
 def test_a_table_that_disagrees_with_its_header_or_its_taxonomy_is_refused_in_one_sentence(k2db, tmp_path):
