@@ -55,7 +55,7 @@ import pytest
 from rapidrelease.flow.measure import measure_tube
 from rapidrelease.records import to_json
 
-from support.workflow import append_rows, own_copy, record_of, release_of, run_snakemake
+from support.workflow import append_rows, copy_of_site, own_copy, record_of, release_of, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -244,8 +244,7 @@ def corpus_run(project_root: Path, demo_run: Path, tmp_path_factory: pytest.Temp
     """One snakemake run of one lot per bad (or oddly written) input file, added to a copy of the
     site where the demo lots were decided (with Snakemake's records, so they are not measured again,
     only re-decided against the specification file the corpus extends)."""
-    workdir = tmp_path_factory.mktemp("bad_inputs") / "site"
-    shutil.copytree(demo_run, workdir, symlinks=True)
+    workdir = copy_of_site(demo_run, tmp_path_factory.mktemp("bad_inputs") / "site")
     demo = workdir / "resources" / "demo"
     incoming = workdir / "incoming"
     incoming.mkdir()

@@ -15,6 +15,7 @@ from rapidrelease.stats import lower_bound, organisms_detected
 from support.workflow import (
     BIN,
     append_rows,
+    copy_of_site,
     lot_like,
     record_of,
     release_of,
@@ -168,8 +169,7 @@ def test_a_second_run_does_nothing_and_a_forced_one_gives_byte_identical_decisio
 ):
     # the forced run rewrites every result, so it runs in a copy that other tests do not read (a
     # site's folder moved elsewhere, with its results and Snakemake's records of them)
-    site = tmp_path / "site"
-    shutil.copytree(demo_run, site, symlinks=True)
+    site = copy_of_site(demo_run, tmp_path / "site")
     again = run_snakemake(project_root, site, "--dry-run")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -26,7 +25,7 @@ import pytest
 from rapidrelease.errors import RecordError
 from rapidrelease.records import Release, UnitRecord, read_record
 
-from support.workflow import BIN, release_of, run_snakemake, without_wall_clock
+from support.workflow import BIN, copy_of_site, release_of, run_snakemake, without_wall_clock
 
 pytestmark = pytest.mark.slow
 
@@ -82,36 +81,27 @@ def _same_decisions(workdir: Path, expected: dict[str, dict]) -> None:
         ), lot
 
 
-def _reports_taken_away(demo_run: Path, tmp_path: Path) -> Path:
-    """A copy of the demo run's site without its reports, the lots index and their logs: a run
-    there has only those jobs left to do."""
-    workdir = tmp_path / "site"
-    shutil.copytree(demo_run, workdir, symlinks=True)
-    for report in (workdir / "results").glob("*/report.html"):
-        report.unlink()
-    (workdir / "results" / "index.html").unlink()
-    shutil.rmtree(workdir / "logs" / "lot_report")
-    (workdir / "logs" / "lots_index.log").unlink()
-    return workdir
-
-
-def _classifications_taken_away(demo_run: Path, tmp_path: Path) -> Path:
-    """A copy of the demo run's site without its read classifications and all that follows from
-    them (calls, decisions, reports; Snakemake does not remake a missing file that a present, newer
-    one was made from), and without the classification logs: a run there classifies every
-    sequencing unit again, then gathers, calls, decides and reports."""
-    workdir = tmp_path / "site"
-    shutil.copytree(demo_run, workdir, symlinks=True)
-    results = workdir / "results"
-    shutil.rmtree(results / "_measured" / "reads")
-    for lot in LOTS:
-        for name in ("reads", "multiqc"):
-            shutil.rmtree(results / lot / name)
-        for name in ("release.json", "release.csv", "report.html"):
-            (results / lot / name).unlink()
-    (results / "index.html").unlink()
-    shutil.rmtree(workdir / "logs" / "classify_reads_part")
-    return workdir
+# what each case takes away from a copy of the demo run: the results of the rule the kill lands in,
+# all made after them (Snakemake does not remake a missing file that a present, newer one was made
+# from) and the rule's logs (a run's first job of the rule makes its log folder: the kill's signal)
+TAKEN_AWAY = {
+    "classify_reads_part": (
+        "results/_measured/reads",
+        *(
+            f"results/{lot}/{name}"
+            for lot in LOTS
+            for name in ("reads", "multiqc", "release.json", "release.csv", "report.html")
+        ),
+        "results/index.html",
+        "logs/classify_reads_part",
+    ),
+    "lot_report": (
+        *(f"results/{lot}/report.html" for lot in LOTS),
+        "results/index.html",
+        "logs/lot_report",
+        "logs/lots_index.log",
+    ),
+}
 
 
 @pytest.mark.parametrize("rule", ["classify_reads_part", "lot_report"])
@@ -120,10 +110,7 @@ def test_a_killed_run_rerun_decides_as_an_uninterrupted_one(
 ):
     # the run starts where the demo run's work before that rule was done, so the kill lands in it
     # without a whole demo run before it
-    if rule == "lot_report":
-        workdir = _reports_taken_away(demo_run, tmp_path)
-    else:
-        workdir = _classifications_taken_away(demo_run, tmp_path)
+    workdir = copy_of_site(demo_run, tmp_path / "site", *TAKEN_AWAY[rule])
     _kill_when(project_root, workdir, rule)
     _no_partial_outputs(workdir)
     # a killed snakemake cannot remove its lock; Snakemake's own step after a power cut removes it

@@ -26,7 +26,7 @@ from rapidrelease.synthetic.demo.microbial import (
     simulate_microbial_tube,
 )
 
-from support.workflow import append_rows, release_of, run_snakemake
+from support.workflow import append_rows, copy_of_site, release_of, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -96,8 +96,7 @@ def hostile(project_root: Path, demo_run: Path, tmp_path_factory: pytest.TempPat
     - MICRO-SELF: the same tube with a copy of itself as its sterile medium;
     - MICRO-VOL: the same tube with a volume_ul 200× its $VOL.
     """
-    workdir = tmp_path_factory.mktemp("hostile") / "site"
-    shutil.copytree(demo_run, workdir, symlinks=True)
+    workdir = copy_of_site(demo_run, tmp_path_factory.mktemp("hostile") / "site")
     data = workdir / "hostile"
     data.mkdir()
     demo = workdir / "resources" / "demo"

@@ -43,6 +43,20 @@ def site_folder(project_root: Path, tmp: Path, index: Path | None = None, parts:
     return tmp
 
 
+def copy_of_site(site: Path, to: Path, *without: str) -> Path:
+    """A copy of a site's folder at ``to``, with its results and Snakemake's records of them, so a run
+    there does only what is missing or out of date (the linked reference stays a link). ``without``
+    are paths in the site (files or folders) left out of the copy, so a run there makes them again."""
+    shutil.copytree(site, to, symlinks=True)
+    for relative in without:
+        path = to / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return to
+
+
 def run_snakemake(
     project_root: Path, workdir: Path, *args: str, timeout: int = 600
 ) -> subprocess.CompletedProcess[str]:
