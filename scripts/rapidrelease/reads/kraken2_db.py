@@ -45,7 +45,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -384,12 +384,9 @@ class Kraken2Index:
         del h
         slot = np.take(table.rank, word).astype(np.int64) + np.bitwise_count(upto) - 1
         del upto
-        value_bits = np.uint32(self.value_bits)
-        value_mask = np.uint32((1 << self.value_bits) - 1)
         cell = np.take(table.packed, slot)
-        hit = home & ((cell >> value_bits) == fingerprint)
-        taxa[hit] = (cell[hit] & value_mask).astype(np.int32) - 1
-        where[hit] = slot[hit]
+        hit = home & ((cell >> np.uint32(self.value_bits)) == fingerprint)
+        self._found(taxa, where, hit, cell[hit], slot[hit])
         # linear probing: the others read the rest of their run, the occupied cells up to the next
         # empty one (8 on average at Kraken 2's load factor of 0.7), all keys' runs at once
         active = np.flatnonzero(home & ~hit)
@@ -429,9 +426,7 @@ class Kraken2Index:
         owner = np.searchsorted(ends, matched, "right")
         first = np.r_[True, owner[1:] != owner[:-1]]
         matched, owner = matched[first], owner[first]
-        self._found(
-            taxa, where, keys[owner], cell[matched] & np.uint32((1 << self.value_bits) - 1), slots[matched]
-        )
+        self._found(taxa, where, keys[owner], cell[matched], slots[matched])
 
     def _run_lengths(
         self, position: np.ndarray, word: np.ndarray, bits: np.ndarray, wrap: bool = True
@@ -461,21 +456,21 @@ class Kraken2Index:
             length[wraps] += int(self._run_lengths(zero, zero, occupied[:1], wrap=False)[0])
         return np.minimum(length, self.capacity)
 
-    @staticmethod
+    def _taxa(self, cells: np.ndarray) -> np.ndarray:
+        """int32, shape of ``cells`` (occupied uint32 cells): the internal taxon index each labels."""
+        return (cells & np.uint32((1 << self.value_bits) - 1)).astype(np.int32) - 1
+
     def _found(
-        taxa: np.ndarray, where: np.ndarray, keys: np.ndarray, values: np.ndarray, slots: np.ndarray
+        self, taxa: np.ndarray, where: np.ndarray, keys: np.ndarray, cells: np.ndarray, slots: np.ndarray
     ) -> None:
-        """Record hits: key numbers, their cells' taxon values (internal ids) and ranks."""
-        taxa[keys] = values.astype(np.int32) - 1
+        """Record hits: ``keys`` (indices or a mask of the results), the cells found, their ranks."""
+        taxa[keys] = self._taxa(cells)
         where[keys] = slots
 
     def taxa_of_cells(self, cell_numbers: np.ndarray) -> np.ndarray:
         """Internal taxon index of the minimizers of these occupied cells (ranks, as :meth:`lookup`
         returns them)."""
-        value = self.table.packed[np.asarray(cell_numbers, dtype=np.int64)] & np.uint32(
-            (1 << self.value_bits) - 1
-        )
-        return value.astype(np.int32) - 1
+        return self._taxa(np.take(self.table.packed, np.asarray(cell_numbers, dtype=np.int64)))
 
     @property
     def minimizers_per_taxon(self) -> np.ndarray:
@@ -503,15 +498,29 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(_CACHE_ENV) or Path.cwd() / ".rapidrelease_cache")
 
 
-def _compact_pass(index: Kraken2Index) -> Iterator[Any]:
+def _compact_layout(index: Kraken2Index) -> dict[str, tuple[int, str]]:
+    """The compact copy's arrays: name → (length, little-endian dtype)."""
+    words = -(-index.capacity // 64)
+    rank = np.dtype(cell_dtype(index.stored)).newbyteorder("<").str
+    return {"packed": (index.stored, "<u4"), "occupied": (words, "<u8"), "rank": (words, rank)}
+
+
+def _compact_about(index: Kraken2Index) -> dict[str, int]:
+    """What ``compact.json`` says of a copy of this table: a copy saying anything else is rebuilt."""
+    lengths = {name: length for name, (length, _) in _compact_layout(index).items()}
+    return {"version": _COMPACT_VERSION, **lengths, "value_bits": index.value_bits}
+
+
+def _compact_pass(index: Kraken2Index, keep: Callable[[dict[str, np.ndarray]], None]) -> np.ndarray:
     """Read ``hash.k2d`` once, :data:`_SCAN_CELLS` cells at a time (read, not mapped, so the table
-    never counts in the process's memory); yield each step's ``(packed, occupied, rank)`` and, last,
-    the per-taxon counts. A cell labelled with a taxon ``taxo.k2d`` lacks, or a table holding
-    another number of minimizers than its header says, is a ConfigError."""
+    never counts in the process's memory), handing ``keep`` each step's ``packed``, ``occupied`` and
+    ``rank``; return the per-taxon counts (int64, shape ``(n_taxa,)``). A cell labelled with a taxon
+    ``taxo.k2d`` lacks, or a table holding another number of minimizers than its header says, is a
+    ConfigError."""
     path = index.folder / "hash.k2d"
     n_taxa = len(index.taxonomy)
     value_mask = np.uint32((1 << index.value_bits) - 1)
-    rank_dtype = cell_dtype(index.stored)
+    rank_dtype = _compact_layout(index)["rank"][1]
     counts = np.zeros(n_taxa + 1, dtype=np.int64)
     before = 0
     with open(path, "rb") as table:
@@ -535,58 +544,44 @@ def _compact_pass(index: Kraken2Index) -> Iterator[Any]:
             population = np.bitwise_count(words).astype(np.int64)
             rank = before + np.cumsum(population) - population
             before += int(population.sum())
-            yield cells[full], words, rank.astype(rank_dtype)
+            keep({"packed": cells[full], "occupied": words, "rank": rank.astype(rank_dtype)})
     if before != index.stored:
         raise ConfigError(
             f"{path}: holds {before} minimizers where its header says {index.stored} (a damaged table?)."
         )
-    yield counts[1:]  # value 0: empty cells
+    return counts[1:]  # value 0: empty cells
 
 
 def _compact_in_memory(index: Kraken2Index) -> CompactTable:
-    steps = list(_compact_pass(index))
-    counts = steps.pop()
-    return CompactTable(
-        packed=np.concatenate([packed for packed, _, _ in steps]) if steps else np.zeros(0, np.uint32),
-        occupied=np.concatenate([words for _, words, _ in steps]) if steps else np.zeros(0, U64),
-        rank=np.concatenate([rank for _, _, rank in steps]) if steps else np.zeros(0, np.uint32),
-        per_taxon=counts,
-    )
+    layout = _compact_layout(index)
+    steps: dict[str, list[np.ndarray]] = {name: [np.zeros(0, dtype)] for name, (_, dtype) in layout.items()}
 
+    def keep(arrays: dict[str, np.ndarray]) -> None:
+        for name, array in arrays.items():
+            steps[name].append(array)
 
-_COMPACT_FILES = {"packed": "<u4", "occupied": "<u8"}
+    per_taxon = _compact_pass(index, keep)
+    return CompactTable(**{name: np.concatenate(parts) for name, parts in steps.items()}, per_taxon=per_taxon)
 
 
 def _read_compact(folder: Path, index: Kraken2Index) -> CompactTable | None:
     """The compact copy in ``folder`` when it is complete and of this table, else None."""
     try:
-        about = json.loads((folder / "compact.json").read_text())
-        words = -(-index.capacity // 64)
-        shapes = {"packed": index.stored, "occupied": words, "rank": words}
-        dtypes = {**_COMPACT_FILES, "rank": np.dtype(cell_dtype(index.stored)).newbyteorder("<").str}
-        if about != {"version": _COMPACT_VERSION, **shapes, "value_bits": index.value_bits}:
+        if json.loads((folder / "compact.json").read_text()) != _compact_about(index):
             return None
         arrays = {}
-        for name, shape in shapes.items():
+        for name, (length, dtype) in _compact_layout(index).items():
             path = folder / f"{name}.bin"
-            if path.stat().st_size != shape * np.dtype(dtypes[name]).itemsize:
+            if path.stat().st_size != length * np.dtype(dtype).itemsize:
                 return None
-            arrays[name] = (
-                np.memmap(path, dtype=dtypes[name], mode="r", shape=(shape,))
-                if shape
-                else np.zeros(0, dtypes[name])
-            )
+            mapped = np.memmap(path, dtype=dtype, mode="r", shape=(length,)) if length else np.zeros(0, dtype)
+            arrays[name] = np.asarray(mapped)
         per_taxon = np.load(folder / "per_taxon.npy")
     except (OSError, ValueError):
         return None
     if per_taxon.shape != (len(index.taxonomy),):
         return None
-    return CompactTable(
-        packed=np.asarray(arrays["packed"]),
-        occupied=np.asarray(arrays["occupied"]),
-        rank=np.asarray(arrays["rank"]),
-        per_taxon=per_taxon,
-    )
+    return CompactTable(**arrays, per_taxon=per_taxon)
 
 
 def _write_compact(folder: Path, index: Kraken2Index) -> None:
@@ -599,19 +594,22 @@ def _write_compact(folder: Path, index: Kraken2Index) -> None:
         with ExitStack() as files:
             out = {
                 name: files.enter_context(open(staging / f"{name}.bin", "wb"))
-                for name in ("packed", "occupied", "rank")
+                for name in _compact_layout(index)
             }
-            for step in _compact_pass(index):
-                if isinstance(step, tuple):
-                    for name, array in zip(("packed", "occupied", "rank"), step, strict=True):
-                        array.tofile(out[name])
-                else:
-                    np.save(staging / "per_taxon.npy", step)
-        words = -(-index.capacity // 64)
-        about = {"version": _COMPACT_VERSION, "packed": index.stored, "occupied": words, "rank": words}
-        (staging / "compact.json").write_text(json.dumps({**about, "value_bits": index.value_bits}))
+
+            def keep(arrays: dict[str, np.ndarray]) -> None:
+                for name, array in arrays.items():
+                    array.tofile(out[name])
+
+            np.save(staging / "per_taxon.npy", _compact_pass(index, keep))
+        (staging / "compact.json").write_text(json.dumps(_compact_about(index)))
         shutil.rmtree(folder, ignore_errors=True)  # an incomplete or stale copy of an earlier run
-        staging.rename(folder)
+        try:
+            staging.rename(folder)
+        except OSError:
+            # another process (where there are no locks) put its whole copy there first: keep it
+            if _read_compact(folder, index) is None:
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
