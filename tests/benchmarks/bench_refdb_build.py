@@ -295,26 +295,22 @@ def panel_reads(fasta: Path, out: Path, n: int, seed: int) -> Path:
 
 def classify_on_kraken_db(folder: Path, fasta: Path, db: Path, n: int, seed: int, cli: list[str]) -> None:
     """``kraken2 --db`` and ``rapidrelease classify --db`` on the panel's kraken2-build database, one
-    thread each, on ``n`` reads of the panel: wall time (load included), peak RSS, the same calls.
-    rapidrelease's first run writes the table's compact copy (into a cache emptied first)."""
+    thread each, on ``n`` reads of the panel (bench_kraken2_db.py's ``classify_both``): wall time
+    (load included), peak RSS, the same calls. rapidrelease's first run writes the table's compact
+    copy (into a cache emptied first)."""
     import os
+
+    from bench_kraken2_db import calls_of, classify_both
 
     reads = panel_reads(fasta, folder / f"reads_{n}.fq", n, seed)
     cache = folder / "rapidrelease_cache"
     shutil.rmtree(cache, ignore_errors=True)
     os.environ["RAPIDRELEASE_CACHE"] = str(cache)
-    kraken = ["kraken2", "--db", str(db), "--threads", "1", "--output", str(folder / "reads.kraken2.out")]
-    kraken += ["--report", str(folder / "reads.kraken2.kreport"), str(reads)]
-    ours = [*cli, "classify", "--db", str(db), "--threads", "1", "--out-reads", str(folder / "reads.rr.out")]
-    ours += ["--out-report", str(folder / "reads.rr.kreport")]
-    kraken_run = timed(kraken, folder / "classify_kraken2.log")
-    first = timed([*ours, str(reads)], folder / "classify_rapidrelease_first.log")
-    again = timed([*ours, str(reads)], folder / "classify_rapidrelease.log")
-
-    def calls(path: Path) -> list[tuple[str, str]]:
-        return [tuple(line.split("\t", 3)[:3:2]) for line in path.read_text().splitlines()]
-
-    theirs_calls, ours_calls = calls(folder / "reads.kraken2.out"), calls(folder / "reads.rr.out")
+    kraken_run, again, first = classify_both(folder, db, [reads], "panel", 1, cli)
+    theirs_calls, ours_calls = (
+        calls_of(folder / "panel.kraken2.out"),
+        calls_of(folder / "panel.rapidrelease.out"),
+    )
     same = sum(a == b for a, b in zip(theirs_calls, ours_calls, strict=True))
     table = (db / "hash.k2d").stat().st_size
     print(
@@ -323,6 +319,7 @@ def classify_on_kraken_db(folder: Path, fasta: Path, db: Path, n: int, seed: int
     )
     print(f"  identical calls: {same:,} of {len(theirs_calls):,}")
     print(f"  {'':44s} {'wall (s)':>9s} {'peak RSS (MiB)':>15s}")
+    assert first is not None  # the cache was emptied above
     for name, run in (
         ("kraken2 (reads the table into memory)", kraken_run),
         ("rapidrelease, first run (writes the copy)", first),
