@@ -1,20 +1,32 @@
 """The set of index cells hit (:mod:`rapidrelease.reads.hit_cells`): what distinct-minimizer counts
-(breadth) rest on, held as sorted cell numbers rather than a mask over the whole index."""
+(breadth) rest on, held as a bitmap for an index of up to BITMAP_CELLS cells and as sorted cell
+numbers above, rather than a byte mask over the whole index."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from rapidrelease.reads import hit_cells
 from rapidrelease.reads.hit_cells import HitCells, cell_dtype
 
 
-def test_cells_added_over_batches_are_their_sorted_union():
+@pytest.fixture(params=["bitmap", "sorted numbers"])
+def form(request, monkeypatch):
+    """Both forms of the set: the tests' indexes are held as bitmaps unless the bitmap limit is 0."""
+    if request.param == "sorted numbers":
+        monkeypatch.setattr(hit_cells, "BITMAP_CELLS", 0)
+    return request.param
+
+
+def test_cells_added_over_batches_are_their_sorted_union(form):
     rng = np.random.default_rng(7)
     n_cells = 1_000_000
     # batches as a run sees them: unsorted, with repeats, some empty, few new cells late in the run
     batches = [rng.integers(0, n_cells, size, dtype=np.int64) for size in (5, 0, 2_000, 1, 30_000, 0)]
     batches += [rng.integers(0, 5_000, 40_000) for _ in range(20)]
     hit = HitCells(n_cells)
+    assert (hit._bits is not None) == (form == "bitmap")
     for batch in batches:
         hit.add(batch)
     expected = np.unique(np.concatenate(batches))
@@ -25,7 +37,17 @@ def test_cells_added_over_batches_are_their_sorted_union():
     assert np.array_equal(hit.cells(), expected)
 
 
-def test_an_empty_set_holds_no_cells():
+def test_the_first_and_last_cells_of_each_bitmap_word_are_told_apart(form, monkeypatch):
+    # cells at word edges (0, 63, 64, 127) and the index's last cell, in a bitmap read 2 words at once
+    monkeypatch.setattr(hit_cells, "_WORDS_AT_ONCE", 2)
+    n_cells = 1_000_000
+    edges = np.array([999_999, 64, 0, 127, 63, 128, 191, 192, 64], dtype=np.int64)
+    hit = HitCells(n_cells)
+    hit.add(edges)
+    assert hit.cells().tolist() == [0, 63, 64, 127, 128, 191, 192, 999_999]
+
+
+def test_an_empty_set_holds_no_cells(form):
     hit = HitCells(10)
     hit.add(np.zeros(0, dtype=np.int64))
     assert hit.cells().tolist() == [] and len(hit) == 0
