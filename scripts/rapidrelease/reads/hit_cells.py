@@ -2,10 +2,11 @@
 
 Two forms, chosen by the index's size. Up to :data:`BITMAP_CELLS` cells the set is a bit per cell
 (at most 32 MiB): adding a batch's cells sets their bits, a fixed cost per cell hit, where sorting
-and merging cell numbers costs more the more distinct cells are held. Classifying 200,000 read pairs
-on the demo's index took 4.15 s of CPU with the bitmap against 4.4 s with sorted numbers. Above it — a Kraken 2 Standard-16 database has ~4e9 cells, so a bitmap
-would be 500 MB and a bool mask 4 GB per process, which defeats memory-mapping the table — the set
-is the sorted unique cell numbers hit, whose memory follows the distinct cells actually hit.
+and merging cell numbers costs more the more distinct cells are held. Classifying 200,000 read
+pairs on the demo's index took 4.15 s of CPU with the bitmap against 4.4 s with sorted numbers.
+Above it (a Kraken 2 Standard-16 database has ~4e9 cells, so a bitmap would be 500 MB and a bool
+mask 4 GB per process, which defeats memory-mapping the table) the set is the sorted unique cell
+numbers hit, whose memory follows the distinct cells actually hit.
 """
 
 from __future__ import annotations
