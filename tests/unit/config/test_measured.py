@@ -55,8 +55,8 @@ def test_a_unit_is_classified_in_one_job_per_part_mb_of_its_files(tmp_path: Path
     assert settings.parts_for([r1, None]) == 2
     assert dataclasses.replace(settings, parts=2).parts_for([r1, r2]) == 2  # at most `parts`
     assert settings.parts_for([tmp_path / "not-yet-delivered.fastq.gz"]) == 1
-    # the demo's 420-kB read files: one job each at the default 256 MB
-    assert demo.classify.part_mb == 256
+    # the demo's 420-kB read files: one job each at the default 1,024 MB
+    assert demo.classify.part_mb == 1024
     assert all(
         demo.classify.parts_for([u.path, u.path2]) == 1 for u in demo.units if u.assay == "sterility_reads"
     )
