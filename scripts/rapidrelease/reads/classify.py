@@ -217,11 +217,13 @@ def _scan_slice(
         source = pieces.start[first + a]
         bases = seq[source : pieces.start[first + b] + lengths[b]]
         assert len(bases) == int(lengths[a : b + 1].sum())
-        destination = np.arange(len(bases), dtype=np.int64) + np.repeat(
-            starts[a : b + 1] - (pieces.start[first + a : first + b + 1] - source), lengths[a : b + 1]
-        )
-        buffer[destination] = bases
-        del destination
+        # the stretch's bases fill its part of the buffer in order, around the separators between
+        # its pieces: a mask assignment, cheaper than scattering them to computed positions
+        end_of_stretch = int(starts[b] + lengths[b])
+        bases_at = np.ones(end_of_stretch - int(starts[a]), dtype=bool)
+        bases_at[starts[a:b] + lengths[a:b] - starts[a]] = False
+        buffer[int(starts[a]) : end_of_stretch][bases_at] = bases
+        del bases_at
     minimizers, ambiguous = kmer_minimizers(buffer, index.spec)
     del buffer
     kmers_per_piece = np.maximum(lengths - k + 1, 0)
