@@ -31,6 +31,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -151,16 +152,18 @@ def _link(source: Path, folder: Path) -> str:
 
 
 def _snakemake(site: Path, *args: str, job_cpu: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the workflow in ``site``; with ``job_cpu``, every job's shell writes its CPU time there."""
+    """Run the workflow in ``site``; with ``job_cpu`` (a new folder), every job's shell writes its CPU
+    time there."""
     snakefile = ROOT / "workflow" / "Snakefile"
     command = [str(BIN / "snakemake"), "--snakefile", str(snakefile), "--cores", "2", *args]
     env = None
     if job_cpu is not None:
-        job_cpu.mkdir(parents=True, exist_ok=True)
+        job_cpu.mkdir()  # new: files of an earlier run would be counted again
         # bash reads $BASH_ENV before a `bash -c` command, as Snakemake runs each job's shell: on exit
         # its `times` (the shell's and its children's user and system CPU) and the command are kept
         trap = job_cpu / "trap.sh"
-        keep = f'times > {job_cpu}/$$.times; printf %s "$BASH_EXECUTION_STRING" > {job_cpu}/$$.command'
+        folder = shlex.quote(str(job_cpu))
+        keep = f'times > {folder}/$$.times; printf %s "$BASH_EXECUTION_STRING" > {folder}/$$.command'
         trap.write_text(f"trap '{keep}' EXIT\n")
         env = {**os.environ, "BASH_ENV": str(trap)}
     done = subprocess.run(command, cwd=site, capture_output=True, text=True, env=env)
@@ -262,7 +265,8 @@ def main() -> None:
         _snakemake(site, "resources/refdb")
         cpu_before = _children_cpu()
         started = time.perf_counter()
-        done = _snakemake(site, job_cpu=work / f"job-cpu-{args.lots}")
+        job_cpu = site / "job-cpu"  # inside the site, which every run makes afresh
+        done = _snakemake(site, job_cpu=job_cpu)
         wall = time.perf_counter() - started
         cpu_total = _children_cpu() - cpu_before
         steps = re.findall(r"(\d+) of (\d+) steps", done.stderr)
@@ -282,7 +286,7 @@ def main() -> None:
         )
         print(f"{'rule':<24}{'jobs':>6}{'CPU s':>9}{'CPU s/job':>11}")
         measured = 0.0
-        for rule, (n, cpu) in _cpu_per_rule(work / f"job-cpu-{args.lots}").items():
+        for rule, (n, cpu) in _cpu_per_rule(job_cpu).items():
             measured += cpu
             print(f"{rule:<24}{n:>6}{cpu:>9.1f}{cpu / n:>11.2f}")
         # the rest of the run's CPU time is Snakemake's own process: the DAG, scheduling, checks

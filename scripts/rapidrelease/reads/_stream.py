@@ -192,8 +192,8 @@ class ByteReader:
 
 def _gunzip(fh: BinaryIO, pending: bytes, path: Path, block_bytes: int) -> Iterator[bytes]:
     # a decompressor object rather than gzip.GzipFile: a third faster on 150-bp FASTQ, and it tells a
-    # cut file (no end-of-stream marker) from corrupt data. ISA-L's inflates 150-bp FASTQ in half
-    # zlib's time (0.62 against 1.13-1.24 CPU s for 323 MB), a tenth of classifying it.
+    # cut file (no end-of-stream marker) from corrupt data. ISA-L's decompressor inflates 150-bp FASTQ in
+    # half zlib's time (0.62 against 1.13-1.24 CPU s for 323 MB), a tenth of classifying it.
     produced = 0
     member = isal_zlib.decompressobj(wbits=31)
     data = pending
