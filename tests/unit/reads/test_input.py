@@ -56,6 +56,16 @@ def test_concatenated_gzip_members_read_as_one_file(tmp_path):
     assert [n for n, _ in reads_of(list(iter_read_batches(path)))] == KNOWN_NAMES
 
 
+def test_bytes_after_the_gzip_data_that_are_no_gzip_member_are_an_error(tmp_path):
+    # a copy tool's or a download's tail after the last member: neither another member nor zero padding
+    path = tmp_path / "tail.fastq.gz"
+    path.write_bytes(gzip.compress(fastq_bytes(KNOWN)) + b"<html>404</html>")
+    assert reads_error(path) == (
+        f"{path}: holds b'<html>40'… after the end of its gzip data, which is neither another gzip member "
+        "nor padding; the file is damaged."
+    )
+
+
 def test_corrupt_gzip_data_is_an_error(tmp_path, shared_data):
     data = bytearray((shared_data / HOSTILE_R1).read_bytes())
     data[len(data) // 2 : len(data) // 2 + 16] = b"\xff" * 16
