@@ -65,6 +65,7 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -
     logs = sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
     slurm_jobs: dict[str, int] = {}
     steps: dict[str, int] = {}
+    lot_requests: set[tuple[str, str]] = set()
     for log in logs:
         folder = next(p for p in log.parts if p.startswith(("rule_", "group_")))
         name = folder.removeprefix("rule_") if folder.startswith("rule_") else folder.split("_")[1]
@@ -75,12 +76,18 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_run: tuple[Path, float]) -
         job = subprocess.run(["scontrol", "show", "job", log.stem], capture_output=True, text=True)
         assert "JobState=COMPLETED" in job.stdout, (log, job.stdout + job.stderr)
         slurm_jobs[name] = slurm_jobs.get(name, 0) + 1
+        if name == "lot":
+            asked = re.search(r"NumCPUs=(\d+).*MinMemoryNode=(\w+)", job.stdout, re.S)
+            lot_requests.add(asked.groups())
         for rule in ran:
             steps[rule] = steps.get(rule, 0) + 1
     # the profile's groups: per lot one "lot" job, per set of read files one "reads" job (each
     # lot's test and the run's two negative controls and positive control, shared by both lots);
     # the reference index and the lots index alone
     assert slurm_jobs == {"build_reference_index": 1, "reads": 5, "lot": 2, "lots_index": 1}
+    # a group job runs its steps one at a time, so a lot asks for its widest step (a flow tube: one
+    # core, 3 GB), not for six tubes side by side; the two lots then fit the two-core node together
+    assert lot_requests == {("1", "3000M")}
     # the demo: one index; 12 flow units (per lot its phenotype tube, apheresis tube, potency pair,
     # microbial test and the run's medium); 5 sets of read files classified in one part each and
     # gathered once, and 2 lots x 4 sequencing units called; per lot a decision, a report and its
