@@ -112,11 +112,27 @@ class _Compensation:
 
     @classmethod
     def factor(cls, channels: Sequence[int], spill: np.ndarray) -> _Compensation:
-        # Compensated values c satisfy c · S = x, i.e. Sᵀ cᵀ = xᵀ: factor Sᵀ once. SciPy is imported
-        # here, not with the module: every gating job imported it, most without compensating.
-        import scipy.linalg
+        """Factor spillover matrix ``spill`` (``(k, k)``, detectors in ``channels`` order) as P L U.
 
-        lu, pivots = scipy.linalg.lu_factor(np.asarray(spill, dtype=np.float64).T, check_finite=True)
+        Compensated values c satisfy c · S = x, i.e. Sᵀ cᵀ = xᵀ: Sᵀ is factored once, with LAPACK's
+        getf2 steps (partial pivoting; ``pivots[j]`` the row swapped with row j), here rather than by
+        SciPy, whose import took 0.15 s of each flow job for a matrix of a dozen detectors. Raises
+        ``ValueError`` for a value that is not finite, ``np.linalg.LinAlgError`` for a singular one.
+        """
+        lu = np.array(spill, dtype=np.float64).T.copy()
+        if not np.isfinite(lu).all():
+            raise ValueError("it holds a value that is not finite")
+        k = len(lu)
+        pivots = np.arange(k)
+        for j in range(k):
+            p = j + int(np.argmax(np.abs(lu[j:, j])))
+            if lu[p, j] == 0.0:
+                raise np.linalg.LinAlgError(f"it is singular: column {j + 1} has no pivot")
+            pivots[j] = p
+            if p != j:
+                lu[[j, p]] = lu[[p, j]]
+            lu[j + 1 :, j] /= lu[j, j]
+            lu[j + 1 :, j + 1 :] -= np.outer(lu[j + 1 :, j], lu[j, j + 1 :])
         return cls(tuple(channels), lu, pivots)
 
     def apply(self, raw: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -4,6 +4,7 @@ FlowKit's and FlowJo's counts on real FlowJo workspaces, and FlowKit run side by
 from __future__ import annotations
 
 import csv
+import re
 import warnings
 from pathlib import Path
 
@@ -240,3 +241,17 @@ def test_a_malformed_spillover_only_stops_gates_that_compensate_with_it(tmp_path
         "EY_2013-07-19_PBS_FCS_3.1_Well_A1.001.fcs $SPILLOVER: spillover for 6 detectors"
     )
     assert message.endswith("and gate 'FL2pos' compensates with it.")
+
+
+def test_a_singular_spillover_matrix_is_one_sentence_not_infinite_values(gate_ref: Path, tmp_path: Path):
+    # the compliance suite's MySpill with PE's spectrum pasted over PerCP's: no compensation exists
+    source = (gate_ref / "gml" / "gml_matrix_rect3_gate.xml").read_text(encoding="utf-8")
+    head, fitc, pe, percp = re.split(r"(?=<transforms:spectrum>)", source)
+    percp_tail = percp[percp.index("</transforms:spectrum>") + len("</transforms:spectrum>") :]
+    template = tmp_path / "singular.xml"
+    template.write_text(head + fitc + pe + pe.rstrip() + percp_tail, encoding="utf-8")
+    fcs = read_fcs(gate_ref / "data1.fcs")
+    with pytest.raises(GatingError) as err:
+        gate_fcs(fcs, load_template(template).tree_for(fcs.sample_id))
+    assert str(err.value).startswith(f"{fcs.sample_id}: the spillover matrix of matrix 'MySpill' of ")
+    assert str(err.value).endswith("cannot be inverted (it is singular: column 3 has no pivot).")
