@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,12 @@ from rapidrelease.errors import ConfigError, RapidReleaseError
 
 if TYPE_CHECKING:  # the stages are imported by the subcommand that runs them, not by every command
     from rapidrelease.config.run import RunConfig, Unit
+
+# Each stage computes in one thread (the classifier's --threads are processes), and Snakemake gives
+# a job the cores its rule declares. NumPy's OpenBLAS would start a thread per core of the machine,
+# which spin after each product: 0.35 of a sequencing call's 1.1 CPU s on two cores, more on a node
+# with dozens. Set before any stage imports NumPy; a value the caller set is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 _Subparsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
