@@ -118,3 +118,28 @@ def test_slurm_gives_the_same_decisions_as_a_workstation(slurm_run: tuple[Path, 
         "DEMO-001": ("RELEASE_CANDIDATE", ["PASS"] * 10),
         "DEMO-002": ("NOT_RELEASABLE", ["PASS", "PASS", "FAIL", *["PASS"] * 7]),
     }
+
+
+def test_the_partition_and_account_a_site_sets_in_the_profile_reach_every_job(
+    project_root: Path, tmp_path: Path
+) -> None:
+    # README: a site sets them once by uncommenting them under the profile's default-resources.
+    # Snakemake reads workflow/profiles/default too, and its keys replace the --profile's own.
+    text = (project_root / "workflow" / "profiles" / "slurm" / "config.yaml").read_text(encoding="utf-8")
+    for line in ("  # slurm_partition: compute", "  # slurm_account: qc-lab"):
+        assert line in text
+        text = text.replace(line, line.replace("# ", "", 1))
+    profile = tmp_path / "site-profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(text, encoding="utf-8")
+    workdir = site_folder(project_root, tmp_path / "site", parts=1)
+    command = [
+        str(BIN / "snakemake"), "--snakefile", str(project_root / "workflow" / "Snakefile"),
+        "--directory", str(workdir), "--profile", str(profile), "--dry-run",
+    ]  # fmt: skip
+    planned = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert planned.returncode == 0, (planned.stdout + planned.stderr)[-3000:]
+    requests = re.findall(r"^\s+resources: (.*)$", planned.stdout, re.M)
+    # the demo's 40 jobs, among them the index, the classifications and the lots index
+    assert len(requests) >= 38
+    assert all("slurm_partition=compute" in r and "slurm_account=qc-lab" in r for r in requests)
