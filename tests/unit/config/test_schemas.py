@@ -43,6 +43,8 @@ def test_schema_is_valid_json_schema_2020_12(name: str) -> None:
     schema = yaml.safe_load((SCHEMA_DIR / name).read_text(encoding="utf-8"))
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(schema)
+    # what the jobs read through libyaml is what PyYAML's own parser reads
+    assert load_schema(name) == schema
 
 
 @pytest.mark.parametrize("name", [*INPUT_SCHEMAS, "release.schema.json"])
