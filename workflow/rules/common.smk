@@ -14,6 +14,11 @@ from rapidrelease.errors import ConfigError
 from rapidrelease.fingerprints import Fingerprints
 from rapidrelease.flow.panel import load_run_panels
 from rapidrelease.gating.compiled import use_template_cache
+from rapidrelease.snakemake_scheduler import keep_one_reevaluation_pending
+
+# Snakemake's scheduler would add a timed round per second for every job finished while others
+# wait, for the rest of the run (quadratic in the run's length); keep one pending.
+keep_one_reevaluation_pending()
 
 # The command that started the run, for each lot's audit block: jobs inherit the environment (also
 # through sbatch), and a job's own snakemake process must not replace it with its internal command.
