@@ -18,6 +18,8 @@ from typing import Any
 
 __all__ = ["keep_one_reevaluation_pending"]
 
+_PENDING_LOCK = threading.Lock()
+
 
 def keep_one_reevaluation_pending() -> bool:
     """Make the scheduler keep at most one pending timed round: the rate limiter is still re-checked
@@ -51,6 +53,3 @@ def keep_one_reevaluation_pending() -> bool:
     schedule_reevaluation.keeps_one_pending = True  # type: ignore[attr-defined]
     JobScheduler._schedule_reevalutation = schedule_reevaluation
     return True
-
-
-_PENDING_LOCK = threading.Lock()
