@@ -255,3 +255,17 @@ def test_a_singular_spillover_matrix_is_one_sentence_not_infinite_values(gate_re
         gate_fcs(fcs, load_template(template).tree_for(fcs.sample_id))
     assert str(err.value).startswith(f"{fcs.sample_id}: the spillover matrix of matrix 'MySpill' of ")
     assert str(err.value).endswith("cannot be inverted (it is singular: column 3 has no pivot).")
+
+
+def test_a_spillover_coefficient_that_is_no_number_is_one_sentence(gate_ref: Path, tmp_path: Path):
+    source = (gate_ref / "gml" / "gml_matrix_rect3_gate.xml").read_text(encoding="utf-8")
+    assert source.count('transforms:value="0.09"') == 1
+    template = tmp_path / "nan.xml"
+    template.write_text(source.replace('transforms:value="0.09"', 'transforms:value="NaN"'), encoding="utf-8")
+    fcs = read_fcs(gate_ref / "data1.fcs")
+    with pytest.raises(GatingError) as err:
+        gate_fcs(fcs, load_template(template).tree_for(fcs.sample_id))
+    assert str(err.value) == (
+        f"{fcs.sample_id}: the spillover matrix of matrix 'MySpill' of nan.xml cannot be inverted"
+        " (it holds a value that is not finite)."
+    )
