@@ -119,7 +119,7 @@ class _Compensation:
         SciPy, whose import took 0.15 s of each flow job for a matrix of a dozen detectors. Raises
         ``ValueError`` for a value that is not finite, ``np.linalg.LinAlgError`` for a singular one.
         """
-        lu = np.array(spill, dtype=np.float64).T.copy()
+        lu = np.asarray(spill, dtype=np.float64).T.copy()
         if not np.isfinite(lu).all():
             raise ValueError("it holds a value that is not finite")
         k = len(lu)
