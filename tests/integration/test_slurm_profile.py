@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from support.workflow import release_of, site_folder
 
@@ -143,3 +144,12 @@ def test_the_partition_and_account_a_site_sets_in_the_profile_reach_every_job(
     # every job of the demo's plan, the index, the classifications and the lots index among them
     assert len(requests) == int(re.search(r"^total\s+(\d+)$", planned.stdout, re.M).group(1))
     assert all("slurm_partition=compute" in r and "slurm_account=qc-lab" in r for r in requests)
+
+
+def test_every_grouped_rule_takes_the_one_group_step_of_its_group_job(project_root: Path) -> None:
+    # set per rule, not under default-resources, which README's --default-resources would replace
+    profile = yaml.safe_load((project_root / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["set-resource-scopes"] == {"group_step": "local"}
+    assert profile["resources"] == {"group_step": 1}
+    steps = {rule: r["group_step"] for rule, r in profile["set-resources"].items() if "group_step" in r}
+    assert steps == dict.fromkeys(profile["groups"], 1)
