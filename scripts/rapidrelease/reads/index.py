@@ -61,6 +61,7 @@ of 32 or more, which needs a sixth, has a chance of 1.3e-10, so under 2 % even a
 from 1.8 to 1.5 CPU s per 15.6 M keys, and halves the chance that a key not in the index matches a
 stored fingerprint."""
 _SENTINEL = np.uint32(0xFFFFFFFF)  # after the last cell, so a search that ends past it reads in bounds
+_LOOKUP_KEYS = 1 << 15  # keys a lookup searches at a time (a few MB of cache lines)
 _KRAKEN_TAXID = re.compile(r"\|kraken:taxid\|(\d+)")
 _SEGMENT_BASES = 1 << 22  # minimizers of long sequences are computed 4 Mb at a time (bounded memory)
 _DUST_WINDOWS = 1 << 17  # DUST scores 4 Mb at a time (windows every 32 bases)
@@ -111,28 +112,47 @@ class KmerIndex:
         Returns ``(taxa, cells)``: the internal taxon index of each key's entry, or -1 when the index
         does not hold it, and the cell it was found in (-1 when not found).
         """
-        if len(keys) == 0:
-            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+        taxa = np.empty(len(keys), dtype=np.int32)
+        cells = np.empty(len(keys), dtype=np.int64)
+        # a slice of keys at a time, so that each search step finds the cells the previous one read
+        # still in the cache: a bucket is one or two cache lines, but the steps of a whole batch's
+        # keys take turns over megabytes. With the steps' arrays reused, 2.7-2.8 CPU s per 15.6 M
+        # keys of the demo's reads, against 4.1-4.7 for a batch at once with new arrays each step.
+        for start in range(0, len(keys), _LOOKUP_KEYS):
+            chunk = slice(start, start + _LOOKUP_KEYS)
+            self._lookup(keys[chunk], taxa[chunk], cells[chunk])
+        return taxa, cells
+
+    def _lookup(self, keys: np.ndarray, taxa: np.ndarray, where: np.ndarray) -> None:
+        """:meth:`lookup` of ``keys``, writing into ``taxa`` and ``where`` (views of its results)."""
         buckets, fingerprints = _home(keys, self.n_buckets, self.value_bits)
-        lo = self.offsets[buckets].astype(np.int32 if len(self.cells) < 2**31 else np.int64)
-        end = self.offsets[buckets + 1].astype(lo.dtype)
-        hi = end.copy()
+        # the last cell below the target is found, starting before the bucket and stepping by
+        # halves of a power of two; a step past the bucket's last cell is held at it
+        last = self.offsets[buckets + 1].astype(np.int64)
+        last -= 1
+        below = self.offsets[buckets].astype(np.int64)
+        below -= 1
         target = fingerprints << np.uint32(self.value_bits)  # the smallest cell with this fingerprint
         cells = self.cells
-        for _ in range(self.search_steps):  # lower bound of target within each bucket
-            middle = (lo + hi) >> 1
-            below = cells[middle] < target
-            lo = np.where(below, middle + 1, lo)
-            hi = np.where(below, hi, middle)
-        found_cells = cells[lo]
-        found = (lo < end) & ((found_cells >> np.uint32(self.value_bits)) == fingerprints)
+        probe = np.empty_like(below)
+        less = np.empty(len(keys), dtype=bool)
+        step = 1 << (self.search_steps - 1)
+        while step:
+            np.add(below, step, out=probe)
+            np.minimum(probe, last, out=probe)
+            np.less(cells[probe], target, out=less)  # indexing with int64: np.take(out=) was slower
+            np.copyto(below, probe, where=less)
+            step >>= 1
+        below += 1  # the lower bound of the target in its bucket (its end when all cells are below)
+        found_cells = cells[below]
+        found = (below <= last) & ((found_cells >> np.uint32(self.value_bits)) == fingerprints)
         label = (found_cells & np.uint32((1 << self.value_bits) - 1)).astype(np.int64)
         if self.hash_threshold is not None:
             # a minimizer the size cap left out is not looked up, as Kraken 2 skips one below its
             # minimum hash: it must not match a stored fingerprint by chance
             found &= size_sampled(keys, self.hash_threshold)
-        taxa = np.where(found, self.labels[np.minimum(label, len(self.labels) - 1)], -1).astype(np.int32)
-        return taxa, np.where(found, lo, -1)
+        taxa[:] = np.where(found, self.labels[np.minimum(label, len(self.labels) - 1)], -1)
+        where[:] = np.where(found, below, -1)
 
     def taxa_of_cells(self, cell_numbers: np.ndarray) -> np.ndarray:
         """Internal taxon index of the minimizers in these cells (numbers as :meth:`lookup` returns)."""

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from rapidrelease.errors import ConfigError
-from rapidrelease.reads.index import CELL_BYTES, build_index, dust_mask, load_index, size_sampled
+from rapidrelease.reads import index as index_module
+from rapidrelease.reads.index import CELL_BYTES, _home, build_index, dust_mask, load_index, size_sampled
 from rapidrelease.reads.kmers import kmer_minimizers
 from rapidrelease.reads.taxonomy import Taxonomy
 
@@ -85,6 +86,51 @@ def test_every_minimizer_of_phix_is_found_as_phix(small_index):
     taxa = _taxa_of(small_index, phix.tobytes().decode())
     phix_taxon = small_index.taxonomy.index_of([10847])[0]
     assert len(taxa) > 1000 and set(taxa.tolist()) == {phix_taxon}
+
+
+@pytest.mark.parametrize("slice_keys", [7, 1 << 15])
+def test_a_lookup_finds_each_stored_fingerprint_in_its_own_bucket_and_nothing_else(
+    small_index, slice_keys, monkeypatch
+):
+    # a table laid out by hand: empty buckets (the first and the last among them), buckets of every
+    # size up to 31 cells (five search steps); keys searched 7 at a time and all at once
+    monkeypatch.setattr(index_module, "_LOOKUP_KEYS", slice_keys)
+    rng = np.random.default_rng(20)
+    value_bits, n_buckets = 4, 64
+    keys = rng.integers(0, 2**63, 20_000, dtype=np.int64).astype(np.uint64)
+    buckets, fingerprints = _home(keys, n_buckets, value_bits)
+    sizes = rng.integers(0, 32, n_buckets)
+    sizes[[0, 7, 40, n_buckets - 1]] = 0
+    sizes[[3, 9]] = 31
+    stored: dict[tuple[int, int], int] = {}  # (bucket, fingerprint) -> label
+    cells, offsets = [], [0]
+    for b in range(n_buckets):
+        mine = np.unique(fingerprints[buckets == b])[: sizes[b]]
+        labels = rng.integers(0, 1 << value_bits, len(mine))
+        stored.update({(b, int(f)): int(lab) for f, lab in zip(mine, labels, strict=True)})
+        cells += sorted((int(f) << value_bits) | int(lab) for f, lab in zip(mine, labels, strict=True))
+        offsets.append(len(cells))
+    label_taxa = np.arange(1 << value_bits, dtype=np.int32) + 100
+    index = dataclasses.replace(
+        small_index,
+        cells=np.array([*cells, 0xFFFFFFFF], dtype=np.uint32),
+        offsets=np.array(offsets, dtype=np.uint32),
+        labels=label_taxa,
+        value_bits=value_bits,
+        search_steps=5,
+        hash_threshold=None,
+    )
+    taxa, found_cells = index.lookup(keys)
+    for key, b, f, taxon, cell in zip(keys, buckets, fingerprints, taxa, found_cells, strict=True):
+        label = stored.get((int(b), int(f)))
+        if label is None:
+            assert (taxon, cell) == (-1, -1), key
+        else:
+            assert taxon == label_taxa[label], key
+            assert offsets[b] <= cell < offsets[b + 1] and index.cells[cell] >> value_bits == f, key
+    assert 0 < np.count_nonzero(taxa >= 0) < len(keys)
+    empty = np.isin(buckets, [0, 7, 40, n_buckets - 1])
+    assert empty.any() and (taxa[empty] == -1).all()
 
 
 def test_low_complexity_sequence_is_masked_before_indexing(tmp_path: Path):
