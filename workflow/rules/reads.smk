@@ -59,9 +59,10 @@ rule classify_reads_part:
         # the length limit (2^27 bases) take 648 MB in one process (BAM; FASTQ 546, FASTA 333; 150-bp
         # reads 80), 1,177 MB with 2 worker processes and 1,558 with 4: each worker holds a read and
         # its scan (~190 MB), and the main process the read it hands over and its pickle (~300 MB,
-        # once). The index is mapped once. The distinct cells a part hits are a bitmap of at most
-        # 32 MiB, or for a larger index a sorted set of cell numbers (rapidrelease.reads.hit_cells,
-        # 4-8 bytes a cell hit); the quarter of the index per process stays as their room. Unmeasured for
+        # once). The index is mapped once. The distinct cells a part hits are a byte per index cell,
+        # at most 32 MiB (6 MB on the default index), or for a larger index a sorted set of cell
+        # numbers (rapidrelease.reads.hit_cells, 4-8 bytes a cell hit); the quarter of the index per
+        # process stays as their room. Unmeasured for
         # Kraken 2 databases of tens of GB: a site sizes those with --set-resources.
         mem_mb=lambda wc, threads: int(
             500
