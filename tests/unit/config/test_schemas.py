@@ -38,8 +38,9 @@ def properties_of(schema: Any, path: str = "") -> Iterator[tuple[str, dict[str, 
             yield from properties_of(sub, f"{path}[{index}]")
 
 
-@pytest.mark.parametrize("name", [*INPUT_SCHEMAS, "release.schema.json"])
+@pytest.mark.parametrize("name", sorted(p.name for p in SCHEMA_DIR.glob("*.schema.*")))
 def test_schema_is_valid_json_schema_2020_12(name: str) -> None:
+    # every shipped schema, here once: the jobs that read them do not check them again
     schema = yaml.safe_load((SCHEMA_DIR / name).read_text(encoding="utf-8"))
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(schema)
