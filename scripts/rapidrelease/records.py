@@ -520,7 +520,10 @@ class _Mismatch(Exception):
         super().__init__(f"key '{where}': {message}" if where else message)
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    # once per class: the annotations are strings (postponed evaluation), and evaluating them again
+    # for every nested record took an evaluate job 3,000 compile() calls. Callers only read the dict.
     return typing.get_type_hints(cls, globalns=vars(sys.modules[cls.__module__]), include_extras=True)
 
 
