@@ -62,8 +62,8 @@ rule classify_reads_part:
         # once). The index is mapped once. The distinct cells a part hits are a byte per index cell,
         # at most 32 MiB (6 MB on the default index), or for a larger index a sorted set of cell
         # numbers (rapidrelease.reads.hit_cells, 4-8 bytes a cell hit); the quarter of the index per
-        # process stays as their room. Unmeasured for
-        # Kraken 2 databases of tens of GB: a site sizes those with --set-resources.
+        # process stays as their room. Unmeasured for Kraken 2 databases of tens of GB: a site sizes
+        # those with --set-resources.
         mem_mb=lambda wc, threads: int(
             500
             + (1.25 + 0.25 * threads) * RUN.reference.index_megabytes()
