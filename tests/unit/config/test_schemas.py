@@ -123,3 +123,28 @@ def test_safe_id_pattern_stays_exact_inside_a_path_regex() -> None:
     }
     assert path.fullmatch("results/DEMO-001/units/../metrics.json") is None
     assert path.fullmatch("results/a..b/units/PHENO/metrics.json") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("- type: object\n", "not a valid JSON schema (it is not a mapping of keywords)."),
+        ("type: [object\n", "not a valid JSON schema ("),
+        (None, "schema not found; rapidrelease reads its schemas from the project's workflow/schemas/."),
+    ],
+)
+def test_a_schema_that_is_no_schema_is_one_sentence_naming_the_file(tmp_path, monkeypatch, text, problem):
+    # the jobs no longer check a schema against the metaschema; what they can still meet is a file
+    # that is not YAML, not a mapping, or not there
+    from rapidrelease.config import schemas
+    from rapidrelease.errors import ConfigError
+
+    monkeypatch.setattr(schemas, "SCHEMA_DIR", tmp_path)
+    name = f"broken-{len(problem)}-{text is None}.schema.yaml"  # load_schema caches by name
+    if text is not None:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_schema(name)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / name}: {problem}")
+    assert "\n" not in message and "Traceback" not in message
